@@ -1,0 +1,39 @@
+//! Shared vocabulary of the upload SDK.
+//!
+//! Every other crate of the SDK speaks these types:
+//!
+//! - [`ObjectKey`]: a validated S3 object key, and [`upload_key`] which picks
+//!   one server-side (`uploads/{owner}/{uuid}.{ext}`).
+//! - [`UploadPolicy`]: allowed content types, maximum size and presigned URL
+//!   expiry.
+//! - [`sniff()`]: the real content type from magic bytes; declared
+//!   `Content-Type` headers and file extensions are never trusted.
+//! - [`event`]: the S3 event notification model (`s3:ObjectCreated:*`,
+//!   `s3:TestEvent`) with URL-decoded keys.
+//! - [`Storage`] with [`MemoryStorage`], and [`MultipartStore`]: the object
+//!   store seen by presigning, scanning and the pipeline.
+//! - [`Error`]: the one error type of this crate.
+//!
+//! With the `testkit` feature, [`testkit`] holds the conformance suites that
+//! every implementation of [`Storage`] and [`MultipartStore`] must pass.
+
+pub mod error;
+pub mod event;
+pub mod key;
+pub mod multipart;
+pub mod policy;
+pub mod sniff;
+pub mod storage;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use bytes::Bytes;
+pub use error::{Error, Result};
+pub use event::{EventMessage, EventSink, S3EventRecord, parse_event_message};
+pub use key::{ObjectKey, upload_key};
+pub use multipart::{CompletedPart, MultipartStore, UploadedPart};
+pub use policy::UploadPolicy;
+pub use sniff::{SNIFF_LEN, Sniffed, extension_for, sniff};
+pub use storage::{
+    ByteStream, GetResult, MemoryStorage, ObjectMeta, PutOptions, Storage, Tags,
+};

@@ -1,0 +1,101 @@
+//! The multipart upload side of a store (S3 CreateMultipartUpload,
+//! UploadPart, ListParts, CompleteMultipartUpload, AbortMultipartUpload).
+//!
+//! The trait lives here, beside [`crate::Storage`], so that the local upload
+//! endpoint of `upload-presign` can route presigned part uploads into any
+//! implementation; the in-memory implementation and the part planner live in
+//! `upload-multipart`.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::key::ObjectKey;
+use crate::storage::{ObjectMeta, PutOptions};
+
+/// Smallest part number (S3).
+pub const MIN_PART_NUMBER: u32 = 1;
+/// Largest part number, and so the most parts of one upload (S3).
+pub const MAX_PART_NUMBER: u32 = 10_000;
+
+/// A part the store holds (an entry of S3 ListParts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadedPart {
+    /// Part number, 1..=10000.
+    pub part_number: u32,
+    /// ETag without quotes (hex MD5 of the part's bytes).
+    pub etag: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A part named in CompleteMultipartUpload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletedPart {
+    /// Part number, 1..=10000.
+    pub part_number: u32,
+    /// The ETag the store returned for the part (quotes are ignored).
+    pub etag: String,
+}
+
+/// The multipart side of one bucket.
+///
+/// Every implementation passes `testkit::multipart::run_all`.
+#[async_trait]
+pub trait MultipartStore: Send + Sync + std::fmt::Debug {
+    /// The bucket name.
+    fn bucket(&self) -> &str;
+
+    /// Starts an upload for `key` and returns its upload ID. `opts` are
+    /// applied to the completed object.
+    ///
+    /// # Errors
+    /// [`crate::Error::Unavailable`].
+    async fn create_multipart_upload(&self, key: &ObjectKey, opts: PutOptions) -> Result<String>;
+
+    /// Stores one part, replacing an earlier part with the same number, and
+    /// returns it with its ETag.
+    ///
+    /// # Errors
+    /// [`crate::Error::NoSuchUpload`] for an unknown, completed or aborted
+    /// upload or a key that does not match it;
+    /// [`crate::Error::InvalidPartNumber`] outside 1..=10000;
+    /// [`crate::Error::Unavailable`].
+    async fn upload_part(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        part_number: u32,
+        body: Bytes,
+    ) -> Result<UploadedPart>;
+
+    /// The parts stored so far, by ascending part number. A resumed upload
+    /// starts here.
+    ///
+    /// # Errors
+    /// [`crate::Error::NoSuchUpload`]; [`crate::Error::Unavailable`].
+    async fn list_parts(&self, key: &ObjectKey, upload_id: &str) -> Result<Vec<UploadedPart>>;
+
+    /// Assembles the listed parts into the object and ends the upload.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidPartOrder`] if `parts` is empty or not strictly
+    /// ascending; [`crate::Error::InvalidPart`] if a part is missing or its
+    /// ETag differs; [`crate::Error::EntityTooSmall`] if a part other than
+    /// the last is under 5 MiB; [`crate::Error::NoSuchUpload`];
+    /// [`crate::Error::AlreadyExists`] for a create-only upload whose key
+    /// was taken meanwhile; [`crate::Error::Unavailable`].
+    async fn complete_multipart_upload(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<ObjectMeta>;
+
+    /// Ends an upload and frees its parts.
+    ///
+    /// # Errors
+    /// [`crate::Error::NoSuchUpload`]; [`crate::Error::Unavailable`].
+    async fn abort_multipart_upload(&self, key: &ObjectKey, upload_id: &str) -> Result<()>;
+}

@@ -1,0 +1,89 @@
+//! The real content type of an object, from its magic bytes.
+//!
+//! The declared `Content-Type` and the file extension are never trusted: a
+//! client controls both. [`sniff`] looks only at the bytes, using the
+//! [`infer`] crate's signature table.
+
+/// How many leading bytes [`sniff`] needs to see: 8 KiB, enough for every
+/// signature `infer` knows (ZIP-based formats look furthest in).
+pub const SNIFF_LEN: usize = 8192;
+
+/// A content type recognised from magic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sniffed {
+    /// MIME type, e.g. `image/jpeg`.
+    pub mime: &'static str,
+    /// The usual extension without the dot, e.g. `jpg`.
+    pub extension: &'static str,
+}
+
+/// Recognises the content type of `head`, the first bytes of an object
+/// (pass at least [`SNIFF_LEN`] bytes when the object has them).
+///
+/// Returns `None` when no known signature matches (plain text, random
+/// bytes, an empty object).
+pub fn sniff(head: &[u8]) -> Option<Sniffed> {
+    infer::get(head).map(|t| Sniffed {
+        mime: t.mime_type(),
+        extension: t.extension(),
+    })
+}
+
+/// The extension to give a key for an allowed content type
+/// (`image/jpeg` → `jpg`), or `None` for a type this table does not know.
+///
+/// Used when the server picks a key from the declared type; the client's
+/// file name is never used.
+pub fn extension_for(content_type: &str) -> Option<&'static str> {
+    Some(match crate::policy::essence(content_type).as_str() {
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        "image/webp" => "webp",
+        "image/gif" => "gif",
+        "image/avif" => "avif",
+        "image/heic" => "heic",
+        "image/heif" => "heif",
+        "image/jxl" => "jxl",
+        "image/tiff" => "tif",
+        "image/bmp" => "bmp",
+        "application/pdf" => "pdf",
+        "application/zip" => "zip",
+        "video/mp4" => "mp4",
+        "video/webm" => "webm",
+        "video/quicktime" => "mov",
+        "audio/mpeg" => "mp3",
+        "text/plain" => "txt",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_magic_bytes_not_names() {
+        let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F'];
+        assert_eq!(
+            sniff(&jpeg),
+            Some(Sniffed {
+                mime: "image/jpeg",
+                extension: "jpg"
+            })
+        );
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        assert_eq!(sniff(png).unwrap().mime, "image/png");
+        assert_eq!(sniff(b"%PDF-1.7\n").unwrap().mime, "application/pdf");
+        assert_eq!(sniff(b"GIF89a\x01\x00").unwrap().mime, "image/gif");
+        assert_eq!(sniff(b"RIFF\x24\0\0\0WEBPVP8 ").unwrap().mime, "image/webp");
+        assert_eq!(sniff(b"just some text that says it is a jpg"), None);
+        assert_eq!(sniff(b""), None);
+    }
+
+    #[test]
+    fn extension_table() {
+        assert_eq!(extension_for("image/jpeg"), Some("jpg"));
+        assert_eq!(extension_for("IMAGE/PNG; x=y"), Some("png"));
+        assert_eq!(extension_for("application/x-msdownload"), None);
+    }
+}

@@ -1,0 +1,153 @@
+//! The [`MultipartStore`] conformance suite. It needs the [`Storage`] view
+//! of the same bucket to read completed objects.
+
+use bytes::Bytes;
+
+use super::key;
+use crate::error::Error;
+use crate::multipart::{CompletedPart, MultipartStore};
+use crate::storage::{PutOptions, Storage, etag_of, multipart_etag};
+
+/// 5 MiB, the S3 minimum for every part but the last.
+const MIB5: usize = 5 * 1024 * 1024;
+
+/// Runs every check below under `prefix`.
+pub async fn run_all(m: &dyn MultipartStore, s: &dyn Storage, prefix: &str) {
+    upload_list_complete(m, s, prefix).await;
+    refuses_bad_completions(m, prefix).await;
+    abort_frees_upload(m, s, prefix).await;
+}
+
+fn part(seed: u8, len: usize) -> Bytes {
+    (0..len).map(|i| seed.wrapping_add((i % 239) as u8)).collect::<Vec<_>>().into()
+}
+
+/// Parts uploaded out of order, one replaced, listed in order and completed
+/// into the exact bytes, with the S3 multipart ETag.
+pub async fn upload_list_complete(m: &dyn MultipartStore, s: &dyn Storage, prefix: &str) {
+    let k = key(prefix, "mpu/object.bin");
+    let id = m
+        .create_multipart_upload(&k, PutOptions::default().with_content_type("image/jpeg"))
+        .await
+        .expect("create");
+    let (p1, p2, p3) = (part(1, MIB5), part(2, MIB5), part(3, 1234));
+    let u3 = m.upload_part(&k, &id, 3, p3.clone()).await.expect("part 3");
+    assert_eq!(u3.etag, etag_of(&p3), "part ETag is the part's MD5");
+    assert_eq!(u3.size, 1234);
+    m.upload_part(&k, &id, 1, part(9, 10)).await.expect("part 1, first try");
+    let u1 = m.upload_part(&k, &id, 1, p1.clone()).await.expect("part 1 again");
+    let u2 = m.upload_part(&k, &id, 2, p2.clone()).await.expect("part 2");
+    let listed = m.list_parts(&k, &id).await.expect("list");
+    assert_eq!(
+        listed.iter().map(|p| (p.part_number, p.size)).collect::<Vec<_>>(),
+        [(1, MIB5 as u64), (2, MIB5 as u64), (3, 1234)],
+        "parts listed in order, the replaced one with its new size"
+    );
+    let done: Vec<CompletedPart> = [&u1, &u2, &u3]
+        .iter()
+        .map(|u| CompletedPart {
+            part_number: u.part_number,
+            etag: format!("\"{}\"", u.etag),
+        })
+        .collect();
+    let meta = m.complete_multipart_upload(&k, &id, &done).await.expect("complete");
+    let expect_etag =
+        multipart_etag([u1.etag.as_str(), u2.etag.as_str(), u3.etag.as_str()]).expect("etag");
+    assert_eq!(meta.etag, expect_etag, "multipart ETag");
+    assert_eq!(meta.size, (2 * MIB5 + 1234) as u64);
+    let got = s.get(&k).await.expect("get completed");
+    assert_eq!(got.body.len(), 2 * MIB5 + 1234);
+    assert_eq!(&got.body[..MIB5], p1.as_ref(), "part 1 bytes");
+    assert_eq!(&got.body[MIB5..2 * MIB5], p2.as_ref(), "part 2 bytes");
+    assert_eq!(&got.body[2 * MIB5..], p3.as_ref(), "part 3 bytes");
+    assert_eq!(got.meta.content_type.as_deref(), Some("image/jpeg"));
+    assert!(
+        matches!(m.list_parts(&k, &id).await, Err(Error::NoSuchUpload { .. })),
+        "a completed upload is gone"
+    );
+    s.delete(&k).await.expect("cleanup");
+}
+
+/// Bad completions are refused with S3's errors, and the upload survives
+/// them.
+pub async fn refuses_bad_completions(m: &dyn MultipartStore, prefix: &str) {
+    let k = key(prefix, "mpu/bad.bin");
+    let id = m.create_multipart_upload(&k, PutOptions::default()).await.expect("create");
+    let small = m.upload_part(&k, &id, 1, part(1, 100)).await.expect("p1");
+    let last = m.upload_part(&k, &id, 2, part(2, 100)).await.expect("p2");
+    let cp = |n: u32, e: &str| CompletedPart {
+        part_number: n,
+        etag: e.to_owned(),
+    };
+    let err = m
+        .complete_multipart_upload(&k, &id, &[cp(1, &small.etag), cp(2, &last.etag)])
+        .await
+        .expect_err("first part under 5 MiB");
+    assert!(matches!(err, Error::EntityTooSmall { part_number: 1, .. }), "{err:?}");
+    let err = m
+        .complete_multipart_upload(&k, &id, &[cp(2, &last.etag), cp(1, &small.etag)])
+        .await
+        .expect_err("descending");
+    assert!(matches!(err, Error::InvalidPartOrder), "{err:?}");
+    let err = m.complete_multipart_upload(&k, &id, &[]).await.expect_err("empty");
+    assert!(matches!(err, Error::InvalidPartOrder), "{err:?}");
+    let err = m
+        .complete_multipart_upload(&k, &id, &[cp(1, "00000000000000000000000000000000")])
+        .await
+        .expect_err("wrong ETag");
+    assert!(matches!(err, Error::InvalidPart { part_number: 1, .. }), "{err:?}");
+    let err = m
+        .complete_multipart_upload(&k, &id, &[cp(7, &small.etag)])
+        .await
+        .expect_err("never uploaded");
+    assert!(matches!(err, Error::InvalidPart { part_number: 7, .. }), "{err:?}");
+    for bad in [0, 10_001] {
+        let err = m
+            .upload_part(&k, &id, bad, part(0, 1))
+            .await
+            .expect_err("bad part number");
+        assert!(matches!(err, Error::InvalidPartNumber { .. }), "{err:?}");
+    }
+    let other = key(prefix, "mpu/other.bin");
+    assert!(matches!(
+        m.upload_part(&other, &id, 1, part(0, 1)).await,
+        Err(Error::NoSuchUpload { .. })
+    ), "upload ID used with another key");
+    assert!(matches!(
+        m.upload_part(&k, "no-such-upload", 1, part(0, 1)).await,
+        Err(Error::NoSuchUpload { .. })
+    ));
+    // A single small part is a valid (last) part.
+    let meta = m
+        .complete_multipart_upload(&k, &id, &[cp(1, &small.etag)])
+        .await
+        .expect("one small part completes");
+    assert_eq!(meta.size, 100);
+}
+
+/// Abort ends the upload: its parts cannot be listed or completed, and no
+/// object appears.
+pub async fn abort_frees_upload(m: &dyn MultipartStore, s: &dyn Storage, prefix: &str) {
+    let k = key(prefix, "mpu/aborted.bin");
+    let id = m.create_multipart_upload(&k, PutOptions::default()).await.expect("create");
+    let p = m.upload_part(&k, &id, 1, part(5, 10)).await.expect("part");
+    m.abort_multipart_upload(&k, &id).await.expect("abort");
+    assert!(matches!(m.list_parts(&k, &id).await, Err(Error::NoSuchUpload { .. })));
+    let err = m
+        .complete_multipart_upload(
+            &k,
+            &id,
+            &[CompletedPart {
+                part_number: 1,
+                etag: p.etag,
+            }],
+        )
+        .await
+        .expect_err("complete after abort");
+    assert!(matches!(err, Error::NoSuchUpload { .. }), "{err:?}");
+    assert!(matches!(s.head(&k).await, Err(Error::NotFound { .. })), "no object");
+    assert!(matches!(
+        m.abort_multipart_upload(&k, &id).await,
+        Err(Error::NoSuchUpload { .. })
+    ));
+}

@@ -1,0 +1,196 @@
+//! The [`Storage`] conformance suite.
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+
+use super::key;
+use crate::error::Error;
+use crate::storage::{PutOptions, Storage, Tags, etag_of};
+
+/// Runs every check below under `prefix`.
+pub async fn run_all(s: &dyn Storage, prefix: &str) {
+    put_get_head_delete(s, prefix).await;
+    create_only(s, prefix).await;
+    ranges(s, prefix).await;
+    stream(s, prefix).await;
+    copy_keeps_metadata(s, prefix).await;
+    tags(s, prefix).await;
+    list_by_prefix(s, prefix).await;
+    missing_objects(s, prefix).await;
+}
+
+/// Bytes, content type, cache control, size and ETag survive a round trip;
+/// a delete removes the object and deleting again succeeds.
+pub async fn put_get_head_delete(s: &dyn Storage, prefix: &str) {
+    let k = key(prefix, "basic/photo one.jpg");
+    let body = Bytes::from_static(b"\xFF\xD8\xFF\xE0 not really a jpeg");
+    let opts = PutOptions::default()
+        .with_content_type("image/jpeg")
+        .with_cache_control("public, max-age=60");
+    let put = s.put(&k, body.clone(), opts).await.expect("put");
+    assert_eq!(put.size, body.len() as u64, "put size");
+    assert_eq!(put.etag, etag_of(&body), "put ETag is the MD5");
+    let got = s.get(&k).await.expect("get");
+    assert_eq!(got.body, body, "get bytes");
+    assert_eq!(got.meta.content_type.as_deref(), Some("image/jpeg"));
+    assert_eq!(got.meta.cache_control.as_deref(), Some("public, max-age=60"));
+    let head = s.head(&k).await.expect("head");
+    assert_eq!(head.size, body.len() as u64);
+    assert_eq!(head.etag, put.etag, "head ETag");
+    assert_eq!(head.key, k);
+    // Overwrite without create-only replaces.
+    let put2 = s
+        .put(&k, Bytes::from_static(b"v2"), PutOptions::default())
+        .await
+        .expect("overwrite");
+    assert_eq!(s.get(&k).await.expect("get v2").body.as_ref(), b"v2");
+    assert_eq!(put2.size, 2);
+    s.delete(&k).await.expect("delete");
+    assert!(
+        matches!(s.head(&k).await, Err(Error::NotFound { .. })),
+        "deleted object is gone"
+    );
+    s.delete(&k).await.expect("deleting a missing key succeeds");
+    // Empty objects are objects.
+    let e = key(prefix, "basic/empty");
+    let m = s.put(&e, Bytes::new(), PutOptions::default()).await.expect("put empty");
+    assert_eq!(m.size, 0);
+    assert_eq!(m.etag, "d41d8cd98f00b204e9800998ecf8427e");
+    assert!(s.get(&e).await.expect("get empty").body.is_empty());
+    s.delete(&e).await.expect("delete empty");
+}
+
+/// A create-only write over an existing key fails and leaves the original.
+pub async fn create_only(s: &dyn Storage, prefix: &str) {
+    let k = key(prefix, "create-only/original");
+    let first = PutOptions::default().with_create_only(true);
+    s.put(&k, Bytes::from_static(b"original"), first.clone())
+        .await
+        .expect("first create-only put");
+    let err = s
+        .put(&k, Bytes::from_static(b"intruder"), first)
+        .await
+        .expect_err("second create-only put must fail");
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
+    assert_eq!(
+        s.get(&k).await.expect("get").body.as_ref(),
+        b"original",
+        "original untouched"
+    );
+    s.delete(&k).await.expect("cleanup");
+}
+
+/// Ranged reads: exact, clamped past the end, refused when empty or past
+/// the end.
+pub async fn ranges(s: &dyn Storage, prefix: &str) {
+    let k = key(prefix, "ranges/digits");
+    s.put(&k, Bytes::from_static(b"0123456789"), PutOptions::default())
+        .await
+        .expect("put");
+    assert_eq!(s.get_range(&k, 0..4).await.expect("0..4").as_ref(), b"0123");
+    assert_eq!(s.get_range(&k, 7..10).await.expect("7..10").as_ref(), b"789");
+    assert_eq!(
+        s.get_range(&k, 8..100).await.expect("clamped").as_ref(),
+        b"89",
+        "end past the object is clamped"
+    );
+    for bad in [10..12, 50..60, 3..3] {
+        let err = s.get_range(&k, bad.clone()).await.expect_err("bad range");
+        assert!(matches!(err, Error::InvalidRange { .. }), "{bad:?}: {err:?}");
+    }
+    s.delete(&k).await.expect("cleanup");
+}
+
+/// A streamed read yields the same bytes as a whole read, in several
+/// chunks for a large object.
+pub async fn stream(s: &dyn Storage, prefix: &str) {
+    let k = key(prefix, "stream/big");
+    let body: Bytes = (0..300_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>().into();
+    s.put(&k, body.clone(), PutOptions::default()).await.expect("put");
+    let (meta, st) = s.get_stream(&k).await.expect("get_stream");
+    assert_eq!(meta.size, 300_000);
+    let chunks: Vec<Bytes> = st.try_collect().await.expect("stream");
+    assert!(chunks.len() > 1, "a 300 kB object streams in chunks");
+    assert_eq!(chunks.concat(), body.as_ref(), "streamed bytes");
+    s.delete(&k).await.expect("cleanup");
+}
+
+/// Copy keeps bytes, content type, cache control and tags; the source
+/// stays.
+pub async fn copy_keeps_metadata(s: &dyn Storage, prefix: &str) {
+    let a = key(prefix, "copy/a");
+    let b = key(prefix, "copy/b");
+    let tags = Tags::from_pairs([("scan-status", "CLEAN")]).expect("tags");
+    let opts = PutOptions::default()
+        .with_content_type("image/png")
+        .with_cache_control("no-store")
+        .with_tags(tags.clone());
+    s.put(&a, Bytes::from_static(b"pixels"), opts).await.expect("put");
+    let m = s.copy(&a, &b).await.expect("copy");
+    assert_eq!(m.size, 6);
+    let got = s.get(&b).await.expect("get copy");
+    assert_eq!(got.body.as_ref(), b"pixels");
+    assert_eq!(got.meta.content_type.as_deref(), Some("image/png"));
+    assert_eq!(got.meta.cache_control.as_deref(), Some("no-store"));
+    assert_eq!(s.get_tags(&b).await.expect("copy tags"), tags);
+    assert!(s.head(&a).await.is_ok(), "source stays");
+    let missing = key(prefix, "copy/missing");
+    assert!(matches!(
+        s.copy(&missing, &b).await,
+        Err(Error::NotFound { .. })
+    ));
+    s.delete(&a).await.expect("cleanup");
+    s.delete(&b).await.expect("cleanup");
+}
+
+/// Tags replace as a set and read back.
+pub async fn tags(s: &dyn Storage, prefix: &str) {
+    let k = key(prefix, "tags/x");
+    s.put(&k, Bytes::from_static(b"x"), PutOptions::default()).await.expect("put");
+    assert!(s.get_tags(&k).await.expect("no tags").is_empty());
+    let t1 = Tags::from_pairs([("a", "1"), ("b", "2")]).expect("t1");
+    s.put_tags(&k, &t1).await.expect("put t1");
+    assert_eq!(s.get_tags(&k).await.expect("get t1"), t1);
+    let t2 = Tags::from_pairs([("c", "3")]).expect("t2");
+    s.put_tags(&k, &t2).await.expect("put t2");
+    assert_eq!(s.get_tags(&k).await.expect("get t2"), t2, "tags replace as a set");
+    s.delete(&k).await.expect("cleanup");
+    assert!(matches!(
+        s.put_tags(&k, &t1).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+/// Listing returns exactly the keys under a prefix, in key order.
+pub async fn list_by_prefix(s: &dyn Storage, prefix: &str) {
+    let names = ["list/b", "list/a", "list/c/d", "listx"];
+    for n in names {
+        s.put(&key(prefix, n), Bytes::from_static(b"."), PutOptions::default())
+            .await
+            .expect("put");
+    }
+    let listed: Vec<String> = s
+        .list(&format!("{prefix}/list/"))
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|m| m.key.into_string())
+        .collect();
+    assert_eq!(
+        listed,
+        ["list/a", "list/b", "list/c/d"].map(|n| format!("{prefix}/{n}"))
+    );
+    for n in names {
+        s.delete(&key(prefix, n)).await.expect("cleanup");
+    }
+}
+
+/// Reads of a missing key fail with `NotFound`.
+pub async fn missing_objects(s: &dyn Storage, prefix: &str) {
+    let k = key(prefix, "missing/none");
+    assert!(matches!(s.get(&k).await, Err(Error::NotFound { .. })));
+    assert!(matches!(s.head(&k).await, Err(Error::NotFound { .. })));
+    assert!(matches!(s.get_range(&k, 0..1).await, Err(Error::NotFound { .. })));
+    assert!(matches!(s.get_stream(&k).await, Err(Error::NotFound { .. })));
+    assert!(matches!(s.get_tags(&k).await, Err(Error::NotFound { .. })));
+}

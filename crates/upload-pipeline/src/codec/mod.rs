@@ -1,0 +1,1 @@
+//! PLACEHOLDER: to be written (see the helper's task).
