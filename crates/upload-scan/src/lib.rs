@@ -1,1 +1,25 @@
-//! placeholder
+//! Virus scanning of uploads.
+//!
+//! - [`Scanner`]: scans a byte stream and returns a [`Verdict`].
+//! - [`MemoryScanner`]: an in-process signature scanner (detects the EICAR
+//!   test file out of the box), with the same size limit and failure modes as
+//!   clamd.
+//! - [`Quarantine`]: moves an infected or unscannable object out of the
+//!   uploads location, in an order that never loses it; [`clean_tags`] marks a
+//!   clean one.
+//!
+//! The policy is fail-closed: only [`Verdict::Clean`] lets an upload
+//! proceed, and a scanner that is down is an [`Error::ScannerUnavailable`]
+//! (retry later), never a verdict.
+
+pub mod error;
+pub mod memory;
+pub mod quarantine;
+pub mod verdict;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use error::{Error, Result};
+pub use memory::{EICAR_SIGNATURE, MemoryScanner, eicar};
+pub use quarantine::{Quarantine, QuarantinedObject, clean_tags};
+pub use verdict::{Scanner, UnscannableReason, Verdict};

@@ -1,0 +1,7 @@
+//! MemoryScanner against the Scanner conformance suite.
+#![cfg(feature = "testkit")]
+
+#[tokio::test]
+async fn memory_scanner_passes_the_scanner_suite() {
+    upload_scan::testkit::run_all(&upload_scan::MemoryScanner::new()).await;
+}
