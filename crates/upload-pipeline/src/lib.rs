@@ -7,6 +7,8 @@
 
 pub mod codec;
 pub mod error;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use codec::{
     DecodeLimits, DecodedImage, EncodedVariant, ImageCodec, OutputFormat, StandardCodec,

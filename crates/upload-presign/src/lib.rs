@@ -1,1 +1,31 @@
-//! placeholder
+//! Presigned S3 URLs and a local endpoint that accepts them.
+//!
+//! - [`Presigner`]: AWS Signature Version 4 query signing (sans-IO: a pure
+//!   function of credentials, time, method, bucket, key, signed headers and
+//!   query), for PUT, GET and UploadPart. The same URLs work against S3 and
+//!   any S3-compatible server. No checksum parameter is ever added (see
+//!   aws-sdk-rust issue 1240).
+//! - [`presign_upload`]: the policy-first entry point a backend calls: it
+//!   checks the [`UploadPolicy`](upload_core::UploadPolicy), then signs a PUT
+//!   with `Content-Type` and `Content-Length` pinned.
+//! - [`Verifier`]: checks a presigned request the way S3 does (expiry,
+//!   signature over the canonical request, signed headers).
+//! - [`LocalEndpoint`]: an HTTP server on 127.0.0.1 that verifies presigned
+//!   URLs and writes into any [`Storage`](upload_core::Storage) and
+//!   [`MultipartStore`](upload_core::MultipartStore), answering refusals
+//!   with S3-style XML errors, so in-memory backends accept direct uploads.
+
+pub mod credentials;
+pub mod endpoint;
+pub mod error;
+pub mod sigv4;
+pub mod verify;
+
+pub use credentials::Credentials;
+
+pub use error::{Error, Result};
+pub use sigv4::{
+    AddressingStyle, Method, PresignRequest, PresignedRequest, Presigner, presign_upload,
+};
+pub use url::Url;
+pub use verify::{IncomingRequest, VerifiedRequest, Verifier};

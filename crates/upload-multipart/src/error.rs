@@ -1,0 +1,32 @@
+//! The error type of `upload-multipart`.
+
+/// Result alias with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong when planning or running a multipart upload.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The object is larger than S3 allows (5 TiB).
+    #[error("{size} bytes is larger than the S3 maximum object size of {max} bytes")]
+    ObjectTooLarge {
+        /// The object size in bytes.
+        size: u64,
+        /// The maximum, 5 TiB.
+        max: u64,
+    },
+    /// Part numbers outside 1..=10000 were asked for.
+    #[error("part numbers {first}..={last} are not within 1..=10000")]
+    PartNumbersOutOfRange {
+        /// First part number asked for.
+        first: u32,
+        /// Last part number asked for.
+        last: u32,
+    },
+    /// A store error (no such upload, invalid part, entity too small, ...).
+    #[error(transparent)]
+    Store(#[from] upload_core::Error),
+    /// Presigning a part URL failed.
+    #[error(transparent)]
+    Presign(#[from] upload_presign::Error),
+}

@@ -1,0 +1,184 @@
+//! The in-memory multipart store.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use upload_core::multipart::{MAX_PART_NUMBER, MIN_PART_NUMBER};
+use upload_core::storage::{etag_of, multipart_etag};
+use upload_core::{
+    CompletedPart, Error, MemoryStorage, MultipartStore, ObjectKey, ObjectMeta, PutOptions,
+    Result, Storage, UploadedPart,
+};
+
+use crate::plan::MIN_PART_SIZE;
+
+#[derive(Debug)]
+struct Upload {
+    key: ObjectKey,
+    opts: PutOptions,
+    parts: BTreeMap<u32, (Bytes, String)>,
+}
+
+/// Multipart uploads into a [`MemoryStorage`] bucket, with S3's rules:
+/// part numbers 1..=10000, a re-uploaded part replaces the earlier one,
+/// completion checks order, ETags and the 5 MiB minimum of every part but the
+/// last, the completed object gets the multipart ETag and an
+/// `ObjectCreated:CompleteMultipartUpload` event, and a completed or aborted
+/// upload ID is gone (`NoSuchUpload`).
+#[derive(Debug)]
+pub struct MemoryMultipartStore {
+    storage: Arc<MemoryStorage>,
+    uploads: Mutex<HashMap<String, Upload>>,
+}
+
+impl MemoryMultipartStore {
+    /// Multipart uploads that complete into `storage`.
+    pub fn new(storage: Arc<MemoryStorage>) -> Self {
+        Self {
+            storage,
+            uploads: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Number of uploads in progress.
+    pub fn uploads_in_progress(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Upload>> {
+        self.uploads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn no_such_upload(key: &ObjectKey, upload_id: &str) -> Error {
+        Error::NoSuchUpload {
+            key: key.to_string(),
+            upload_id: upload_id.chars().take(200).collect(),
+        }
+    }
+}
+
+#[async_trait]
+impl MultipartStore for MemoryMultipartStore {
+    fn bucket(&self) -> &str {
+        self.storage.bucket()
+    }
+
+    async fn create_multipart_upload(&self, key: &ObjectKey, opts: PutOptions) -> Result<String> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.lock().insert(
+            id.clone(),
+            Upload {
+                key: key.clone(),
+                opts,
+                parts: BTreeMap::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    async fn upload_part(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        part_number: u32,
+        body: Bytes,
+    ) -> Result<UploadedPart> {
+        if !(MIN_PART_NUMBER..=MAX_PART_NUMBER).contains(&part_number) {
+            return Err(Error::InvalidPartNumber { part_number });
+        }
+        let etag = etag_of(&body);
+        let size = body.len() as u64;
+        let mut uploads = self.lock();
+        let up = uploads
+            .get_mut(upload_id)
+            .filter(|u| u.key == *key)
+            .ok_or_else(|| Self::no_such_upload(key, upload_id))?;
+        up.parts.insert(part_number, (body, etag.clone()));
+        Ok(UploadedPart {
+            part_number,
+            etag,
+            size,
+        })
+    }
+
+    async fn list_parts(&self, key: &ObjectKey, upload_id: &str) -> Result<Vec<UploadedPart>> {
+        let uploads = self.lock();
+        let up = uploads
+            .get(upload_id)
+            .filter(|u| u.key == *key)
+            .ok_or_else(|| Self::no_such_upload(key, upload_id))?;
+        Ok(up
+            .parts
+            .iter()
+            .map(|(n, (b, e))| UploadedPart {
+                part_number: *n,
+                etag: e.clone(),
+                size: b.len() as u64,
+            })
+            .collect())
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<ObjectMeta> {
+        // Validate and assemble under the lock, but keep the upload until the
+        // object is stored, so a failed completion can be retried.
+        let (body, etag, opts) = {
+            let uploads = self.lock();
+            let up = uploads
+                .get(upload_id)
+                .filter(|u| u.key == *key)
+                .ok_or_else(|| Self::no_such_upload(key, upload_id))?;
+            if parts.is_empty() || parts.windows(2).any(|w| w[0].part_number >= w[1].part_number) {
+                return Err(Error::InvalidPartOrder);
+            }
+            let mut chosen = Vec::with_capacity(parts.len());
+            for p in parts {
+                let stored = up
+                    .parts
+                    .get(&p.part_number)
+                    .filter(|(_, e)| e == p.etag.trim_matches('"'))
+                    .ok_or_else(|| Error::InvalidPart {
+                        part_number: p.part_number,
+                        etag: p.etag.clone(),
+                    })?;
+                chosen.push((p.part_number, stored));
+            }
+            let last = chosen.len() - 1;
+            for (i, (n, (b, _))) in chosen.iter().enumerate() {
+                if i < last && (b.len() as u64) < MIN_PART_SIZE {
+                    return Err(Error::EntityTooSmall {
+                        part_number: *n,
+                        size: b.len() as u64,
+                        min: MIN_PART_SIZE,
+                    });
+                }
+            }
+            let etag = multipart_etag(chosen.iter().map(|(_, (_, e))| e.as_str()))?;
+            let mut body = BytesMut::with_capacity(chosen.iter().map(|(_, (b, _))| b.len()).sum());
+            for (_, (b, _)) in &chosen {
+                body.extend_from_slice(b);
+            }
+            (body.freeze(), etag, up.opts.clone())
+        };
+        let meta = self.storage.put_multipart_object(key, body, opts, etag).await?;
+        self.lock().remove(upload_id);
+        Ok(meta)
+    }
+
+    async fn abort_multipart_upload(&self, key: &ObjectKey, upload_id: &str) -> Result<()> {
+        let mut uploads = self.lock();
+        match uploads.get(upload_id) {
+            Some(u) if u.key == *key => {
+                uploads.remove(upload_id);
+                Ok(())
+            }
+            _ => Err(Self::no_such_upload(key, upload_id)),
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Splitting an object into parts under S3's limits.
+
+use crate::error::{Error, Result};
+
+const MIB: u64 = 1024 * 1024;
+/// Smallest part except the last: 5 MiB (S3).
+pub const MIN_PART_SIZE: u64 = 5 * MIB;
+/// Largest part: 5 GiB (S3).
+pub const MAX_PART_SIZE: u64 = 5 * 1024 * MIB;
+/// Most parts in one upload: 10,000 (S3).
+pub const MAX_PARTS: u64 = 10_000;
+/// Largest object: 5 TiB (S3).
+pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * MIB;
+/// Default preferred part size: 8 MiB (what the AWS CLI uses).
+pub const DEFAULT_PART_SIZE: u64 = 8 * MIB;
+
+/// How an object of a given size is cut into parts: every part but the last
+/// has the same size, a whole number of MiB within 5 MiB..=5 GiB, and there
+/// are at most 10,000 parts. The last part holds the rest (1 byte up to the
+/// part size; 0 bytes only for an empty object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartPlan {
+    object_size: u64,
+    part_size: u64,
+    part_count: u32,
+}
+
+/// One part of a [`PartPlan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlannedPart {
+    /// Part number, 1..=10000.
+    pub number: u32,
+    /// Byte offset of the part in the object.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+impl PartPlan {
+    /// Plans an object of `object_size` bytes, with parts as close to
+    /// `preferred_part_size` as the limits allow: the preference is rounded
+    /// up to a whole MiB and clamped to 5 MiB..=5 GiB, then raised if the
+    /// object would need more than 10,000 parts.
+    ///
+    /// # Errors
+    /// [`Error::ObjectTooLarge`] above 5 TiB.
+    pub fn new(object_size: u64, preferred_part_size: u64) -> Result<Self> {
+        if object_size > MAX_OBJECT_SIZE {
+            return Err(Error::ObjectTooLarge {
+                size: object_size,
+                max: MAX_OBJECT_SIZE,
+            });
+        }
+        let mut part_size = preferred_part_size
+            .div_ceil(MIB)
+            .saturating_mul(MIB)
+            .clamp(MIN_PART_SIZE, MAX_PART_SIZE);
+        if object_size.div_ceil(part_size) > MAX_PARTS {
+            part_size = object_size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
+        }
+        let count = object_size.div_ceil(part_size).max(1);
+        Ok(Self {
+            object_size,
+            part_size,
+            // count <= MAX_PARTS = 10_000: 5 TiB / 10_000 rounded up to a MiB
+            // is 525 MiB, well within MAX_PART_SIZE.
+            part_count: count as u32,
+        })
+    }
+
+    /// The object size in bytes.
+    pub fn object_size(&self) -> u64 {
+        self.object_size
+    }
+
+    /// The size of every part but the last, in bytes.
+    pub fn part_size(&self) -> u64 {
+        self.part_size
+    }
+
+    /// The number of parts, 1..=10000.
+    pub fn part_count(&self) -> u32 {
+        self.part_count
+    }
+
+    /// Part `number` (1-based), or `None` outside 1..=part_count.
+    pub fn part(&self, number: u32) -> Option<PlannedPart> {
+        if number == 0 || number > self.part_count {
+            return None;
+        }
+        let offset = u64::from(number - 1) * self.part_size;
+        let len = self.part_size.min(self.object_size - offset);
+        Some(PlannedPart {
+            number,
+            offset,
+            len,
+        })
+    }
+
+    /// All parts in order.
+    pub fn parts(&self) -> impl Iterator<Item = PlannedPart> + '_ {
+        (1..=self.part_count).filter_map(|n| self.part(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn examples() {
+        let p = PartPlan::new(8_484_634, DEFAULT_PART_SIZE).unwrap();
+        assert_eq!((p.part_size(), p.part_count()), (8 * MIB, 2));
+        assert_eq!(p.part(2).unwrap().len, 8_484_634 - 8 * MIB);
+        let p = PartPlan::new(0, DEFAULT_PART_SIZE).unwrap();
+        assert_eq!(p.part_count(), 1);
+        assert_eq!(p.part(1).unwrap().len, 0);
+        // Preferences are clamped and rounded to whole MiB.
+        assert_eq!(PartPlan::new(100 * MIB, 1).unwrap().part_size(), 5 * MIB);
+        assert_eq!(PartPlan::new(100 * MIB, 6 * MIB + 1).unwrap().part_size(), 7 * MIB);
+        assert_eq!(PartPlan::new(100 * MIB, u64::MAX).unwrap().part_size(), MAX_PART_SIZE);
+        // 5 TiB needs parts of 525 MiB to stay within 10,000 parts.
+        let p = PartPlan::new(MAX_OBJECT_SIZE, DEFAULT_PART_SIZE).unwrap();
+        assert_eq!(p.part_size(), 525 * MIB);
+        assert_eq!(p.part_count(), 9988);
+        assert!(matches!(
+            PartPlan::new(MAX_OBJECT_SIZE + 1, DEFAULT_PART_SIZE),
+            Err(Error::ObjectTooLarge { .. })
+        ));
+        assert_eq!(p.part(0), None);
+        assert_eq!(p.part(9989), None);
+    }
+
+    proptest! {
+        #[test]
+        fn plans_obey_s3_limits(size in 0u64..=MAX_OBJECT_SIZE, pref in 0u64..=8 * 1024 * MIB) {
+            let p = PartPlan::new(size, pref).unwrap();
+            let parts: Vec<_> = p.parts().collect();
+            prop_assert_eq!(parts.len() as u32, p.part_count());
+            prop_assert!(!parts.is_empty() && parts.len() as u64 <= MAX_PARTS);
+            prop_assert_eq!(p.part_size() % MIB, 0);
+            prop_assert!((MIN_PART_SIZE..=MAX_PART_SIZE).contains(&p.part_size()));
+            prop_assert_eq!(parts.iter().map(|x| x.len).sum::<u64>(), size);
+            let mut offset = 0;
+            for (i, part) in parts.iter().enumerate() {
+                prop_assert_eq!(part.number as usize, i + 1);
+                prop_assert_eq!(part.offset, offset);
+                offset += part.len;
+                if i + 1 < parts.len() {
+                    prop_assert_eq!(part.len, p.part_size(), "equal non-final parts");
+                } else {
+                    prop_assert!(part.len <= p.part_size());
+                    prop_assert!(part.len > 0 || size == 0);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! [`StandardCodec`]: `image` for decoding, `fast_image_resize` for
+//! resizing, libwebp (crate `webp`) for lossy WebP.
+
+use std::borrow::Cow;
+use std::io::Cursor;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use bytes::Bytes;
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+use image::codecs::jpeg::JpegEncoder;
+use image::codecs::png::PngEncoder;
+use image::metadata::Orientation;
+use image::{
+    DynamicImage, ExtendedColorType, ImageDecoder, ImageEncoder, ImageError, ImageFormat,
+    ImageReader, RgbImage, RgbaImage,
+};
+
+use super::{
+    DecodeLimits, DecodedImage, EncodedVariant, ImageCodec, OutputFormat, VariantSpec, fit_within,
+    jpeg,
+};
+use crate::error::{Error, Result};
+
+/// Largest width or height libwebp can encode, in pixels.
+const WEBP_MAX_SIDE: u32 = 16_383;
+
+/// The standard [`ImageCodec`].
+///
+/// - **Decodes** JPEG (baseline, progressive, grayscale, CMYK), PNG (any
+///   bit depth, palette, Adam7 interlacing), GIF and WebP (lossy,
+///   lossless, with alpha) with the `image` crate, checking
+///   [`DecodeLimits`] against the header before pixels are allocated. A
+///   JPEG whose marker structure ends before its EOI marker is refused as
+///   truncated. Animated GIF and WebP yield their **first frame** as a
+///   still. The EXIF orientation of JPEG, WebP and PNG (an `eXIf` chunk
+///   before the image data) is applied. The decoded image is normalised to
+///   8-bit RGB, or 8-bit RGBA when the source has an alpha channel. ICC
+///   profiles are not applied: pixels are taken as sRGB.
+/// - **Resizes** with Lanczos3 (`fast_image_resize`), alpha premultiplied
+///   during the resize so that transparent pixels do not bleed their
+///   colour into the edges.
+/// - **Encodes** lossy WebP with libwebp (alpha kept), baseline JPEG (alpha
+///   composited over white) or PNG, from raw pixels, so no metadata is
+///   carried over.
+///
+/// Any panic inside a decoder or encoder is caught and reported as
+/// [`Error::CorruptImage`] or [`Error::EncodeFailed`].
+///
+/// It holds no state: one value can serve every thread.
+#[derive(Debug, Default)]
+pub struct StandardCodec {
+    _private: (),
+}
+
+impl ImageCodec for StandardCodec {
+    fn decode(&self, bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage> {
+        catch_unwind(AssertUnwindSafe(|| decode(bytes, limits))).unwrap_or_else(|_| {
+            Err(Error::CorruptImage {
+                reason: "the decoder panicked".to_owned(),
+            })
+        })
+    }
+
+    fn render(&self, image: &DecodedImage, spec: &VariantSpec) -> Result<EncodedVariant> {
+        spec.validate()?;
+        catch_unwind(AssertUnwindSafe(|| render(image, spec))).unwrap_or_else(|_| {
+            Err(encode_failed(spec, "the resizer or encoder panicked"))
+        })
+    }
+}
+
+/// The format name for [`Error::UnsupportedImage`]: the MIME type
+/// recognised from magic bytes, else `fallback`, else `unknown`.
+fn format_name(bytes: &[u8], fallback: Option<ImageFormat>) -> String {
+    upload_core::sniff(bytes)
+        .map(|sniffed| sniffed.mime)
+        .or_else(|| fallback.map(|format| format.to_mime_type()))
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+fn too_large(width: u32, height: u32, limit: String) -> Error {
+    Error::ImageTooLarge {
+        width,
+        height,
+        limit,
+    }
+}
+
+fn corrupt(reason: impl Into<String>) -> Error {
+    Error::CorruptImage {
+        reason: reason.into(),
+    }
+}
+
+/// Maps an `image` error met while reading `format` data of the declared
+/// `width` × `height` (0 × 0 when unknown yet).
+fn map_image_error(
+    err: ImageError,
+    bytes: &[u8],
+    format: ImageFormat,
+    (width, height): (u32, u32),
+    limits: &DecodeLimits,
+) -> Error {
+    match err {
+        ImageError::Limits(e) => too_large(
+            width,
+            height,
+            format!(
+                "decoder limit ({e}); max_alloc = {} bytes, max {}x{} pixels",
+                limits.max_alloc, limits.max_width, limits.max_height
+            ),
+        ),
+        ImageError::Unsupported(e) => Error::UnsupportedImage {
+            format: format!("{} ({e})", format_name(bytes, Some(format))),
+        },
+        other => corrupt(other.to_string()),
+    }
+}
+
+fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage> {
+    let input_len = bytes.len() as u64;
+    if input_len > limits.max_input_bytes {
+        return Err(too_large(
+            0,
+            0,
+            format!(
+                "max_input_bytes = {} (the input has {input_len} bytes)",
+                limits.max_input_bytes
+            ),
+        ));
+    }
+
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| corrupt(e.to_string()))?;
+    let format = match reader.format() {
+        Some(
+            format @ (ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::Gif | ImageFormat::WebP),
+        ) => format,
+        other => {
+            return Err(Error::UnsupportedImage {
+                format: format_name(bytes, other),
+            });
+        }
+    };
+    if format == ImageFormat::Jpeg {
+        jpeg::check_complete(bytes).map_err(corrupt)?;
+    }
+
+    // While the header is read, only the allocation budget applies (the
+    // PNG decoder takes it for its metadata chunks); the dimensions are
+    // checked below so that the error can name them.
+    let mut reader = reader;
+    let mut header_limits = image::Limits::default();
+    header_limits.max_alloc = Some(limits.max_alloc);
+    reader.limits(header_limits);
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| map_image_error(e, bytes, format, (0, 0), limits))?;
+
+    let (width, height) = decoder.dimensions();
+    let pixels = u64::from(width) * u64::from(height);
+    if width > limits.max_width {
+        return Err(too_large(
+            width,
+            height,
+            format!("max_width = {}", limits.max_width),
+        ));
+    }
+    if height > limits.max_height {
+        return Err(too_large(
+            width,
+            height,
+            format!("max_height = {}", limits.max_height),
+        ));
+    }
+    if pixels > limits.max_pixels {
+        return Err(too_large(
+            width,
+            height,
+            format!(
+                "max_pixels = {} (the image has {pixels})",
+                limits.max_pixels
+            ),
+        ));
+    }
+    if pixels == 0 {
+        return Err(corrupt(format!("the image declares {width}x{height} pixels")));
+    }
+
+    // The pixel buffer comes out of the allocation budget; the decoder
+    // gets what is left for its own buffers.
+    let buffer_bytes = decoder.total_bytes();
+    let mut decoder_limits = image::Limits::default();
+    decoder_limits.max_image_width = Some(limits.max_width);
+    decoder_limits.max_image_height = Some(limits.max_height);
+    decoder_limits.max_alloc = Some(limits.max_alloc);
+    if decoder_limits.reserve(buffer_bytes).is_err() {
+        return Err(too_large(
+            width,
+            height,
+            format!(
+                "max_alloc = {} bytes (the pixel buffer needs {buffer_bytes})",
+                limits.max_alloc
+            ),
+        ));
+    }
+    decoder
+        .set_limits(decoder_limits)
+        .map_err(|e| map_image_error(e, bytes, format, (width, height), limits))?;
+
+    // Unreadable EXIF is not worth refusing the image for: keep it upright
+    // as stored.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+
+    let mut image = DynamicImage::from_decoder(decoder)
+        .map_err(|e| map_image_error(e, bytes, format, (width, height), limits))?;
+    image.apply_orientation(orientation);
+
+    Ok(DecodedImage {
+        image: into_rgb8_or_rgba8(image),
+        source_format: format,
+        orientation: orientation.to_exif(),
+    })
+}
+
+/// 8-bit RGB, or RGBA when `image` has an alpha channel; moved, not copied,
+/// when it already is.
+fn into_rgb8_or_rgba8(image: DynamicImage) -> DynamicImage {
+    match image {
+        DynamicImage::ImageRgb8(_) | DynamicImage::ImageRgba8(_) => image,
+        other if other.color().has_alpha() => DynamicImage::ImageRgba8(other.to_rgba8()),
+        other => DynamicImage::ImageRgb8(other.to_rgb8()),
+    }
+}
+
+/// Like [`into_rgb8_or_rgba8`], borrowing when no conversion is needed.
+fn as_rgb8_or_rgba8(image: &DynamicImage) -> Cow<'_, DynamicImage> {
+    match image {
+        DynamicImage::ImageRgb8(_) | DynamicImage::ImageRgba8(_) => Cow::Borrowed(image),
+        other if other.color().has_alpha() => {
+            Cow::Owned(DynamicImage::ImageRgba8(other.to_rgba8()))
+        }
+        other => Cow::Owned(DynamicImage::ImageRgb8(other.to_rgb8())),
+    }
+}
+
+fn encode_failed(spec: &VariantSpec, reason: impl Into<String>) -> Error {
+    Error::EncodeFailed {
+        variant: spec.name.clone(),
+        reason: reason.into(),
+    }
+}
+
+fn render(decoded: &DecodedImage, spec: &VariantSpec) -> Result<EncodedVariant> {
+    let (width, height) = (decoded.width(), decoded.height());
+    if width == 0 || height == 0 {
+        return Err(encode_failed(
+            spec,
+            format!("the image is empty ({width}x{height})"),
+        ));
+    }
+    let (mut max_width, mut max_height) = (spec.max_width, spec.max_height);
+    if let OutputFormat::WebP { .. } = spec.format {
+        max_width = max_width.min(WEBP_MAX_SIDE);
+        max_height = max_height.min(WEBP_MAX_SIDE);
+    }
+    let (target_width, target_height) = fit_within(width, height, max_width, max_height);
+
+    let source = as_rgb8_or_rgba8(&decoded.image);
+    let resized = if (target_width, target_height) == (width, height) {
+        source
+    } else {
+        let mut target = DynamicImage::new(target_width, target_height, source.color());
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+        // `mul_div_alpha` is on by default: RGBA8 is premultiplied while
+        // it is resized and divided back afterwards.
+        Resizer::new()
+            .resize(source.as_ref(), &mut target, &options)
+            .map_err(|e| encode_failed(spec, format!("resize failed: {e}")))?;
+        Cow::Owned(target)
+    };
+
+    let bytes = match spec.format {
+        OutputFormat::WebP { quality } => encode_webp(&resized, quality, spec)?,
+        OutputFormat::Jpeg { quality } => encode_jpeg(&resized, quality, spec)?,
+        OutputFormat::Png => encode_png(&resized, spec)?,
+    };
+    Ok(EncodedVariant {
+        name: spec.name.clone(),
+        bytes,
+        content_type: spec.format.content_type(),
+        extension: spec.format.extension(),
+        width: target_width,
+        height: target_height,
+    })
+}
+
+/// The RGB8 or RGBA8 buffer of `image`, as produced by [`as_rgb8_or_rgba8`].
+enum Pixels<'a> {
+    Rgb(&'a RgbImage),
+    Rgba(&'a RgbaImage),
+}
+
+fn pixels<'a>(image: &'a DynamicImage, spec: &VariantSpec) -> Result<Pixels<'a>> {
+    match image {
+        DynamicImage::ImageRgb8(buffer) => Ok(Pixels::Rgb(buffer)),
+        DynamicImage::ImageRgba8(buffer) => Ok(Pixels::Rgba(buffer)),
+        other => Err(encode_failed(
+            spec,
+            format!("internal: unexpected colour type {:?}", other.color()),
+        )),
+    }
+}
+
+fn encode_webp(image: &DynamicImage, quality: f32, spec: &VariantSpec) -> Result<Bytes> {
+    let encoder = match pixels(image, spec)? {
+        Pixels::Rgb(buffer) => webp::Encoder::from_rgb(buffer, buffer.width(), buffer.height()),
+        Pixels::Rgba(buffer) => webp::Encoder::from_rgba(buffer, buffer.width(), buffer.height()),
+    };
+    let mut config = webp::WebPConfig::new()
+        .map_err(|()| encode_failed(spec, "libwebp could not initialise its configuration"))?;
+    config.lossless = 0;
+    config.quality = quality;
+    config.alpha_compression = 1;
+    let memory = encoder
+        .encode_advanced(&config)
+        .map_err(|e| encode_failed(spec, format!("libwebp: {e:?}")))?;
+    Ok(Bytes::copy_from_slice(&memory))
+}
+
+fn encode_jpeg(image: &DynamicImage, quality: u8, spec: &VariantSpec) -> Result<Bytes> {
+    let flattened;
+    let rgb = match pixels(image, spec)? {
+        Pixels::Rgb(buffer) => buffer,
+        Pixels::Rgba(buffer) => {
+            flattened = over_white(buffer);
+            &flattened
+        }
+    };
+    let mut out = Vec::new();
+    JpegEncoder::new_with_quality(&mut out, quality)
+        .write_image(rgb, rgb.width(), rgb.height(), ExtendedColorType::Rgb8)
+        .map_err(|e| encode_failed(spec, e.to_string()))?;
+    Ok(Bytes::from(out))
+}
+
+fn encode_png(image: &DynamicImage, spec: &VariantSpec) -> Result<Bytes> {
+    let mut out = Vec::new();
+    let result = match pixels(image, spec)? {
+        Pixels::Rgb(buffer) => PngEncoder::new(&mut out).write_image(
+            buffer,
+            buffer.width(),
+            buffer.height(),
+            ExtendedColorType::Rgb8,
+        ),
+        Pixels::Rgba(buffer) => PngEncoder::new(&mut out).write_image(
+            buffer,
+            buffer.width(),
+            buffer.height(),
+            ExtendedColorType::Rgba8,
+        ),
+    };
+    result.map_err(|e| encode_failed(spec, e.to_string()))?;
+    Ok(Bytes::from(out))
+}
+
+/// Composites straight-alpha RGBA over an opaque white background.
+fn over_white(rgba: &RgbaImage) -> RgbImage {
+    RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        let [r, g, b, a] = rgba.get_pixel(x, y).0;
+        let a = u32::from(a);
+        let blend = |c: u8| ((u32::from(c) * a + 255 * (255 - a) + 127) / 255) as u8;
+        image::Rgb([blend(r), blend(g), blend(b)])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn over_white_blends() {
+        let rgba = RgbaImage::from_raw(
+            3,
+            1,
+            vec![255, 0, 0, 255, 255, 0, 0, 0, 0, 0, 0, 128],
+        )
+        .unwrap();
+        let rgb = over_white(&rgba);
+        assert_eq!(rgb.as_raw(), &[255, 0, 0, 255, 255, 255, 127, 127, 127]);
+    }
+
+    #[test]
+    fn normalises_to_eight_bits() {
+        let gray16 = DynamicImage::new_luma16(2, 2);
+        assert!(matches!(
+            into_rgb8_or_rgba8(gray16),
+            DynamicImage::ImageRgb8(_)
+        ));
+        let la8 = DynamicImage::new_luma_a8(2, 2);
+        assert!(matches!(
+            as_rgb8_or_rgba8(&la8).as_ref(),
+            DynamicImage::ImageRgba8(_)
+        ));
+        let rgb8 = DynamicImage::new_rgb8(2, 2);
+        assert!(matches!(as_rgb8_or_rgba8(&rgb8), Cow::Borrowed(_)));
+    }
+}

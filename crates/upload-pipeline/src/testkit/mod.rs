@@ -1,0 +1,3 @@
+//! Conformance suites for this crate's traits (feature `testkit`).
+
+pub mod codec;

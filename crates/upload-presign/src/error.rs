@@ -1,0 +1,91 @@
+//! The error type of `upload-presign`.
+
+/// Result alias with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong when presigning or verifying.
+///
+/// Verification errors map to the S3 error code a real server would answer
+/// with ([`Error::s3_code`]) and its HTTP status ([`Error::http_status`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request breaks the upload policy, or the key or expiry is invalid.
+    #[error(transparent)]
+    Policy(#[from] upload_core::Error),
+    /// The endpoint URL cannot be used (no host, not http(s), has a query).
+    #[error("invalid endpoint {url}: {reason}")]
+    InvalidEndpoint {
+        /// The endpoint.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A header to sign has an invalid name or value.
+    #[error("invalid header {name:?}: {reason}")]
+    InvalidHeader {
+        /// The header name.
+        name: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The presigned URL has expired (S3 `AccessDenied`, "Request has
+    /// expired").
+    #[error("request has expired ({expired_seconds_ago} s ago)")]
+    Expired {
+        /// How long ago it expired, in seconds.
+        expired_seconds_ago: u64,
+    },
+    /// The URL was signed more than 15 minutes in the future (S3
+    /// `AccessDenied`, "Request is not valid yet").
+    #[error("request is not valid yet")]
+    NotYetValid,
+    /// The signature does not match the request: tampered URL, other
+    /// method, or a signed header (e.g. `Content-Type`) with another value
+    /// (S3 `SignatureDoesNotMatch`).
+    #[error("the request signature does not match: {reason}")]
+    SignatureDoesNotMatch {
+        /// Which part differed, for logs (never the expected signature).
+        reason: String,
+    },
+    /// The access key ID is unknown (S3 `InvalidAccessKeyId`).
+    #[error("unknown access key ID {access_key_id:?}")]
+    InvalidAccessKeyId {
+        /// The unknown ID.
+        access_key_id: String,
+    },
+    /// The presigned query parameters are missing or malformed (S3
+    /// `AuthorizationQueryParametersError`).
+    #[error("malformed presigned query: {reason}")]
+    MalformedQuery {
+        /// What is missing or malformed.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// The S3 error code a server answers with.
+    pub fn s3_code(&self) -> &'static str {
+        match self {
+            Error::Expired { .. } | Error::NotYetValid => "AccessDenied",
+            Error::SignatureDoesNotMatch { .. } => "SignatureDoesNotMatch",
+            Error::InvalidAccessKeyId { .. } => "InvalidAccessKeyId",
+            Error::MalformedQuery { .. } => "AuthorizationQueryParametersError",
+            Error::Policy(_) | Error::InvalidEndpoint { .. } | Error::InvalidHeader { .. } => {
+                "InvalidArgument"
+            }
+        }
+    }
+
+    /// The HTTP status a server answers with: 403 for authentication
+    /// failures, 400 for malformed requests.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::Expired { .. }
+            | Error::NotYetValid
+            | Error::SignatureDoesNotMatch { .. }
+            | Error::InvalidAccessKeyId { .. } => 403,
+            _ => 400,
+        }
+    }
+}

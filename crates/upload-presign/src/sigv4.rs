@@ -1,0 +1,619 @@
+//! AWS Signature Version 4 query signing ("presigned URLs"), sans-IO.
+//!
+//! Follows the AWS "Authenticating Requests: Using Query Parameters
+//! (AWS Signature Version 4)" page: the canonical request is signed with
+//! `UNSIGNED-PAYLOAD`, the signature goes in `X-Amz-Signature`. Signing is a
+//! pure function of its inputs and the current time passed in, so results
+//! are deterministic and testable against the AWS examples.
+
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use hmac::{Hmac, Mac};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use sha2::{Digest, Sha256};
+use upload_core::policy::check_expiry;
+use upload_core::{ObjectKey, UploadPolicy};
+use url::Url;
+
+use crate::credentials::Credentials;
+use crate::error::{Error, Result};
+
+type HmacSha256 = Hmac<Sha256>;
+pub(crate) type HmacSha256Pub = HmacSha256;
+
+/// The SigV4 algorithm name.
+pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+/// The payload hash used in presigned URLs.
+pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+
+/// RFC 3986 unreserved characters stay; everything else is `%XX`.
+const STRICT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+/// As [`STRICT`], but `/` stays (object key paths).
+const PATH: &AsciiSet = &STRICT.remove(b'/');
+
+/// HTTP methods a presigned URL can be for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// GetObject.
+    Get,
+    /// HeadObject.
+    Head,
+    /// PutObject and UploadPart.
+    Put,
+    /// DeleteObject.
+    Delete,
+}
+
+impl Method {
+    /// The method name, e.g. `PUT`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+/// How the bucket appears in URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AddressingStyle {
+    /// `https://endpoint/bucket/key`: what local and most S3-compatible
+    /// servers need.
+    #[default]
+    Path,
+    /// `https://bucket.endpoint/key`: the AWS default.
+    VirtualHosted,
+}
+
+/// What to presign. Build with [`PresignRequest::new`] and the `with_*`
+/// methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PresignRequest {
+    /// HTTP method.
+    pub method: Method,
+    /// Bucket name.
+    pub bucket: String,
+    /// Object key.
+    pub key: ObjectKey,
+    /// URL validity, 1 s..=7 days (whole seconds).
+    pub expires_in: Duration,
+    /// Headers the client must send with exactly these values; all are
+    /// signed (names are lowercased).
+    pub headers: Vec<(String, String)>,
+    /// Extra query parameters, signed (e.g. `partNumber`, `uploadId`,
+    /// `response-content-disposition`).
+    pub query: Vec<(String, String)>,
+}
+
+impl PresignRequest {
+    /// A request for `method` on `bucket`/`key`, valid for `expires_in`.
+    pub fn new(method: Method, bucket: &str, key: &ObjectKey, expires_in: Duration) -> Self {
+        Self {
+            method,
+            bucket: bucket.to_owned(),
+            key: key.clone(),
+            expires_in,
+            headers: Vec::new(),
+            query: Vec::new(),
+        }
+    }
+
+    /// Adds a header the client must send with this exact value.
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    /// Adds a signed query parameter.
+    pub fn with_query(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.query.push((name.to_owned(), value.into()));
+        self
+    }
+}
+
+/// A presigned request: the URL and the headers the client must send
+/// (their values are part of the signature).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresignedRequest {
+    /// HTTP method.
+    pub method: Method,
+    /// The full URL, carrying `X-Amz-*` query parameters.
+    pub url: Url,
+    /// Headers to send, lowercase names (not including `host`).
+    pub headers: Vec<(String, String)>,
+    /// When the URL stops working.
+    pub expires_at: SystemTime,
+}
+
+/// Signs presigned URLs for one endpoint, region and access key.
+///
+/// The signing key is derived once per UTC date and cached.
+#[derive(Debug)]
+pub struct Presigner {
+    endpoint: Url,
+    region: String,
+    style: AddressingStyle,
+    credentials: Credentials,
+    key_cache: Mutex<Option<(String, [u8; 32])>>,
+}
+
+impl Presigner {
+    /// A presigner for `endpoint` (e.g. `http://127.0.0.1:9000` or
+    /// `https://s3.eu-west-1.amazonaws.com`), `region` and `credentials`,
+    /// using path-style URLs.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEndpoint`] if the endpoint is not http(s), has no
+    /// host, or carries a query or fragment.
+    pub fn new(endpoint: Url, region: &str, credentials: Credentials) -> Result<Self> {
+        let bad = |reason| Error::InvalidEndpoint {
+            url: endpoint.to_string(),
+            reason,
+        };
+        if !matches!(endpoint.scheme(), "http" | "https") {
+            return Err(bad("scheme must be http or https"));
+        }
+        if endpoint.host_str().is_none() {
+            return Err(bad("no host"));
+        }
+        if endpoint.query().is_some() || endpoint.fragment().is_some() {
+            return Err(bad("must not carry a query or fragment"));
+        }
+        if region.is_empty() || !region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(bad("region must be non-empty [a-z0-9-]"));
+        }
+        Ok(Self {
+            endpoint,
+            region: region.to_owned(),
+            style: AddressingStyle::Path,
+            credentials,
+            key_cache: Mutex::new(None),
+        })
+    }
+
+    /// Sets the addressing style.
+    pub fn with_style(mut self, style: AddressingStyle) -> Self {
+        self.style = style;
+        self
+    }
+
+    /// The region signed for.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The endpoint URL.
+    pub fn endpoint(&self) -> &Url {
+        &self.endpoint
+    }
+
+    /// Presigns `req` as of `now`.
+    ///
+    /// # Errors
+    /// [`Error::Policy`] with `ExpiryOutOfRange` outside 1 s..=7 days;
+    /// [`Error::InvalidHeader`] for a header name that is not a token or a
+    /// value with control characters, or for `host` / `x-amz-*` auth headers
+    /// (set by the signer itself); [`Error::InvalidEndpoint`] for a bucket
+    /// that cannot be a host name in virtual-hosted style.
+    pub fn presign(&self, req: &PresignRequest, now: SystemTime) -> Result<PresignedRequest> {
+        check_expiry(req.expires_in)?;
+        for (name, value) in &req.headers {
+            let bad = |reason| Error::InvalidHeader {
+                name: name.clone(),
+                reason,
+            };
+            if name.is_empty() || !name.bytes().all(is_token_byte) {
+                return Err(bad("not a header name"));
+            }
+            if name == "host" || name == "authorization" || name.starts_with("x-amz-date") {
+                return Err(bad("set by the signer"));
+            }
+            if value.chars().any(|c| c.is_control() && c != '\t') {
+                return Err(bad("control character in value"));
+            }
+        }
+        let (host_name, host, path_prefix) = self.host_and_prefix(&req.bucket)?;
+        let path = format!(
+            "{path_prefix}/{}",
+            utf8_percent_encode(req.key.as_str(), PATH)
+        );
+        let (date, datetime) = amz_dates(now);
+        let scope = format!("{date}/{}/s3/aws4_request", self.region);
+
+        let mut headers: Vec<(String, String)> = req
+            .headers
+            .iter()
+            .map(|(n, v)| (n.clone(), v.trim().to_owned()))
+            .collect();
+        headers.push(("host".into(), host.clone()));
+        headers.sort();
+        let signed_headers = headers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(";");
+
+        let mut query: Vec<(String, String)> = req.query.clone();
+        query.push(("X-Amz-Algorithm".into(), ALGORITHM.into()));
+        query.push((
+            "X-Amz-Credential".into(),
+            format!("{}/{scope}", self.credentials.access_key_id),
+        ));
+        query.push(("X-Amz-Date".into(), datetime.clone()));
+        query.push(("X-Amz-Expires".into(), req.expires_in.as_secs().to_string()));
+        if let Some(token) = &self.credentials.session_token {
+            query.push(("X-Amz-Security-Token".into(), token.clone()));
+        }
+        query.push(("X-Amz-SignedHeaders".into(), signed_headers.clone()));
+        let canonical_query = canonical_query_string(&query);
+
+        let canonical_request = canonical_request(
+            req.method.as_str(),
+            &path,
+            &canonical_query,
+            &headers,
+            &signed_headers,
+        );
+        let signing_key = self.signing_key(&date);
+        let signature = signature(&signing_key, &datetime, &scope, &canonical_request);
+
+        let mut url = self.endpoint.clone();
+        url.set_host(Some(&host_name))
+            .map_err(|_| Error::InvalidEndpoint {
+                url: self.endpoint.to_string(),
+                reason: "bucket is not a valid host name label",
+            })?;
+        url.set_path(&path);
+        url.set_query(Some(&format!("{canonical_query}&X-Amz-Signature={signature}")));
+        Ok(PresignedRequest {
+            method: req.method,
+            url,
+            headers: req
+                .headers
+                .iter()
+                .map(|(n, v)| (n.clone(), v.trim().to_owned()))
+                .collect(),
+            expires_at: now + req.expires_in,
+        })
+    }
+
+    /// Presigns a PUT of `key` with `Content-Type` (and, when given, the
+    /// exact `Content-Length`) signed: a client that sends another type or
+    /// size gets 403 `SignatureDoesNotMatch`.
+    ///
+    /// # Errors
+    /// As [`Presigner::presign`].
+    pub fn presign_put(
+        &self,
+        bucket: &str,
+        key: &ObjectKey,
+        content_type: &str,
+        content_length: Option<u64>,
+        expires_in: Duration,
+        now: SystemTime,
+    ) -> Result<PresignedRequest> {
+        let mut req = PresignRequest::new(Method::Put, bucket, key, expires_in)
+            .with_header("content-type", content_type);
+        if let Some(len) = content_length {
+            req = req.with_header("content-length", len.to_string());
+        }
+        self.presign(&req, now)
+    }
+
+    /// Presigns an UploadPart (PUT with `partNumber` and `uploadId`).
+    ///
+    /// # Errors
+    /// As [`Presigner::presign`].
+    pub fn presign_upload_part(
+        &self,
+        bucket: &str,
+        key: &ObjectKey,
+        upload_id: &str,
+        part_number: u32,
+        expires_in: Duration,
+        now: SystemTime,
+    ) -> Result<PresignedRequest> {
+        let req = PresignRequest::new(Method::Put, bucket, key, expires_in)
+            .with_query("partNumber", part_number.to_string())
+            .with_query("uploadId", upload_id);
+        self.presign(&req, now)
+    }
+
+    /// Presigns a GET, for serving a private object.
+    ///
+    /// # Errors
+    /// As [`Presigner::presign`].
+    pub fn presign_get(
+        &self,
+        bucket: &str,
+        key: &ObjectKey,
+        expires_in: Duration,
+        now: SystemTime,
+    ) -> Result<PresignedRequest> {
+        self.presign(&PresignRequest::new(Method::Get, bucket, key, expires_in), now)
+    }
+
+    /// `(host name, Host header value, path prefix)` for `bucket`.
+    fn host_and_prefix(&self, bucket: &str) -> Result<(String, String, String)> {
+        let host = self.endpoint.host_str().unwrap_or_default();
+        let port = self.endpoint.port().map(|p| format!(":{p}")).unwrap_or_default();
+        let base = self.endpoint.path().trim_end_matches('/');
+        Ok(match self.style {
+            AddressingStyle::Path => (
+                host.to_owned(),
+                format!("{host}{port}"),
+                format!("{base}/{}", utf8_percent_encode(bucket, STRICT)),
+            ),
+            AddressingStyle::VirtualHosted => {
+                if bucket.is_empty() || !bucket.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                    return Err(Error::InvalidEndpoint {
+                        url: self.endpoint.to_string(),
+                        reason: "bucket is not a valid host name label",
+                    });
+                }
+                (
+                    format!("{bucket}.{host}"),
+                    format!("{bucket}.{host}{port}"),
+                    base.to_owned(),
+                )
+            }
+        })
+    }
+
+    fn signing_key(&self, date: &str) -> [u8; 32] {
+        let mut cache = self.key_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((d, k)) = cache.as_ref()
+            && d == date
+        {
+            return *k;
+        }
+        let k = derive_signing_key(&self.credentials.secret_access_key, date, &self.region);
+        *cache = Some((date.to_owned(), k));
+        k
+    }
+}
+
+/// Checks the policy, then presigns a PUT for an upload with `Content-Type`
+/// and `Content-Length` signed and the policy's expiry.
+///
+/// This is the call a backend makes when a client asks for an upload slot:
+/// `key` must have been picked server-side (see [`upload_core::upload_key`]).
+///
+/// # Errors
+/// [`Error::Policy`] with `ContentTypeNotAllowed` or `TooLarge`; as
+/// [`Presigner::presign`] otherwise.
+pub fn presign_upload(
+    presigner: &Presigner,
+    policy: &UploadPolicy,
+    bucket: &str,
+    key: &ObjectKey,
+    content_type: &str,
+    size: u64,
+    now: SystemTime,
+) -> Result<PresignedRequest> {
+    policy.check(content_type, size)?;
+    presigner.presign_put(bucket, key, content_type, Some(size), policy.expiry(), now)
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// `(YYYYMMDD, YYYYMMDDTHHMMSSZ)` in UTC.
+pub(crate) fn amz_dates(now: SystemTime) -> (String, String) {
+    let t = time::OffsetDateTime::from(now);
+    let date = format!("{:04}{:02}{:02}", t.year(), u8::from(t.month()), t.day());
+    let datetime = format!("{date}T{:02}{:02}{:02}Z", t.hour(), t.minute(), t.second());
+    (date, datetime)
+}
+
+/// URI-encodes a query name or value the SigV4 way.
+pub(crate) fn encode_strict(s: &str) -> String {
+    utf8_percent_encode(s, STRICT).to_string()
+}
+
+/// URI-encodes an object path the SigV4 way (`/` kept).
+pub(crate) fn encode_path(s: &str) -> String {
+    utf8_percent_encode(s, PATH).to_string()
+}
+
+/// Sorted, encoded `name=value&...` (decoded input pairs).
+pub(crate) fn canonical_query_string(pairs: &[(String, String)]) -> String {
+    let mut enc: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (encode_strict(k), encode_strict(v)))
+        .collect();
+    enc.sort();
+    let mut out = String::new();
+    for (i, (k, v)) in enc.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        let _ = write!(out, "{k}={v}");
+    }
+    out
+}
+
+/// The canonical request; `headers` sorted, lowercase names, trimmed values.
+pub(crate) fn canonical_request(
+    method: &str,
+    encoded_path: &str,
+    canonical_query: &str,
+    headers: &[(String, String)],
+    signed_headers: &str,
+) -> String {
+    let mut s = String::with_capacity(256);
+    let _ = write!(s, "{method}\n{encoded_path}\n{canonical_query}\n");
+    for (n, v) in headers {
+        let _ = writeln!(s, "{n}:{}", collapse_spaces(v));
+    }
+    let _ = write!(s, "\n{signed_headers}\n{UNSIGNED_PAYLOAD}");
+    s
+}
+
+fn collapse_spaces(v: &str) -> String {
+    v.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+pub(crate) fn derive_signing_key(secret: &str, date: &str, region: &str) -> [u8; 32] {
+    let k = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
+    let k = hmac(&k, region.as_bytes());
+    let k = hmac(&k, b"s3");
+    hmac(&k, b"aws4_request")
+}
+
+pub(crate) fn string_to_sign(datetime: &str, scope: &str, canonical_request: &str) -> String {
+    format!(
+        "{ALGORITHM}\n{datetime}\n{scope}\n{}",
+        hex::encode(Sha256::digest(canonical_request.as_bytes()))
+    )
+}
+
+pub(crate) fn signature(key: &[u8; 32], datetime: &str, scope: &str, canonical_request: &str) -> String {
+    hex::encode(hmac(key, string_to_sign(datetime, scope, canonical_request).as_bytes()))
+}
+
+pub(crate) fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
+    m.update(data);
+    m.finalize().into_bytes().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    /// 2013-05-24T00:00:00Z, the date of the AWS examples.
+    const AWS_EXAMPLE_TIME: u64 = 1_369_353_600;
+
+    fn aws_creds() -> Credentials {
+        Credentials::new("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    }
+
+    /// The presigned GET example of the AWS SigV4 query-auth documentation.
+    #[test]
+    fn matches_the_aws_documentation_example() {
+        let p = Presigner::new(
+            Url::parse("https://s3.amazonaws.com").unwrap(),
+            "us-east-1",
+            aws_creds(),
+        )
+        .unwrap()
+        .with_style(AddressingStyle::VirtualHosted);
+        let key = ObjectKey::new("test.txt").unwrap();
+        let r = p
+            .presign_get("examplebucket", &key, Duration::from_secs(86400), at(AWS_EXAMPLE_TIME))
+            .unwrap();
+        assert_eq!(
+            r.url.as_str(),
+            "https://examplebucket.s3.amazonaws.com/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256\
+             &X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request\
+             &X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host\
+             &X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
+        );
+        assert_eq!(r.expires_at, at(AWS_EXAMPLE_TIME + 86400));
+    }
+
+    #[test]
+    fn path_style_put_signs_content_type_and_length() {
+        let p = Presigner::new(Url::parse("http://127.0.0.1:9000").unwrap(), "us-east-1", aws_creds())
+            .unwrap();
+        let key = ObjectKey::new("uploads/a b/ü+.jpg").unwrap();
+        let r = p
+            .presign_put("uploads", &key, "image/jpeg", Some(42), Duration::from_secs(300), at(AWS_EXAMPLE_TIME))
+            .unwrap();
+        assert_eq!(r.url.host_str(), Some("127.0.0.1"));
+        assert_eq!(r.url.port(), Some(9000));
+        assert_eq!(r.url.path(), "/uploads/uploads/a%20b/%C3%BC%2B.jpg");
+        let q = r.url.query().unwrap();
+        assert!(q.contains("X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost"), "{q}");
+        assert!(!q.to_ascii_lowercase().contains("checksum"), "no checksum parameters: {q}");
+        assert_eq!(
+            r.headers,
+            vec![
+                ("content-type".to_owned(), "image/jpeg".to_owned()),
+                ("content-length".to_owned(), "42".to_owned())
+            ]
+        );
+        // Deterministic: same inputs, same URL; another second, another URL.
+        let again = p
+            .presign_put("uploads", &key, "image/jpeg", Some(42), Duration::from_secs(300), at(AWS_EXAMPLE_TIME))
+            .unwrap();
+        assert_eq!(again.url, r.url);
+        let later = p
+            .presign_put("uploads", &key, "image/jpeg", Some(42), Duration::from_secs(300), at(AWS_EXAMPLE_TIME + 1))
+            .unwrap();
+        assert_ne!(later.url, r.url);
+    }
+
+    #[test]
+    fn session_token_and_part_parameters_are_signed() {
+        let p = Presigner::new(
+            Url::parse("http://localhost:9000/base/").unwrap(),
+            "eu-west-1",
+            aws_creds().with_session_token("tok/en=="),
+        )
+        .unwrap();
+        let key = ObjectKey::new("big.bin").unwrap();
+        let r = p
+            .presign_upload_part("b-1", &key, "up id", 7, Duration::from_secs(60), at(AWS_EXAMPLE_TIME))
+            .unwrap();
+        assert_eq!(r.url.path(), "/base/b-1/big.bin");
+        let q = r.url.query().unwrap();
+        assert!(q.contains("partNumber=7"), "{q}");
+        assert!(q.contains("uploadId=up%20id"), "{q}");
+        assert!(q.contains("X-Amz-Security-Token=tok%2Fen%3D%3D"), "{q}");
+        assert!(q.contains("%2Feu-west-1%2Fs3%2Faws4_request"), "{q}");
+    }
+
+    #[test]
+    fn refuses_bad_inputs() {
+        let p = Presigner::new(Url::parse("http://127.0.0.1:1").unwrap(), "us-east-1", aws_creds())
+            .unwrap();
+        let key = ObjectKey::new("k").unwrap();
+        for secs in [0, 604_801] {
+            let err = p
+                .presign_get("b", &key, Duration::from_secs(secs), at(AWS_EXAMPLE_TIME))
+                .unwrap_err();
+            assert!(matches!(err, Error::Policy(upload_core::Error::ExpiryOutOfRange { .. })), "{err:?}");
+        }
+        let req = PresignRequest::new(Method::Put, "b", &key, Duration::from_secs(5))
+            .with_header("content-type", "a\nb");
+        assert!(matches!(p.presign(&req, at(0)), Err(Error::InvalidHeader { .. })));
+        let req = PresignRequest::new(Method::Put, "b", &key, Duration::from_secs(5)).with_header("Host", "x");
+        assert!(matches!(p.presign(&req, at(0)), Err(Error::InvalidHeader { .. })));
+        for bad in ["ftp://x", "http://x/?a=b", "unix:/tmp/s"] {
+            assert!(
+                Presigner::new(Url::parse(bad).unwrap(), "us-east-1", aws_creds()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn policy_first() {
+        let p = Presigner::new(Url::parse("http://127.0.0.1:1").unwrap(), "us-east-1", aws_creds())
+            .unwrap();
+        let policy = UploadPolicy::new(["image/jpeg"], 1000).unwrap();
+        let key = ObjectKey::new("k.jpg").unwrap();
+        let ok = presign_upload(&p, &policy, "b", &key, "image/jpeg", 1000, at(AWS_EXAMPLE_TIME)).unwrap();
+        assert!(ok.url.query().unwrap().contains("X-Amz-Expires=300"));
+        assert!(matches!(
+            presign_upload(&p, &policy, "b", &key, "image/gif", 10, at(0)),
+            Err(Error::Policy(upload_core::Error::ContentTypeNotAllowed { .. }))
+        ));
+        assert!(matches!(
+            presign_upload(&p, &policy, "b", &key, "image/jpeg", 1001, at(0)),
+            Err(Error::Policy(upload_core::Error::TooLarge { .. }))
+        ));
+    }
+}
