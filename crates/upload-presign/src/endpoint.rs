@@ -1,1 +1,401 @@
-//! placeholder
+//! A local upload endpoint: an HTTP server that accepts presigned requests
+//! and writes into any [`Storage`] / [`MultipartStore`].
+//!
+//! It speaks the subset of the S3 REST API that presigned URLs use, in path
+//! style (`/{bucket}/{key}`): PutObject (with `If-None-Match: *` for
+//! create-only), UploadPart (`?partNumber=N&uploadId=ID`), GetObject and
+//! HeadObject (with signed `response-content-type` /
+//! `response-content-disposition` overrides). Every request must carry a
+//! valid presigned query; refusals are S3-style XML errors:
+//!
+//! ```xml
+//! <?xml version="1.0" encoding="UTF-8"?>
+//! <Error><Code>AccessDenied</Code><Message>Request has expired</Message>
+//! <Resource>/uploads/a.jpg</Resource><RequestId>...</RequestId></Error>
+//! ```
+//!
+//! Signatures are verified before the body is read, so a refused request
+//! stores nothing.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use percent_encoding::percent_decode_str;
+use tokio::sync::oneshot;
+use upload_core::{MultipartStore, ObjectKey, ObjectMeta, PutOptions, Storage};
+use url::Url;
+
+use crate::verify::{IncomingRequest, Verifier};
+
+/// Default largest object accepted in one request: 5 GiB, the S3 limit for
+/// a single PUT and for one part.
+pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+/// One bucket served by the endpoint.
+#[derive(Debug, Clone)]
+pub struct EndpointBucket {
+    /// Where PutObject writes and GetObject reads.
+    pub storage: Arc<dyn Storage>,
+    /// Where UploadPart writes; `None` refuses part uploads.
+    pub multipart: Option<Arc<dyn MultipartStore>>,
+}
+
+/// The endpoint's configuration; start it with [`LocalEndpoint::bind`] or
+/// mount [`LocalEndpoint::router`] in your own server.
+#[derive(Debug)]
+pub struct LocalEndpoint {
+    verifier: Verifier,
+    buckets: HashMap<String, EndpointBucket>,
+    max_object_bytes: u64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    verifier: Verifier,
+    buckets: HashMap<String, EndpointBucket>,
+    max_object_bytes: u64,
+}
+
+impl LocalEndpoint {
+    /// An endpoint accepting URLs that `verifier` accepts, serving no bucket
+    /// yet.
+    pub fn new(verifier: Verifier) -> Self {
+        Self {
+            verifier,
+            buckets: HashMap::new(),
+            max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
+        }
+    }
+
+    /// Serves `storage` under its bucket name, with part uploads going to
+    /// `multipart` when given.
+    pub fn with_bucket(
+        mut self,
+        storage: Arc<dyn Storage>,
+        multipart: Option<Arc<dyn MultipartStore>>,
+    ) -> Self {
+        self.buckets.insert(
+            storage.bucket().to_owned(),
+            EndpointBucket { storage, multipart },
+        );
+        self
+    }
+
+    /// Sets the largest body accepted per request, in bytes (default 5 GiB).
+    /// Larger bodies get 400 `EntityTooLarge` and store nothing.
+    pub fn with_max_object_bytes(mut self, bytes: u64) -> Self {
+        self.max_object_bytes = bytes;
+        self
+    }
+
+    /// The endpoint as an axum router (one fallback handler for every path).
+    pub fn router(self) -> Router {
+        Router::new().fallback(handle).with_state(Arc::new(Inner {
+            verifier: self.verifier,
+            buckets: self.buckets,
+            max_object_bytes: self.max_object_bytes,
+        }))
+    }
+
+    /// Binds `addr` (use `127.0.0.1:0` for any free port) and serves until
+    /// [`RunningEndpoint::shutdown`].
+    ///
+    /// # Errors
+    /// The bind error.
+    pub async fn bind(self, addr: SocketAddr) -> std::io::Result<RunningEndpoint> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let router = self.router();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        Ok(RunningEndpoint {
+            local_addr,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+}
+
+/// A running endpoint. Dropping it stops the server too (less gracefully).
+#[derive(Debug)]
+pub struct RunningEndpoint {
+    local_addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningEndpoint {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://{addr}`, the endpoint URL to give a [`crate::Presigner`].
+    pub fn url(&self) -> Url {
+        Url::parse(&format!("http://{}", self.local_addr)).expect("socket address URL")
+    }
+
+    /// Stops accepting connections, finishes in-flight requests and waits.
+    ///
+    /// # Errors
+    /// The server's I/O error, if it failed.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match (&mut self.task).await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+}
+
+impl Drop for RunningEndpoint {
+    fn drop(&mut self) {
+        if self.shutdown.is_some() {
+            self.task.abort();
+        }
+    }
+}
+
+/// An S3-style error response.
+struct S3Error {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    resource: String,
+}
+
+impl S3Error {
+    fn new(status: u16, code: &'static str, message: impl Into<String>, resource: &str) -> Self {
+        Self {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            code,
+            message: message.into(),
+            resource: resource.to_owned(),
+        }
+    }
+
+    fn from_core(e: &upload_core::Error, resource: &str) -> Self {
+        use upload_core::Error as E;
+        let (status, code) = match e {
+            E::NotFound { .. } => (404, "NoSuchKey"),
+            E::AlreadyExists { .. } => (412, "PreconditionFailed"),
+            E::InvalidRange { .. } => (416, "InvalidRange"),
+            E::NoSuchUpload { .. } => (404, "NoSuchUpload"),
+            E::InvalidPart { .. } => (400, "InvalidPart"),
+            E::InvalidPartOrder => (400, "InvalidPartOrder"),
+            E::EntityTooSmall { .. } => (400, "EntityTooSmall"),
+            E::TooLarge { .. } => (400, "EntityTooLarge"),
+            E::Unavailable { .. } => (503, "ServiceUnavailable"),
+            _ => (400, "InvalidArgument"),
+        };
+        Self::new(status, code, e.to_string(), resource)
+    }
+}
+
+impl IntoResponse for S3Error {
+    fn into_response(self) -> Response {
+        let request_id = uuid::Uuid::new_v4().simple().to_string();
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><Resource>{}</Resource><RequestId>{}</RequestId></Error>",
+            self.code,
+            quick_xml::escape::escape(self.message.as_str()),
+            quick_xml::escape::escape(self.resource.as_str()),
+            request_id
+        );
+        tracing::debug!(status = %self.status, code = self.code, message = %self.message, resource = %self.resource, "refused");
+        let mut r = (self.status, body).into_response();
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            h.insert("x-amz-request-id", v);
+        }
+        r
+    }
+}
+
+async fn handle(State(st): State<Arc<Inner>>, req: Request) -> Response {
+    match handle_inner(&st, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle_inner(st: &Inner, req: Request) -> Result<Response, S3Error> {
+    let (parts, body) = req.into_parts();
+    let raw_path = parts.uri.path().to_owned();
+    let resource = raw_path.as_str();
+    let query = parts.uri.query().unwrap_or("");
+    let method = parts.method.as_str().to_owned();
+
+    let trimmed = raw_path.trim_start_matches('/');
+    let (bucket_enc, key_enc) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+    let bucket_name = percent_decode_str(bucket_enc).decode_utf8_lossy().into_owned();
+    let bucket = st.buckets.get(&bucket_name).ok_or_else(|| {
+        S3Error::new(404, "NoSuchBucket", "The specified bucket does not exist", resource)
+    })?;
+    let key_str = percent_decode_str(key_enc)
+        .decode_utf8()
+        .map_err(|_| S3Error::new(400, "InvalidURI", "key is not UTF-8", resource))?;
+    let key = ObjectKey::new(key_str.as_ref())
+        .map_err(|e| S3Error::new(400, "InvalidArgument", e.to_string(), resource))?;
+
+    let header_pairs: Vec<(&str, &str)> = parts
+        .headers
+        .iter()
+        .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v)))
+        .collect();
+    let verified = st
+        .verifier
+        .verify(
+            &IncomingRequest {
+                method: &method,
+                path: &raw_path,
+                query,
+                headers: &header_pairs,
+            },
+            SystemTime::now(),
+        )
+        .map_err(|e| {
+            let msg = match &e {
+                crate::Error::Expired { .. } => "Request has expired".to_owned(),
+                other => other.to_string(),
+            };
+            S3Error::new(e.http_status(), e.s3_code(), msg, resource)
+        })?;
+
+    match method.as_str() {
+        "PUT" => {
+            let declared = parts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            match declared {
+                Some(n) if n > st.max_object_bytes => {
+                    return Err(S3Error::new(
+                        400,
+                        "EntityTooLarge",
+                        format!("{n} bytes exceeds the maximum of {}", st.max_object_bytes),
+                        resource,
+                    ));
+                }
+                None => {
+                    return Err(S3Error::new(
+                        411,
+                        "MissingContentLength",
+                        "You must provide the Content-Length HTTP header.",
+                        resource,
+                    ));
+                }
+                Some(_) => {}
+            }
+            let limit = usize::try_from(st.max_object_bytes).unwrap_or(usize::MAX);
+            let body = axum::body::to_bytes(body, limit).await.map_err(|e| {
+                S3Error::new(400, "IncompleteBody", format!("reading the body failed: {e}"), resource)
+            })?;
+            let etag = match (verified.param("uploadId"), verified.param("partNumber")) {
+                (Some(upload_id), Some(n)) => {
+                    let mp = bucket.multipart.as_ref().ok_or_else(|| {
+                        S3Error::new(501, "NotImplemented", "multipart uploads are not enabled for this bucket", resource)
+                    })?;
+                    let n: u32 = n.parse().map_err(|_| {
+                        S3Error::new(400, "InvalidArgument", "partNumber must be an integer 1..=10000", resource)
+                    })?;
+                    mp.upload_part(&key, upload_id, n, body)
+                        .await
+                        .map_err(|e| S3Error::from_core(&e, resource))?
+                        .etag
+                }
+                (None, None) => {
+                    let mut opts = PutOptions::default();
+                    opts.content_type = header_str(&parts.headers, header::CONTENT_TYPE);
+                    opts.cache_control = header_str(&parts.headers, header::CACHE_CONTROL);
+                    opts.create_only = header_str(&parts.headers, header::IF_NONE_MATCH).as_deref() == Some("*");
+                    bucket
+                        .storage
+                        .put(&key, body, opts)
+                        .await
+                        .map_err(|e| S3Error::from_core(&e, resource))?
+                        .etag
+                }
+                _ => {
+                    return Err(S3Error::new(
+                        400,
+                        "InvalidArgument",
+                        "partNumber and uploadId go together",
+                        resource,
+                    ));
+                }
+            };
+            let mut r = StatusCode::OK.into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+                r.headers_mut().insert(header::ETAG, v);
+            }
+            Ok(r)
+        }
+        "GET" | "HEAD" => {
+            let got = bucket
+                .storage
+                .get(&key)
+                .await
+                .map_err(|e| S3Error::from_core(&e, resource))?;
+            let mut r = if method == "GET" {
+                Response::new(Body::from(got.body))
+            } else {
+                Response::new(Body::empty())
+            };
+            set_object_headers(r.headers_mut(), &got.meta);
+            let h = r.headers_mut();
+            if let Some(ct) = verified.param("response-content-type").and_then(|v| HeaderValue::from_str(v).ok()) {
+                h.insert(header::CONTENT_TYPE, ct);
+            }
+            if let Some(cd) = verified
+                .param("response-content-disposition")
+                .and_then(|v| HeaderValue::from_str(v).ok())
+            {
+                h.insert(header::CONTENT_DISPOSITION, cd);
+            }
+            Ok(r)
+        }
+        _ => Err(S3Error::new(
+            405,
+            "MethodNotAllowed",
+            "The specified method is not allowed against this resource.",
+            resource,
+        )),
+    }
+}
+
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+fn set_object_headers(h: &mut HeaderMap, meta: &ObjectMeta) {
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.size));
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", meta.etag)) {
+        h.insert(header::ETAG, v);
+    }
+    let ct = meta.content_type.as_deref().unwrap_or("binary/octet-stream");
+    if let Ok(v) = HeaderValue::from_str(ct) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    if let Some(v) = meta.cache_control.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+}

@@ -22,6 +22,7 @@ pub mod sigv4;
 pub mod verify;
 
 pub use credentials::Credentials;
+pub use endpoint::{EndpointBucket, LocalEndpoint, RunningEndpoint};
 
 pub use error::{Error, Result};
 pub use sigv4::{

@@ -1,0 +1,188 @@
+//! The local upload endpoint over real HTTP: presigned requests in, S3-style
+//! answers out, nothing stored on refusal.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use upload_core::{MemoryStorage, ObjectKey, Storage};
+use upload_presign::{Credentials, LocalEndpoint, Presigner, RunningEndpoint, Verifier};
+
+struct Fixture {
+    storage: Arc<MemoryStorage>,
+    presigner: Presigner,
+    endpoint: RunningEndpoint,
+    http: reqwest::Client,
+}
+
+async fn fixture(max_bytes: u64) -> Fixture {
+    let creds = Credentials::random();
+    let storage = Arc::new(MemoryStorage::new("uploads").unwrap());
+    let endpoint = LocalEndpoint::new(Verifier::new("us-east-1", [creds.clone()]))
+        .with_bucket(storage.clone(), None)
+        .with_max_object_bytes(max_bytes)
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let presigner = Presigner::new(endpoint.url(), "us-east-1", creds).unwrap();
+    Fixture {
+        storage,
+        presigner,
+        endpoint,
+        http: reqwest::Client::new(),
+    }
+}
+
+fn key(s: &str) -> ObjectKey {
+    ObjectKey::new(s).unwrap()
+}
+
+async fn put(f: &Fixture, url: &reqwest::Url, ct: &str, body: &'static [u8]) -> (u16, String) {
+    let r = f
+        .http
+        .put(url.clone())
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+fn code(xml: &str) -> &str {
+    let start = xml.find("<Code>").expect("XML error has a Code") + 6;
+    let end = xml[start..].find("</Code>").unwrap() + start;
+    &xml[start..end]
+}
+
+#[tokio::test]
+async fn presigned_put_then_get() {
+    let f = fixture(1 << 20).await;
+    let k = key("uploads/alice/my photo+1.jpg");
+    let put_req = f
+        .presigner
+        .presign_put("uploads", &k, "image/jpeg", Some(5), Duration::from_secs(60), SystemTime::now())
+        .unwrap();
+    let r = f
+        .http
+        .put(put_req.url.clone())
+        .header("content-type", "image/jpeg")
+        .body(&b"hello"[..])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        r.headers()["etag"].to_str().unwrap(),
+        "\"5d41402abc4b2a76b9719d911017c592\""
+    );
+    let stored = f.storage.get(&k).await.unwrap();
+    assert_eq!(stored.body.as_ref(), b"hello");
+    assert_eq!(stored.meta.content_type.as_deref(), Some("image/jpeg"));
+
+    let get_req = f
+        .presigner
+        .presign_get("uploads", &k, Duration::from_secs(60), SystemTime::now())
+        .unwrap();
+    let r = f.http.get(get_req.url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"hello");
+    f.endpoint.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn expired_tampered_and_wrong_type_get_403_and_store_nothing() {
+    let f = fixture(1 << 20).await;
+    let k = key("uploads/x.jpg");
+    // Signed 400 s ago with a 300 s expiry: expired 100 s ago.
+    let expired = f
+        .presigner
+        .presign_put(
+            "uploads",
+            &k,
+            "image/jpeg",
+            None,
+            Duration::from_secs(300),
+            SystemTime::now() - Duration::from_secs(400),
+        )
+        .unwrap();
+    let (status, body) = put(&f, &expired.url, "image/jpeg", b"data").await;
+    assert_eq!((status, code(&body)), (403, "AccessDenied"), "{body}");
+    assert!(body.contains("Request has expired"), "{body}");
+    assert!(body.starts_with("<?xml"), "{body}");
+
+    let good = f
+        .presigner
+        .presign_put("uploads", &k, "image/jpeg", None, Duration::from_secs(300), SystemTime::now())
+        .unwrap();
+    let mut tampered = good.url.clone();
+    tampered.set_path("/uploads/uploads/other.jpg");
+    let (status, body) = put(&f, &tampered, "image/jpeg", b"data").await;
+    assert_eq!((status, code(&body)), (403, "SignatureDoesNotMatch"), "{body}");
+
+    let (status, body) = put(&f, &good.url, "text/html", b"<script>").await;
+    assert_eq!((status, code(&body)), (403, "SignatureDoesNotMatch"), "{body}");
+
+    let mut no_sig = good.url.clone();
+    no_sig.set_query(None);
+    let (status, body) = put(&f, &no_sig, "image/jpeg", b"data").await;
+    assert_eq!((status, code(&body)), (400, "AuthorizationQueryParametersError"), "{body}");
+
+    assert!(f.storage.is_empty(), "nothing stored after refusals");
+    // The good URL still works.
+    assert_eq!(put(&f, &good.url, "image/jpeg", b"data").await.0, 200);
+    assert_eq!(f.storage.len(), 1);
+}
+
+#[tokio::test]
+async fn limits_and_s3_errors() {
+    let f = fixture(10).await;
+    let k = key("big.bin");
+    let u = f
+        .presigner
+        .presign_put("uploads", &k, "application/octet-stream", None, Duration::from_secs(60), SystemTime::now())
+        .unwrap();
+    let (status, body) = put(&f, &u.url, "application/octet-stream", b"eleven bytes").await;
+    assert_eq!((status, code(&body)), (400, "EntityTooLarge"), "{body}");
+    assert!(f.storage.is_empty());
+
+    // Create-only: the second write with If-None-Match: * is refused.
+    for expected in [200, 412] {
+        let r = f
+            .http
+            .put(u.url.clone())
+            .header("content-type", "application/octet-stream")
+            .header("if-none-match", "*")
+            .body(&b"0123"[..])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), expected);
+    }
+
+    let missing = f
+        .presigner
+        .presign_get("uploads", &key("nope"), Duration::from_secs(60), SystemTime::now())
+        .unwrap();
+    let r = f.http.get(missing.url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(code(&r.text().await.unwrap()), "NoSuchKey");
+
+    let other_bucket = f
+        .presigner
+        .presign_get("elsewhere", &key("x"), Duration::from_secs(60), SystemTime::now())
+        .unwrap();
+    let r = f.http.get(other_bucket.url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(code(&r.text().await.unwrap()), "NoSuchBucket");
+
+    let r = f
+        .http
+        .get(format!("{}uploads/..%2Fetc", f.endpoint.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(code(&r.text().await.unwrap()), "InvalidArgument");
+}
