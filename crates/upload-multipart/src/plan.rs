@@ -123,13 +123,13 @@ mod tests {
         // 5 TiB needs parts of 525 MiB to stay within 10,000 parts.
         let p = PartPlan::new(MAX_OBJECT_SIZE, DEFAULT_PART_SIZE).unwrap();
         assert_eq!(p.part_size(), 525 * MIB);
-        assert_eq!(p.part_count(), 9988);
+        assert_eq!(p.part_count(), 9987);
         assert!(matches!(
             PartPlan::new(MAX_OBJECT_SIZE + 1, DEFAULT_PART_SIZE),
             Err(Error::ObjectTooLarge { .. })
         ));
         assert_eq!(p.part(0), None);
-        assert_eq!(p.part(9989), None);
+        assert_eq!(p.part(9988), None);
     }
 
     proptest! {

@@ -73,3 +73,18 @@ fn explore() {
         eprintln!("{f}: {:?}", r.map(|d| (d.width(), d.height(), d.orientation, d.image.color(), d.source_format)));
     }
 }
+
+#[test]
+fn dump_cmyk() {
+    let b = sample!("testdata/pil_sample_cmyk.jpg");
+    let i = image::load_from_memory(&b).unwrap();
+    i.save("/tmp/cmyk_image.png").unwrap();
+    eprintln!("{:?}", i.color());
+    let mut p = 2; while p + 4 < b.len() { let m = b[p+1]; let l = u16::from_be_bytes([b[p+2], b[p+3]]) as usize; eprintln!("marker {m:02X} len {l} {:?}", String::from_utf8_lossy(&b[p+4..(p+4+l.min(14)-2).min(b.len())])); if m == 0xDA { break; } p += 2 + l; }
+}
+
+#[test]
+fn cmyk_corners() {
+    let i = image::load_from_memory(&sample!("testdata/pil_sample_cmyk.jpg")).unwrap().to_rgb8();
+    for (x, y) in [(0, 0), (1, 1), (3, 2), (99, 99), (0, 99), (99, 0), (30, 50)] { eprintln!("{x},{y}: {:?}", i.get_pixel(x, y).0); }
+}
