@@ -49,4 +49,66 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The receipt handle was not issued by this queue (SQS
+    /// `ReceiptHandleIsInvalid`).
+    #[error("receipt handle {receipt_handle:?} is invalid")]
+    ReceiptHandleIsInvalid {
+        /// The refused handle.
+        receipt_handle: String,
+    },
+    /// The message is not in flight under this receipt handle any more: it
+    /// was deleted, or became visible again and was received anew (SQS
+    /// `MessageNotInflight`).
+    #[error("message of receipt handle {receipt_handle:?} is not in flight")]
+    MessageNotInflight {
+        /// The stale handle.
+        receipt_handle: String,
+    },
+    /// A message body over the 256 KiB SQS limit.
+    #[error("message of {bytes} bytes is longer than the {max}-byte maximum")]
+    MessageTooLong {
+        /// The body size in bytes.
+        bytes: usize,
+        /// The maximum in bytes.
+        max: usize,
+    },
+    /// A queue parameter outside its SQS range (batch size 1..=10, wait
+    /// 0..=20 s, visibility timeout 0..=12 h).
+    #[error("invalid queue parameter {name}: {reason}")]
+    InvalidQueueParameter {
+        /// The parameter.
+        name: &'static str,
+        /// Its allowed range.
+        reason: String,
+    },
+    /// The queue could not be reached; retry later.
+    #[error("queue unavailable: {reason}")]
+    QueueUnavailable {
+        /// The underlying error.
+        reason: String,
+    },
+    /// A storage error while processing (reading the original, writing
+    /// variants or the manifest).
+    #[error(transparent)]
+    Storage(#[from] upload_core::Error),
+    /// A scanning or quarantine error (scanner down, quarantine copy
+    /// mismatch).
+    #[error(transparent)]
+    Scan(#[from] upload_scan::Error),
+    /// A manifest in the processed store that is not valid JSON of the
+    /// expected shape.
+    #[error("manifest {key} is corrupt: {reason}")]
+    CorruptManifest {
+        /// The manifest key.
+        key: String,
+        /// The parser's message.
+        reason: String,
+    },
+    /// The image task panicked or was cancelled (a bug, reported rather than
+    /// propagated).
+    #[error("image task failed: {reason}")]
+    TaskFailed {
+        /// The join error.
+        reason: String,
+    },
 }

@@ -1,5 +1,9 @@
 //! The upload worker and what it is made of.
 //!
+//! - [`Queue`] and [`MemoryQueue`]: SQS semantics (visibility timeout,
+//!   receipt handles, redelivery, dead-letter queue).
+//! - [`Worker`]: per ObjectCreated event, sniff, policy check, scan,
+//!   quarantine, variants, manifest; then delete the message.
 //! - [`codec`]: the [`ImageCodec`] trait and [`StandardCodec`] (decode under
 //!   limits, EXIF orientation, resize, WebP encode, metadata stripped).
 //!
@@ -7,6 +11,9 @@
 
 pub mod codec;
 pub mod error;
+pub mod manifest;
+pub mod queue;
+pub mod worker;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
@@ -15,3 +22,6 @@ pub use codec::{
     VariantSpec,
 };
 pub use error::{Error, Result};
+pub use manifest::{Manifest, Outcome, VariantRecord};
+pub use queue::{MemoryQueue, Queue, QueueMessage, ReceiveOptions};
+pub use worker::{RunStats, Worker, WorkerConfig};

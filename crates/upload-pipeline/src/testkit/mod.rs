@@ -1,3 +1,4 @@
 //! Conformance suites for this crate's traits (feature `testkit`).
 
 pub mod codec;
+pub mod queue;

@@ -1,0 +1,122 @@
+//! The manifest written after an upload is processed.
+
+use serde::{Deserialize, Serialize};
+use upload_core::ObjectKey;
+
+/// Version of the manifest format written by this crate.
+pub const MANIFEST_VERSION: u32 = 1;
+/// File name of the manifest under an upload's processed prefix.
+pub const MANIFEST_NAME: &str = "manifest.json";
+
+/// What became of one upload: written last, under
+/// `{original key}/manifest.json` in the processed store, so that its
+/// presence means the whole set of variants is in place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Format version ([`MANIFEST_VERSION`]).
+    pub version: u32,
+    /// The original upload.
+    pub source: SourceObject,
+    /// The outcome.
+    pub verdict: Outcome,
+    /// The signature name, when infected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// Why, when rejected or unscannable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Where the original went, when quarantined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<Location>,
+    /// The variants written (empty unless clean and an image).
+    pub variants: Vec<VariantRecord>,
+    /// When processing finished, RFC 3339 UTC.
+    pub processed_at: String,
+}
+
+/// The original upload a manifest is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceObject {
+    /// Uploads bucket.
+    pub bucket: String,
+    /// Original key.
+    pub key: ObjectKey,
+    /// ETag of the processed version (without quotes).
+    pub etag: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Content type sniffed from magic bytes, if recognised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sniffed: Option<String>,
+}
+
+/// A bucket and key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    /// Bucket.
+    pub bucket: String,
+    /// Key.
+    pub key: ObjectKey,
+}
+
+/// The outcome of processing an upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Allowed type, scanned clean; variants written for images.
+    Clean,
+    /// A scanner signature matched; quarantined, no variants.
+    Infected,
+    /// The scanner could not judge it; quarantined (fail-closed).
+    Unscannable,
+    /// Refused by policy (type sniffed from magic bytes, size) or not
+    /// decodable as the image it claims to be; the original stays, no
+    /// variants.
+    Rejected,
+}
+
+impl Outcome {
+    /// The lowercase name (`clean`, `infected`, `unscannable`, `rejected`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Clean => "clean",
+            Outcome::Infected => "infected",
+            Outcome::Unscannable => "unscannable",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
+/// One written variant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VariantRecord {
+    /// Variant name (`thumb`, `medium`).
+    pub name: String,
+    /// Key in the processed store.
+    pub key: ObjectKey,
+    /// Content type, e.g. `image/webp`.
+    pub content_type: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// The manifest key of an original: `{original}/manifest.json`.
+///
+/// # Errors
+/// [`upload_core::Error::InvalidKey`] if the result exceeds 1024 bytes.
+pub fn manifest_key(original: &ObjectKey) -> upload_core::Result<ObjectKey> {
+    original.join(MANIFEST_NAME)
+}
+
+/// The key of variant `name` with extension `ext`:
+/// `{original}/{name}.{ext}`.
+///
+/// # Errors
+/// [`upload_core::Error::InvalidKey`] if the result exceeds 1024 bytes.
+pub fn variant_key(original: &ObjectKey, name: &str, ext: &str) -> upload_core::Result<ObjectKey> {
+    original.join(&format!("{name}.{ext}"))
+}

@@ -1,0 +1,385 @@
+//! The [`Queue`] trait and [`MemoryQueue`], an in-memory queue with SQS
+//! semantics.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use upload_core::EventSink;
+
+use crate::error::{Error, Result};
+
+/// Largest message body: 256 KiB (SQS).
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// Most messages per receive: 10 (SQS `MaxNumberOfMessages`).
+pub const MAX_RECEIVE_BATCH: u32 = 10;
+/// Longest long-poll wait: 20 s (SQS `WaitTimeSeconds`).
+pub const MAX_WAIT: Duration = Duration::from_secs(20);
+/// Longest visibility timeout: 12 hours (SQS).
+pub const MAX_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
+/// Default visibility timeout: 30 s (SQS).
+pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A received message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    /// The message ID, stable across deliveries.
+    pub message_id: String,
+    /// The body.
+    pub body: String,
+    /// The handle of this delivery: needed to delete the message or change
+    /// its visibility; a new one is issued at every delivery.
+    pub receipt_handle: String,
+    /// How many times the message has been received, this time included
+    /// (SQS `ApproximateReceiveCount`).
+    pub receive_count: u32,
+}
+
+/// Options of [`Queue::receive`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReceiveOptions {
+    /// Most messages to return, 1..=10.
+    pub max_messages: u32,
+    /// Long-poll wait when no message is visible, 0..=20 s.
+    pub wait: Duration,
+    /// Visibility timeout of the received messages, 0..=12 h; `None` uses the
+    /// queue's default.
+    pub visibility_timeout: Option<Duration>,
+}
+
+impl Default for ReceiveOptions {
+    /// 10 messages, 20 s long poll, the queue's visibility timeout.
+    fn default() -> Self {
+        Self {
+            max_messages: MAX_RECEIVE_BATCH,
+            wait: MAX_WAIT,
+            visibility_timeout: None,
+        }
+    }
+}
+
+impl ReceiveOptions {
+    /// Sets the batch size (1..=10).
+    pub fn with_max_messages(mut self, n: u32) -> Self {
+        self.max_messages = n;
+        self
+    }
+    /// Sets the long-poll wait (0..=20 s).
+    pub fn with_wait(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
+    }
+    /// Sets the visibility timeout (0..=12 h).
+    pub fn with_visibility_timeout(mut self, t: Duration) -> Self {
+        self.visibility_timeout = Some(t);
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(1..=MAX_RECEIVE_BATCH).contains(&self.max_messages) {
+            return Err(Error::InvalidQueueParameter {
+                name: "max_messages",
+                reason: format!("{} is outside 1..=10", self.max_messages),
+            });
+        }
+        if self.wait > MAX_WAIT {
+            return Err(Error::InvalidQueueParameter {
+                name: "wait",
+                reason: format!("{:?} is over 20 s", self.wait),
+            });
+        }
+        if let Some(t) = self.visibility_timeout {
+            check_visibility(t)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_visibility(t: Duration) -> Result<()> {
+    if t > MAX_VISIBILITY_TIMEOUT {
+        return Err(Error::InvalidQueueParameter {
+            name: "visibility_timeout",
+            reason: format!("{t:?} is over 12 h"),
+        });
+    }
+    Ok(())
+}
+
+/// A message queue with SQS's at-least-once semantics.
+///
+/// Every implementation passes `testkit::queue::run_all` (feature
+/// `testkit`).
+#[async_trait]
+pub trait Queue: Send + Sync + std::fmt::Debug {
+    /// Sends a message; returns its message ID.
+    ///
+    /// # Errors
+    /// [`Error::MessageTooLong`] over 256 KiB; [`Error::QueueUnavailable`].
+    async fn send(&self, body: String) -> Result<String>;
+
+    /// Receives up to `opts.max_messages` visible messages, waiting up to
+    /// `opts.wait` for one to become visible. Received messages are hidden
+    /// for the visibility timeout, then delivered again unless deleted.
+    ///
+    /// # Errors
+    /// [`Error::InvalidQueueParameter`]; [`Error::QueueUnavailable`].
+    async fn receive(&self, opts: &ReceiveOptions) -> Result<Vec<QueueMessage>>;
+
+    /// Deletes the message of `receipt_handle`. As in SQS, a handle from an
+    /// earlier delivery succeeds without deleting the message.
+    ///
+    /// # Errors
+    /// [`Error::ReceiptHandleIsInvalid`] for a handle this queue never
+    /// issued; [`Error::QueueUnavailable`].
+    async fn delete(&self, receipt_handle: &str) -> Result<()>;
+
+    /// Sets the remaining visibility timeout of an in-flight message (0
+    /// makes it visible at once: a quick retry).
+    ///
+    /// # Errors
+    /// [`Error::MessageNotInflight`] for a stale handle;
+    /// [`Error::ReceiptHandleIsInvalid`]; [`Error::InvalidQueueParameter`]
+    /// over 12 h; [`Error::QueueUnavailable`].
+    async fn change_visibility(&self, receipt_handle: &str, timeout: Duration) -> Result<()>;
+}
+
+#[derive(Debug)]
+struct Stored {
+    id: String,
+    body: String,
+    receive_count: u32,
+    visible_at: Instant,
+    receipt: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    messages: Vec<Stored>,
+    issued: HashSet<String>,
+}
+
+/// An in-memory [`Queue`] that behaves like a standard SQS queue:
+/// visibility timeouts, a new receipt handle per delivery, redelivery after
+/// the timeout, long polling, and a dead-letter queue after
+/// `max_receive_count` deliveries (the redrive policy). Time is
+/// `tokio::time`, so tests can pause and advance it.
+#[derive(Debug)]
+pub struct MemoryQueue {
+    name: String,
+    state: Mutex<State>,
+    notify: Notify,
+    visibility_timeout: Duration,
+    redrive: Option<(u32, Arc<MemoryQueue>)>,
+}
+
+impl MemoryQueue {
+    /// An empty queue with the 30 s default visibility timeout and no
+    /// dead-letter queue.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            state: Mutex::new(State::default()),
+            notify: Notify::new(),
+            visibility_timeout: DEFAULT_VISIBILITY_TIMEOUT,
+            redrive: None,
+        }
+    }
+
+    /// Sets the default visibility timeout.
+    ///
+    /// # Errors
+    /// [`Error::InvalidQueueParameter`] over 12 h.
+    pub fn with_visibility_timeout(mut self, t: Duration) -> Result<Self> {
+        check_visibility(t)?;
+        self.visibility_timeout = t;
+        Ok(self)
+    }
+
+    /// Moves a message to `dlq` instead of delivering it a
+    /// `max_receive_count + 1`-th time (SQS redrive policy).
+    ///
+    /// # Errors
+    /// [`Error::InvalidQueueParameter`] unless `max_receive_count` is
+    /// 1..=1000.
+    pub fn with_dead_letter_queue(mut self, max_receive_count: u32, dlq: Arc<MemoryQueue>) -> Result<Self> {
+        if !(1..=1000).contains(&max_receive_count) {
+            return Err(Error::InvalidQueueParameter {
+                name: "max_receive_count",
+                reason: format!("{max_receive_count} is outside 1..=1000"),
+            });
+        }
+        self.redrive = Some((max_receive_count, dlq));
+        Ok(self)
+    }
+
+    /// The queue name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Messages stored (visible or in flight) (SQS
+    /// `ApproximateNumberOfMessages` + `...NotVisible`).
+    pub fn len(&self) -> usize {
+        self.lock().messages.len()
+    }
+
+    /// Whether no message is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Messages received and not yet deleted or visible again.
+    pub fn in_flight(&self) -> usize {
+        let now = Instant::now();
+        self.lock()
+            .messages
+            .iter()
+            .filter(|m| m.receipt.is_some() && m.visible_at > now)
+            .count()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, id: String, body: String) {
+        self.lock().messages.push(Stored {
+            id,
+            body,
+            receive_count: 0,
+            visible_at: Instant::now(),
+            receipt: None,
+        });
+        self.notify.notify_waiters();
+    }
+
+    /// Takes what is visible now; returns the messages and the next instant
+    /// at which one becomes visible.
+    fn take_visible(&self, max: usize, vt: Duration) -> (Vec<QueueMessage>, Option<Instant>) {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        let mut to_dlq = Vec::new();
+        let mut st = self.lock();
+        let State { messages, issued } = &mut *st;
+        let mut i = 0;
+        while i < messages.len() && out.len() < max {
+            let m = &mut messages[i];
+            if m.visible_at > now {
+                i += 1;
+                continue;
+            }
+            if let Some((max_rc, _)) = &self.redrive
+                && m.receive_count >= *max_rc
+            {
+                to_dlq.push(messages.remove(i));
+                continue;
+            }
+            m.receive_count += 1;
+            let handle = format!("{}:{}", m.id, uuid::Uuid::new_v4().simple());
+            issued.insert(handle.clone());
+            m.receipt = Some(handle.clone());
+            m.visible_at = now + vt;
+            out.push(QueueMessage {
+                message_id: m.id.clone(),
+                body: m.body.clone(),
+                receipt_handle: handle,
+                receive_count: m.receive_count,
+            });
+            i += 1;
+        }
+        let next = messages.iter().map(|m| m.visible_at).filter(|t| *t > now).min();
+        drop(st);
+        if let Some((_, dlq)) = &self.redrive {
+            for m in to_dlq {
+                tracing::warn!(queue = %self.name, dlq = %dlq.name, message_id = %m.id, receives = m.receive_count, "moved to the dead-letter queue");
+                dlq.push(m.id, m.body);
+            }
+        }
+        (out, next)
+    }
+
+    fn find_current<'a>(st: &'a mut State, handle: &str) -> Result<Option<&'a mut Stored>> {
+        if !st.issued.contains(handle) {
+            return Err(Error::ReceiptHandleIsInvalid {
+                receipt_handle: handle.chars().take(200).collect(),
+            });
+        }
+        Ok(st.messages.iter_mut().find(|m| m.receipt.as_deref() == Some(handle)))
+    }
+}
+
+#[async_trait]
+impl Queue for MemoryQueue {
+    async fn send(&self, body: String) -> Result<String> {
+        if body.len() > MAX_MESSAGE_BYTES {
+            return Err(Error::MessageTooLong {
+                bytes: body.len(),
+                max: MAX_MESSAGE_BYTES,
+            });
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        self.push(id.clone(), body);
+        Ok(id)
+    }
+
+    async fn receive(&self, opts: &ReceiveOptions) -> Result<Vec<QueueMessage>> {
+        opts.validate()?;
+        let vt = opts.visibility_timeout.unwrap_or(self.visibility_timeout);
+        let deadline = Instant::now() + opts.wait;
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (got, next) = self.take_visible(opts.max_messages as usize, vt);
+            if !got.is_empty() || Instant::now() >= deadline {
+                return Ok(got);
+            }
+            let wake = next.map_or(deadline, |n| n.min(deadline));
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    async fn delete(&self, receipt_handle: &str) -> Result<()> {
+        let mut st = self.lock();
+        let found = Self::find_current(&mut st, receipt_handle)?.map(|m| m.id.clone());
+        if let Some(id) = found {
+            st.messages.retain(|m| m.id != id);
+        }
+        Ok(())
+    }
+
+    async fn change_visibility(&self, receipt_handle: &str, timeout: Duration) -> Result<()> {
+        check_visibility(timeout)?;
+        let now = Instant::now();
+        {
+            let mut st = self.lock();
+            let m = Self::find_current(&mut st, receipt_handle)?
+                .filter(|m| m.visible_at > now)
+                .ok_or_else(|| Error::MessageNotInflight {
+                    receipt_handle: receipt_handle.chars().take(200).collect(),
+                })?;
+            m.visible_at = now + timeout;
+        }
+        self.notify.notify_waiters();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventSink for MemoryQueue {
+    async fn publish(&self, body: String) -> upload_core::Result<()> {
+        self.send(body)
+            .await
+            .map(|_| ())
+            .map_err(|e| upload_core::Error::Unavailable {
+                reason: e.to_string(),
+            })
+    }
+}
