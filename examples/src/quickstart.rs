@@ -20,7 +20,9 @@ use upload_multipart::{MemoryMultipartStore, PartPlan, presign_parts};
 use upload_pipeline::{
     Manifest, MemoryQueue, Outcome, StandardCodec, Worker, WorkerConfig, manifest::manifest_key,
 };
-use upload_presign::{Credentials, LocalEndpoint, Presigner, RunningEndpoint, Verifier, presign_upload};
+use upload_presign::{
+    Credentials, LocalEndpoint, Presigner, RunningEndpoint, Verifier, presign_upload,
+};
 use upload_scan::{MemoryScanner, Quarantine};
 
 /// Bucket the clients upload into.
@@ -271,9 +273,12 @@ pub async fn run(world: &World, opts: &Options) -> Result<Vec<FileReport>, Quick
         };
         let mut variants = Vec::new();
         for v in &manifest.variants {
-            let url = world
-                .presigner
-                .presign_get(PROCESSED_BUCKET, &v.key, Duration::from_secs(3600), SystemTime::now())?;
+            let url = world.presigner.presign_get(
+                PROCESSED_BUCKET,
+                &v.key,
+                Duration::from_secs(3600),
+                SystemTime::now(),
+            )?;
             let body = fetch(&http, url.url.as_str(), &file_s).await?;
             let path = opts.out.join(v.key.as_str());
             write_file(&path, &body).await?;
@@ -291,14 +296,24 @@ pub async fn run(world: &World, opts: &Options) -> Result<Vec<FileReport>, Quick
             (Outcome::Clean, Some(v)) => Some(
                 world
                     .presigner
-                    .presign_get(PROCESSED_BUCKET, &v.key, Duration::from_secs(3600), SystemTime::now())?
+                    .presign_get(
+                        PROCESSED_BUCKET,
+                        &v.key,
+                        Duration::from_secs(3600),
+                        SystemTime::now(),
+                    )?
                     .url
                     .to_string(),
             ),
             (Outcome::Clean, None) => Some(
                 world
                     .presigner
-                    .presign_get(UPLOADS_BUCKET, &up.key, Duration::from_secs(3600), SystemTime::now())?
+                    .presign_get(
+                        UPLOADS_BUCKET,
+                        &up.key,
+                        Duration::from_secs(3600),
+                        SystemTime::now(),
+                    )?
                     .url
                     .to_string(),
             ),
@@ -386,30 +401,38 @@ async fn upload_one(
     )?;
     // Parts in parallel, each read from the file only when its turn comes,
     // so at most `concurrency` parts are in memory.
-    let results: Vec<Result<CompletedPart, QuickstartError>> = futures::stream::iter(plan.parts().zip(urls))
-        .map(|(part, url)| {
-            let file_s = file_s.clone();
-            async move {
-                let mut f = tokio::fs::File::open(file).await.map_err(io)?;
-                f.seek(std::io::SeekFrom::Start(part.offset)).await.map_err(io)?;
-                let mut buf = vec![0u8; usize::try_from(part.len).unwrap_or(usize::MAX)];
-                f.read_exact(&mut buf).await.map_err(io)?;
-                let etag = send_with_retry(http.put(url.request.url.as_str()), buf.into(), &file_s).await?;
-                Ok(CompletedPart {
-                    part_number: part.number,
-                    etag,
-                })
-            }
-        })
-        .buffer_unordered(opts.concurrency.max(1))
-        .collect()
-        .await;
+    let results: Vec<Result<CompletedPart, QuickstartError>> =
+        futures::stream::iter(plan.parts().zip(urls))
+            .map(|(part, url)| {
+                let file_s = file_s.clone();
+                async move {
+                    let mut f = tokio::fs::File::open(file).await.map_err(io)?;
+                    f.seek(std::io::SeekFrom::Start(part.offset))
+                        .await
+                        .map_err(io)?;
+                    let mut buf = vec![0u8; usize::try_from(part.len).unwrap_or(usize::MAX)];
+                    f.read_exact(&mut buf).await.map_err(io)?;
+                    let etag =
+                        send_with_retry(http.put(url.request.url.as_str()), buf.into(), &file_s)
+                            .await?;
+                    Ok(CompletedPart {
+                        part_number: part.number,
+                        etag,
+                    })
+                }
+            })
+            .buffer_unordered(opts.concurrency.max(1))
+            .collect()
+            .await;
     let mut done = Vec::with_capacity(results.len());
     for r in results {
         match r {
             Ok(p) => done.push(p),
             Err(e) => {
-                world.multipart.abort_multipart_upload(&key, &upload_id).await?;
+                world
+                    .multipart
+                    .abort_multipart_upload(&key, &upload_id)
+                    .await?;
                 return Err(e);
             }
         }
@@ -469,7 +492,11 @@ async fn send_with_retry(
     })
 }
 
-async fn fetch(http: &reqwest::Client, url: &str, file: &str) -> Result<bytes::Bytes, QuickstartError> {
+async fn fetch(
+    http: &reqwest::Client,
+    url: &str,
+    file: &str,
+) -> Result<bytes::Bytes, QuickstartError> {
     let err = |reason: String| QuickstartError::Upload {
         file: file.to_owned(),
         reason,

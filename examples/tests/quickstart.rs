@@ -20,7 +20,10 @@ fn by_name<'a>(reports: &'a [FileReport], name: &str) -> &'a FileReport {
 }
 
 fn dims(r: &FileReport) -> Vec<(&str, u32, u32)> {
-    r.variants.iter().map(|v| (v.name.as_str(), v.width, v.height)).collect()
+    r.variants
+        .iter()
+        .map(|v| (v.name.as_str(), v.width, v.height))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,8 +35,16 @@ async fn bundled_photos_and_hostile_files_end_to_end() {
     assert_eq!(files.len(), 5, "{files:?}");
     let eicar = [b"%PDF-1.4\n".as_slice(), &upload_scan::eicar()].concat();
     files.push(write(&inputs, "eicar.pdf", &eicar));
-    files.push(write(&inputs, "not-an-image.jpg", b"plain text pretending to be a JPEG"));
-    files.push(write(&inputs, "notes.txt", b"text is not allowed by the policy"));
+    files.push(write(
+        &inputs,
+        "not-an-image.jpg",
+        b"plain text pretending to be a JPEG",
+    ));
+    files.push(write(
+        &inputs,
+        "notes.txt",
+        b"text is not allowed by the policy",
+    ));
     let out = tmp.path().join("out");
     let world = World::start(64 << 20).await.unwrap();
     let reports = quickstart::run(&world, &Options::new(files.clone(), out.clone()))
@@ -46,15 +57,28 @@ async fn bundled_photos_and_hostile_files_end_to_end() {
 
     // A 4K photo (8.5 MB) goes multipart in two parts.
     let big = by_name(&reports, "photo_elephants_3840x2160_progressive.jpg");
-    assert_eq!((big.upload, big.parts, big.verdict), (Some("multipart"), 2, "clean"));
+    assert_eq!(
+        (big.upload, big.parts, big.verdict),
+        (Some("multipart"), 2, "clean")
+    );
     assert_eq!(dims(big), [("thumb", 256, 144), ("medium", 1024, 576)]);
     let key = ObjectKey::new(big.key.clone().unwrap()).unwrap();
     let original = world.uploads.head(&key).await.unwrap();
     assert_eq!(original.size, 8_484_634);
-    assert!(original.etag.ends_with("-2"), "multipart ETag {}", original.etag);
+    assert!(
+        original.etag.ends_with("-2"),
+        "multipart ETag {}",
+        original.etag
+    );
     assert_eq!(
         world.uploads.get(&key).await.unwrap().body.as_ref(),
-        std::fs::read(&files.iter().find(|f| f.ends_with("photo_elephants_3840x2160_progressive.jpg")).unwrap()).unwrap(),
+        std::fs::read(
+            files
+                .iter()
+                .find(|f| f.ends_with("photo_elephants_3840x2160_progressive.jpg"))
+                .unwrap()
+        )
+        .unwrap(),
         "the original is stored byte for byte"
     );
 
@@ -73,7 +97,11 @@ async fn bundled_photos_and_hostile_files_end_to_end() {
             assert_eq!(&body[..4], b"RIFF");
             assert_eq!(&body[8..12], b"WEBP");
             for marker in [&b"Exif"[..], b"EXIF", b"XMP ", b"GPS", b"ICCP"] {
-                assert!(!body.windows(marker.len()).any(|w| w == marker), "{} carries {marker:?}", v.path);
+                assert!(
+                    !body.windows(marker.len()).any(|w| w == marker),
+                    "{} carries {marker:?}",
+                    v.path
+                );
             }
             assert!(v.path.starts_with(out.to_str().unwrap()));
             assert!(v.path.ends_with(&v.key));
@@ -86,7 +114,10 @@ async fn bundled_photos_and_hostile_files_end_to_end() {
 
     // PDF: scanned, kept, no image variants, served by presigned GET.
     let pdf = by_name(&reports, "exiftool_PDF.pdf");
-    assert_eq!((pdf.verdict, pdf.sniffed.as_deref()), ("clean", Some("application/pdf")));
+    assert_eq!(
+        (pdf.verdict, pdf.sniffed.as_deref()),
+        ("clean", Some("application/pdf"))
+    );
     assert!(pdf.variants.is_empty());
     let served = reqwest::get(pdf.url.clone().unwrap()).await.unwrap();
     assert_eq!(served.status().as_u16(), 200);
@@ -95,28 +126,50 @@ async fn bundled_photos_and_hostile_files_end_to_end() {
     // The served URL of an image returns the medium variant.
     let got = reqwest::get(rot.url.clone().unwrap()).await.unwrap();
     assert_eq!(got.headers()["content-type"], "image/webp");
-    assert_eq!(got.bytes().await.unwrap().len() as u64, rot.variants[1].bytes);
+    assert_eq!(
+        got.bytes().await.unwrap().len() as u64,
+        rot.variants[1].bytes
+    );
 
     // EICAR: quarantined, no variants, no URL, gone from uploads.
     let inf = by_name(&reports, "eicar.pdf");
-    assert_eq!((inf.verdict, inf.signature.as_deref()), ("infected", Some(upload_scan::EICAR_SIGNATURE)));
+    assert_eq!(
+        (inf.verdict, inf.signature.as_deref()),
+        ("infected", Some(upload_scan::EICAR_SIGNATURE))
+    );
     assert!(inf.variants.is_empty() && inf.url.is_none());
     let ikey = ObjectKey::new(inf.key.clone().unwrap()).unwrap();
     assert!(world.uploads.head(&ikey).await.is_err());
-    assert_eq!(world.quarantine.get(&ikey).await.unwrap().body.as_ref(), eicar.as_slice());
+    assert_eq!(
+        world.quarantine.get(&ikey).await.unwrap().body.as_ref(),
+        eicar.as_slice()
+    );
 
     // A .jpg whose bytes are not an image: uploaded (the declared type was
     // allowed), then rejected by the magic-byte check; the original stays.
     let fake = by_name(&reports, "not-an-image.jpg");
     assert_eq!((fake.verdict, fake.sniffed.as_deref()), ("rejected", None));
-    assert!(world.uploads.head(&ObjectKey::new(fake.key.clone().unwrap()).unwrap()).await.is_ok());
+    assert!(
+        world
+            .uploads
+            .head(&ObjectKey::new(fake.key.clone().unwrap()).unwrap())
+            .await
+            .is_ok()
+    );
 
     // A .txt is refused before any upload: no key, nothing stored.
     let txt = by_name(&reports, "notes.txt");
-    assert_eq!((txt.verdict, txt.key.as_deref(), txt.upload), ("rejected", None, None));
+    assert_eq!(
+        (txt.verdict, txt.key.as_deref(), txt.upload),
+        ("rejected", None, None)
+    );
     assert!(txt.reason.as_deref().unwrap().contains("text/plain"));
 
-    assert_eq!(world.uploads.len(), 6, "5 bundled + fake jpg; EICAR moved, txt never uploaded");
+    assert_eq!(
+        world.uploads.len(),
+        6,
+        "5 bundled + fake jpg; EICAR moved, txt never uploaded"
+    );
     assert_eq!(world.multipart.uploads_in_progress(), 0);
     assert!(world.queue.is_empty(), "every message handled and deleted");
 }

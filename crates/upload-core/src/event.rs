@@ -195,12 +195,16 @@ impl S3EventRecord {
 
     /// Whether this is an `ObjectCreated:*` event.
     pub fn is_object_created(&self) -> bool {
-        self.event_name.trim_start_matches("s3:").starts_with("ObjectCreated:")
+        self.event_name
+            .trim_start_matches("s3:")
+            .starts_with("ObjectCreated:")
     }
 
     /// Whether this is an `ObjectRemoved:*` event.
     pub fn is_object_removed(&self) -> bool {
-        self.event_name.trim_start_matches("s3:").starts_with("ObjectRemoved:")
+        self.event_name
+            .trim_start_matches("s3:")
+            .starts_with("ObjectRemoved:")
     }
 
     /// The message body S3 would send for this single record.
@@ -367,7 +371,10 @@ mod tests {
                 "{body:?}"
             );
         }
-        let huge = format!("{{\"Records\":[],\"pad\":\"{}\"}}", "x".repeat(MAX_EVENT_MESSAGE_LEN));
+        let huge = format!(
+            "{{\"Records\":[],\"pad\":\"{}\"}}",
+            "x".repeat(MAX_EVENT_MESSAGE_LEN)
+        );
         assert!(matches!(
             parse_event_message(&huge),
             Err(Error::MalformedEvent { .. })
@@ -400,7 +407,10 @@ mod tests {
             Some("abc"),
             "0000000000000001",
         );
-        assert_eq!(rec.s3.object.key, "uploads/a+b/x%2By%25z/%E6%97%A5%E6%9C%AC.jpg");
+        assert_eq!(
+            rec.s3.object.key,
+            "uploads/a+b/x%2By%25z/%E6%97%A5%E6%9C%AC.jpg"
+        );
         let msg = rec.to_message();
         let EventMessage::Records(back) = parse_event_message(&msg).unwrap() else {
             panic!()

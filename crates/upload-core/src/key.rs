@@ -130,7 +130,10 @@ pub fn upload_key(owner: &str, extension: &str) -> Result<ObjectKey> {
             reason: "extension must be 1..=16 ASCII letters or digits",
         });
     }
-    ObjectKey::new(format!("uploads/{owner}/{}.{extension}", uuid::Uuid::new_v4()))
+    ObjectKey::new(format!(
+        "uploads/{owner}/{}.{extension}",
+        uuid::Uuid::new_v4()
+    ))
 }
 
 impl fmt::Display for ObjectKey {
@@ -236,10 +239,7 @@ mod tests {
             k.with_prefix("quarantine").unwrap().as_str(),
             "quarantine/uploads/a/b.jpg"
         );
-        assert_eq!(
-            k.with_prefix("q/").unwrap().as_str(),
-            "q/uploads/a/b.jpg"
-        );
+        assert_eq!(k.with_prefix("q/").unwrap().as_str(), "q/uploads/a/b.jpg");
     }
 
     #[test]

@@ -34,6 +34,4 @@ pub use key::{ObjectKey, upload_key};
 pub use multipart::{CompletedPart, MultipartStore, UploadedPart};
 pub use policy::UploadPolicy;
 pub use sniff::{SNIFF_LEN, Sniffed, extension_for, sniff};
-pub use storage::{
-    ByteStream, GetResult, MemoryStorage, ObjectMeta, PutOptions, Storage, Tags,
-};
+pub use storage::{ByteStream, GetResult, MemoryStorage, ObjectMeta, PutOptions, Storage, Tags};

@@ -114,7 +114,7 @@ impl UploadPolicy {
     /// Whether `content_type` is allowed (compared by essence).
     pub fn allows(&self, content_type: &str) -> bool {
         let e = essence(content_type);
-        self.allowed_content_types.iter().any(|a| *a == e)
+        self.allowed_content_types.contains(&e)
     }
 
     /// Checks a content type.
@@ -183,9 +183,8 @@ pub fn essence(content_type: &str) -> String {
 
 fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
 }
 
 #[cfg(test)]
@@ -199,7 +198,10 @@ mod tests {
         assert!(p.check("image/jpeg", 1000).is_ok());
         assert!(p.check("Image/PNG; charset=binary", 1).is_ok());
         match p.check("image/gif", 10) {
-            Err(Error::ContentTypeNotAllowed { content_type, allowed }) => {
+            Err(Error::ContentTypeNotAllowed {
+                content_type,
+                allowed,
+            }) => {
                 assert_eq!(content_type, "image/gif");
                 assert_eq!(allowed, "image/jpeg, image/png");
             }
@@ -235,7 +237,10 @@ mod tests {
             604_800
         );
         assert_eq!(
-            p.clone().with_expiry(Duration::from_secs(1)).unwrap().expiry(),
+            p.clone()
+                .with_expiry(Duration::from_secs(1))
+                .unwrap()
+                .expiry(),
             MIN_EXPIRY
         );
         for bad in [

@@ -8,8 +8,8 @@ use bytes::{Bytes, BytesMut};
 use upload_core::multipart::{MAX_PART_NUMBER, MIN_PART_NUMBER};
 use upload_core::storage::{etag_of, multipart_etag};
 use upload_core::{
-    CompletedPart, Error, MemoryStorage, MultipartStore, ObjectKey, ObjectMeta, PutOptions,
-    Result, Storage, UploadedPart,
+    CompletedPart, Error, MemoryStorage, MultipartStore, ObjectKey, ObjectMeta, PutOptions, Result,
+    Storage, UploadedPart,
 };
 
 use crate::plan::MIN_PART_SIZE;
@@ -134,7 +134,11 @@ impl MultipartStore for MemoryMultipartStore {
                 .get(upload_id)
                 .filter(|u| u.key == *key)
                 .ok_or_else(|| Self::no_such_upload(key, upload_id))?;
-            if parts.is_empty() || parts.windows(2).any(|w| w[0].part_number >= w[1].part_number) {
+            if parts.is_empty()
+                || parts
+                    .windows(2)
+                    .any(|w| w[0].part_number >= w[1].part_number)
+            {
                 return Err(Error::InvalidPartOrder);
             }
             let mut chosen = Vec::with_capacity(parts.len());
@@ -166,7 +170,10 @@ impl MultipartStore for MemoryMultipartStore {
             }
             (body.freeze(), etag, up.opts.clone())
         };
-        let meta = self.storage.put_multipart_object(key, body, opts, etag).await?;
+        let meta = self
+            .storage
+            .put_multipart_object(key, body, opts, etag)
+            .await?;
         self.lock().remove(upload_id);
         Ok(meta)
     }

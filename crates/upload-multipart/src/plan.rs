@@ -118,8 +118,14 @@ mod tests {
         assert_eq!(p.part(1).unwrap().len, 0);
         // Preferences are clamped and rounded to whole MiB.
         assert_eq!(PartPlan::new(100 * MIB, 1).unwrap().part_size(), 5 * MIB);
-        assert_eq!(PartPlan::new(100 * MIB, 6 * MIB + 1).unwrap().part_size(), 7 * MIB);
-        assert_eq!(PartPlan::new(100 * MIB, u64::MAX).unwrap().part_size(), MAX_PART_SIZE);
+        assert_eq!(
+            PartPlan::new(100 * MIB, 6 * MIB + 1).unwrap().part_size(),
+            7 * MIB
+        );
+        assert_eq!(
+            PartPlan::new(100 * MIB, u64::MAX).unwrap().part_size(),
+            MAX_PART_SIZE
+        );
         // 5 TiB needs parts of 525 MiB to stay within 10,000 parts.
         let p = PartPlan::new(MAX_OBJECT_SIZE, DEFAULT_PART_SIZE).unwrap();
         assert_eq!(p.part_size(), 525 * MIB);

@@ -38,14 +38,19 @@ pub fn presign_parts(
     now: SystemTime,
 ) -> Result<Vec<PresignedPart>> {
     let (first, last) = (*part_numbers.start(), *part_numbers.end());
-    if first < MIN_PART_NUMBER || last > MAX_PART_NUMBER || first > last || last - first >= MAX_PARTS_PER_BATCH {
+    if first < MIN_PART_NUMBER
+        || last > MAX_PART_NUMBER
+        || first > last
+        || last - first >= MAX_PARTS_PER_BATCH
+    {
         return Err(Error::PartNumbersOutOfRange { first, last });
     }
     part_numbers
         .map(|n| {
             Ok(PresignedPart {
                 part_number: n,
-                request: presigner.presign_upload_part(bucket, key, upload_id, n, expires_in, now)?,
+                request: presigner
+                    .presign_upload_part(bucket, key, upload_id, n, expires_in, now)?,
             })
         })
         .collect()

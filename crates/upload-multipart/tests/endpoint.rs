@@ -20,19 +20,38 @@ async fn parts_through_presigned_urls() {
         .unwrap();
     let presigner = Presigner::new(endpoint.url(), "us-east-1", creds).unwrap();
     let key = ObjectKey::new("uploads/big.bin").unwrap();
-    let data: Vec<u8> = (0..(DEFAULT_PART_SIZE as usize * 2 + 777)).map(|i| (i * 7 % 256) as u8).collect();
+    let data: Vec<u8> = (0..(DEFAULT_PART_SIZE as usize * 2 + 777))
+        .map(|i| (i * 7 % 256) as u8)
+        .collect();
     let plan = PartPlan::new(data.len() as u64, DEFAULT_PART_SIZE).unwrap();
     assert_eq!(plan.part_count(), 3);
     let id = mp
-        .create_multipart_upload(&key, PutOptions::default().with_content_type("application/octet-stream"))
+        .create_multipart_upload(
+            &key,
+            PutOptions::default().with_content_type("application/octet-stream"),
+        )
         .await
         .unwrap();
-    let urls = presign_parts(&presigner, "uploads", &key, &id, 1..=plan.part_count(), Duration::from_secs(60), SystemTime::now()).unwrap();
+    let urls = presign_parts(
+        &presigner,
+        "uploads",
+        &key,
+        &id,
+        1..=plan.part_count(),
+        Duration::from_secs(60),
+        SystemTime::now(),
+    )
+    .unwrap();
     let http = reqwest::Client::new();
     let mut done = Vec::new();
     for (p, u) in plan.parts().zip(&urls) {
         let body = data[p.offset as usize..(p.offset + p.len) as usize].to_vec();
-        let r = http.put(u.request.url.clone()).body(body).send().await.unwrap();
+        let r = http
+            .put(u.request.url.clone())
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 200);
         done.push(CompletedPart {
             part_number: p.number,
@@ -40,18 +59,65 @@ async fn parts_through_presigned_urls() {
         });
     }
     // A part URL for another upload ID is refused by the store, not stored.
-    let stray = presign_parts(&presigner, "uploads", &key, "bogus", 1..=1, Duration::from_secs(60), SystemTime::now()).unwrap();
-    let r = http.put(stray[0].request.url.clone()).body(vec![1u8; 10]).send().await.unwrap();
+    let stray = presign_parts(
+        &presigner,
+        "uploads",
+        &key,
+        "bogus",
+        1..=1,
+        Duration::from_secs(60),
+        SystemTime::now(),
+    )
+    .unwrap();
+    let r = http
+        .put(stray[0].request.url.clone())
+        .body(vec![1u8; 10])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 404);
-    assert!(r.text().await.unwrap().contains("<Code>NoSuchUpload</Code>"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("<Code>NoSuchUpload</Code>")
+    );
 
     let listed = mp.list_parts(&key, &id).await.unwrap();
     assert_eq!(listed.len(), 3);
-    let meta = mp.complete_multipart_upload(&key, &id, &done).await.unwrap();
+    let meta = mp
+        .complete_multipart_upload(&key, &id, &done)
+        .await
+        .unwrap();
     assert!(meta.etag.ends_with("-3"), "{}", meta.etag);
-    assert_eq!(storage.get(&key).await.unwrap().body.as_ref(), data.as_slice());
+    assert_eq!(
+        storage.get(&key).await.unwrap().body.as_ref(),
+        data.as_slice()
+    );
 
-    assert!(presign_parts(&presigner, "uploads", &key, &id, 0..=1, Duration::from_secs(60), SystemTime::now()).is_err());
-    assert!(presign_parts(&presigner, "uploads", &key, &id, 1..=1001, Duration::from_secs(60), SystemTime::now()).is_err());
+    assert!(
+        presign_parts(
+            &presigner,
+            "uploads",
+            &key,
+            &id,
+            0..=1,
+            Duration::from_secs(60),
+            SystemTime::now()
+        )
+        .is_err()
+    );
+    assert!(
+        presign_parts(
+            &presigner,
+            "uploads",
+            &key,
+            &id,
+            1..=1001,
+            Duration::from_secs(60),
+            SystemTime::now()
+        )
+        .is_err()
+    );
     endpoint.shutdown().await.unwrap();
 }

@@ -13,9 +13,9 @@ pub mod codec;
 pub mod error;
 pub mod manifest;
 pub mod queue;
-pub mod worker;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod worker;
 
 pub use codec::{
     DecodeLimits, DecodedImage, EncodedVariant, ImageCodec, OutputFormat, StandardCodec,

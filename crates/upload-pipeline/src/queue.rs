@@ -205,7 +205,11 @@ impl MemoryQueue {
     /// # Errors
     /// [`Error::InvalidQueueParameter`] unless `max_receive_count` is
     /// 1..=1000.
-    pub fn with_dead_letter_queue(mut self, max_receive_count: u32, dlq: Arc<MemoryQueue>) -> Result<Self> {
+    pub fn with_dead_letter_queue(
+        mut self,
+        max_receive_count: u32,
+        dlq: Arc<MemoryQueue>,
+    ) -> Result<Self> {
         if !(1..=1000).contains(&max_receive_count) {
             return Err(Error::InvalidQueueParameter {
                 name: "max_receive_count",
@@ -291,7 +295,11 @@ impl MemoryQueue {
             });
             i += 1;
         }
-        let next = messages.iter().map(|m| m.visible_at).filter(|t| *t > now).min();
+        let next = messages
+            .iter()
+            .map(|m| m.visible_at)
+            .filter(|t| *t > now)
+            .min();
         drop(st);
         if let Some((_, dlq)) = &self.redrive {
             for m in to_dlq {
@@ -308,7 +316,10 @@ impl MemoryQueue {
                 receipt_handle: handle.chars().take(200).collect(),
             });
         }
-        Ok(st.messages.iter_mut().find(|m| m.receipt.as_deref() == Some(handle)))
+        Ok(st
+            .messages
+            .iter_mut()
+            .find(|m| m.receipt.as_deref() == Some(handle)))
     }
 }
 

@@ -188,7 +188,11 @@ impl Worker {
     /// # Errors
     /// Queue errors on receive.
     pub async fn run_until_idle(&self) -> Result<RunStats> {
-        let opts = self.config.receive.clone().with_wait(std::time::Duration::ZERO);
+        let opts = self
+            .config
+            .receive
+            .clone()
+            .with_wait(std::time::Duration::ZERO);
         let mut total = RunStats::default();
         loop {
             let s = self.run_batch(&opts).await?;
@@ -326,7 +330,12 @@ impl Worker {
 
         let refusal = match sniffed {
             None => Some("content type not recognised from magic bytes".to_owned()),
-            Some(s) => self.config.policy.check(s.mime, meta.size).err().map(|e| e.to_string()),
+            Some(s) => self
+                .config
+                .policy
+                .check(s.mime, meta.size)
+                .err()
+                .map(|e| e.to_string()),
         };
         if let Some(reason) = refusal {
             return self.reject(key, manifest, reason).await.map(Some);
@@ -348,7 +357,10 @@ impl Worker {
             }
         }
         if !verdict.is_clean() {
-            let q = self.quarantine.quarantine(self.uploads.as_ref(), key, &verdict).await?;
+            let q = self
+                .quarantine
+                .quarantine(self.uploads.as_ref(), key, &verdict)
+                .await?;
             manifest.quarantine = Some(Location {
                 bucket: q.bucket,
                 key: q.key,
@@ -373,7 +385,11 @@ impl Worker {
             })?;
             let variants = match rendered {
                 Ok(v) => v,
-                Err(e @ (Error::UnsupportedImage { .. } | Error::ImageTooLarge { .. } | Error::CorruptImage { .. })) => {
+                Err(
+                    e @ (Error::UnsupportedImage { .. }
+                    | Error::ImageTooLarge { .. }
+                    | Error::CorruptImage { .. }),
+                ) => {
                     return self.reject(key, manifest, e.to_string()).await.map(Some);
                 }
                 Err(e) => return Err(e),
@@ -405,7 +421,12 @@ impl Worker {
         Ok(Some(manifest))
     }
 
-    async fn reject(&self, key: &ObjectKey, mut manifest: Manifest, reason: String) -> Result<Manifest> {
+    async fn reject(
+        &self,
+        key: &ObjectKey,
+        mut manifest: Manifest,
+        reason: String,
+    ) -> Result<Manifest> {
         tracing::warn!(%key, %reason, "rejected");
         let tags = Tags::from_pairs([("upload-status", "REJECTED")])?;
         self.uploads.put_tags(key, &tags).await?;

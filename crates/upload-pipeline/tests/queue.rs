@@ -29,11 +29,18 @@ async fn dead_letter_after_max_receives() {
         assert_eq!(q.in_flight(), 1);
         tokio::time::sleep(Duration::from_secs(11)).await;
     }
-    assert!(q.receive(&now).await.unwrap().is_empty(), "fourth delivery goes to the DLQ");
+    assert!(
+        q.receive(&now).await.unwrap().is_empty(),
+        "fourth delivery goes to the DLQ"
+    );
     assert!(q.is_empty());
     let dead = dlq.receive(&now).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].message_id, id, "the message keeps its ID");
     assert_eq!(dead[0].body, "poison");
-    assert!(MemoryQueue::new("x").with_dead_letter_queue(0, dlq).is_err());
+    assert!(
+        MemoryQueue::new("x")
+            .with_dead_letter_queue(0, dlq)
+            .is_err()
+    );
 }

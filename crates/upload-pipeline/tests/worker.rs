@@ -7,8 +7,7 @@ use std::time::Duration;
 use upload_core::{Bytes, MemoryStorage, ObjectKey, PutOptions, Storage};
 use upload_pipeline::manifest::manifest_key;
 use upload_pipeline::{
-    Manifest, MemoryQueue, Outcome, Queue, RunStats, StandardCodec, Worker,
-    WorkerConfig,
+    Manifest, MemoryQueue, Outcome, Queue, RunStats, StandardCodec, Worker, WorkerConfig,
 };
 use upload_scan::{EICAR_SIGNATURE, MemoryScanner, Quarantine, eicar};
 
@@ -37,7 +36,11 @@ fn world() -> World {
             .with_dead_letter_queue(3, dlq.clone())
             .unwrap(),
     );
-    let uploads = Arc::new(MemoryStorage::new("uploads").unwrap().with_events(queue.clone()));
+    let uploads = Arc::new(
+        MemoryStorage::new("uploads")
+            .unwrap()
+            .with_events(queue.clone()),
+    );
     let processed = Arc::new(MemoryStorage::new("processed").unwrap());
     let quarantine = Arc::new(MemoryStorage::new("quarantine").unwrap());
     let scanner = Arc::new(MemoryScanner::new());
@@ -66,7 +69,13 @@ impl World {
     async fn upload(&self, key: &str, body: Bytes, ct: &str) -> ObjectKey {
         let k = ObjectKey::new(key).unwrap();
         self.uploads
-            .put(&k, body, PutOptions::default().with_content_type(ct).with_create_only(true))
+            .put(
+                &k,
+                body,
+                PutOptions::default()
+                    .with_content_type(ct)
+                    .with_create_only(true),
+            )
             .await
             .unwrap();
         k
@@ -83,25 +92,42 @@ impl World {
 async fn orientation_6_photo_gets_rotated_variants_without_metadata() {
     let w = world();
     let k = w
-        .upload("uploads/u/rot.jpg", sample("photos/derived_bythewater_orient6.jpg"), "image/jpeg")
+        .upload(
+            "uploads/u/rot.jpg",
+            sample("photos/derived_bythewater_orient6.jpg"),
+            "image/jpeg",
+        )
         .await;
     let stats = w.worker.run_until_idle().await.unwrap();
     assert_eq!((stats.messages, stats.clean, stats.failed), (1, 1, 0));
     let m = w.manifest(&k).await;
     assert_eq!(m.verdict, Outcome::Clean);
     assert_eq!(m.source.sniffed.as_deref(), Some("image/jpeg"));
-    let dims: Vec<_> = m.variants.iter().map(|v| (v.name.as_str(), v.width, v.height)).collect();
+    let dims: Vec<_> = m
+        .variants
+        .iter()
+        .map(|v| (v.name.as_str(), v.width, v.height))
+        .collect();
     // 2560x1600 rotated by orientation 6 is 1600x2560.
     assert_eq!(dims, [("thumb", 160, 256), ("medium", 640, 1024)]);
     for v in &m.variants {
         assert_eq!(v.key.as_str(), format!("uploads/u/rot.jpg/{}.webp", v.name));
         let got = w.processed.get(&v.key).await.unwrap();
         assert_eq!(got.meta.content_type.as_deref(), Some("image/webp"));
-        assert_eq!(got.meta.cache_control.as_deref(), Some("public, max-age=31536000, immutable"));
+        assert_eq!(
+            got.meta.cache_control.as_deref(),
+            Some("public, max-age=31536000, immutable")
+        );
         assert_eq!(got.body.len() as u64, v.bytes);
-        assert!(!contains(&got.body, b"Exif") && !contains(&got.body, b"XMP"), "no metadata");
+        assert!(
+            !contains(&got.body, b"Exif") && !contains(&got.body, b"XMP"),
+            "no metadata"
+        );
     }
-    assert_eq!(w.uploads.get_tags(&k).await.unwrap().get("scan-status"), Some("CLEAN"));
+    assert_eq!(
+        w.uploads.get_tags(&k).await.unwrap().get("scan-status"),
+        Some("CLEAN")
+    );
     assert!(w.queue.is_empty(), "message deleted");
 }
 
@@ -115,7 +141,9 @@ async fn eicar_is_quarantined_with_no_variants() {
     // Declared as a PDF; the bytes are EICAR preceded by a PDF header so the
     // sniffed type is allowed and only the scanner can catch it.
     let body = Bytes::from([b"%PDF-1.4\n".as_slice(), &eicar()].concat());
-    let k = w.upload("uploads/u/invoice.pdf", body.clone(), "application/pdf").await;
+    let k = w
+        .upload("uploads/u/invoice.pdf", body.clone(), "application/pdf")
+        .await;
     let stats = w.worker.run_until_idle().await.unwrap();
     assert_eq!((stats.infected, stats.failed), (1, 0));
     let m = w.manifest(&k).await;
@@ -123,8 +151,15 @@ async fn eicar_is_quarantined_with_no_variants() {
     assert_eq!(m.signature.as_deref(), Some(EICAR_SIGNATURE));
     assert!(m.variants.is_empty());
     let q = m.quarantine.unwrap();
-    assert_eq!((q.bucket.as_str(), q.key.as_str()), ("quarantine", "quarantine/uploads/u/invoice.pdf"));
-    assert_eq!(w.quarantine.get(&q.key).await.unwrap().body, body, "kept byte for byte");
+    assert_eq!(
+        (q.bucket.as_str(), q.key.as_str()),
+        ("quarantine", "quarantine/uploads/u/invoice.pdf")
+    );
+    assert_eq!(
+        w.quarantine.get(&q.key).await.unwrap().body,
+        body,
+        "kept byte for byte"
+    );
     assert!(w.uploads.head(&k).await.is_err(), "removed from uploads");
     assert_eq!(w.processed.len(), 1, "only the manifest");
 }
@@ -132,13 +167,46 @@ async fn eicar_is_quarantined_with_no_variants() {
 #[tokio::test]
 async fn bad_inputs_are_rejected_and_originals_stay() {
     let w = world();
-    let text = w.upload("uploads/u/fake.jpg", Bytes::from_static(b"I am not a JPEG at all"), "image/jpeg").await;
-    let empty = w.upload("uploads/u/empty.jpg", Bytes::new(), "image/jpeg").await;
-    let trunc = w.upload("uploads/u/trunc.jpg", sample("testdata/truncated_jpeg.jpg"), "image/jpeg").await;
-    let bomb = w.upload("uploads/u/bomb.png", png_header(50_000, 50_000), "image/png").await;
-    let heic = w.upload("uploads/u/x.heic", sample("testdata/exiftool_QuickTime.heic"), "image/jpeg").await;
+    let text = w
+        .upload(
+            "uploads/u/fake.jpg",
+            Bytes::from_static(b"I am not a JPEG at all"),
+            "image/jpeg",
+        )
+        .await;
+    let empty = w
+        .upload("uploads/u/empty.jpg", Bytes::new(), "image/jpeg")
+        .await;
+    let trunc = w
+        .upload(
+            "uploads/u/trunc.jpg",
+            sample("testdata/truncated_jpeg.jpg"),
+            "image/jpeg",
+        )
+        .await;
+    let bomb = w
+        .upload(
+            "uploads/u/bomb.png",
+            png_header(50_000, 50_000),
+            "image/png",
+        )
+        .await;
+    let heic = w
+        .upload(
+            "uploads/u/x.heic",
+            sample("testdata/exiftool_QuickTime.heic"),
+            "image/jpeg",
+        )
+        .await;
     let stats = w.worker.run_until_idle().await.unwrap();
-    assert_eq!(stats, RunStats { messages: 5, rejected: 5, ..RunStats::default() });
+    assert_eq!(
+        stats,
+        RunStats {
+            messages: 5,
+            rejected: 5,
+            ..RunStats::default()
+        }
+    );
     for (k, reason) in [
         (&text, "not recognised"),
         (&empty, "not recognised"),
@@ -152,7 +220,10 @@ async fn bad_inputs_are_rejected_and_originals_stay() {
         assert!(got.contains(reason), "{k}: {got}");
         assert!(m.variants.is_empty());
         assert!(w.uploads.head(k).await.is_ok(), "{k}: the original stays");
-        assert_eq!(w.uploads.get_tags(k).await.unwrap().get("upload-status"), Some("REJECTED"));
+        assert_eq!(
+            w.uploads.get_tags(k).await.unwrap().get("upload-status"),
+            Some("REJECTED")
+        );
     }
     assert_eq!(w.processed.len(), 5, "manifests only");
 }
@@ -175,7 +246,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         c ^= u32::from(b);
         for _ in 0..8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -199,12 +274,21 @@ async fn malformed_event_is_retried_then_dead_lettered() {
 #[tokio::test(start_paused = true)]
 async fn scanner_down_leaves_message_and_original() {
     let w = world();
-    let k = w.upload("uploads/u/a.jpg", sample("testdata/hopper.jpg"), "image/jpeg").await;
+    let k = w
+        .upload(
+            "uploads/u/a.jpg",
+            sample("testdata/hopper.jpg"),
+            "image/jpeg",
+        )
+        .await;
     w.scanner.set_available(false);
     let s = w.worker.run_until_idle().await.unwrap();
     assert_eq!((s.failed, s.clean), (1, 0));
     assert!(w.uploads.head(&k).await.is_ok());
-    assert!(w.uploads.get_tags(&k).await.unwrap().is_empty(), "not marked clean");
+    assert!(
+        w.uploads.get_tags(&k).await.unwrap().is_empty(),
+        "not marked clean"
+    );
     assert!(w.quarantine.is_empty() && w.processed.is_empty());
     assert_eq!(w.queue.len(), 1, "message back on the queue");
     w.scanner.set_available(true);
@@ -217,17 +301,34 @@ async fn scanner_down_leaves_message_and_original() {
 #[tokio::test]
 async fn redelivery_does_no_writes_and_test_events_are_deleted() {
     let w = world();
-    let k = w.upload("uploads/u/h.jpg", sample("testdata/hopper.jpg"), "image/jpeg").await;
+    let k = w
+        .upload(
+            "uploads/u/h.jpg",
+            sample("testdata/hopper.jpg"),
+            "image/jpeg",
+        )
+        .await;
     w.worker.run_until_idle().await.unwrap();
     let first = w.manifest(&k).await;
     let before: Vec<_> = w.processed.list("").await.unwrap();
     // The same event again (at-least-once delivery), and an s3:TestEvent.
-    let rec = upload_core::S3EventRecord::new("us-east-1", "uploads", &k, "ObjectCreated:Put", Some(first.source.size), Some(&first.source.etag), "1");
+    let rec = upload_core::S3EventRecord::new(
+        "us-east-1",
+        "uploads",
+        &k,
+        "ObjectCreated:Put",
+        Some(first.source.size),
+        Some(&first.source.etag),
+        "1",
+    );
     w.queue.send(rec.to_message()).await.unwrap();
     w.queue.send(r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2024-01-01T00:00:00.000Z","Bucket":"uploads"}"#.into()).await.unwrap();
     let s = w.worker.run_until_idle().await.unwrap();
     assert_eq!((s.messages, s.clean, s.test_events, s.failed), (2, 1, 1, 0));
     let after: Vec<_> = w.processed.list("").await.unwrap();
-    assert_eq!(before, after, "same objects, same write times: nothing rewritten");
+    assert_eq!(
+        before, after,
+        "same objects, same write times: nothing rewritten"
+    );
     assert!(w.queue.is_empty());
 }

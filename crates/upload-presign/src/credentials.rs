@@ -33,7 +33,10 @@ impl Credentials {
     /// Fresh random credentials, for a local endpoint that only this process
     /// signs for.
     pub fn random() -> Self {
-        let id = uuid::Uuid::new_v4().simple().to_string().to_ascii_uppercase();
+        let id = uuid::Uuid::new_v4()
+            .simple()
+            .to_string()
+            .to_ascii_uppercase();
         Self::new(
             format!("LOCAL{}", &id[..15]),
             format!(
@@ -50,7 +53,10 @@ impl fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<redacted>")
-            .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }

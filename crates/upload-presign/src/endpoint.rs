@@ -220,7 +220,10 @@ impl IntoResponse for S3Error {
         tracing::debug!(status = %self.status, code = self.code, message = %self.message, resource = %self.resource, "refused");
         let mut r = (self.status, body).into_response();
         let h = r.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/xml"),
+        );
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             h.insert("x-amz-request-id", v);
         }
@@ -244,9 +247,16 @@ async fn handle_inner(st: &Inner, req: Request) -> Result<Response, S3Error> {
 
     let trimmed = raw_path.trim_start_matches('/');
     let (bucket_enc, key_enc) = trimmed.split_once('/').unwrap_or((trimmed, ""));
-    let bucket_name = percent_decode_str(bucket_enc).decode_utf8_lossy().into_owned();
+    let bucket_name = percent_decode_str(bucket_enc)
+        .decode_utf8_lossy()
+        .into_owned();
     let bucket = st.buckets.get(&bucket_name).ok_or_else(|| {
-        S3Error::new(404, "NoSuchBucket", "The specified bucket does not exist", resource)
+        S3Error::new(
+            404,
+            "NoSuchBucket",
+            "The specified bucket does not exist",
+            resource,
+        )
     })?;
     let key_str = percent_decode_str(key_enc)
         .decode_utf8()
@@ -306,15 +316,30 @@ async fn handle_inner(st: &Inner, req: Request) -> Result<Response, S3Error> {
             }
             let limit = usize::try_from(st.max_object_bytes).unwrap_or(usize::MAX);
             let body = axum::body::to_bytes(body, limit).await.map_err(|e| {
-                S3Error::new(400, "IncompleteBody", format!("reading the body failed: {e}"), resource)
+                S3Error::new(
+                    400,
+                    "IncompleteBody",
+                    format!("reading the body failed: {e}"),
+                    resource,
+                )
             })?;
             let etag = match (verified.param("uploadId"), verified.param("partNumber")) {
                 (Some(upload_id), Some(n)) => {
                     let mp = bucket.multipart.as_ref().ok_or_else(|| {
-                        S3Error::new(501, "NotImplemented", "multipart uploads are not enabled for this bucket", resource)
+                        S3Error::new(
+                            501,
+                            "NotImplemented",
+                            "multipart uploads are not enabled for this bucket",
+                            resource,
+                        )
                     })?;
                     let n: u32 = n.parse().map_err(|_| {
-                        S3Error::new(400, "InvalidArgument", "partNumber must be an integer 1..=10000", resource)
+                        S3Error::new(
+                            400,
+                            "InvalidArgument",
+                            "partNumber must be an integer 1..=10000",
+                            resource,
+                        )
                     })?;
                     mp.upload_part(&key, upload_id, n, body)
                         .await
@@ -325,7 +350,8 @@ async fn handle_inner(st: &Inner, req: Request) -> Result<Response, S3Error> {
                     let mut opts = PutOptions::default();
                     opts.content_type = header_str(&parts.headers, header::CONTENT_TYPE);
                     opts.cache_control = header_str(&parts.headers, header::CACHE_CONTROL);
-                    opts.create_only = header_str(&parts.headers, header::IF_NONE_MATCH).as_deref() == Some("*");
+                    opts.create_only =
+                        header_str(&parts.headers, header::IF_NONE_MATCH).as_deref() == Some("*");
                     bucket
                         .storage
                         .put(&key, body, opts)
@@ -361,7 +387,10 @@ async fn handle_inner(st: &Inner, req: Request) -> Result<Response, S3Error> {
             };
             set_object_headers(r.headers_mut(), &got.meta);
             let h = r.headers_mut();
-            if let Some(ct) = verified.param("response-content-type").and_then(|v| HeaderValue::from_str(v).ok()) {
+            if let Some(ct) = verified
+                .param("response-content-type")
+                .and_then(|v| HeaderValue::from_str(v).ok())
+            {
                 h.insert(header::CONTENT_TYPE, ct);
             }
             if let Some(cd) = verified
@@ -390,12 +419,22 @@ fn set_object_headers(h: &mut HeaderMap, meta: &ObjectMeta) {
     if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", meta.etag)) {
         h.insert(header::ETAG, v);
     }
-    let ct = meta.content_type.as_deref().unwrap_or("binary/octet-stream");
+    let ct = meta
+        .content_type
+        .as_deref()
+        .unwrap_or("binary/octet-stream");
     if let Ok(v) = HeaderValue::from_str(ct) {
         h.insert(header::CONTENT_TYPE, v);
     }
-    if let Some(v) = meta.cache_control.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+    if let Some(v) = meta
+        .cache_control
+        .as_deref()
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
         h.insert(header::CACHE_CONTROL, v);
     }
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
 }

@@ -168,7 +168,11 @@ impl Presigner {
         if endpoint.query().is_some() || endpoint.fragment().is_some() {
             return Err(bad("must not carry a query or fragment"));
         }
-        if region.is_empty() || !region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if region.is_empty()
+            || !region
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return Err(bad("region must be non-empty [a-z0-9-]"));
         }
         Ok(Self {
@@ -236,7 +240,11 @@ impl Presigner {
             .collect();
         headers.push(("host".into(), host.clone()));
         headers.sort();
-        let signed_headers = headers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(";");
+        let signed_headers = headers
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(";");
 
         let mut query: Vec<(String, String)> = req.query.clone();
         query.push(("X-Amz-Algorithm".into(), ALGORITHM.into()));
@@ -269,7 +277,9 @@ impl Presigner {
                 reason: "bucket is not a valid host name label",
             })?;
         url.set_path(&path);
-        url.set_query(Some(&format!("{canonical_query}&X-Amz-Signature={signature}")));
+        url.set_query(Some(&format!(
+            "{canonical_query}&X-Amz-Signature={signature}"
+        )));
         Ok(PresignedRequest {
             method: req.method,
             url,
@@ -335,13 +345,20 @@ impl Presigner {
         expires_in: Duration,
         now: SystemTime,
     ) -> Result<PresignedRequest> {
-        self.presign(&PresignRequest::new(Method::Get, bucket, key, expires_in), now)
+        self.presign(
+            &PresignRequest::new(Method::Get, bucket, key, expires_in),
+            now,
+        )
     }
 
     /// `(host name, Host header value, path prefix)` for `bucket`.
     fn host_and_prefix(&self, bucket: &str) -> Result<(String, String, String)> {
         let host = self.endpoint.host_str().unwrap_or_default();
-        let port = self.endpoint.port().map(|p| format!(":{p}")).unwrap_or_default();
+        let port = self
+            .endpoint
+            .port()
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default();
         let base = self.endpoint.path().trim_end_matches('/');
         Ok(match self.style {
             AddressingStyle::Path => (
@@ -350,7 +367,11 @@ impl Presigner {
                 format!("{base}/{}", utf8_percent_encode(bucket, STRICT)),
             ),
             AddressingStyle::VirtualHosted => {
-                if bucket.is_empty() || !bucket.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                if bucket.is_empty()
+                    || !bucket
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                {
                     return Err(Error::InvalidEndpoint {
                         url: self.endpoint.to_string(),
                         reason: "bucket is not a valid host name label",
@@ -474,8 +495,16 @@ pub(crate) fn string_to_sign(datetime: &str, scope: &str, canonical_request: &st
     )
 }
 
-pub(crate) fn signature(key: &[u8; 32], datetime: &str, scope: &str, canonical_request: &str) -> String {
-    hex::encode(hmac(key, string_to_sign(datetime, scope, canonical_request).as_bytes()))
+pub(crate) fn signature(
+    key: &[u8; 32],
+    datetime: &str,
+    scope: &str,
+    canonical_request: &str,
+) -> String {
+    hex::encode(hmac(
+        key,
+        string_to_sign(datetime, scope, canonical_request).as_bytes(),
+    ))
 }
 
 pub(crate) fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
@@ -496,7 +525,10 @@ mod tests {
     const AWS_EXAMPLE_TIME: u64 = 1_369_353_600;
 
     fn aws_creds() -> Credentials {
-        Credentials::new("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+        Credentials::new(
+            "AKIAIOSFODNN7EXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        )
     }
 
     /// The presigned GET example of the AWS SigV4 query-auth documentation.
@@ -511,7 +543,12 @@ mod tests {
         .with_style(AddressingStyle::VirtualHosted);
         let key = ObjectKey::new("test.txt").unwrap();
         let r = p
-            .presign_get("examplebucket", &key, Duration::from_secs(86400), at(AWS_EXAMPLE_TIME))
+            .presign_get(
+                "examplebucket",
+                &key,
+                Duration::from_secs(86400),
+                at(AWS_EXAMPLE_TIME),
+            )
             .unwrap();
         assert_eq!(
             r.url.as_str(),
@@ -525,18 +562,35 @@ mod tests {
 
     #[test]
     fn path_style_put_signs_content_type_and_length() {
-        let p = Presigner::new(Url::parse("http://127.0.0.1:9000").unwrap(), "us-east-1", aws_creds())
-            .unwrap();
+        let p = Presigner::new(
+            Url::parse("http://127.0.0.1:9000").unwrap(),
+            "us-east-1",
+            aws_creds(),
+        )
+        .unwrap();
         let key = ObjectKey::new("uploads/a b/ü+.jpg").unwrap();
         let r = p
-            .presign_put("uploads", &key, "image/jpeg", Some(42), Duration::from_secs(300), at(AWS_EXAMPLE_TIME))
+            .presign_put(
+                "uploads",
+                &key,
+                "image/jpeg",
+                Some(42),
+                Duration::from_secs(300),
+                at(AWS_EXAMPLE_TIME),
+            )
             .unwrap();
         assert_eq!(r.url.host_str(), Some("127.0.0.1"));
         assert_eq!(r.url.port(), Some(9000));
         assert_eq!(r.url.path(), "/uploads/uploads/a%20b/%C3%BC%2B.jpg");
         let q = r.url.query().unwrap();
-        assert!(q.contains("X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost"), "{q}");
-        assert!(!q.to_ascii_lowercase().contains("checksum"), "no checksum parameters: {q}");
+        assert!(
+            q.contains("X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost"),
+            "{q}"
+        );
+        assert!(
+            !q.to_ascii_lowercase().contains("checksum"),
+            "no checksum parameters: {q}"
+        );
         assert_eq!(
             r.headers,
             vec![
@@ -546,11 +600,25 @@ mod tests {
         );
         // Deterministic: same inputs, same URL; another second, another URL.
         let again = p
-            .presign_put("uploads", &key, "image/jpeg", Some(42), Duration::from_secs(300), at(AWS_EXAMPLE_TIME))
+            .presign_put(
+                "uploads",
+                &key,
+                "image/jpeg",
+                Some(42),
+                Duration::from_secs(300),
+                at(AWS_EXAMPLE_TIME),
+            )
             .unwrap();
         assert_eq!(again.url, r.url);
         let later = p
-            .presign_put("uploads", &key, "image/jpeg", Some(42), Duration::from_secs(300), at(AWS_EXAMPLE_TIME + 1))
+            .presign_put(
+                "uploads",
+                &key,
+                "image/jpeg",
+                Some(42),
+                Duration::from_secs(300),
+                at(AWS_EXAMPLE_TIME + 1),
+            )
             .unwrap();
         assert_ne!(later.url, r.url);
     }
@@ -565,7 +633,14 @@ mod tests {
         .unwrap();
         let key = ObjectKey::new("big.bin").unwrap();
         let r = p
-            .presign_upload_part("b-1", &key, "up id", 7, Duration::from_secs(60), at(AWS_EXAMPLE_TIME))
+            .presign_upload_part(
+                "b-1",
+                &key,
+                "up id",
+                7,
+                Duration::from_secs(60),
+                at(AWS_EXAMPLE_TIME),
+            )
             .unwrap();
         assert_eq!(r.url.path(), "/base/b-1/big.bin");
         let q = r.url.query().unwrap();
@@ -577,20 +652,37 @@ mod tests {
 
     #[test]
     fn refuses_bad_inputs() {
-        let p = Presigner::new(Url::parse("http://127.0.0.1:1").unwrap(), "us-east-1", aws_creds())
-            .unwrap();
+        let p = Presigner::new(
+            Url::parse("http://127.0.0.1:1").unwrap(),
+            "us-east-1",
+            aws_creds(),
+        )
+        .unwrap();
         let key = ObjectKey::new("k").unwrap();
         for secs in [0, 604_801] {
             let err = p
                 .presign_get("b", &key, Duration::from_secs(secs), at(AWS_EXAMPLE_TIME))
                 .unwrap_err();
-            assert!(matches!(err, Error::Policy(upload_core::Error::ExpiryOutOfRange { .. })), "{err:?}");
+            assert!(
+                matches!(
+                    err,
+                    Error::Policy(upload_core::Error::ExpiryOutOfRange { .. })
+                ),
+                "{err:?}"
+            );
         }
         let req = PresignRequest::new(Method::Put, "b", &key, Duration::from_secs(5))
             .with_header("content-type", "a\nb");
-        assert!(matches!(p.presign(&req, at(0)), Err(Error::InvalidHeader { .. })));
-        let req = PresignRequest::new(Method::Put, "b", &key, Duration::from_secs(5)).with_header("Host", "x");
-        assert!(matches!(p.presign(&req, at(0)), Err(Error::InvalidHeader { .. })));
+        assert!(matches!(
+            p.presign(&req, at(0)),
+            Err(Error::InvalidHeader { .. })
+        ));
+        let req = PresignRequest::new(Method::Put, "b", &key, Duration::from_secs(5))
+            .with_header("Host", "x");
+        assert!(matches!(
+            p.presign(&req, at(0)),
+            Err(Error::InvalidHeader { .. })
+        ));
         for bad in ["ftp://x", "http://x/?a=b", "unix:/tmp/s"] {
             assert!(
                 Presigner::new(Url::parse(bad).unwrap(), "us-east-1", aws_creds()).is_err(),
@@ -601,15 +693,30 @@ mod tests {
 
     #[test]
     fn policy_first() {
-        let p = Presigner::new(Url::parse("http://127.0.0.1:1").unwrap(), "us-east-1", aws_creds())
-            .unwrap();
+        let p = Presigner::new(
+            Url::parse("http://127.0.0.1:1").unwrap(),
+            "us-east-1",
+            aws_creds(),
+        )
+        .unwrap();
         let policy = UploadPolicy::new(["image/jpeg"], 1000).unwrap();
         let key = ObjectKey::new("k.jpg").unwrap();
-        let ok = presign_upload(&p, &policy, "b", &key, "image/jpeg", 1000, at(AWS_EXAMPLE_TIME)).unwrap();
+        let ok = presign_upload(
+            &p,
+            &policy,
+            "b",
+            &key,
+            "image/jpeg",
+            1000,
+            at(AWS_EXAMPLE_TIME),
+        )
+        .unwrap();
         assert!(ok.url.query().unwrap().contains("X-Amz-Expires=300"));
         assert!(matches!(
             presign_upload(&p, &policy, "b", &key, "image/gif", 10, at(0)),
-            Err(Error::Policy(upload_core::Error::ContentTypeNotAllowed { .. }))
+            Err(Error::Policy(
+                upload_core::Error::ContentTypeNotAllowed { .. }
+            ))
         ));
         assert!(matches!(
             presign_upload(&p, &policy, "b", &key, "image/jpeg", 1001, at(0)),

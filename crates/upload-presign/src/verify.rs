@@ -47,7 +47,10 @@ pub struct VerifiedRequest {
 impl VerifiedRequest {
     /// The value of query parameter `name`.
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -115,7 +118,9 @@ impl Verifier {
 
         let cred_parts: Vec<&str> = credential.split('/').collect();
         let [akid, date, region, service, terminator] = cred_parts[..] else {
-            return Err(malformed("X-Amz-Credential must be KEY/DATE/REGION/s3/aws4_request"));
+            return Err(malformed(
+                "X-Amz-Credential must be KEY/DATE/REGION/s3/aws4_request",
+            ));
         };
         if service != "s3" || terminator != "aws4_request" {
             return Err(malformed("credential scope must end with s3/aws4_request"));
@@ -126,10 +131,14 @@ impl Verifier {
                 self.region
             )));
         }
-        let creds = self.keys.get(akid).ok_or_else(|| Error::InvalidAccessKeyId {
-            access_key_id: akid.chars().take(128).collect(),
-        })?;
-        let signed_at = parse_amz_datetime(datetime).ok_or_else(|| malformed("X-Amz-Date must be YYYYMMDDTHHMMSSZ"))?;
+        let creds = self
+            .keys
+            .get(akid)
+            .ok_or_else(|| Error::InvalidAccessKeyId {
+                access_key_id: akid.chars().take(128).collect(),
+            })?;
+        let signed_at = parse_amz_datetime(datetime)
+            .ok_or_else(|| malformed("X-Amz-Date must be YYYYMMDDTHHMMSSZ"))?;
         if !datetime.starts_with(date) {
             return Err(malformed("X-Amz-Date does not match the credential date"));
         }
@@ -141,17 +150,17 @@ impl Verifier {
         let expires_at = signed_at + Duration::from_secs(expires);
         if now >= expires_at {
             return Err(Error::Expired {
-                expired_seconds_ago: now
-                    .duration_since(expires_at)
-                    .unwrap_or_default()
-                    .as_secs(),
+                expired_seconds_ago: now.duration_since(expires_at).unwrap_or_default().as_secs(),
             });
         }
         if signed_at > now + MAX_CLOCK_SKEW {
             return Err(Error::NotYetValid);
         }
         if creds.session_token.is_some()
-            && pairs.iter().find(|(k, _)| k == "X-Amz-Security-Token").map(|(_, v)| v)
+            && pairs
+                .iter()
+                .find(|(k, _)| k == "X-Amz-Security-Token")
+                .map(|(_, v)| v)
                 != creds.session_token.as_ref()
         {
             return Err(Error::SignatureDoesNotMatch {
@@ -205,9 +214,10 @@ impl Verifier {
         let mut mac = HmacSha256Pub::new_from_slice(&key).expect("HMAC takes keys of any length");
         mac.update(sts.as_bytes());
         // Constant-time comparison.
-        mac.verify_slice(&given).map_err(|_| Error::SignatureDoesNotMatch {
-            reason: "signature differs from the canonical request's".into(),
-        })?;
+        mac.verify_slice(&given)
+            .map_err(|_| Error::SignatureDoesNotMatch {
+                reason: "signature differs from the canonical request's".into(),
+            })?;
 
         Ok(VerifiedRequest {
             access_key_id: akid.to_owned(),
@@ -229,10 +239,17 @@ fn parse_amz_datetime(s: &str) -> Option<SystemTime> {
     }
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
         let t = s.get(r)?;
-        t.bytes().all(|c| c.is_ascii_digit()).then(|| t.parse().ok())?
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
     };
     let month = time::Month::try_from(u8::try_from(num(4..6)?).ok()?).ok()?;
-    let date = time::Date::from_calendar_date(i32::try_from(num(0..4)?).ok()?, month, u8::try_from(num(6..8)?).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(
+        i32::try_from(num(0..4)?).ok()?,
+        month,
+        u8::try_from(num(6..8)?).ok()?,
+    )
+    .ok()?;
     let t = time::Time::from_hms(
         u8::try_from(num(9..11)?).ok()?,
         u8::try_from(num(11..13)?).ok()?,
@@ -259,11 +276,22 @@ mod tests {
 
     fn setup() -> (Presigner, Verifier) {
         let c = Credentials::new("AKIDTEST", "secret/key");
-        let p = Presigner::new(Url::parse("http://127.0.0.1:8080").unwrap(), "us-east-1", c.clone()).unwrap();
+        let p = Presigner::new(
+            Url::parse("http://127.0.0.1:8080").unwrap(),
+            "us-east-1",
+            c.clone(),
+        )
+        .unwrap();
         (p, Verifier::new("us-east-1", [c]))
     }
 
-    fn check(v: &Verifier, url: &Url, method: &str, headers: &[(&str, &str)], now: u64) -> Result<VerifiedRequest> {
+    fn check(
+        v: &Verifier,
+        url: &Url,
+        method: &str,
+        headers: &[(&str, &str)],
+        now: u64,
+    ) -> Result<VerifiedRequest> {
         let host = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
         let mut all: Vec<(&str, &str)> = vec![("Host", host.as_str())];
         all.extend_from_slice(headers);
@@ -283,26 +311,62 @@ mod tests {
         let (p, v) = setup();
         let key = ObjectKey::new("uploads/a b+c/ü.jpg").unwrap();
         let r = p
-            .presign_put("uploads", &key, "image/jpeg", Some(10), Duration::from_secs(300), at(T0))
+            .presign_put(
+                "uploads",
+                &key,
+                "image/jpeg",
+                Some(10),
+                Duration::from_secs(300),
+                at(T0),
+            )
             .unwrap();
         let good = [("Content-Type", "image/jpeg"), ("content-length", "10")];
         let ok = check(&v, &r.url, "PUT", &good, T0 + 10).unwrap();
         assert_eq!(ok.access_key_id, "AKIDTEST");
         assert_eq!(ok.expires_at, at(T0 + 300));
-        assert_eq!(ok.signed_headers, ["content-length", "content-type", "host"]);
+        assert_eq!(
+            ok.signed_headers,
+            ["content-length", "content-type", "host"]
+        );
 
         // Expired: at and after the expiry instant.
         for now in [T0 + 300, T0 + 1000] {
-            assert!(matches!(check(&v, &r.url, "PUT", &good, now), Err(Error::Expired { .. })));
+            assert!(matches!(
+                check(&v, &r.url, "PUT", &good, now),
+                Err(Error::Expired { .. })
+            ));
         }
         // Dated too far in the future.
-        assert!(matches!(check(&v, &r.url, "PUT", &good, T0 - 901), Err(Error::NotYetValid)));
-        assert!(check(&v, &r.url, "PUT", &good, T0 - 899).is_ok(), "within the 15 min skew");
+        assert!(matches!(
+            check(&v, &r.url, "PUT", &good, T0 - 901),
+            Err(Error::NotYetValid)
+        ));
+        assert!(
+            check(&v, &r.url, "PUT", &good, T0 - 899).is_ok(),
+            "within the 15 min skew"
+        );
         // Another content type, another length, another method.
-        let e = check(&v, &r.url, "PUT", &[("Content-Type", "text/html"), ("content-length", "10")], T0).unwrap_err();
+        let e = check(
+            &v,
+            &r.url,
+            "PUT",
+            &[("Content-Type", "text/html"), ("content-length", "10")],
+            T0,
+        )
+        .unwrap_err();
         assert!(matches!(e, Error::SignatureDoesNotMatch { .. }), "{e:?}");
-        assert_eq!((e.s3_code(), e.http_status()), ("SignatureDoesNotMatch", 403));
-        let e = check(&v, &r.url, "PUT", &[("Content-Type", "image/jpeg"), ("content-length", "11")], T0).unwrap_err();
+        assert_eq!(
+            (e.s3_code(), e.http_status()),
+            ("SignatureDoesNotMatch", 403)
+        );
+        let e = check(
+            &v,
+            &r.url,
+            "PUT",
+            &[("Content-Type", "image/jpeg"), ("content-length", "11")],
+            T0,
+        )
+        .unwrap_err();
         assert!(matches!(e, Error::SignatureDoesNotMatch { .. }), "{e:?}");
         let e = check(&v, &r.url, "GET", &good, T0).unwrap_err();
         assert!(matches!(e, Error::SignatureDoesNotMatch { .. }), "{e:?}");
@@ -312,22 +376,47 @@ mod tests {
         // Tampered key, expiry, signature.
         let mut t = r.url.clone();
         t.set_path("/uploads/uploads/a%20b%2Bc/x.jpg");
-        assert!(matches!(check(&v, &t, "PUT", &good, T0), Err(Error::SignatureDoesNotMatch { .. })));
+        assert!(matches!(
+            check(&v, &t, "PUT", &good, T0),
+            Err(Error::SignatureDoesNotMatch { .. })
+        ));
         let mut t = r.url.clone();
-        t.set_query(Some(&r.url.query().unwrap().replace("X-Amz-Expires=300", "X-Amz-Expires=3000")));
-        assert!(matches!(check(&v, &t, "PUT", &good, T0), Err(Error::SignatureDoesNotMatch { .. })));
+        t.set_query(Some(
+            &r.url
+                .query()
+                .unwrap()
+                .replace("X-Amz-Expires=300", "X-Amz-Expires=3000"),
+        ));
+        assert!(matches!(
+            check(&v, &t, "PUT", &good, T0),
+            Err(Error::SignatureDoesNotMatch { .. })
+        ));
         let mut t = r.url.clone();
         let q = r.url.query().unwrap();
-        let flipped = if q.ends_with('0') { format!("{}1", &q[..q.len() - 1]) } else { format!("{}0", &q[..q.len() - 1]) };
+        let flipped = match q.strip_suffix('0') {
+            Some(rest) => format!("{rest}1"),
+            None => format!("{}0", &q[..q.len() - 1]),
+        };
         t.set_query(Some(&flipped));
-        assert!(matches!(check(&v, &t, "PUT", &good, T0), Err(Error::SignatureDoesNotMatch { .. })));
+        assert!(matches!(
+            check(&v, &t, "PUT", &good, T0),
+            Err(Error::SignatureDoesNotMatch { .. })
+        ));
         // Unknown key, other region, malformed query.
         let other = Verifier::new("us-east-1", [Credentials::new("OTHER", "x")]);
         let e = check(&other, &r.url, "PUT", &good, T0).unwrap_err();
         assert!(matches!(e, Error::InvalidAccessKeyId { .. }), "{e:?}");
         let eu = Verifier::new("eu-west-1", [Credentials::new("AKIDTEST", "secret/key")]);
-        assert!(matches!(check(&eu, &r.url, "PUT", &good, T0), Err(Error::MalformedQuery { .. })));
-        for q in ["", "X-Amz-Algorithm=AWS4-HMAC-SHA1", "a=%FF", "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Algorithm=AWS4-HMAC-SHA256"] {
+        assert!(matches!(
+            check(&eu, &r.url, "PUT", &good, T0),
+            Err(Error::MalformedQuery { .. })
+        ));
+        for q in [
+            "",
+            "X-Amz-Algorithm=AWS4-HMAC-SHA1",
+            "a=%FF",
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Algorithm=AWS4-HMAC-SHA256",
+        ] {
             let mut t = r.url.clone();
             t.set_query(Some(q));
             let e = check(&v, &t, "PUT", &good, T0).unwrap_err();
@@ -356,8 +445,18 @@ mod tests {
 
     #[test]
     fn parses_dates() {
-        assert_eq!(parse_amz_datetime("20130524T000000Z"), Some(at(1_369_353_600)));
-        for bad in ["", "20130524T000000", "2013052XT000000Z", "20131324T000000Z", "20130524T250000Z", "+0130524T000000Z"] {
+        assert_eq!(
+            parse_amz_datetime("20130524T000000Z"),
+            Some(at(1_369_353_600))
+        );
+        for bad in [
+            "",
+            "20130524T000000",
+            "2013052XT000000Z",
+            "20131324T000000Z",
+            "20130524T250000Z",
+            "+0130524T000000Z",
+        ] {
             assert_eq!(parse_amz_datetime(bad), None, "{bad}");
         }
     }

@@ -60,7 +60,14 @@ async fn presigned_put_then_get() {
     let k = key("uploads/alice/my photo+1.jpg");
     let put_req = f
         .presigner
-        .presign_put("uploads", &k, "image/jpeg", Some(5), Duration::from_secs(60), SystemTime::now())
+        .presign_put(
+            "uploads",
+            &k,
+            "image/jpeg",
+            Some(5),
+            Duration::from_secs(60),
+            SystemTime::now(),
+        )
         .unwrap();
     let r = f
         .http
@@ -114,20 +121,39 @@ async fn expired_tampered_and_wrong_type_get_403_and_store_nothing() {
 
     let good = f
         .presigner
-        .presign_put("uploads", &k, "image/jpeg", None, Duration::from_secs(300), SystemTime::now())
+        .presign_put(
+            "uploads",
+            &k,
+            "image/jpeg",
+            None,
+            Duration::from_secs(300),
+            SystemTime::now(),
+        )
         .unwrap();
     let mut tampered = good.url.clone();
     tampered.set_path("/uploads/uploads/other.jpg");
     let (status, body) = put(&f, &tampered, "image/jpeg", b"data").await;
-    assert_eq!((status, code(&body)), (403, "SignatureDoesNotMatch"), "{body}");
+    assert_eq!(
+        (status, code(&body)),
+        (403, "SignatureDoesNotMatch"),
+        "{body}"
+    );
 
     let (status, body) = put(&f, &good.url, "text/html", b"<script>").await;
-    assert_eq!((status, code(&body)), (403, "SignatureDoesNotMatch"), "{body}");
+    assert_eq!(
+        (status, code(&body)),
+        (403, "SignatureDoesNotMatch"),
+        "{body}"
+    );
 
     let mut no_sig = good.url.clone();
     no_sig.set_query(None);
     let (status, body) = put(&f, &no_sig, "image/jpeg", b"data").await;
-    assert_eq!((status, code(&body)), (400, "AuthorizationQueryParametersError"), "{body}");
+    assert_eq!(
+        (status, code(&body)),
+        (400, "AuthorizationQueryParametersError"),
+        "{body}"
+    );
 
     assert!(f.storage.is_empty(), "nothing stored after refusals");
     // The good URL still works.
@@ -141,7 +167,14 @@ async fn limits_and_s3_errors() {
     let k = key("big.bin");
     let u = f
         .presigner
-        .presign_put("uploads", &k, "application/octet-stream", None, Duration::from_secs(60), SystemTime::now())
+        .presign_put(
+            "uploads",
+            &k,
+            "application/octet-stream",
+            None,
+            Duration::from_secs(60),
+            SystemTime::now(),
+        )
         .unwrap();
     let (status, body) = put(&f, &u.url, "application/octet-stream", b"eleven bytes").await;
     assert_eq!((status, code(&body)), (400, "EntityTooLarge"), "{body}");
@@ -163,7 +196,12 @@ async fn limits_and_s3_errors() {
 
     let missing = f
         .presigner
-        .presign_get("uploads", &key("nope"), Duration::from_secs(60), SystemTime::now())
+        .presign_get(
+            "uploads",
+            &key("nope"),
+            Duration::from_secs(60),
+            SystemTime::now(),
+        )
         .unwrap();
     let r = f.http.get(missing.url).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 404);
@@ -171,7 +209,12 @@ async fn limits_and_s3_errors() {
 
     let other_bucket = f
         .presigner
-        .presign_get("elsewhere", &key("x"), Duration::from_secs(60), SystemTime::now())
+        .presign_get(
+            "elsewhere",
+            &key("x"),
+            Duration::from_secs(60),
+            SystemTime::now(),
+        )
         .unwrap();
     let r = f.http.get(other_bucket.url).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 404);

@@ -15,9 +15,9 @@
 pub mod error;
 pub mod memory;
 pub mod quarantine;
-pub mod verdict;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod verdict;
 
 pub use error::{Error, Result};
 pub use memory::{EICAR_SIGNATURE, MemoryScanner, eicar};

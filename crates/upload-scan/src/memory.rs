@@ -96,7 +96,13 @@ impl Scanner for MemoryScanner {
         if !self.available.load(Ordering::SeqCst) {
             return Err(unavailable());
         }
-        let keep = self.signatures.iter().map(|(_, p)| p.len()).max().unwrap_or(1) - 1;
+        let keep = self
+            .signatures
+            .iter()
+            .map(|(_, p)| p.len())
+            .max()
+            .unwrap_or(1)
+            - 1;
         let mut window: Vec<u8> = Vec::new();
         let mut total: u64 = 0;
         while let Some(chunk) = body.next().await {
@@ -146,7 +152,10 @@ mod tests {
     #[tokio::test]
     async fn limit_and_availability() {
         let s = MemoryScanner::new().with_max_stream_len(10);
-        assert_eq!(s.scan(chunks(vec![vec![0; 10]])).await.unwrap(), Verdict::Clean);
+        assert_eq!(
+            s.scan(chunks(vec![vec![0; 10]])).await.unwrap(),
+            Verdict::Clean
+        );
         assert_eq!(
             s.scan(chunks(vec![vec![0; 6], vec![0; 5]])).await.unwrap(),
             Verdict::Unscannable {
@@ -164,9 +173,13 @@ mod tests {
     async fn custom_signatures_and_stream_errors() {
         let s = MemoryScanner::new().with_signature("Test.Custom", b"BAD".to_vec());
         assert_eq!(
-            s.scan(chunks(vec![b"xxB".to_vec(), b"A".to_vec(), b"Dyy".to_vec()]))
-                .await
-                .unwrap(),
+            s.scan(chunks(vec![
+                b"xxB".to_vec(),
+                b"A".to_vec(),
+                b"Dyy".to_vec()
+            ]))
+            .await
+            .unwrap(),
             Verdict::Infected {
                 signature: "Test.Custom".into()
             }

@@ -90,8 +90,12 @@ impl Quarantine {
         let mut tags = Tags::new();
         tags.insert("scan-status", verdict.status())?;
         match verdict {
-            Verdict::Infected { signature } => tags.insert("scan-signature", tag_value(signature))?,
-            Verdict::Unscannable { reason } => tags.insert("scan-reason", tag_value(&reason.to_string()))?,
+            Verdict::Infected { signature } => {
+                tags.insert("scan-signature", tag_value(signature))?
+            }
+            Verdict::Unscannable { reason } => {
+                tags.insert("scan-reason", tag_value(&reason.to_string()))?
+            }
             Verdict::Clean => {}
         }
         tags.insert("scanned-at", now_rfc3339())?;
@@ -124,8 +128,11 @@ impl Quarantine {
 /// The tags a clean object gets: `scan-status=CLEAN` and `scanned-at`, so
 /// that a bucket policy can deny reads of anything not clean.
 pub fn clean_tags() -> Tags {
-    Tags::from_pairs([("scan-status", "CLEAN".to_owned()), ("scanned-at", now_rfc3339())])
-        .expect("two short tags are valid")
+    Tags::from_pairs([
+        ("scan-status", "CLEAN".to_owned()),
+        ("scanned-at", now_rfc3339()),
+    ])
+    .expect("two short tags are valid")
 }
 
 fn now_rfc3339() -> String {
@@ -165,10 +172,17 @@ mod tests {
     #[tokio::test]
     async fn moves_infected_object_with_tags_and_is_repeatable() {
         let uploads = MemoryStorage::new("uploads").unwrap();
-        let q = Quarantine::new(Arc::new(MemoryStorage::new("quarantine").unwrap()), "infected/");
+        let q = Quarantine::new(
+            Arc::new(MemoryStorage::new("quarantine").unwrap()),
+            "infected/",
+        );
         let key = ObjectKey::new("uploads/u/x.pdf").unwrap();
         uploads
-            .put(&key, eicar(), PutOptions::default().with_content_type("application/pdf"))
+            .put(
+                &key,
+                eicar(),
+                PutOptions::default().with_content_type("application/pdf"),
+            )
             .await
             .unwrap();
         let v = Verdict::Infected {

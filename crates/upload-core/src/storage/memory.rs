@@ -119,10 +119,19 @@ impl MemoryStorage {
     }
 
     fn entry(&self, key: &ObjectKey) -> Result<Entry> {
-        self.lock().get(key).cloned().ok_or_else(|| self.not_found(key))
+        self.lock()
+            .get(key)
+            .cloned()
+            .ok_or_else(|| self.not_found(key))
     }
 
-    fn store(&self, key: &ObjectKey, body: Bytes, opts: PutOptions, etag: String) -> Result<ObjectMeta> {
+    fn store(
+        &self,
+        key: &ObjectKey,
+        body: Bytes,
+        opts: PutOptions,
+        etag: String,
+    ) -> Result<ObjectMeta> {
         let meta = ObjectMeta {
             key: key.clone(),
             size: body.len() as u64,
@@ -174,8 +183,7 @@ impl MemoryStorage {
 pub(crate) fn check_bucket_name(bucket: &str) -> Result<()> {
     let b = bucket.as_bytes();
     let ok = (3..=63).contains(&b.len())
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'.')
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
@@ -302,9 +310,20 @@ mod tests {
         for ok in ["abc", "my-bucket.v2", "a1b"] {
             assert!(MemoryStorage::new(ok).is_ok(), "{ok}");
         }
-        for bad in ["ab", "Upper", "-abc", "abc-", "a..b", "a_b", &"a".repeat(64)] {
+        for bad in [
+            "ab",
+            "Upper",
+            "-abc",
+            "abc-",
+            "a..b",
+            "a_b",
+            &"a".repeat(64),
+        ] {
             assert!(
-                matches!(MemoryStorage::new(bad), Err(Error::InvalidBucketName { .. })),
+                matches!(
+                    MemoryStorage::new(bad),
+                    Err(Error::InvalidBucketName { .. })
+                ),
                 "{bad}"
             );
         }
@@ -313,7 +332,9 @@ mod tests {
     #[tokio::test]
     async fn emits_s3_events() {
         let sink = Arc::new(Collect::default());
-        let s = MemoryStorage::new("uploads").unwrap().with_events(sink.clone());
+        let s = MemoryStorage::new("uploads")
+            .unwrap()
+            .with_events(sink.clone());
         let k = ObjectKey::new("uploads/a b.jpg").unwrap();
         let k2 = ObjectKey::new("copy.jpg").unwrap();
         s.put(&k, Bytes::from_static(b"hello"), PutOptions::default())
@@ -342,7 +363,10 @@ mod tests {
         assert_eq!(recs[1].key().unwrap(), k2);
         assert_eq!(recs[2].event_name, "ObjectRemoved:Delete");
         assert_eq!(recs[2].s3.object.size, None);
-        let seqs: Vec<_> = recs.iter().map(|r| r.s3.object.sequencer.clone().unwrap()).collect();
+        let seqs: Vec<_> = recs
+            .iter()
+            .map(|r| r.s3.object.sequencer.clone().unwrap())
+            .collect();
         assert!(seqs[0] < seqs[1] && seqs[1] < seqs[2], "{seqs:?}");
     }
 }

@@ -286,7 +286,10 @@ mod tests {
         for i in 0..10 {
             t.insert(format!("k{i}"), "v").unwrap();
         }
-        assert!(matches!(t.insert("k10", "v"), Err(Error::InvalidTag { .. })));
+        assert!(matches!(
+            t.insert("k10", "v"),
+            Err(Error::InvalidTag { .. })
+        ));
         t.insert("k0", "replaced").unwrap();
         assert_eq!(t.get("k0"), Some("replaced"));
         assert_eq!(t.len(), 10);

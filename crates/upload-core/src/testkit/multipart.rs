@@ -19,7 +19,10 @@ pub async fn run_all(m: &dyn MultipartStore, s: &dyn Storage, prefix: &str) {
 }
 
 fn part(seed: u8, len: usize) -> Bytes {
-    (0..len).map(|i| seed.wrapping_add((i % 239) as u8)).collect::<Vec<_>>().into()
+    (0..len)
+        .map(|i| seed.wrapping_add((i % 239) as u8))
+        .collect::<Vec<_>>()
+        .into()
 }
 
 /// Parts uploaded out of order, one replaced, listed in order and completed
@@ -34,12 +37,20 @@ pub async fn upload_list_complete(m: &dyn MultipartStore, s: &dyn Storage, prefi
     let u3 = m.upload_part(&k, &id, 3, p3.clone()).await.expect("part 3");
     assert_eq!(u3.etag, etag_of(&p3), "part ETag is the part's MD5");
     assert_eq!(u3.size, 1234);
-    m.upload_part(&k, &id, 1, part(9, 10)).await.expect("part 1, first try");
-    let u1 = m.upload_part(&k, &id, 1, p1.clone()).await.expect("part 1 again");
+    m.upload_part(&k, &id, 1, part(9, 10))
+        .await
+        .expect("part 1, first try");
+    let u1 = m
+        .upload_part(&k, &id, 1, p1.clone())
+        .await
+        .expect("part 1 again");
     let u2 = m.upload_part(&k, &id, 2, p2.clone()).await.expect("part 2");
     let listed = m.list_parts(&k, &id).await.expect("list");
     assert_eq!(
-        listed.iter().map(|p| (p.part_number, p.size)).collect::<Vec<_>>(),
+        listed
+            .iter()
+            .map(|p| (p.part_number, p.size))
+            .collect::<Vec<_>>(),
         [(1, MIB5 as u64), (2, MIB5 as u64), (3, 1234)],
         "parts listed in order, the replaced one with its new size"
     );
@@ -50,7 +61,10 @@ pub async fn upload_list_complete(m: &dyn MultipartStore, s: &dyn Storage, prefi
             etag: format!("\"{}\"", u.etag),
         })
         .collect();
-    let meta = m.complete_multipart_upload(&k, &id, &done).await.expect("complete");
+    let meta = m
+        .complete_multipart_upload(&k, &id, &done)
+        .await
+        .expect("complete");
     let expect_etag =
         multipart_etag([u1.etag.as_str(), u2.etag.as_str(), u3.etag.as_str()]).expect("etag");
     assert_eq!(meta.etag, expect_etag, "multipart ETag");
@@ -72,7 +86,10 @@ pub async fn upload_list_complete(m: &dyn MultipartStore, s: &dyn Storage, prefi
 /// them.
 pub async fn refuses_bad_completions(m: &dyn MultipartStore, prefix: &str) {
     let k = key(prefix, "mpu/bad.bin");
-    let id = m.create_multipart_upload(&k, PutOptions::default()).await.expect("create");
+    let id = m
+        .create_multipart_upload(&k, PutOptions::default())
+        .await
+        .expect("create");
     let small = m.upload_part(&k, &id, 1, part(1, 100)).await.expect("p1");
     let last = m.upload_part(&k, &id, 2, part(2, 100)).await.expect("p2");
     let cp = |n: u32, e: &str| CompletedPart {
@@ -83,24 +100,36 @@ pub async fn refuses_bad_completions(m: &dyn MultipartStore, prefix: &str) {
         .complete_multipart_upload(&k, &id, &[cp(1, &small.etag), cp(2, &last.etag)])
         .await
         .expect_err("first part under 5 MiB");
-    assert!(matches!(err, Error::EntityTooSmall { part_number: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::EntityTooSmall { part_number: 1, .. }),
+        "{err:?}"
+    );
     let err = m
         .complete_multipart_upload(&k, &id, &[cp(2, &last.etag), cp(1, &small.etag)])
         .await
         .expect_err("descending");
     assert!(matches!(err, Error::InvalidPartOrder), "{err:?}");
-    let err = m.complete_multipart_upload(&k, &id, &[]).await.expect_err("empty");
+    let err = m
+        .complete_multipart_upload(&k, &id, &[])
+        .await
+        .expect_err("empty");
     assert!(matches!(err, Error::InvalidPartOrder), "{err:?}");
     let err = m
         .complete_multipart_upload(&k, &id, &[cp(1, "00000000000000000000000000000000")])
         .await
         .expect_err("wrong ETag");
-    assert!(matches!(err, Error::InvalidPart { part_number: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::InvalidPart { part_number: 1, .. }),
+        "{err:?}"
+    );
     let err = m
         .complete_multipart_upload(&k, &id, &[cp(7, &small.etag)])
         .await
         .expect_err("never uploaded");
-    assert!(matches!(err, Error::InvalidPart { part_number: 7, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::InvalidPart { part_number: 7, .. }),
+        "{err:?}"
+    );
     for bad in [0, 10_001] {
         let err = m
             .upload_part(&k, &id, bad, part(0, 1))
@@ -109,10 +138,13 @@ pub async fn refuses_bad_completions(m: &dyn MultipartStore, prefix: &str) {
         assert!(matches!(err, Error::InvalidPartNumber { .. }), "{err:?}");
     }
     let other = key(prefix, "mpu/other.bin");
-    assert!(matches!(
-        m.upload_part(&other, &id, 1, part(0, 1)).await,
-        Err(Error::NoSuchUpload { .. })
-    ), "upload ID used with another key");
+    assert!(
+        matches!(
+            m.upload_part(&other, &id, 1, part(0, 1)).await,
+            Err(Error::NoSuchUpload { .. })
+        ),
+        "upload ID used with another key"
+    );
     assert!(matches!(
         m.upload_part(&k, "no-such-upload", 1, part(0, 1)).await,
         Err(Error::NoSuchUpload { .. })
@@ -129,10 +161,16 @@ pub async fn refuses_bad_completions(m: &dyn MultipartStore, prefix: &str) {
 /// object appears.
 pub async fn abort_frees_upload(m: &dyn MultipartStore, s: &dyn Storage, prefix: &str) {
     let k = key(prefix, "mpu/aborted.bin");
-    let id = m.create_multipart_upload(&k, PutOptions::default()).await.expect("create");
+    let id = m
+        .create_multipart_upload(&k, PutOptions::default())
+        .await
+        .expect("create");
     let p = m.upload_part(&k, &id, 1, part(5, 10)).await.expect("part");
     m.abort_multipart_upload(&k, &id).await.expect("abort");
-    assert!(matches!(m.list_parts(&k, &id).await, Err(Error::NoSuchUpload { .. })));
+    assert!(matches!(
+        m.list_parts(&k, &id).await,
+        Err(Error::NoSuchUpload { .. })
+    ));
     let err = m
         .complete_multipart_upload(
             &k,
@@ -145,7 +183,10 @@ pub async fn abort_frees_upload(m: &dyn MultipartStore, s: &dyn Storage, prefix:
         .await
         .expect_err("complete after abort");
     assert!(matches!(err, Error::NoSuchUpload { .. }), "{err:?}");
-    assert!(matches!(s.head(&k).await, Err(Error::NotFound { .. })), "no object");
+    assert!(
+        matches!(s.head(&k).await, Err(Error::NotFound { .. })),
+        "no object"
+    );
     assert!(matches!(
         m.abort_multipart_upload(&k, &id).await,
         Err(Error::NoSuchUpload { .. })

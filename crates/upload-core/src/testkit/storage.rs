@@ -33,7 +33,10 @@ pub async fn put_get_head_delete(s: &dyn Storage, prefix: &str) {
     let got = s.get(&k).await.expect("get");
     assert_eq!(got.body, body, "get bytes");
     assert_eq!(got.meta.content_type.as_deref(), Some("image/jpeg"));
-    assert_eq!(got.meta.cache_control.as_deref(), Some("public, max-age=60"));
+    assert_eq!(
+        got.meta.cache_control.as_deref(),
+        Some("public, max-age=60")
+    );
     let head = s.head(&k).await.expect("head");
     assert_eq!(head.size, body.len() as u64);
     assert_eq!(head.etag, put.etag, "head ETag");
@@ -53,7 +56,10 @@ pub async fn put_get_head_delete(s: &dyn Storage, prefix: &str) {
     s.delete(&k).await.expect("deleting a missing key succeeds");
     // Empty objects are objects.
     let e = key(prefix, "basic/empty");
-    let m = s.put(&e, Bytes::new(), PutOptions::default()).await.expect("put empty");
+    let m = s
+        .put(&e, Bytes::new(), PutOptions::default())
+        .await
+        .expect("put empty");
     assert_eq!(m.size, 0);
     assert_eq!(m.etag, "d41d8cd98f00b204e9800998ecf8427e");
     assert!(s.get(&e).await.expect("get empty").body.is_empty());
@@ -88,7 +94,10 @@ pub async fn ranges(s: &dyn Storage, prefix: &str) {
         .await
         .expect("put");
     assert_eq!(s.get_range(&k, 0..4).await.expect("0..4").as_ref(), b"0123");
-    assert_eq!(s.get_range(&k, 7..10).await.expect("7..10").as_ref(), b"789");
+    assert_eq!(
+        s.get_range(&k, 7..10).await.expect("7..10").as_ref(),
+        b"789"
+    );
     assert_eq!(
         s.get_range(&k, 8..100).await.expect("clamped").as_ref(),
         b"89",
@@ -96,7 +105,10 @@ pub async fn ranges(s: &dyn Storage, prefix: &str) {
     );
     for bad in [10..12, 50..60, 3..3] {
         let err = s.get_range(&k, bad.clone()).await.expect_err("bad range");
-        assert!(matches!(err, Error::InvalidRange { .. }), "{bad:?}: {err:?}");
+        assert!(
+            matches!(err, Error::InvalidRange { .. }),
+            "{bad:?}: {err:?}"
+        );
     }
     s.delete(&k).await.expect("cleanup");
 }
@@ -105,8 +117,13 @@ pub async fn ranges(s: &dyn Storage, prefix: &str) {
 /// chunks for a large object.
 pub async fn stream(s: &dyn Storage, prefix: &str) {
     let k = key(prefix, "stream/big");
-    let body: Bytes = (0..300_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>().into();
-    s.put(&k, body.clone(), PutOptions::default()).await.expect("put");
+    let body: Bytes = (0..300_000u32)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<_>>()
+        .into();
+    s.put(&k, body.clone(), PutOptions::default())
+        .await
+        .expect("put");
     let (meta, st) = s.get_stream(&k).await.expect("get_stream");
     assert_eq!(meta.size, 300_000);
     let chunks: Vec<Bytes> = st.try_collect().await.expect("stream");
@@ -125,7 +142,9 @@ pub async fn copy_keeps_metadata(s: &dyn Storage, prefix: &str) {
         .with_content_type("image/png")
         .with_cache_control("no-store")
         .with_tags(tags.clone());
-    s.put(&a, Bytes::from_static(b"pixels"), opts).await.expect("put");
+    s.put(&a, Bytes::from_static(b"pixels"), opts)
+        .await
+        .expect("put");
     let m = s.copy(&a, &b).await.expect("copy");
     assert_eq!(m.size, 6);
     let got = s.get(&b).await.expect("get copy");
@@ -146,14 +165,20 @@ pub async fn copy_keeps_metadata(s: &dyn Storage, prefix: &str) {
 /// Tags replace as a set and read back.
 pub async fn tags(s: &dyn Storage, prefix: &str) {
     let k = key(prefix, "tags/x");
-    s.put(&k, Bytes::from_static(b"x"), PutOptions::default()).await.expect("put");
+    s.put(&k, Bytes::from_static(b"x"), PutOptions::default())
+        .await
+        .expect("put");
     assert!(s.get_tags(&k).await.expect("no tags").is_empty());
     let t1 = Tags::from_pairs([("a", "1"), ("b", "2")]).expect("t1");
     s.put_tags(&k, &t1).await.expect("put t1");
     assert_eq!(s.get_tags(&k).await.expect("get t1"), t1);
     let t2 = Tags::from_pairs([("c", "3")]).expect("t2");
     s.put_tags(&k, &t2).await.expect("put t2");
-    assert_eq!(s.get_tags(&k).await.expect("get t2"), t2, "tags replace as a set");
+    assert_eq!(
+        s.get_tags(&k).await.expect("get t2"),
+        t2,
+        "tags replace as a set"
+    );
     s.delete(&k).await.expect("cleanup");
     assert!(matches!(
         s.put_tags(&k, &t1).await,
@@ -165,9 +190,13 @@ pub async fn tags(s: &dyn Storage, prefix: &str) {
 pub async fn list_by_prefix(s: &dyn Storage, prefix: &str) {
     let names = ["list/b", "list/a", "list/c/d", "listx"];
     for n in names {
-        s.put(&key(prefix, n), Bytes::from_static(b"."), PutOptions::default())
-            .await
-            .expect("put");
+        s.put(
+            &key(prefix, n),
+            Bytes::from_static(b"."),
+            PutOptions::default(),
+        )
+        .await
+        .expect("put");
     }
     let listed: Vec<String> = s
         .list(&format!("{prefix}/list/"))
@@ -190,7 +219,13 @@ pub async fn missing_objects(s: &dyn Storage, prefix: &str) {
     let k = key(prefix, "missing/none");
     assert!(matches!(s.get(&k).await, Err(Error::NotFound { .. })));
     assert!(matches!(s.head(&k).await, Err(Error::NotFound { .. })));
-    assert!(matches!(s.get_range(&k, 0..1).await, Err(Error::NotFound { .. })));
-    assert!(matches!(s.get_stream(&k).await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        s.get_range(&k, 0..1).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.get_stream(&k).await,
+        Err(Error::NotFound { .. })
+    ));
     assert!(matches!(s.get_tags(&k).await, Err(Error::NotFound { .. })));
 }

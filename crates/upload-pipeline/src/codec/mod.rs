@@ -184,7 +184,10 @@ impl VariantSpec {
                 "name may only hold [a-z0-9_-], found {c:?}"
             )));
         }
-        for (what, value) in [("max_width", self.max_width), ("max_height", self.max_height)] {
+        for (what, value) in [
+            ("max_width", self.max_width),
+            ("max_height", self.max_height),
+        ] {
             if !(1..=MAX_VARIANT_SIDE).contains(&value) {
                 return Err(invalid(format!(
                     "{what} must be within 1..={MAX_VARIANT_SIDE}, got {value}"
@@ -318,7 +321,10 @@ mod tests {
         assert_eq!(fit_within(512, 512, 256, 100), (100, 100));
         assert_eq!(fit_within(200, 100, 200, 100), (200, 100));
         assert_eq!(fit_within(201, 100, 200, 100), (200, 100)); // 99.5 -> 100
-        assert_eq!(fit_within(u32::MAX, u32::MAX, 16_384, 16_384), (16_384, 16_384));
+        assert_eq!(
+            fit_within(u32::MAX, u32::MAX, 16_384, 16_384),
+            (16_384, 16_384)
+        );
     }
 
     #[test]
@@ -346,7 +352,10 @@ mod tests {
                 "{result:?}"
             );
         }
-        assert_eq!(VariantSpec::defaults(), vec![VariantSpec::thumb(), VariantSpec::medium()]);
+        assert_eq!(
+            VariantSpec::defaults(),
+            vec![VariantSpec::thumb(), VariantSpec::medium()]
+        );
         for spec in VariantSpec::defaults() {
             spec.validate().unwrap();
         }
@@ -356,8 +365,14 @@ mod tests {
     fn output_format_names() {
         let webp = OutputFormat::WebP { quality: 1.0 };
         let jpeg = OutputFormat::Jpeg { quality: 1 };
-        assert_eq!((webp.content_type(), webp.extension()), ("image/webp", "webp"));
-        assert_eq!((jpeg.content_type(), jpeg.extension()), ("image/jpeg", "jpg"));
+        assert_eq!(
+            (webp.content_type(), webp.extension()),
+            ("image/webp", "webp")
+        );
+        assert_eq!(
+            (jpeg.content_type(), jpeg.extension()),
+            ("image/jpeg", "jpg")
+        );
         let png = OutputFormat::Png;
         assert_eq!((png.content_type(), png.extension()), ("image/png", "png"));
     }

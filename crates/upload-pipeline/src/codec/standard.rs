@@ -63,9 +63,8 @@ impl ImageCodec for StandardCodec {
 
     fn render(&self, image: &DecodedImage, spec: &VariantSpec) -> Result<EncodedVariant> {
         spec.validate()?;
-        catch_unwind(AssertUnwindSafe(|| render(image, spec))).unwrap_or_else(|_| {
-            Err(encode_failed(spec, "the resizer or encoder panicked"))
-        })
+        catch_unwind(AssertUnwindSafe(|| render(image, spec)))
+            .unwrap_or_else(|_| Err(encode_failed(spec, "the resizer or encoder panicked")))
     }
 }
 
@@ -131,7 +130,7 @@ fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage> {
         ));
     }
 
-    let reader = ImageReader::new(Cursor::new(bytes))
+    let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| corrupt(e.to_string()))?;
     let format = match reader.format() {
@@ -144,14 +143,19 @@ fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage> {
             });
         }
     };
-    if format == ImageFormat::Jpeg {
-        jpeg::check_complete(bytes).map_err(corrupt)?;
+    match format {
+        ImageFormat::Jpeg => jpeg::check_complete(bytes).map_err(corrupt)?,
+        ImageFormat::Png => {
+            if let Some((width, height)) = png_header_dimensions(bytes) {
+                check_dimensions(width, height, limits)?;
+            }
+        }
+        _ => {}
     }
 
     // While the header is read, only the allocation budget applies (the
     // PNG decoder takes it for its metadata chunks); the dimensions are
     // checked below so that the error can name them.
-    let mut reader = reader;
     let mut header_limits = image::Limits::default();
     header_limits.max_alloc = Some(limits.max_alloc);
     reader.limits(header_limits);
@@ -160,6 +164,83 @@ fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage> {
         .map_err(|e| map_image_error(e, bytes, format, (0, 0), limits))?;
 
     let (width, height) = decoder.dimensions();
+    check_dimensions(width, height, limits)?;
+    if width == 0 || height == 0 {
+        return Err(corrupt(format!(
+            "the image declares {width}x{height} pixels"
+        )));
+    }
+
+    // The pixel buffer comes out of the allocation budget; the decoder
+    // gets what is left for its own buffers.
+    let buffer_bytes = decoder.total_bytes();
+    let mut decoder_limits = image::Limits::default();
+    decoder_limits.max_image_width = Some(limits.max_width);
+    decoder_limits.max_image_height = Some(limits.max_height);
+    decoder_limits.max_alloc = Some(limits.max_alloc);
+    if decoder_limits.reserve(buffer_bytes).is_err() {
+        return Err(too_large(
+            width,
+            height,
+            format!(
+                "max_alloc = {} bytes (the pixel buffer needs {buffer_bytes})",
+                limits.max_alloc
+            ),
+        ));
+    }
+    decoder
+        .set_limits(decoder_limits)
+        .map_err(|e| map_image_error(e, bytes, format, (width, height), limits))?;
+
+    let orientation = exif_orientation(&mut decoder);
+
+    let mut image = DynamicImage::from_decoder(decoder)
+        .map_err(|e| map_image_error(e, bytes, format, (width, height), limits))?;
+    image.apply_orientation(orientation);
+
+    Ok(DecodedImage {
+        image: into_rgb8_or_rgba8(image),
+        source_format: format,
+        orientation: orientation.to_exif(),
+    })
+}
+
+/// The EXIF orientation the decoder reports; unreadable EXIF is not worth
+/// refusing the image for, so that counts as no orientation.
+///
+/// WebP files written by older tools (Pillow before 10, for one) start
+/// their `EXIF` chunk with the JPEG-style `Exif\0\0` prefix, which
+/// `image` does not skip: the orientation is looked up past it too.
+fn exif_orientation(decoder: &mut impl ImageDecoder) -> Orientation {
+    match decoder.orientation() {
+        Ok(Orientation::NoTransforms) | Err(_) => {}
+        Ok(found) => return found,
+    }
+    match decoder.exif_metadata() {
+        Ok(Some(exif)) => exif
+            .strip_prefix(b"Exif\0\0")
+            .and_then(Orientation::from_exif_chunk)
+            .unwrap_or(Orientation::NoTransforms),
+        _ => Orientation::NoTransforms,
+    }
+}
+
+/// The width and height declared by a PNG's IHDR chunk, read straight from
+/// the bytes: the PNG decoder reads on to the first IDAT chunk before it
+/// reports dimensions, so a bare bomb header would otherwise only be
+/// reported as truncated.
+fn png_header_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    let ihdr = bytes.get(8..24)?;
+    if &ihdr[4..8] != b"IHDR" {
+        return None;
+    }
+    let width = u32::from_be_bytes(ihdr[8..12].try_into().ok()?);
+    let height = u32::from_be_bytes(ihdr[12..16].try_into().ok()?);
+    Some((width, height))
+}
+
+/// Refuses `width` × `height` when it breaks a dimension limit.
+fn check_dimensions(width: u32, height: u32, limits: &DecodeLimits) -> Result<()> {
     let pixels = u64::from(width) * u64::from(height);
     if width > limits.max_width {
         return Err(too_large(
@@ -185,44 +266,7 @@ fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage> {
             ),
         ));
     }
-    if pixels == 0 {
-        return Err(corrupt(format!("the image declares {width}x{height} pixels")));
-    }
-
-    // The pixel buffer comes out of the allocation budget; the decoder
-    // gets what is left for its own buffers.
-    let buffer_bytes = decoder.total_bytes();
-    let mut decoder_limits = image::Limits::default();
-    decoder_limits.max_image_width = Some(limits.max_width);
-    decoder_limits.max_image_height = Some(limits.max_height);
-    decoder_limits.max_alloc = Some(limits.max_alloc);
-    if decoder_limits.reserve(buffer_bytes).is_err() {
-        return Err(too_large(
-            width,
-            height,
-            format!(
-                "max_alloc = {} bytes (the pixel buffer needs {buffer_bytes})",
-                limits.max_alloc
-            ),
-        ));
-    }
-    decoder
-        .set_limits(decoder_limits)
-        .map_err(|e| map_image_error(e, bytes, format, (width, height), limits))?;
-
-    // Unreadable EXIF is not worth refusing the image for: keep it upright
-    // as stored.
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-
-    let mut image = DynamicImage::from_decoder(decoder)
-        .map_err(|e| map_image_error(e, bytes, format, (width, height), limits))?;
-    image.apply_orientation(orientation);
-
-    Ok(DecodedImage {
-        image: into_rgb8_or_rgba8(image),
-        source_format: format,
-        orientation: orientation.to_exif(),
-    })
+    Ok(())
 }
 
 /// 8-bit RGB, or RGBA when `image` has an alpha channel; moved, not copied,
@@ -382,12 +426,8 @@ mod tests {
 
     #[test]
     fn over_white_blends() {
-        let rgba = RgbaImage::from_raw(
-            3,
-            1,
-            vec![255, 0, 0, 255, 255, 0, 0, 0, 0, 0, 0, 128],
-        )
-        .unwrap();
+        let rgba =
+            RgbaImage::from_raw(3, 1, vec![255, 0, 0, 255, 255, 0, 0, 0, 0, 0, 0, 128]).unwrap();
         let rgb = over_white(&rgba);
         assert_eq!(rgb.as_raw(), &[255, 0, 0, 255, 255, 255, 127, 127, 127]);
     }

@@ -42,7 +42,10 @@ pub async fn send_receive_delete(q: &dyn Queue) {
     handles.dedup();
     assert_eq!(handles.len(), 3, "distinct receipt handles");
     assert!(
-        q.receive(&now_opts()).await.expect("receive again").is_empty(),
+        q.receive(&now_opts())
+            .await
+            .expect("receive again")
+            .is_empty(),
         "in-flight messages are not delivered twice"
     );
     for m in &got {
@@ -73,7 +76,10 @@ pub async fn redelivery_after_visibility_timeout(q: &dyn Queue) {
         .expect("a stale handle deletes nothing but succeeds, as in SQS");
     q.delete(&second[0].receipt_handle).await.expect("delete");
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(q.receive(&now_opts()).await.expect("receive").is_empty(), "deleted for good");
+    assert!(
+        q.receive(&now_opts()).await.expect("receive").is_empty(),
+        "deleted for good"
+    );
 }
 
 /// Setting the visibility to 0 releases a message at once.
@@ -105,17 +111,17 @@ pub async fn change_visibility(q: &dyn Queue) {
 pub async fn long_poll_returns_early(q: &dyn Queue) {
     let start = tokio::time::Instant::now();
     let opts = ReceiveOptions::default().with_wait(Duration::from_secs(10));
-    let (got, _) = tokio::join!(
-        q.receive(&opts),
-        async {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            q.send("late".into()).await.expect("send")
-        }
-    );
+    let (got, _) = tokio::join!(q.receive(&opts), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        q.send("late".into()).await.expect("send")
+    });
     let got = got.expect("long poll");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body, "late");
-    assert!(start.elapsed() < Duration::from_secs(9), "returned before the wait ended");
+    assert!(
+        start.elapsed() < Duration::from_secs(9),
+        "returned before the wait ended"
+    );
     q.delete(&got[0].receipt_handle).await.expect("delete");
 }
 
@@ -128,13 +134,24 @@ pub async fn refusals(q: &dyn Queue) {
         now_opts().with_visibility_timeout(Duration::from_secs(12 * 3600 + 1)),
     ] {
         let err = q.receive(&opts).await.expect_err("bad parameter");
-        assert!(matches!(err, Error::InvalidQueueParameter { .. }), "{opts:?}: {err:?}");
+        assert!(
+            matches!(err, Error::InvalidQueueParameter { .. }),
+            "{opts:?}: {err:?}"
+        );
     }
     let err = q.delete("not-a-handle").await.expect_err("foreign handle");
-    assert!(matches!(err, Error::ReceiptHandleIsInvalid { .. }), "{err:?}");
-    let err = q.send("x".repeat(256 * 1024 + 1)).await.expect_err("too long");
+    assert!(
+        matches!(err, Error::ReceiptHandleIsInvalid { .. }),
+        "{err:?}"
+    );
+    let err = q
+        .send("x".repeat(256 * 1024 + 1))
+        .await
+        .expect_err("too long");
     assert!(matches!(err, Error::MessageTooLong { .. }), "{err:?}");
-    q.send("y".repeat(256 * 1024)).await.expect("exactly 256 KiB is fine");
+    q.send("y".repeat(256 * 1024))
+        .await
+        .expect("exactly 256 KiB is fine");
     let got = q.receive(&now_opts()).await.expect("receive");
     q.delete(&got[0].receipt_handle).await.expect("delete");
 }
