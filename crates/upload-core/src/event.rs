@@ -149,17 +149,7 @@ impl S3EventRecord {
         etag: Option<&str>,
         sequencer: &str,
     ) -> Self {
-        let now = time::OffsetDateTime::now_utc();
-        let event_time = format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            now.year(),
-            u8::from(now.month()),
-            now.day(),
-            now.hour(),
-            now.minute(),
-            now.second(),
-            now.millisecond()
-        );
+        let event_time = crate::timestamp::iso8601_millis(std::time::SystemTime::now());
         Self {
             event_version: "2.1".into(),
             event_source: "aws:s3".into(),

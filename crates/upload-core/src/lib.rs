@@ -26,6 +26,7 @@ pub mod sniff;
 pub mod storage;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod timestamp;
 
 pub use bytes::Bytes;
 pub use error::{Error, Result};

@@ -1,5 +1,4 @@
 //! MemoryStorage against the Storage conformance suite.
-#![cfg(feature = "testkit")]
 
 use upload_core::MemoryStorage;
 

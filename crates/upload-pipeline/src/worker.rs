@@ -325,7 +325,7 @@ impl Worker {
             reason: None,
             quarantine: None,
             variants: Vec::new(),
-            processed_at: now_rfc3339(),
+            processed_at: upload_core::timestamp::now_rfc3339(),
         };
 
         let refusal = match sniffed {
@@ -467,17 +467,4 @@ impl Worker {
             Err(e) => Err(e.into()),
         }
     }
-}
-
-fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use image::{AnimationDecoder, DynamicImage, ImageFormat, RgbImage};
+use upload_pipeline::testkit::codec::{png_bomb_header, png_chunk};
 use upload_pipeline::{
     DecodeLimits, DecodedImage, EncodedVariant, Error, ImageCodec, OutputFormat, StandardCodec,
     VariantSpec,
@@ -164,47 +165,6 @@ fn assert_clean_jpeg(bytes: &[u8]) {
             .any(|m| (0xE2..=0xEF).contains(m) || *m == 0xFE),
         "JPEG variant has an APPn/COM segment: {markers:02X?}"
     );
-}
-
-/// CRC-32 as PNG uses it.
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    let start = out.len();
-    out.extend_from_slice(kind);
-    out.extend_from_slice(data);
-    let crc = crc32(&out[start..]);
-    out.extend_from_slice(&crc.to_be_bytes());
-}
-
-/// PNG signature + an IHDR (8-bit RGBA) declaring `width` x `height`, with
-/// a correct CRC, and nothing else.
-fn png_bomb(width: u32, height: u32) -> Vec<u8> {
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = width.to_be_bytes().to_vec();
-    ihdr.extend_from_slice(&height.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
-    png_chunk(&mut out, b"IHDR", &ihdr);
-    out
-}
-
-#[test]
-fn crc32_matches_the_check_value() {
-    assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
 }
 
 #[test]
@@ -495,7 +455,7 @@ fn avif_heic_and_pdf_are_unsupported_and_named() {
 
 #[test]
 fn png_declaring_50000x50000_is_refused_from_its_header() {
-    let bytes = png_bomb(50_000, 50_000);
+    let bytes = png_bomb_header(50_000, 50_000);
     assert_eq!(bytes.len(), 33);
     let started = Instant::now();
     let result = codec().decode(&bytes, &DecodeLimits::default());
@@ -627,7 +587,6 @@ fn one_codec_serves_many_threads() {
     }
 }
 
-#[cfg(feature = "testkit")]
 #[test]
 fn standard_codec_passes_the_conformance_suite() {
     upload_pipeline::testkit::codec::run_all(&StandardCodec::default());

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use upload_core::{Bytes, MemoryStorage, ObjectKey, PutOptions, Storage};
 use upload_pipeline::manifest::manifest_key;
+use upload_pipeline::testkit::codec::png_bomb_header;
 use upload_pipeline::{
     Manifest, MemoryQueue, Outcome, Queue, RunStats, StandardCodec, Worker, WorkerConfig,
 };
@@ -187,7 +188,7 @@ async fn bad_inputs_are_rejected_and_originals_stay() {
     let bomb = w
         .upload(
             "uploads/u/bomb.png",
-            png_header(50_000, 50_000),
+            png_bomb_header(50_000, 50_000).into(),
             "image/png",
         )
         .await;
@@ -226,34 +227,6 @@ async fn bad_inputs_are_rejected_and_originals_stay() {
         );
     }
     assert_eq!(w.processed.len(), 5, "manifests only");
-}
-
-/// A PNG signature and IHDR chunk declaring `w`x`h` RGBA8, then nothing.
-fn png_header(w: u32, h: u32) -> Bytes {
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    out.extend_from_slice(&13u32.to_be_bytes());
-    out.extend_from_slice(&ihdr);
-    out.extend_from_slice(&crc32(&ihdr).to_be_bytes());
-    out.into()
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = 0xFFFF_FFFFu32;
-    for &b in data {
-        c ^= u32::from(b);
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
 }
 
 #[tokio::test(start_paused = true)]

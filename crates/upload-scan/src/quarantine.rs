@@ -98,7 +98,7 @@ impl Quarantine {
             }
             Verdict::Clean => {}
         }
-        tags.insert("scanned-at", now_rfc3339())?;
+        tags.insert("scanned-at", upload_core::timestamp::now_rfc3339())?;
         tags.insert("source-bucket", tag_value(source.bucket()))?;
         let mut opts = PutOptions::default().with_tags(tags);
         opts.content_type = original.meta.content_type.clone();
@@ -130,22 +130,9 @@ impl Quarantine {
 pub fn clean_tags() -> Tags {
     Tags::from_pairs([
         ("scan-status", "CLEAN".to_owned()),
-        ("scanned-at", now_rfc3339()),
+        ("scanned-at", upload_core::timestamp::now_rfc3339()),
     ])
     .expect("two short tags are valid")
-}
-
-fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
 }
 
 /// Keeps only the characters S3 allows in tag values (letters, digits,

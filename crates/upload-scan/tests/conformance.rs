@@ -1,5 +1,4 @@
 //! MemoryScanner against the Scanner conformance suite.
-#![cfg(feature = "testkit")]
 
 #[tokio::test]
 async fn memory_scanner_passes_the_scanner_suite() {

@@ -216,7 +216,8 @@ fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
-fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+/// Appends a PNG chunk (length, type, data, CRC-32) to `out`.
+pub fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
     out.extend_from_slice(&(data.len() as u32).to_be_bytes());
     let start = out.len();
     out.extend_from_slice(kind);
@@ -227,7 +228,7 @@ fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
 
 /// The PNG signature and an IHDR chunk (8-bit RGBA) declaring `width` ×
 /// `height`, with a correct CRC and nothing after it.
-fn png_bomb_header(width: u32, height: u32) -> Vec<u8> {
+pub fn png_bomb_header(width: u32, height: u32) -> Vec<u8> {
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
     let mut ihdr = Vec::new();
     ihdr.extend_from_slice(&width.to_be_bytes());
