@@ -370,12 +370,10 @@ async fn upload_one(
         )?;
         let body = tokio::fs::read(file).await.map_err(io)?;
         let mut r = http.put(req.url.as_str());
+        // Every signed header goes out as signed, Content-Length included:
+        // reqwest would leave it out for an empty body.
         for (n, v) in &req.headers {
-            // reqwest sets Content-Length from the body; it is signed, so it
-            // must (and does) match.
-            if n != "content-length" {
-                r = r.header(n.as_str(), v.as_str());
-            }
+            r = r.header(n.as_str(), v.as_str());
         }
         send_with_retry(r, bytes::Bytes::from(body), &file_s).await?;
         return Ok(Ok(Uploaded {
