@@ -31,6 +31,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --lock
 step "benchmarks build"
 cargo bench -p upload-benches --no-run --locked
 
+step "fuzz targets build (stable toolchain, no sanitizer; see fuzz/README.md)"
+cargo check --manifest-path fuzz/Cargo.toml --locked --bins
+
 step "quickstart on the bundled photos"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
