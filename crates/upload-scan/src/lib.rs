@@ -4,6 +4,8 @@
 //! - [`MemoryScanner`]: an in-process signature scanner (detects the EICAR
 //!   test file out of the box), with the same size limit and failure modes as
 //!   clamd.
+//! - [`ClamdScanner`]: a clamd client (`zINSTREAM`, `zPING`, `zVERSION`
+//!   over TCP or a Unix socket), streaming the object in chunks.
 //! - [`Quarantine`]: moves an infected or unscannable object out of the
 //!   uploads location, in an order that never loses it; [`clean_tags`] marks a
 //!   clean one.
@@ -12,6 +14,7 @@
 //! proceed, and a scanner that is down is an [`Error::ScannerUnavailable`]
 //! (retry later), never a verdict.
 
+pub mod clamd;
 pub mod error;
 pub mod memory;
 pub mod quarantine;
@@ -19,6 +22,7 @@ pub mod quarantine;
 pub mod testkit;
 pub mod verdict;
 
+pub use clamd::{ClamdAddress, ClamdConfig, ClamdScanner};
 pub use error::{Error, Result};
 pub use memory::{EICAR_SIGNATURE, MemoryScanner, eicar};
 pub use quarantine::{Quarantine, QuarantinedObject, clean_tags};
