@@ -4,7 +4,9 @@
 #   scripts/clamd.sh start DIR [PORT] [STREAM_MAX]   # prints nothing; clamd is up when it returns
 #   scripts/clamd.sh stop DIR
 #
-# DIR gets clamd.conf, the socket (DIR/clamd.sock), the log, a temporary
+# DIR gets clamd.conf, the Unix socket (DIR/clamd.sock, or a short path in
+# /tmp when that would pass the 107-byte limit of socket paths; the path
+# used is written to DIR/socket-path), the log, a temporary
 # folder and a signature database of our own: the official databases cannot
 # be downloaded here, so the daemon loads only
 #   - the EICAR test file as a body signature (reported by clamd as
@@ -71,6 +73,11 @@ fi
 
 mkdir -p "$dir/db" "$dir/tmp"
 dir=$(cd "$dir" && pwd)
+sock="$dir/clamd.sock"
+if [ ${#sock} -gt 100 ]; then
+    sock="${TMPDIR:-/tmp}/upload-sdk-clamd-$(printf '%s' "$dir" | cksum | cut -d' ' -f1).sock"
+fi
+printf '%s\n' "$sock" >"$dir/socket-path"
 python3 - "$dir/db/upload-sdk-test.ndb" <<'PY'
 import sys
 # The EICAR test file, from two halves.
@@ -84,10 +91,9 @@ cat > "$dir/clamd.conf" <<CONF
 Foreground yes
 LogFile $dir/clamd.log
 LogTime yes
-PidFile $dir/clamd.pid
 DatabaseDirectory $dir/db
 TemporaryDirectory $dir/tmp
-LocalSocket $dir/clamd.sock
+LocalSocket $sock
 TCPSocket $port
 TCPAddr 127.0.0.1
 StreamMaxLength $stream_max
@@ -98,13 +104,13 @@ ReadTimeout 30
 CommandReadTimeout 10
 IdleTimeout 60
 CONF
-rm -f "$dir/clamd.sock"
+rm -f "$sock"
 "$clamd_bin" --config-file="$dir/clamd.conf" >"$dir/clamd.stdout" 2>&1 &
 echo $! >"$dir/clamd.pid"
 # clamd's own exit code says nothing (it exits 0 even when the port is
 # taken): wait for PING to answer instead.
 for _ in $(seq 300); do
-    if ping_clamd && [ -S "$dir/clamd.sock" ]; then
+    if ping_clamd && [ -S "$sock" ]; then
         exit 0
     fi
     if ! kill -0 "$(cat "$dir/clamd.pid")" 2>/dev/null; then

@@ -1,97 +1,25 @@
 //! The worker on in-memory parts: real photos and hostile inputs, put into
 //! the uploads bucket, processed from their S3 events.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use upload_core::{Bytes, MemoryStorage, ObjectKey, PutOptions, Storage};
-use upload_pipeline::manifest::manifest_key;
+use common::{World, sample, world};
+use upload_core::{Bytes, Storage};
 use upload_pipeline::testkit::codec::png_bomb_header;
-use upload_pipeline::{
-    Manifest, MemoryQueue, Outcome, Queue, RunStats, StandardCodec, Worker, WorkerConfig,
-};
-use upload_scan::{EICAR_SIGNATURE, MemoryScanner, Quarantine, eicar};
+use upload_pipeline::{Outcome, Queue, RunStats};
+use upload_scan::{EICAR_SIGNATURE, MemoryScanner, eicar};
 
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../samples");
-
-fn sample(path: &str) -> Bytes {
-    std::fs::read(format!("{SAMPLES}/{path}")).unwrap().into()
-}
-
-struct World {
-    queue: Arc<MemoryQueue>,
-    dlq: Arc<MemoryQueue>,
-    uploads: Arc<MemoryStorage>,
-    processed: Arc<MemoryStorage>,
-    quarantine: Arc<MemoryStorage>,
-    scanner: Arc<MemoryScanner>,
-    worker: Worker,
-}
-
-fn world() -> World {
-    let dlq = Arc::new(MemoryQueue::new("dlq"));
-    let queue = Arc::new(
-        MemoryQueue::new("events")
-            .with_visibility_timeout(Duration::from_secs(30))
-            .unwrap()
-            .with_dead_letter_queue(3, dlq.clone())
-            .unwrap(),
-    );
-    let uploads = Arc::new(
-        MemoryStorage::new("uploads")
-            .unwrap()
-            .with_events(queue.clone()),
-    );
-    let processed = Arc::new(MemoryStorage::new("processed").unwrap());
-    let quarantine = Arc::new(MemoryStorage::new("quarantine").unwrap());
+fn mem_world() -> (World, Arc<MemoryScanner>) {
     let scanner = Arc::new(MemoryScanner::new());
-    let policy = upload_core::UploadPolicy::images_and_pdf(64 << 20).unwrap();
-    let worker = Worker::new(
-        queue.clone(),
-        uploads.clone(),
-        processed.clone(),
-        scanner.clone(),
-        Arc::new(StandardCodec::default()),
-        Quarantine::new(quarantine.clone(), "quarantine/"),
-        WorkerConfig::new(policy),
-    );
-    World {
-        queue,
-        dlq,
-        uploads,
-        processed,
-        quarantine,
-        scanner,
-        worker,
-    }
-}
-
-impl World {
-    async fn upload(&self, key: &str, body: Bytes, ct: &str) -> ObjectKey {
-        let k = ObjectKey::new(key).unwrap();
-        self.uploads
-            .put(
-                &k,
-                body,
-                PutOptions::default()
-                    .with_content_type(ct)
-                    .with_create_only(true),
-            )
-            .await
-            .unwrap();
-        k
-    }
-
-    async fn manifest(&self, k: &ObjectKey) -> Manifest {
-        let got = self.processed.get(&manifest_key(k).unwrap()).await.unwrap();
-        assert_eq!(got.meta.content_type.as_deref(), Some("application/json"));
-        serde_json::from_slice(&got.body).unwrap()
-    }
+    (world(scanner.clone()), scanner)
 }
 
 #[tokio::test]
 async fn orientation_6_photo_gets_rotated_variants_without_metadata() {
-    let w = world();
+    let (w, _) = mem_world();
     let k = w
         .upload(
             "uploads/u/rot.jpg",
@@ -138,7 +66,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test]
 async fn eicar_is_quarantined_with_no_variants() {
-    let w = world();
+    let (w, _) = mem_world();
     // Declared as a PDF; the bytes are EICAR preceded by a PDF header so the
     // sniffed type is allowed and only the scanner can catch it.
     let body = Bytes::from([b"%PDF-1.4\n".as_slice(), &eicar()].concat());
@@ -167,7 +95,7 @@ async fn eicar_is_quarantined_with_no_variants() {
 
 #[tokio::test]
 async fn bad_inputs_are_rejected_and_originals_stay() {
-    let w = world();
+    let (w, _) = mem_world();
     let text = w
         .upload(
             "uploads/u/fake.jpg",
@@ -231,7 +159,7 @@ async fn bad_inputs_are_rejected_and_originals_stay() {
 
 #[tokio::test(start_paused = true)]
 async fn malformed_event_is_retried_then_dead_lettered() {
-    let w = world();
+    let (w, _) = mem_world();
     w.queue.send("{not json".into()).await.unwrap();
     w.queue.send(r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"uploads"},"object":{"key":"..%2Fx"}}}]}"#.into()).await.unwrap();
     for round in 1..=3 {
@@ -246,7 +174,7 @@ async fn malformed_event_is_retried_then_dead_lettered() {
 
 #[tokio::test(start_paused = true)]
 async fn scanner_down_leaves_message_and_original() {
-    let w = world();
+    let (w, scanner) = mem_world();
     let k = w
         .upload(
             "uploads/u/a.jpg",
@@ -254,7 +182,7 @@ async fn scanner_down_leaves_message_and_original() {
             "image/jpeg",
         )
         .await;
-    w.scanner.set_available(false);
+    scanner.set_available(false);
     let s = w.worker.run_until_idle().await.unwrap();
     assert_eq!((s.failed, s.clean), (1, 0));
     assert!(w.uploads.head(&k).await.is_ok());
@@ -264,7 +192,7 @@ async fn scanner_down_leaves_message_and_original() {
     );
     assert!(w.quarantine.is_empty() && w.processed.is_empty());
     assert_eq!(w.queue.len(), 1, "message back on the queue");
-    w.scanner.set_available(true);
+    scanner.set_available(true);
     tokio::time::sleep(Duration::from_secs(31)).await;
     let s = w.worker.run_until_idle().await.unwrap();
     assert_eq!((s.clean, s.failed), (1, 0));
@@ -273,7 +201,7 @@ async fn scanner_down_leaves_message_and_original() {
 
 #[tokio::test]
 async fn redelivery_does_no_writes_and_test_events_are_deleted() {
-    let w = world();
+    let (w, _) = mem_world();
     let k = w
         .upload(
             "uploads/u/h.jpg",

@@ -8,12 +8,14 @@
 //!   over TCP or a Unix socket), streaming the object in chunks.
 //! - [`Quarantine`]: moves an infected or unscannable object out of the
 //!   uploads location, in an order that never loses it; [`clean_tags`] marks a
-//!   clean one.
+//!   clean one, and [`deny_unscanned_reads_policy`] makes S3 refuse reads of
+//!   anything not tagged clean.
 //!
 //! The policy is fail-closed: only [`Verdict::Clean`] lets an upload
 //! proceed, and a scanner that is down is an [`Error::ScannerUnavailable`]
 //! (retry later), never a verdict.
 
+pub mod bucket_policy;
 pub mod clamd;
 pub mod error;
 pub mod memory;
@@ -22,6 +24,7 @@ pub mod quarantine;
 pub mod testkit;
 pub mod verdict;
 
+pub use bucket_policy::deny_unscanned_reads_policy;
 pub use clamd::{ClamdAddress, ClamdConfig, ClamdScanner};
 pub use error::{Error, Result};
 pub use memory::{EICAR_SIGNATURE, MemoryScanner, eicar};
