@@ -53,11 +53,12 @@ pub enum Error {
         /// The policy's maximum, in bytes.
         max: u64,
     },
-    /// A presigned URL expiry outside 1 s..=7 days (the SigV4 limits).
-    #[error("expiry of {seconds} s is outside 1..=604800 s")]
+    /// A presigned URL expiry outside 1 s..=7 days or not a whole number of
+    /// seconds (the SigV4 limits: `X-Amz-Expires` is an integer).
+    #[error("expiry of {expiry:?} is not a whole number of seconds in 1..=604800")]
     ExpiryOutOfRange {
-        /// The refused expiry in seconds.
-        seconds: u64,
+        /// The refused expiry.
+        expiry: std::time::Duration,
     },
     /// A tag set that S3 would refuse (more than 10 tags, key not
     /// 1..=128 characters, value over 256 characters).

@@ -34,5 +34,5 @@ pub use event::{EventMessage, EventSink, S3EventRecord, parse_event_message};
 pub use key::{ObjectKey, upload_key};
 pub use multipart::{CompletedPart, MultipartStore, UploadedPart};
 pub use policy::UploadPolicy;
-pub use sniff::{SNIFF_LEN, Sniffed, extension_for, sniff};
+pub use sniff::{SNIFF_LEN, Sniffed, extension_for, same_type, sniff};
 pub use storage::{ByteStream, GetResult, MemoryStorage, ObjectMeta, PutOptions, Storage, Tags};

@@ -164,9 +164,7 @@ impl UploadPolicy {
 /// part.
 pub fn check_expiry(expiry: Duration) -> Result<()> {
     if expiry < MIN_EXPIRY || expiry > MAX_EXPIRY || expiry.subsec_nanos() != 0 {
-        return Err(Error::ExpiryOutOfRange {
-            seconds: expiry.as_secs(),
-        });
+        return Err(Error::ExpiryOutOfRange { expiry });
     }
     Ok(())
 }

@@ -29,6 +29,22 @@ pub fn sniff(head: &[u8]) -> Option<Sniffed> {
     })
 }
 
+/// Whether a declared content type and a sniffed one name the same type,
+/// comparing essences and accepting the common aliases (`image/jpg` and
+/// `image/pjpeg` for `image/jpeg`, `image/x-png` for `image/png`).
+pub fn same_type(declared: &str, sniffed: &str) -> bool {
+    fn canonical(t: &str) -> String {
+        let e = crate::policy::essence(t);
+        match e.as_str() {
+            "image/jpg" | "image/pjpeg" => "image/jpeg".into(),
+            "image/x-png" => "image/png".into(),
+            "application/x-pdf" => "application/pdf".into(),
+            _ => e,
+        }
+    }
+    canonical(declared) == canonical(sniffed)
+}
+
 /// The extension to give a key for an allowed content type
 /// (`image/jpeg` → `jpg`), or `None` for a type this table does not know.
 ///
@@ -78,6 +94,15 @@ mod tests {
         assert_eq!(sniff(b"RIFF\x24\0\0\0WEBPVP8 ").unwrap().mime, "image/webp");
         assert_eq!(sniff(b"just some text that says it is a jpg"), None);
         assert_eq!(sniff(b""), None);
+    }
+
+    #[test]
+    fn same_type_accepts_aliases_only() {
+        assert!(same_type("image/jpeg", "image/jpeg"));
+        assert!(same_type("IMAGE/JPG; q=1", "image/jpeg"));
+        assert!(same_type("image/x-png", "image/png"));
+        assert!(!same_type("image/jpeg", "application/pdf"));
+        assert!(!same_type("image/png", "image/jpeg"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use upload_core::{
     EventMessage, ObjectKey, PutOptions, SNIFF_LEN, Storage, Tags, UploadPolicy,
-    parse_event_message, sniff,
+    parse_event_message, same_type, sniff,
 };
 use upload_scan::{Quarantine, Scanner, Verdict, clean_tags};
 
@@ -270,7 +270,17 @@ impl Worker {
                         stats.skipped += 1;
                         continue;
                     }
-                    let key = r.key()?;
+                    let key = match r.key() {
+                        Ok(k) => k,
+                        Err(e) => {
+                            // S3 accepts keys we refuse (folder markers
+                            // ending in '/', '//'): skip the record, keep
+                            // handling the others of the message.
+                            tracing::error!(key = %r.s3.object.key, error = %e, "record skipped: not a valid object key");
+                            stats.skipped += 1;
+                            continue;
+                        }
+                    };
                     match self.process_object(&key).await? {
                         Some(m) => stats.count(m.verdict),
                         None => stats.skipped += 1,
@@ -328,9 +338,21 @@ impl Worker {
             processed_at: upload_core::timestamp::now_rfc3339(),
         };
 
-        let refusal = match sniffed {
-            None => Some("content type not recognised from magic bytes".to_owned()),
-            Some(s) => self
+        // The declared Content-Type (signed into the presigned URL) must
+        // name what the bytes are, or the object would be served as
+        // something it is not.
+        let declared = meta.content_type.as_deref().filter(|ct| {
+            !matches!(
+                upload_core::policy::essence(ct).as_str(),
+                "" | "application/octet-stream" | "binary/octet-stream"
+            )
+        });
+        let refusal = match (sniffed, declared) {
+            (None, _) => Some("content type not recognised from magic bytes".to_owned()),
+            (Some(s), Some(d)) if !same_type(d, s.mime) => {
+                Some(format!("declared as {d} but the bytes are {}", s.mime))
+            }
+            (Some(s), _) => self
                 .config
                 .policy
                 .check(s.mime, meta.size)

@@ -141,7 +141,7 @@ async fn bad_inputs_are_rejected_and_originals_stay() {
         (&empty, "not recognised"),
         (&trunc, "truncated"),
         (&bomb, "50000x50000"),
-        (&heic, "not allowed"),
+        (&heic, "declared as image/jpeg but the bytes are image/hei"),
     ] {
         let m = w.manifest(k).await;
         assert_eq!(m.verdict, Outcome::Rejected, "{k}");
@@ -161,15 +161,105 @@ async fn bad_inputs_are_rejected_and_originals_stay() {
 async fn malformed_event_is_retried_then_dead_lettered() {
     let (w, _) = mem_world();
     w.queue.send("{not json".into()).await.unwrap();
-    w.queue.send(r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"uploads"},"object":{"key":"..%2Fx"}}}]}"#.into()).await.unwrap();
     for round in 1..=3 {
         let s = w.worker.run_until_idle().await.unwrap();
-        assert_eq!((s.messages, s.failed), (2, 2), "round {round}");
+        assert_eq!((s.messages, s.failed), (1, 1), "round {round}");
         tokio::time::sleep(Duration::from_secs(31)).await;
     }
     assert_eq!(w.worker.run_until_idle().await.unwrap().messages, 0);
-    assert_eq!(w.dlq.len(), 2, "both dead-lettered");
+    assert_eq!(w.dlq.len(), 1, "dead-lettered after 3 receives");
     assert!(w.queue.is_empty());
+}
+
+/// Keys S3 accepts but ObjectKey refuses (a console folder marker, `//`,
+/// `..`) skip their record; the other records of the message are handled.
+#[tokio::test]
+async fn invalid_keys_skip_their_record_only() {
+    let (w, _) = mem_world();
+    let k = w
+        .upload(
+            "uploads/u/ok.jpg",
+            sample("testdata/hopper.jpg"),
+            "image/jpeg",
+        )
+        .await;
+    // The upload's own event is consumed first.
+    assert_eq!(w.worker.run_until_idle().await.unwrap().clean, 1);
+    let rec = |key: &str| {
+        format!(
+            r#"{{"eventName":"ObjectCreated:Put","s3":{{"bucket":{{"name":"uploads"}},"object":{{"key":"{key}"}}}}}}"#
+        )
+    };
+    let msg = format!(
+        r#"{{"Records":[{},{},{},{}]}}"#,
+        rec("uploads/u/"),
+        rec("uploads//x.jpg"),
+        rec("..%2Fx"),
+        rec("uploads/u/ok.jpg")
+    );
+    w.queue.send(msg).await.unwrap();
+    let s = w.worker.run_until_idle().await.unwrap();
+    assert_eq!((s.messages, s.skipped, s.clean, s.failed), (1, 3, 1, 0));
+    assert!(w.queue.is_empty() && w.dlq.is_empty());
+    assert_eq!(w.manifest(&k).await.variants.len(), 2);
+}
+
+/// Bytes that are not the declared (signed) Content-Type are rejected, so
+/// nothing is served as a type it is not.
+#[tokio::test]
+async fn declared_type_must_match_the_bytes() {
+    let (w, _) = mem_world();
+    let pdf_as_jpg = w
+        .upload(
+            "uploads/u/a.jpg",
+            sample("photos/exiftool_PDF.pdf"),
+            "image/jpeg",
+        )
+        .await;
+    let jpg_as_png = w
+        .upload(
+            "uploads/u/b.png",
+            sample("testdata/hopper.jpg"),
+            "image/png",
+        )
+        .await;
+    let alias = w
+        .upload(
+            "uploads/u/c.jpg",
+            sample("testdata/hopper.jpg"),
+            "image/jpg",
+        )
+        .await;
+    let untyped = w
+        .upload(
+            "uploads/u/d.jpg",
+            sample("testdata/hopper.jpg"),
+            "application/octet-stream",
+        )
+        .await;
+    let s = w.worker.run_until_idle().await.unwrap();
+    assert_eq!((s.rejected, s.clean), (2, 2));
+    let m = w.manifest(&pdf_as_jpg).await;
+    assert_eq!(m.verdict, Outcome::Rejected);
+    assert_eq!(
+        m.reason.as_deref(),
+        Some("declared as image/jpeg but the bytes are application/pdf")
+    );
+    let m = w.manifest(&jpg_as_png).await;
+    assert_eq!(
+        m.reason.as_deref(),
+        Some("declared as image/png but the bytes are image/jpeg")
+    );
+    assert_eq!(
+        w.manifest(&alias).await.verdict,
+        Outcome::Clean,
+        "image/jpg is image/jpeg"
+    );
+    assert_eq!(
+        w.manifest(&untyped).await.verdict,
+        Outcome::Clean,
+        "no declared type: the sniffed one decides"
+    );
 }
 
 #[tokio::test(start_paused = true)]

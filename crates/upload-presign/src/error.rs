@@ -29,6 +29,21 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A query parameter the signer sets itself (`X-Amz-Algorithm`,
+    /// `X-Amz-Credential`, `X-Amz-Date`, `X-Amz-Expires`,
+    /// `X-Amz-SignedHeaders`, `X-Amz-Signature`, `X-Amz-Security-Token`), or
+    /// a name given twice.
+    #[error("invalid query parameter {name:?}: {reason}")]
+    InvalidQueryParameter {
+        /// The parameter name.
+        name: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A signing time that SigV4 cannot express (before year 0 or after
+    /// 9999), or an expiry instant past what the system clock can hold.
+    #[error("signing time out of range")]
+    TimeOutOfRange,
     /// The presigned URL has expired (S3 `AccessDenied`, "Request has
     /// expired").
     #[error("request has expired ({expired_seconds_ago} s ago)")]
@@ -71,9 +86,11 @@ impl Error {
             Error::SignatureDoesNotMatch { .. } => "SignatureDoesNotMatch",
             Error::InvalidAccessKeyId { .. } => "InvalidAccessKeyId",
             Error::MalformedQuery { .. } => "AuthorizationQueryParametersError",
-            Error::Policy(_) | Error::InvalidEndpoint { .. } | Error::InvalidHeader { .. } => {
-                "InvalidArgument"
-            }
+            Error::Policy(_)
+            | Error::InvalidEndpoint { .. }
+            | Error::InvalidHeader { .. }
+            | Error::InvalidQueryParameter { .. }
+            | Error::TimeOutOfRange => "InvalidArgument",
         }
     }
 

@@ -25,6 +25,16 @@ pub(crate) type HmacSha256Pub = HmacSha256;
 
 /// The SigV4 algorithm name.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+/// Query parameters the signer sets; a request may not carry them.
+const SIGNER_PARAMS: [&str; 7] = [
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+];
 /// The payload hash used in presigned URLs.
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
@@ -204,13 +214,39 @@ impl Presigner {
     ///
     /// # Errors
     /// [`Error::Policy`] with `ExpiryOutOfRange` outside 1 s..=7 days;
-    /// [`Error::InvalidHeader`] for a header name that is not a token or a
-    /// value with control characters, or for `host` / `x-amz-*` auth headers
-    /// (set by the signer itself); [`Error::InvalidEndpoint`] for a bucket
-    /// that cannot be a host name in virtual-hosted style.
+    /// [`Error::Policy`] with `InvalidBucketName` for a bucket S3 would
+    /// refuse; [`Error::InvalidHeader`] for a header name that is not a
+    /// token, given twice, a value with control characters, or `host` /
+    /// `authorization` / `x-amz-date` (set by the signer itself);
+    /// [`Error::InvalidQueryParameter`] for a signer-set `X-Amz-*` parameter
+    /// or a name given twice; [`Error::InvalidEndpoint`] for a bucket that
+    /// cannot be a host name in virtual-hosted style;
+    /// [`Error::TimeOutOfRange`] for a time outside years 1970..=9999.
     pub fn presign(&self, req: &PresignRequest, now: SystemTime) -> Result<PresignedRequest> {
         check_expiry(req.expires_in)?;
-        for (name, value) in &req.headers {
+        upload_core::storage::check_bucket_name(&req.bucket)?;
+        let expires_at = now
+            .checked_add(req.expires_in)
+            .ok_or(Error::TimeOutOfRange)?;
+        for (i, (name, _)) in req.query.iter().enumerate() {
+            let bad = |reason| Error::InvalidQueryParameter {
+                name: name.clone(),
+                reason,
+            };
+            if SIGNER_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(name)) {
+                return Err(bad("set by the signer"));
+            }
+            if req.query[..i].iter().any(|(n, _)| n == name) {
+                return Err(bad("given twice"));
+            }
+        }
+        for (i, (name, value)) in req.headers.iter().enumerate() {
+            if req.headers[..i].iter().any(|(n, _)| n == name) {
+                return Err(Error::InvalidHeader {
+                    name: name.clone(),
+                    reason: "given twice",
+                });
+            }
             let bad = |reason| Error::InvalidHeader {
                 name: name.clone(),
                 reason,
@@ -230,7 +266,7 @@ impl Presigner {
             "{path_prefix}/{}",
             utf8_percent_encode(req.key.as_str(), PATH)
         );
-        let (date, datetime) = amz_dates(now);
+        let (date, datetime) = amz_dates(now).ok_or(Error::TimeOutOfRange)?;
         let scope = format!("{date}/{}/s3/aws4_request", self.region);
 
         let mut headers: Vec<(String, String)> = req
@@ -288,7 +324,7 @@ impl Presigner {
                 .iter()
                 .map(|(n, v)| (n.clone(), v.trim().to_owned()))
                 .collect(),
-            expires_at: now + req.expires_in,
+            expires_at,
         })
     }
 
@@ -318,7 +354,8 @@ impl Presigner {
     /// Presigns an UploadPart (PUT with `partNumber` and `uploadId`).
     ///
     /// # Errors
-    /// As [`Presigner::presign`].
+    /// [`Error::Policy`] with `InvalidPartNumber` outside 1..=10000; as
+    /// [`Presigner::presign`] otherwise.
     pub fn presign_upload_part(
         &self,
         bucket: &str,
@@ -328,6 +365,11 @@ impl Presigner {
         expires_in: Duration,
         now: SystemTime,
     ) -> Result<PresignedRequest> {
+        if !(upload_core::multipart::MIN_PART_NUMBER..=upload_core::multipart::MAX_PART_NUMBER)
+            .contains(&part_number)
+        {
+            return Err(upload_core::Error::InvalidPartNumber { part_number }.into());
+        }
         let req = PresignRequest::new(Method::Put, bucket, key, expires_in)
             .with_query("partNumber", part_number.to_string())
             .with_query("uploadId", upload_id);
@@ -425,12 +467,17 @@ fn is_token_byte(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-/// `(YYYYMMDD, YYYYMMDDTHHMMSSZ)` in UTC.
-pub(crate) fn amz_dates(now: SystemTime) -> (String, String) {
-    let t = time::OffsetDateTime::from(now);
+/// `(YYYYMMDD, YYYYMMDDTHHMMSSZ)` in UTC, or `None` outside years
+/// 1970..=9999.
+pub(crate) fn amz_dates(now: SystemTime) -> Option<(String, String)> {
+    let secs = now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
+    let t = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).ok()?).ok()?;
+    if t.year() > 9999 {
+        return None;
+    }
     let date = format!("{:04}{:02}{:02}", t.year(), u8::from(t.month()), t.day());
     let datetime = format!("{date}T{:02}{:02}{:02}Z", t.hour(), t.minute(), t.second());
-    (date, datetime)
+    Some((date, datetime))
 }
 
 /// URI-encodes a query name or value the SigV4 way.
@@ -661,7 +708,7 @@ mod tests {
         let key = ObjectKey::new("k").unwrap();
         for secs in [0, 604_801] {
             let err = p
-                .presign_get("b", &key, Duration::from_secs(secs), at(AWS_EXAMPLE_TIME))
+                .presign_get("bkt", &key, Duration::from_secs(secs), at(AWS_EXAMPLE_TIME))
                 .unwrap_err();
             assert!(
                 matches!(
@@ -671,13 +718,13 @@ mod tests {
                 "{err:?}"
             );
         }
-        let req = PresignRequest::new(Method::Put, "b", &key, Duration::from_secs(5))
+        let req = PresignRequest::new(Method::Put, "bkt", &key, Duration::from_secs(5))
             .with_header("content-type", "a\nb");
         assert!(matches!(
             p.presign(&req, at(0)),
             Err(Error::InvalidHeader { .. })
         ));
-        let req = PresignRequest::new(Method::Put, "b", &key, Duration::from_secs(5))
+        let req = PresignRequest::new(Method::Put, "bkt", &key, Duration::from_secs(5))
             .with_header("Host", "x");
         assert!(matches!(
             p.presign(&req, at(0)),
@@ -688,6 +735,66 @@ mod tests {
                 Presigner::new(Url::parse(bad).unwrap(), "us-east-1", aws_creds()).is_err(),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn refuses_what_would_never_verify() {
+        let p = Presigner::new(
+            Url::parse("http://127.0.0.1:1").unwrap(),
+            "us-east-1",
+            aws_creds(),
+        )
+        .unwrap();
+        let key = ObjectKey::new("a.jpg").unwrap();
+        let d = Duration::from_secs(60);
+        for bucket in ["..", "", "a/b", "a b", "UP", "x?y"] {
+            let err = p
+                .presign_get(bucket, &key, d, at(AWS_EXAMPLE_TIME))
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::Policy(upload_core::Error::InvalidBucketName { .. })
+                ),
+                "{bucket:?}: {err:?}"
+            );
+        }
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_800);
+        assert!(matches!(
+            p.presign_get("b-1", &key, d, far),
+            Err(Error::TimeOutOfRange)
+        ));
+        let before_epoch = SystemTime::UNIX_EPOCH - Duration::from_secs(10);
+        assert!(matches!(
+            p.presign_get("b-1", &key, d, before_epoch),
+            Err(Error::TimeOutOfRange)
+        ));
+        let req =
+            PresignRequest::new(Method::Get, "b-1", &key, d).with_query("x-amz-expires", "99");
+        assert!(matches!(
+            p.presign(&req, at(0)),
+            Err(Error::InvalidQueryParameter { .. })
+        ));
+        let req = PresignRequest::new(Method::Get, "b-1", &key, d)
+            .with_query("a", "1")
+            .with_query("a", "2");
+        assert!(matches!(
+            p.presign(&req, at(0)),
+            Err(Error::InvalidQueryParameter { .. })
+        ));
+        let req = PresignRequest::new(Method::Put, "b-1", &key, d)
+            .with_header("content-type", "a")
+            .with_header("Content-Type", "b");
+        assert!(matches!(
+            p.presign(&req, at(0)),
+            Err(Error::InvalidHeader { .. })
+        ));
+        for n in [0, 10_001] {
+            assert!(matches!(
+                p.presign_upload_part("b-1", &key, "id", n, d, at(AWS_EXAMPLE_TIME)),
+                Err(Error::Policy(upload_core::Error::InvalidPartNumber { .. }))
+            ));
         }
     }
 
@@ -704,7 +811,7 @@ mod tests {
         let ok = presign_upload(
             &p,
             &policy,
-            "b",
+            "bkt",
             &key,
             "image/jpeg",
             1000,
@@ -713,13 +820,13 @@ mod tests {
         .unwrap();
         assert!(ok.url.query().unwrap().contains("X-Amz-Expires=300"));
         assert!(matches!(
-            presign_upload(&p, &policy, "b", &key, "image/gif", 10, at(0)),
+            presign_upload(&p, &policy, "bkt", &key, "image/gif", 10, at(0)),
             Err(Error::Policy(
                 upload_core::Error::ContentTypeNotAllowed { .. }
             ))
         ));
         assert!(matches!(
-            presign_upload(&p, &policy, "b", &key, "image/jpeg", 1001, at(0)),
+            presign_upload(&p, &policy, "bkt", &key, "image/jpeg", 1001, at(0)),
             Err(Error::Policy(upload_core::Error::TooLarge { .. }))
         ));
     }

@@ -153,7 +153,10 @@ impl Verifier {
                 expired_seconds_ago: now.duration_since(expires_at).unwrap_or_default().as_secs(),
             });
         }
-        if signed_at > now + MAX_CLOCK_SKEW {
+        if now
+            .checked_add(MAX_CLOCK_SKEW)
+            .is_some_and(|limit| signed_at > limit)
+        {
             return Err(Error::NotYetValid);
         }
         if creds.session_token.is_some()
@@ -208,9 +211,17 @@ impl Verifier {
         );
         let key = derive_signing_key(&creds.secret_access_key, date, region);
         let sts = string_to_sign(datetime, &credential[akid.len() + 1..], &canonical);
-        let given = hex::decode(given_sig).map_err(|_| Error::SignatureDoesNotMatch {
-            reason: "signature is not hex".into(),
-        })?;
+        // S3 compares the lowercase hex string: anything else never matches.
+        let lower_hex = given_sig.len() == 64
+            && given_sig
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let given = hex::decode(given_sig)
+            .ok()
+            .filter(|_| lower_hex)
+            .ok_or_else(|| Error::SignatureDoesNotMatch {
+                reason: "signature is not 64 lowercase hex digits".into(),
+            })?;
         let mut mac = HmacSha256Pub::new_from_slice(&key).expect("HMAC takes keys of any length");
         mac.update(sts.as_bytes());
         // Constant-time comparison.
@@ -398,6 +409,15 @@ mod tests {
             None => format!("{}0", &q[..q.len() - 1]),
         };
         t.set_query(Some(&flipped));
+        assert!(matches!(
+            check(&v, &t, "PUT", &good, T0),
+            Err(Error::SignatureDoesNotMatch { .. })
+        ));
+        // The same signature in uppercase hex is not the signature.
+        let mut t = r.url.clone();
+        let q = r.url.query().unwrap();
+        let (head, sig) = q.split_at(q.len() - 64);
+        t.set_query(Some(&format!("{head}{}", sig.to_ascii_uppercase())));
         assert!(matches!(
             check(&v, &t, "PUT", &good, T0),
             Err(Error::SignatureDoesNotMatch { .. })

@@ -299,10 +299,11 @@ impl ClamdScanner {
                         return Err(Sent::LimitReached);
                     }
                     let len = u32::try_from(piece.len()).expect("max_chunk fits in u32");
-                    let mut frame = Vec::with_capacity(4 + piece.len());
-                    frame.extend_from_slice(&len.to_be_bytes());
-                    frame.extend_from_slice(piece);
-                    self.io(c.write_all(&frame))
+                    // Header and chunk in one vectored write, without copying
+                    // the chunk into a frame buffer.
+                    let header = len.to_be_bytes();
+                    let mut frame = bytes::Buf::chain(&header[..], piece);
+                    self.io(c.write_all_buf(&mut frame))
                         .await
                         .map_err(|e| Sent::WriteFailed(sent, e))?;
                     sent += piece.len() as u64;

@@ -10,8 +10,13 @@ use upload_core::ByteStream;
 use crate::error::{Error, Result};
 use crate::verdict::{Scanner, UnscannableReason, Verdict};
 
-/// The name clamd reports for the EICAR test file.
-pub const EICAR_SIGNATURE: &str = "Win.Test.EICAR_HDB-1";
+/// The name [`MemoryScanner`] reports for the EICAR test file:
+/// ClamAV's classic body-signature name. (ClamAV's official database
+/// reports `Win.Test.EICAR_HDB-1`, a whole-file hash signature that matches
+/// only the bare 68-byte file; the project's test database for clamd uses
+/// a body signature like this scanner, reported with the `.UNOFFICIAL`
+/// suffix of unsigned local databases.)
+pub const EICAR_SIGNATURE: &str = "Eicar-Test-Signature";
 
 /// Default size limit: 100 MiB, clamd's default `StreamMaxLength`.
 pub const DEFAULT_MAX_STREAM_LEN: u64 = 100 * 1024 * 1024;

@@ -180,7 +180,7 @@ impl MemoryStorage {
 ///
 /// # Errors
 /// [`Error::InvalidBucketName`].
-pub(crate) fn check_bucket_name(bucket: &str) -> Result<()> {
+pub fn check_bucket_name(bucket: &str) -> Result<()> {
     let b = bucket.as_bytes();
     let ok = (3..=63).contains(&b.len())
         && b.iter()

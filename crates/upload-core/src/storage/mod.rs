@@ -19,7 +19,7 @@ use futures::stream::BoxStream;
 use crate::error::{Error, Result};
 use crate::key::ObjectKey;
 
-pub use memory::MemoryStorage;
+pub use memory::{MemoryStorage, check_bucket_name};
 
 /// A stream of object bytes, chunk by chunk. Errors mid-stream are
 /// [`Error::Unavailable`].
