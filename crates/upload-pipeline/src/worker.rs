@@ -365,7 +365,7 @@ impl Worker {
         let sniffed = sniffed.expect("refused above when None");
 
         let (_, stream) = self.uploads.get_stream(key).await?;
-        let verdict = self.scanner.scan(stream).await?;
+        let verdict = self.scanner.scan_sized(stream, Some(meta.size)).await?;
         tracing::info!(%key, verdict = verdict.status(), "scanned");
         match &verdict {
             Verdict::Clean => {}

@@ -423,6 +423,18 @@ impl Scanner for ClamdScanner {
     async fn scan(&self, body: ByteStream) -> Result<Verdict> {
         self.with_deadline(self.instream(body)).await
     }
+
+    /// Refuses an object larger than `StreamMaxLength` without connecting.
+    async fn scan_sized(&self, body: ByteStream, size: Option<u64>) -> Result<Verdict> {
+        if size.is_some_and(|s| s > self.config.stream_max_length) {
+            return Ok(Verdict::Unscannable {
+                reason: UnscannableReason::TooLarge {
+                    limit: self.config.stream_max_length,
+                },
+            });
+        }
+        self.scan(body).await
+    }
 }
 
 #[cfg(test)]

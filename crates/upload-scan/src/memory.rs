@@ -136,6 +136,17 @@ impl Scanner for MemoryScanner {
         }
         Ok(Verdict::Clean)
     }
+
+    async fn scan_sized(&self, body: ByteStream, size: Option<u64>) -> Result<Verdict> {
+        if size.is_some_and(|s| s > self.max_stream_len) && self.available.load(Ordering::SeqCst) {
+            return Ok(Verdict::Unscannable {
+                reason: UnscannableReason::TooLarge {
+                    limit: self.max_stream_len,
+                },
+            });
+        }
+        self.scan(body).await
+    }
 }
 
 #[cfg(test)]
@@ -166,6 +177,21 @@ mod tests {
             Verdict::Unscannable {
                 reason: UnscannableReason::TooLarge { limit: 10 }
             }
+        );
+        assert_eq!(
+            s.scan_sized(chunks(vec![vec![0; 1]]), Some(11))
+                .await
+                .unwrap(),
+            Verdict::Unscannable {
+                reason: UnscannableReason::TooLarge { limit: 10 }
+            },
+            "a known size over the limit is refused before reading"
+        );
+        assert_eq!(
+            s.scan_sized(chunks(vec![vec![0; 10]]), Some(10))
+                .await
+                .unwrap(),
+            Verdict::Clean
         );
         s.set_available(false);
         assert!(matches!(

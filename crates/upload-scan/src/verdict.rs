@@ -89,4 +89,15 @@ pub trait Scanner: Send + Sync + std::fmt::Debug {
     /// [`crate::Error::ScannerUnavailable`] when no verdict could be reached
     /// (scanner down, connection lost, the body stream failed).
     async fn scan(&self, body: ByteStream) -> Result<Verdict>;
+
+    /// Scans `body`, whose length in bytes is `size` when known: a scanner
+    /// with a size limit answers [`UnscannableReason::TooLarge`] for a
+    /// larger object before reading any of it. The default ignores `size`.
+    ///
+    /// # Errors
+    /// As [`Scanner::scan`].
+    async fn scan_sized(&self, body: ByteStream, size: Option<u64>) -> Result<Verdict> {
+        let _ = size;
+        self.scan(body).await
+    }
 }

@@ -275,6 +275,33 @@ fn tempfile_in_target() -> (PathBuf, std::fs::File) {
     (p, f)
 }
 
+/// A known size over the limit is refused before connecting: no daemon is
+/// needed to say so.
+#[tokio::test]
+async fn a_known_size_over_the_limit_is_refused_before_connecting() {
+    let s = ClamdScanner::new(
+        ClamdConfig::new(ClamdAddress::Tcp("127.0.0.1:9".into())).with_stream_max_length(1000),
+    );
+    let v = s
+        .scan_sized(stream_of(Bytes::from(vec![0u8; 1001]), 100), Some(1001))
+        .await
+        .unwrap();
+    assert_eq!(
+        v,
+        Verdict::Unscannable {
+            reason: UnscannableReason::TooLarge { limit: 1000 }
+        }
+    );
+    let err = s
+        .scan_sized(stream_of(Bytes::from(vec![0u8; 10]), 100), Some(10))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::ScannerUnavailable { .. }),
+        "within the limit it connects: {err:?}"
+    );
+}
+
 /// No daemon there: a scanner error (retry later), never a verdict.
 #[tokio::test]
 async fn a_stopped_clamd_is_an_error_not_a_verdict() {
