@@ -263,10 +263,10 @@ impl Rng {
 // ---------------------------------------------------------------------------
 
 /// A RIFF chunk: its FourCC and payload.
-type RiffChunk = ([u8; 4], Vec<u8>);
+pub type RiffChunk = ([u8; 4], Vec<u8>);
 
 /// The chunks of a RIFF/WebP file, checking the framing.
-fn webp_chunks(bytes: &[u8]) -> Result<Vec<RiffChunk>, String> {
+pub fn webp_chunks(bytes: &[u8]) -> Result<Vec<RiffChunk>, String> {
     if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WEBP" {
         return Err("not a RIFF WEBP file".to_owned());
     }
@@ -300,7 +300,7 @@ fn webp_chunks(bytes: &[u8]) -> Result<Vec<RiffChunk>, String> {
 /// Panics unless `bytes` is a WebP with only image chunks (`VP8 `,
 /// `VP8L`, `VP8X`, `ALPH`) and a VP8X, if any, without the ICC, EXIF or
 /// XMP flags.
-fn assert_clean_webp(bytes: &[u8], what: &str) {
+pub fn assert_clean_webp(bytes: &[u8], what: &str) {
     let chunks = webp_chunks(bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
     for (kind, data) in &chunks {
         assert!(
