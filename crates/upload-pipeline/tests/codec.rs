@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use image::{AnimationDecoder, DynamicImage, ImageFormat, RgbImage};
-use upload_pipeline::testkit::codec::{self as testkit, png_bomb_header, png_chunk};
+use upload_pipeline::testkit::codec::{self as testkit, mean_abs_diff, png_bomb_header, png_chunk};
 use upload_pipeline::{
     DecodeLimits, DecodedImage, EncodedVariant, Error, ImageCodec, OutputFormat, StandardCodec,
     VariantSpec,
@@ -61,17 +61,6 @@ fn render(decoded: &DecodedImage, spec: &VariantSpec) -> EncodedVariant {
     codec()
         .render(decoded, spec)
         .unwrap_or_else(|e| panic!("render {} failed: {e}", spec.name))
-}
-
-fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
-    assert_eq!(a.dimensions(), b.dimensions(), "sizes differ");
-    let total: u64 = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(x, y)| u64::from(x.abs_diff(*y)))
-        .sum();
-    total as f64 / a.as_raw().len() as f64
 }
 
 fn raw_rgb(bytes: &[u8]) -> RgbImage {

@@ -393,7 +393,9 @@ fn close(a: [u8; 3], b: [u8; 3], tolerance: u8) -> bool {
     a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= tolerance)
 }
 
-fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
+/// Mean absolute difference per channel value of two same-sized RGB
+/// images (0 = identical, 255 = opposite).
+pub fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
     assert_eq!(a.dimensions(), b.dimensions());
     let total: u64 = a
         .as_raw()
