@@ -142,6 +142,38 @@ pub enum Error {
         /// The minimum part size in bytes.
         min: u64,
     },
+    /// The bucket does not exist (S3 `NoSuchBucket`).
+    #[error("bucket {bucket} does not exist")]
+    NoSuchBucket {
+        /// Bucket name.
+        bucket: String,
+    },
+    /// The store refused the request's credentials or signature (HTTP
+    /// 403: `AccessDenied`, `SignatureDoesNotMatch`,
+    /// `InvalidAccessKeyId`, `ExpiredToken`). Not transient: fix the
+    /// credentials, the bucket policy or the clock.
+    #[error("access denied to {key} in bucket {bucket}: {reason}")]
+    AccessDenied {
+        /// Bucket name.
+        bucket: String,
+        /// Object key or prefix.
+        key: String,
+        /// Operation, S3 error code and message.
+        reason: String,
+    },
+    /// An S3 error with no variant of its own, with S3's error code (e.g.
+    /// `EntityTooLarge`, `InvalidArgument`) and HTTP status.
+    #[error("S3 {operation} failed with {code} (HTTP {status}): {message}")]
+    S3 {
+        /// S3 operation name, e.g. `PutObject`.
+        operation: &'static str,
+        /// S3 error code.
+        code: String,
+        /// HTTP status, 0 when there was no response.
+        status: u16,
+        /// S3's message, with the bucket and key.
+        message: String,
+    },
     /// The store could not be reached or answered with a server error; the
     /// operation may succeed if retried.
     #[error("storage unavailable: {reason}")]

@@ -22,6 +22,8 @@ pub mod event;
 pub mod key;
 pub mod multipart;
 pub mod policy;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod sniff;
 pub mod storage;
 #[cfg(feature = "testkit")]

@@ -126,6 +126,18 @@ impl MultipartStore for MemoryMultipartStore {
         upload_id: &str,
         parts: &[CompletedPart],
     ) -> Result<ObjectMeta> {
+        // A repeated completion of an upload that already finished reports
+        // the object it made (S3 behaves alike for a while after success).
+        let exists = self.lock().get(upload_id).is_some_and(|u| u.key == *key);
+        if !exists {
+            if let Ok(want) = multipart_etag(parts.iter().map(|p| p.etag.as_str()))
+                && let Ok(meta) = self.storage.head(key).await
+                && meta.etag == want
+            {
+                return Ok(meta);
+            }
+            return Err(Self::no_such_upload(key, upload_id));
+        }
         // Validate and assemble under the lock, but keep the upload until the
         // object is stored, so a failed completion can be retried.
         let (body, etag, opts) = {

@@ -81,6 +81,20 @@ pub enum Error {
         /// Its allowed range.
         reason: String,
     },
+    /// An SQS error with no variant of its own (e.g. `QueueDoesNotExist`,
+    /// `AccessDenied`, `InvalidAttributeValue`), with its code and HTTP
+    /// status. Not transient: fix the configuration.
+    #[error("SQS {operation} failed with {code} (HTTP {status}): {message}")]
+    Sqs {
+        /// SQS operation name, e.g. `ReceiveMessage`.
+        operation: &'static str,
+        /// SQS error code.
+        code: String,
+        /// HTTP status, 0 when there was no response.
+        status: u16,
+        /// SQS's message, with the queue URL.
+        message: String,
+    },
     /// The queue could not be reached; retry later.
     #[error("queue unavailable: {reason}")]
     QueueUnavailable {

@@ -13,6 +13,8 @@ pub mod codec;
 pub mod error;
 pub mod manifest;
 pub mod queue;
+#[cfg(feature = "sqs")]
+pub mod sqs;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod worker;

@@ -79,7 +79,7 @@ impl ReceiveOptions {
         self
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if !(1..=MAX_RECEIVE_BATCH).contains(&self.max_messages) {
             return Err(Error::InvalidQueueParameter {
                 name: "max_messages",
@@ -99,7 +99,32 @@ impl ReceiveOptions {
     }
 }
 
-fn check_visibility(t: Duration) -> Result<()> {
+/// SQS accepts only these characters in a message body: #x9, #xA, #xD,
+/// #x20..=#xD7FF, #xE000..=#xFFFD, #x10000..=#x10FFFF (SQS SendMessage
+/// docs). Rust strings hold no surrogates, so only control characters and
+/// U+FFFE/U+FFFF need refusing.
+pub(crate) fn check_body(body: &str) -> Result<()> {
+    if body.len() > MAX_MESSAGE_BYTES {
+        return Err(Error::MessageTooLong {
+            bytes: body.len(),
+            max: MAX_MESSAGE_BYTES,
+        });
+    }
+    if let Some(c) = body.chars().find(|&c| {
+        (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+    }) {
+        return Err(Error::InvalidQueueParameter {
+            name: "body",
+            reason: format!(
+                "character U+{:04X} is not allowed in an SQS message",
+                c as u32
+            ),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn check_visibility(t: Duration) -> Result<()> {
     if t > MAX_VISIBILITY_TIMEOUT {
         return Err(Error::InvalidQueueParameter {
             name: "visibility_timeout",
@@ -136,6 +161,20 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     /// [`Error::ReceiptHandleIsInvalid`] for a handle this queue never
     /// issued; [`Error::QueueUnavailable`].
     async fn delete(&self, receipt_handle: &str) -> Result<()>;
+
+    /// Deletes several messages, as SQS `DeleteMessageBatch` (10 per
+    /// request; longer lists are sent in batches of 10). Returns one result
+    /// per handle, in the order given; a batch that could not be sent
+    /// fails each of its entries with [`Error::QueueUnavailable`].
+    ///
+    /// The default implementation calls [`Queue::delete`] per handle.
+    async fn delete_batch(&self, receipt_handles: &[String]) -> Vec<Result<()>> {
+        let mut out = Vec::with_capacity(receipt_handles.len());
+        for h in receipt_handles {
+            out.push(self.delete(h).await);
+        }
+        out
+    }
 
     /// Sets the remaining visibility timeout of an in-flight message (0
     /// makes it visible at once: a quick retry).
@@ -326,12 +365,7 @@ impl MemoryQueue {
 #[async_trait]
 impl Queue for MemoryQueue {
     async fn send(&self, body: String) -> Result<String> {
-        if body.len() > MAX_MESSAGE_BYTES {
-            return Err(Error::MessageTooLong {
-                bytes: body.len(),
-                max: MAX_MESSAGE_BYTES,
-            });
-        }
+        check_body(&body)?;
         let id = uuid::Uuid::new_v4().to_string();
         self.push(id.clone(), body);
         Ok(id)

@@ -11,6 +11,18 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The request breaks the upload policy, or the key or expiry is invalid.
+    /// The AWS credential chain gave no credentials (feature `s3`).
+    #[error("AWS credentials unavailable: {reason}")]
+    CredentialsUnavailable {
+        /// What the provider chain reported.
+        reason: String,
+    },
+    /// `aws-sdk-s3` failed to presign (feature `s3`).
+    #[error("aws-sdk-s3 presigning failed: {reason}")]
+    Sdk {
+        /// The SDK's error, with its causes.
+        reason: String,
+    },
     #[error(transparent)]
     Policy(#[from] upload_core::Error),
     /// The endpoint URL cannot be used (no host, not http(s), has a query).
@@ -91,6 +103,7 @@ impl Error {
             | Error::InvalidHeader { .. }
             | Error::InvalidQueryParameter { .. }
             | Error::TimeOutOfRange => "InvalidArgument",
+            Error::CredentialsUnavailable { .. } | Error::Sdk { .. } => "InternalError",
         }
     }
 
@@ -102,6 +115,7 @@ impl Error {
             | Error::NotYetValid
             | Error::SignatureDoesNotMatch { .. }
             | Error::InvalidAccessKeyId { .. } => 403,
+            Error::CredentialsUnavailable { .. } | Error::Sdk { .. } => 500,
             _ => 400,
         }
     }

@@ -18,6 +18,8 @@
 pub mod credentials;
 pub mod endpoint;
 pub mod error;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod sigv4;
 pub mod verify;
 

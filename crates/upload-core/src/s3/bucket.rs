@@ -1,0 +1,240 @@
+//! Bucket wiring on S3: creating the bucket, the CORS configuration browser
+//! uploads need, and the lifecycle rule that aborts incomplete multipart
+//! uploads.
+
+use aws_sdk_s3::types::{
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint,
+    CorsConfiguration, CorsRule, CreateBucketConfiguration, ExpirationStatus, LifecycleRule,
+    LifecycleRuleFilter,
+};
+
+use super::S3Storage;
+use crate::error::{Error, Result};
+
+/// Default `MaxAgeSeconds` of the CORS rule: browsers cache a preflight
+/// for 3000 s (50 min), the value in AWS's own CORS examples.
+pub const DEFAULT_CORS_MAX_AGE_SECS: i32 = 3000;
+
+/// Identifier of the lifecycle rule written by
+/// [`S3Storage::configure_abort_incomplete_multipart`].
+pub const ABORT_INCOMPLETE_RULE_ID: &str = "upload-sdk-abort-incomplete-multipart";
+
+/// The CORS rule that lets browsers on `allowed_origins` upload straight to
+/// the bucket with presigned PUT, POST and multipart part URLs.
+///
+/// Methods PUT, POST, GET and HEAD; any request header (presigned PUTs send
+/// `Content-Type` and `x-amz-*` headers); `ETag` exposed, because a browser
+/// completing a multipart upload must read each part's ETag from the
+/// response, which it cannot unless the bucket exposes it (the most common
+/// reason browser multipart uploads fail; see the AWS "Configuring CORS"
+/// guide and Uppy's `@uppy/aws-s3` docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CorsConfig {
+    /// Origins allowed, e.g. `https://app.example.com`; `*` for any.
+    pub allowed_origins: Vec<String>,
+    /// How long browsers may cache a preflight answer, in seconds.
+    pub max_age_secs: i32,
+}
+
+impl CorsConfig {
+    /// The rule for `allowed_origins`, with the default max age.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPolicy`] when the list is empty or an origin is not
+    /// `*` or an `http(s)://host[:port]` origin (no path, no trailing `/`).
+    pub fn new<I, S>(allowed_origins: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let allowed_origins: Vec<String> = allowed_origins.into_iter().map(Into::into).collect();
+        if allowed_origins.is_empty() {
+            return Err(Error::InvalidPolicy {
+                reason: "a CORS rule needs at least one allowed origin".into(),
+            });
+        }
+        for o in &allowed_origins {
+            let ok = o == "*"
+                || ["http://", "https://"].iter().any(|p| {
+                    o.strip_prefix(p)
+                        .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+                });
+            if !ok {
+                return Err(Error::InvalidPolicy {
+                    reason: format!("CORS origin {o:?} must be * or scheme://host[:port]"),
+                });
+            }
+        }
+        Ok(Self {
+            allowed_origins,
+            max_age_secs: DEFAULT_CORS_MAX_AGE_SECS,
+        })
+    }
+
+    /// The SDK's CORS configuration for this rule.
+    pub fn to_sdk(&self) -> Result<CorsConfiguration> {
+        let rule = CorsRule::builder()
+            .id("upload-sdk-direct-upload")
+            .set_allowed_origins(Some(self.allowed_origins.clone()))
+            .set_allowed_methods(Some(
+                ["PUT", "POST", "GET", "HEAD"].map(String::from).to_vec(),
+            ))
+            .allowed_headers("*")
+            .expose_headers("ETag")
+            .expose_headers("x-amz-version-id")
+            .max_age_seconds(self.max_age_secs)
+            .build()
+            .map_err(sdk_build_error)?;
+        CorsConfiguration::builder()
+            .cors_rules(rule)
+            .build()
+            .map_err(sdk_build_error)
+    }
+}
+
+fn sdk_build_error(e: aws_sdk_s3::error::BuildError) -> Error {
+    Error::InvalidPolicy {
+        reason: e.to_string(),
+    }
+}
+
+impl S3Storage {
+    /// Creates the bucket (in the client's region; `us-east-1` takes no
+    /// location constraint). Succeeds when the bucket already exists and is
+    /// ours (`BucketAlreadyOwnedByYou`).
+    ///
+    /// # Errors
+    /// [`Error::S3`] with `BucketAlreadyExists` when another account owns
+    /// the name; [`Error::Unavailable`] when the server cannot be reached.
+    pub async fn create_bucket(&self) -> Result<()> {
+        let region = self.client.config().region().map(|r| r.to_string());
+        let mut req = self.client.create_bucket().bucket(&self.bucket);
+        if let Some(r) = region.filter(|r| r != "us-east-1") {
+            req = req.create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(r.as_str()))
+                    .build(),
+            );
+        }
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match self.ctx("CreateBucket", "").map(e) {
+                Error::S3 { code, .. } if code == "BucketAlreadyOwnedByYou" => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Replaces the bucket's CORS configuration with `cors`.
+    ///
+    /// # Errors
+    /// [`Error::AccessDenied`] without `s3:PutBucketCORS`;
+    /// [`Error::NoSuchBucket`].
+    pub async fn configure_cors(&self, cors: &CorsConfig) -> Result<()> {
+        self.client
+            .put_bucket_cors()
+            .bucket(&self.bucket)
+            .cors_configuration(cors.to_sdk()?)
+            .send()
+            .await
+            .map_err(|e| self.ctx("PutBucketCors", "").map(e))?;
+        Ok(())
+    }
+
+    /// The bucket's CORS rules as the SDK returns them (empty when none).
+    ///
+    /// # Errors
+    /// As [`S3Storage::configure_cors`]; a bucket without CORS
+    /// (`NoSuchCORSConfiguration`) is an empty list, not an error.
+    pub async fn cors_rules(&self) -> Result<Vec<CorsRule>> {
+        match self
+            .client
+            .get_bucket_cors()
+            .bucket(&self.bucket)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.cors_rules().to_vec()),
+            Err(e) => match self.ctx("GetBucketCors", "").map(e) {
+                Error::S3 { code, .. } if code == "NoSuchCORSConfiguration" => Ok(Vec::new()),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Puts the lifecycle rule `AbortIncompleteMultipartUpload` with
+    /// `DaysAfterInitiation = days` for the whole bucket, so abandoned
+    /// multipart uploads stop costing storage. Replaces the bucket's
+    /// lifecycle configuration (S3 has no per-rule update): callers with
+    /// rules of their own should add [`abort_incomplete_rule`] to theirs.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPolicy`] when `days` is 0 (S3 needs at least 1).
+    pub async fn configure_abort_incomplete_multipart(&self, days: u16) -> Result<()> {
+        let rule = abort_incomplete_rule(days)?;
+        let cfg = BucketLifecycleConfiguration::builder()
+            .rules(rule)
+            .build()
+            .map_err(sdk_build_error)?;
+        self.client
+            .put_bucket_lifecycle_configuration()
+            .bucket(&self.bucket)
+            .lifecycle_configuration(cfg)
+            .send()
+            .await
+            .map_err(|e| self.ctx("PutBucketLifecycleConfiguration", "").map(e))?;
+        Ok(())
+    }
+
+    /// Days after which incomplete multipart uploads are aborted by the
+    /// bucket's lifecycle rule [`ABORT_INCOMPLETE_RULE_ID`], if any.
+    pub async fn abort_incomplete_multipart_days(&self) -> Result<Option<u16>> {
+        let out = match self
+            .client
+            .get_bucket_lifecycle_configuration()
+            .bucket(&self.bucket)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                return match self.ctx("GetBucketLifecycleConfiguration", "").map(e) {
+                    Error::S3 { code, .. } if code == "NoSuchLifecycleConfiguration" => Ok(None),
+                    other => Err(other),
+                };
+            }
+        };
+        Ok(out
+            .rules()
+            .iter()
+            .filter(|r| r.id() == Some(ABORT_INCOMPLETE_RULE_ID))
+            .find_map(|r| r.abort_incomplete_multipart_upload())
+            .and_then(|a| a.days_after_initiation())
+            .and_then(|d| u16::try_from(d).ok()))
+    }
+}
+
+/// The lifecycle rule `AbortIncompleteMultipartUpload` after `days` days,
+/// for the whole bucket, enabled.
+///
+/// # Errors
+/// [`Error::InvalidPolicy`] when `days` is 0.
+pub fn abort_incomplete_rule(days: u16) -> Result<LifecycleRule> {
+    if days == 0 {
+        return Err(Error::InvalidPolicy {
+            reason: "abort incomplete multipart uploads after at least 1 day".into(),
+        });
+    }
+    LifecycleRule::builder()
+        .id(ABORT_INCOMPLETE_RULE_ID)
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("").build())
+        .abort_incomplete_multipart_upload(
+            AbortIncompleteMultipartUpload::builder()
+                .days_after_initiation(i32::from(days))
+                .build(),
+        )
+        .build()
+        .map_err(sdk_build_error)
+}

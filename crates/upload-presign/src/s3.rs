@@ -1,0 +1,184 @@
+//! Presigning through `aws-sdk-s3` (feature `s3`): [`SdkPresigner`], and
+//! [`credentials_from_sdk`] to feed our own [`crate::Presigner`] with the
+//! credentials the AWS chain resolves (environment, profile, instance or
+//! container role, with session tokens).
+//!
+//! [`SdkPresigner`] is the library baseline that our sans-IO
+//! [`crate::Presigner`] is measured and cross-checked against: both produce
+//! a [`PresignedRequest`], and S3-compatible servers that verify signatures
+//! accept both. The SDK client must be built with
+//! [`upload_core::s3::AwsSettings::s3_client`], which turns off the default
+//! CRC32 checksum that would otherwise be baked into presigned PUTs
+//! (aws-sdk-rust issue 1240).
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::ProvideCredentials;
+use aws_sdk_s3::presigning::PresigningConfig;
+use upload_core::ObjectKey;
+use upload_core::s3::SdkConfig;
+
+use crate::credentials::Credentials;
+use crate::error::{Error, Result};
+use crate::sigv4::{Method, PresignedRequest};
+
+/// Resolves the credentials of `sdk`'s provider chain once, as
+/// [`Credentials`] (with the session token of temporary credentials) and
+/// their expiry, if they have one.
+///
+/// # Errors
+/// [`Error::CredentialsUnavailable`] when the configuration has no
+/// provider or the provider fails (no credentials in the environment,
+/// profile or instance metadata).
+pub async fn credentials_from_sdk(sdk: &SdkConfig) -> Result<(Credentials, Option<SystemTime>)> {
+    let provider = sdk
+        .credentials_provider()
+        .ok_or_else(|| Error::CredentialsUnavailable {
+            reason: "the AWS configuration has no credentials provider".into(),
+        })?;
+    let c = provider
+        .provide_credentials()
+        .await
+        .map_err(|e| Error::CredentialsUnavailable {
+            reason: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+        })?;
+    let mut out = Credentials::new(c.access_key_id(), c.secret_access_key());
+    if let Some(t) = c.session_token() {
+        out = out.with_session_token(t);
+    }
+    Ok((out, c.expiry()))
+}
+
+/// Presigned requests made by `aws-sdk-s3`'s own presigning.
+#[derive(Debug, Clone)]
+pub struct SdkPresigner {
+    client: Client,
+}
+
+impl SdkPresigner {
+    /// Presigns with `client` (its endpoint, region, addressing style and
+    /// credentials).
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+
+    fn config(expires_in: Duration, now: SystemTime) -> Result<PresigningConfig> {
+        PresigningConfig::builder()
+            .start_time(now)
+            .expires_in(expires_in)
+            .build()
+            .map_err(|_| upload_core::Error::ExpiryOutOfRange { expiry: expires_in }.into())
+    }
+
+    /// A presigned PutObject with `Content-Type` (and, when given, the
+    /// exact `Content-Length`) signed.
+    ///
+    /// # Errors
+    /// [`Error::Policy`] with `ExpiryOutOfRange` outside 1 s..=7 days;
+    /// [`Error::Sdk`] when the SDK cannot presign.
+    pub async fn presign_put(
+        &self,
+        bucket: &str,
+        key: &ObjectKey,
+        content_type: &str,
+        content_length: Option<u64>,
+        expires_in: Duration,
+        now: SystemTime,
+    ) -> Result<PresignedRequest> {
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key.as_str())
+            .content_type(content_type);
+        if let Some(len) = content_length {
+            req = req.content_length(len as i64);
+        }
+        let p = req
+            .presigned(Self::config(expires_in, now)?)
+            .await
+            .map_err(sdk_error)?;
+        convert(&p, Method::Put, now + expires_in)
+    }
+
+    /// A presigned UploadPart for `part_number` (1..=10000) of `upload_id`.
+    ///
+    /// # Errors
+    /// As [`SdkPresigner::presign_put`], and `InvalidPartNumber`.
+    pub async fn presign_upload_part(
+        &self,
+        bucket: &str,
+        key: &ObjectKey,
+        upload_id: &str,
+        part_number: u32,
+        expires_in: Duration,
+        now: SystemTime,
+    ) -> Result<PresignedRequest> {
+        if !(1..=10_000).contains(&part_number) {
+            return Err(upload_core::Error::InvalidPartNumber { part_number }.into());
+        }
+        let p = self
+            .client
+            .upload_part()
+            .bucket(bucket)
+            .key(key.as_str())
+            .upload_id(upload_id)
+            .part_number(part_number as i32)
+            .presigned(Self::config(expires_in, now)?)
+            .await
+            .map_err(sdk_error)?;
+        convert(&p, Method::Put, now + expires_in)
+    }
+
+    /// A presigned GetObject.
+    ///
+    /// # Errors
+    /// As [`SdkPresigner::presign_put`].
+    pub async fn presign_get(
+        &self,
+        bucket: &str,
+        key: &ObjectKey,
+        expires_in: Duration,
+        now: SystemTime,
+    ) -> Result<PresignedRequest> {
+        let p = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key.as_str())
+            .presigned(Self::config(expires_in, now)?)
+            .await
+            .map_err(sdk_error)?;
+        convert(&p, Method::Get, now + expires_in)
+    }
+}
+
+fn sdk_error<E: std::error::Error + Send + Sync + 'static, R: std::fmt::Debug>(
+    e: aws_sdk_s3::error::SdkError<E, R>,
+) -> Error {
+    Error::Sdk {
+        reason: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+    }
+}
+
+fn convert(
+    p: &aws_sdk_s3::presigning::PresignedRequest,
+    method: Method,
+    expires_at: SystemTime,
+) -> Result<PresignedRequest> {
+    let url = url::Url::parse(p.uri()).map_err(|e| Error::Sdk {
+        reason: format!("the SDK presigned an unparsable URL: {e}"),
+    })?;
+    let headers = p
+        .headers()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("host"))
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.to_owned()))
+        .collect();
+    Ok(PresignedRequest {
+        method,
+        url,
+        headers,
+        expires_at,
+    })
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Starts or stops a private moto server (S3 + SQS on one endpoint) on 127.0.0.1.
+#
+#   scripts/moto.sh start DIR PORT   # returns once the server answers; pid in DIR/moto.pid
+#   scripts/moto.sh stop DIR
+#
+# Installs moto[server]==5.1.22 from PyPI into a virtualenv under
+# ${UPLOAD_SDK_CACHE:-~/.cache/upload-sdk}/moto-5.1.22 when missing (under a
+# minute). Not 5.2.x: its ListParts and CompleteMultipartUpload XML breaks
+# aws-sdk-s3. moto does not verify signatures (any credentials work, account
+# 123456789012, region us-east-1); it delivers S3 event notifications to SQS.
+# The log is DIR/moto.log.
+set -euo pipefail
+
+cmd=${1:?usage: moto.sh start|stop DIR [PORT]}
+dir=${2:?usage: moto.sh start|stop DIR [PORT]}
+version=5.1.22
+cache=${UPLOAD_SDK_CACHE:-$HOME/.cache/upload-sdk}
+venv=$cache/moto-$version
+
+case "$cmd" in
+stop)
+    if [ -f "$dir/moto.pid" ]; then
+        kill "$(cat "$dir/moto.pid")" 2>/dev/null || true
+        rm -f "$dir/moto.pid"
+    fi
+    exit 0
+    ;;
+start) ;;
+*)
+    echo "unknown command $cmd" >&2
+    exit 2
+    ;;
+esac
+
+port=${3:?usage: moto.sh start DIR PORT}
+if ! "$venv/bin/python" -c "import moto, flask_cors" 2>/dev/null; then
+    echo "installing moto[server]==$version into $venv" >&2
+    rm -rf "$venv"
+    mkdir -p "$cache"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$version"
+fi
+mkdir -p "$dir"
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > "$dir/moto.log" 2>&1 &
+echo $! > "$dir/moto.pid"
+for _ in $(seq 300); do
+    if python3 -c "import urllib.request, sys; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)" 2>/dev/null; then
+        exit 0
+    fi
+    kill -0 "$(cat "$dir/moto.pid")" 2>/dev/null || break
+    sleep 0.2
+done
+echo "moto did not start on 127.0.0.1:$port; log:" >&2
+tail -n 30 "$dir/moto.log" >&2 || true
+exit 1
