@@ -5,4 +5,17 @@
 //!   (single PUT or multipart with parallel parts), ObjectCreated event,
 //!   magic-byte check, virus scan, image variants, served URL.
 
+//! - [`aws_args`]: the command-line flags every S3/SQS example shares
+//!   (endpoint URL, path style, region), as [`upload_core::s3::AwsSettings`].
+//! - [`presign_server`]: the backend's HTTP API that hands out presigned
+//!   PUTs and multipart sessions under an upload policy, and reports what
+//!   the worker made of an upload.
+//! - [`worker_cli`]: the worker on SQS + S3 + clamd.
+//! - [`setup`]: buckets, queue, dead-letter queue, notifications, CORS and
+//!   lifecycle, in one idempotent call.
+
+pub mod aws_args;
+pub mod presign_server;
 pub mod quickstart;
+pub mod setup;
+pub mod worker_cli;

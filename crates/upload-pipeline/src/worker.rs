@@ -19,6 +19,11 @@ use crate::manifest::{
 };
 use crate::queue::{Queue, QueueMessage, ReceiveOptions};
 
+/// First wait after a transient receive failure in [`Worker::run`].
+const RECEIVE_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest wait between receive retries in [`Worker::run`].
+const RECEIVE_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// `Cache-Control` of variants: they never change under their key.
 pub const VARIANT_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 /// `Cache-Control` of manifests: they are replaced when a new version of
@@ -77,7 +82,7 @@ impl WorkerConfig {
 }
 
 /// Counts of what a run did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RunStats {
     /// Messages received.
     pub messages: u64,
@@ -204,17 +209,36 @@ impl Worker {
     }
 
     /// Long-polls and processes until `shutdown` completes; the batch in
-    /// progress is finished first (nothing is abandoned mid-write).
+    /// progress is finished first (nothing is abandoned mid-write). A
+    /// transient receive failure ([`Error::QueueUnavailable`]) is retried
+    /// with exponential backoff from 1 s to 30 s.
     ///
     /// # Errors
-    /// Queue errors on receive.
+    /// Permanent queue errors on receive (a wrong queue URL, no access).
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<RunStats> {
         tokio::pin!(shutdown);
         let mut total = RunStats::default();
+        let mut backoff = RECEIVE_BACKOFF_MIN;
         loop {
-            let batch = tokio::select! {
+            let received = tokio::select! {
                 _ = &mut shutdown => return Ok(total),
-                b = self.queue.receive(&self.config.receive) => b?,
+                b = self.queue.receive(&self.config.receive) => b,
+            };
+            let batch = match received {
+                Ok(b) => {
+                    backoff = RECEIVE_BACKOFF_MIN;
+                    b
+                }
+                Err(e @ Error::QueueUnavailable { .. }) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "receive failed; retrying");
+                    tokio::select! {
+                        _ = &mut shutdown => return Ok(total),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(RECEIVE_BACKOFF_MAX);
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             total.add(&self.process_batch(batch).await);
         }

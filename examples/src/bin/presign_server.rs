@@ -1,0 +1,138 @@
+//! The backend's upload API (see `upload_examples::presign_server`): hands
+//! out presigned PUTs and multipart sessions for the uploads bucket under
+//! an upload policy, and reports what the worker made of each upload.
+//!
+//! ```text
+//! presign-server --endpoint-url http://127.0.0.1:5000 --uploads-bucket uploads \
+//!     --processed-bucket processed --listen 127.0.0.1:8080
+//! ```
+//!
+//! URLs are signed with the credentials of the AWS chain
+//! (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, profile,
+//! role), by our own SigV4 presigner, for the endpoint clients reach:
+//! `--public-endpoint-url` when clients see the store under another address
+//! than the server does, else the endpoint URL, else
+//! `https://s3.{region}.amazonaws.com` (virtual-hosted style).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use upload_core::UploadPolicy;
+use upload_core::s3::S3Storage;
+use upload_examples::aws_args::{AwsArgs, init_tracing, shutdown_signal};
+use upload_examples::presign_server::{AppState, ServerConfig, router};
+use upload_presign::s3::credentials_from_sdk;
+use upload_presign::sigv4::AddressingStyle;
+use upload_presign::{Presigner, Url};
+
+/// Presigned-upload API for browsers and other clients.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    #[command(flatten)]
+    aws: AwsArgs,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Bucket clients upload into.
+    #[arg(long, env = "UPLOAD_UPLOADS_BUCKET")]
+    uploads_bucket: String,
+    /// Bucket of variants and manifests.
+    #[arg(long, env = "UPLOAD_PROCESSED_BUCKET")]
+    processed_bucket: String,
+    /// Endpoint URL as clients reach it, when it differs from --endpoint-url.
+    #[arg(long, env = "UPLOAD_PUBLIC_ENDPOINT_URL")]
+    public_endpoint_url: Option<String>,
+    /// Largest upload accepted, in bytes.
+    #[arg(long, default_value_t = 100 * 1024 * 1024)]
+    max_bytes: u64,
+    /// Uploads above this many bytes go multipart.
+    #[arg(long, default_value_t = 100 * 1024 * 1024)]
+    multipart_threshold: u64,
+    /// Preferred multipart part size in bytes (5 MiB..=5 GiB, whole MiB).
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    part_size: u64,
+    /// Lifetime of presigned upload URLs, in seconds (1..=604800).
+    #[arg(long, default_value_t = 300)]
+    expiry_seconds: u64,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_tracing();
+    match serve(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args) -> Result<(), String> {
+    let policy = UploadPolicy::images_and_pdf(args.max_bytes)
+        .and_then(|p| p.with_expiry(Duration::from_secs(args.expiry_seconds)))
+        .map_err(|e| e.to_string())?;
+    let (settings, sdk) = args.aws.load().await;
+    let (credentials, _expiry) = credentials_from_sdk(&sdk)
+        .await
+        .map_err(|e| e.to_string())?;
+    let region = sdk
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "us-east-1".into());
+    let (endpoint, style) = match args
+        .public_endpoint_url
+        .as_ref()
+        .or(settings.endpoint_url.as_ref())
+    {
+        Some(e) => (
+            e.clone(),
+            if settings.force_path_style {
+                AddressingStyle::Path
+            } else {
+                AddressingStyle::VirtualHosted
+            },
+        ),
+        None => (
+            format!("https://s3.{region}.amazonaws.com"),
+            AddressingStyle::VirtualHosted,
+        ),
+    };
+    let endpoint = Url::parse(&endpoint).map_err(|e| format!("endpoint URL {endpoint}: {e}"))?;
+    let presigner = Arc::new(
+        Presigner::new(endpoint, &region, credentials)
+            .map_err(|e| e.to_string())?
+            .with_style(style),
+    );
+    let s3 = settings.s3_client(&sdk);
+    let uploads = S3Storage::new(s3.clone(), &args.uploads_bucket).map_err(|e| e.to_string())?;
+    let processed = S3Storage::new(s3, &args.processed_bucket).map_err(|e| e.to_string())?;
+    let mut config = ServerConfig::new(policy);
+    config.multipart_threshold = args.multipart_threshold;
+    config.part_size = args.part_size;
+    let state = AppState {
+        presigner: presigner.clone(),
+        uploads: Arc::new(uploads),
+        processed: Arc::new(processed),
+        processed_presigner: presigner,
+        config: Arc::new(config),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("listening on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // The first stdout line tells scripts where the server is.
+    println!(
+        "{}",
+        serde_json::json!({"listening": format!("http://{addr}")})
+    );
+    tracing::info!(%addr, uploads = %args.uploads_bucket, "presign server listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,496 @@
+//! The backend's side of direct uploads, as an axum router: it never sees
+//! upload bytes. It checks the request against an [`UploadPolicy`], picks
+//! the key server-side (`uploads/{owner}/{uuid}.{ext}`, the extension from
+//! the allowed type, never from a client file name), and hands out either a
+//! presigned PUT (Content-Type and exact Content-Length signed) or, above
+//! the multipart threshold, a multipart session with presigned part URLs.
+//!
+//! | method and path | body (JSON) | answer |
+//! |---|---|---|
+//! | `POST /uploads` | `{"content_type", "size"}` | [`UploadTicket`] |
+//! | `POST /multipart/sign` | `{"key", "upload_id", "first", "last"}` | `{"parts": [...]}` |
+//! | `POST /multipart/complete` | `{"key", "upload_id", "parts": [{"part_number", "etag"}]}` | `{"key", "etag", "size"}` |
+//! | `POST /multipart/abort` | `{"key", "upload_id"}` | 204 |
+//! | `GET /uploads/status?key=K` | | [`UploadStatus`] |
+//!
+//! The owner comes from the `x-owner` header (`anonymous` when absent): a
+//! real service takes it from its authentication. Keys and upload IDs of
+//! another owner are refused with 403. Errors are JSON
+//! `{"error": code, "message": text}` with 400, 403, 404, 413, 415, 502 or
+//! 503.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use upload_core::{
+    CompletedPart, MultipartStore, ObjectKey, PutOptions, Storage, UploadPolicy, extension_for,
+    upload_key,
+};
+use upload_multipart::{PartPlan, presign_parts};
+use upload_pipeline::Manifest;
+use upload_pipeline::manifest::manifest_key;
+use upload_presign::{PresignedRequest, Presigner, presign_upload};
+
+/// What the server is configured with.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Types and sizes accepted, and the expiry of presigned URLs.
+    pub policy: UploadPolicy,
+    /// Uploads larger than this many bytes go multipart (default 100 MiB,
+    /// the size AWS recommends multipart from).
+    pub multipart_threshold: u64,
+    /// Preferred part size in bytes (default 8 MiB); see [`PartPlan`].
+    pub part_size: u64,
+    /// Part URLs signed in the first answer; more through
+    /// `/multipart/sign` (default 100).
+    pub first_batch: u32,
+    /// How long presigned GETs of variants live (default 300 s).
+    pub download_expiry: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults around `policy`.
+    pub fn new(policy: UploadPolicy) -> Self {
+        Self {
+            policy,
+            multipart_threshold: 100 * 1024 * 1024,
+            part_size: upload_multipart::DEFAULT_PART_SIZE,
+            first_batch: 100,
+            download_expiry: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The server's state: the presigner clients' URLs are signed with, the
+/// uploads bucket (multipart side) and the processed bucket.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Signs URLs for the uploads bucket.
+    pub presigner: Arc<Presigner>,
+    /// The uploads bucket, for multipart sessions.
+    pub uploads: Arc<dyn MultipartStore>,
+    /// The processed bucket, for manifests and variants.
+    pub processed: Arc<dyn Storage>,
+    /// Signs GETs for the processed bucket.
+    pub processed_presigner: Arc<Presigner>,
+    /// Configuration.
+    pub config: Arc<ServerConfig>,
+}
+
+/// The router of the API described in the module docs.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/uploads", post(create_upload))
+        .route("/uploads/status", get(status))
+        .route("/multipart/sign", post(sign_parts))
+        .route("/multipart/complete", post(complete))
+        .route("/multipart/abort", post(abort))
+        .with_state(state)
+}
+
+/// `POST /uploads` request.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUpload {
+    /// Declared content type, e.g. `image/jpeg`; signed into the URL.
+    pub content_type: String,
+    /// Exact size in bytes; signed into a single PUT, planned into parts
+    /// for multipart.
+    pub size: u64,
+}
+
+/// A request as the client must send it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SignedRequest {
+    /// `PUT` or `GET`.
+    pub method: String,
+    /// The presigned URL.
+    pub url: String,
+    /// Headers to send with exactly these values.
+    pub headers: Vec<(String, String)>,
+}
+
+impl From<&PresignedRequest> for SignedRequest {
+    fn from(p: &PresignedRequest) -> Self {
+        Self {
+            method: p.method.as_str().to_owned(),
+            url: p.url.to_string(),
+            headers: p.headers.clone(),
+        }
+    }
+}
+
+/// A presigned part URL.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartUrl {
+    /// Part number, 1..=10000.
+    pub part_number: u32,
+    /// The presigned UploadPart request.
+    pub request: SignedRequest,
+}
+
+/// The answer to `POST /uploads`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UploadTicket {
+    /// One presigned PUT.
+    Put {
+        /// The key chosen for the upload.
+        key: String,
+        /// The request to send with the file as body.
+        request: SignedRequest,
+        /// RFC 3339 time after which the URL fails.
+        expires_at: String,
+    },
+    /// A multipart session.
+    Multipart {
+        /// The key chosen for the upload.
+        key: String,
+        /// The S3 upload ID.
+        upload_id: String,
+        /// Size of every part but the last, in bytes.
+        part_size: u64,
+        /// Number of parts.
+        part_count: u32,
+        /// Presigned URLs of the first parts (up to `first_batch`).
+        parts: Vec<PartUrl>,
+    },
+}
+
+/// The answer to `GET /uploads/status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum UploadStatus {
+    /// The worker has not finished with the upload yet.
+    Pending,
+    /// The worker's manifest, with presigned GETs of each variant.
+    Processed {
+        /// The manifest.
+        manifest: Box<Manifest>,
+        /// `(variant name, presigned GET URL)`.
+        variant_urls: Vec<(String, String)>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignParts {
+    key: String,
+    upload_id: String,
+    first: u32,
+    last: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Complete {
+    key: String,
+    upload_id: String,
+    parts: Vec<CompletedPart>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Abort {
+    key: String,
+    upload_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusQuery {
+    key: String,
+}
+
+/// An API error: HTTP status, a stable code and a message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": self.code, "message": self.message});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<upload_core::Error> for ApiError {
+    fn from(e: upload_core::Error) -> Self {
+        use upload_core::Error as E;
+        let (status, code) = match &e {
+            E::ContentTypeNotAllowed { .. } => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "content_type_not_allowed",
+            ),
+            E::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            E::NoSuchUpload { .. } => (StatusCode::NOT_FOUND, "no_such_upload"),
+            E::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            E::InvalidPart { .. }
+            | E::InvalidPartOrder
+            | E::EntityTooSmall { .. }
+            | E::InvalidPartNumber { .. } => (StatusCode::BAD_REQUEST, "invalid_parts"),
+            E::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+            E::AccessDenied { .. } | E::NoSuchBucket { .. } | E::S3 { .. } => {
+                (StatusCode::BAD_GATEWAY, "storage_error")
+            }
+            _ => (StatusCode::BAD_REQUEST, "bad_request"),
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %e, "storage request failed");
+        }
+        Self {
+            status,
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<upload_presign::Error> for ApiError {
+    fn from(e: upload_presign::Error) -> Self {
+        match e {
+            upload_presign::Error::Policy(p) => p.into(),
+            other => Self {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: "presign_failed",
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<upload_multipart::Error> for ApiError {
+    fn from(e: upload_multipart::Error) -> Self {
+        match e {
+            upload_multipart::Error::Store(s) => s.into(),
+            upload_multipart::Error::Presign(p) => p.into(),
+            upload_multipart::Error::ObjectTooLarge { .. } => Self {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: "too_large",
+                message: e.to_string(),
+            },
+            other => Self {
+                status: StatusCode::BAD_REQUEST,
+                code: "bad_request",
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+fn owner(headers: &HeaderMap) -> Result<String, ApiError> {
+    let owner = headers
+        .get("x-owner")
+        .map(|v| v.to_str().unwrap_or("\u{0}").to_owned())
+        .unwrap_or_else(|| "anonymous".to_owned());
+    let ok = !owner.is_empty()
+        && owner.len() <= 128
+        && owner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(owner)
+    } else {
+        Err(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_owner",
+            message: "x-owner must be 1..=128 of [A-Za-z0-9_-]".into(),
+        })
+    }
+}
+
+/// The key, if it is one of `owner`'s uploads.
+fn owned_key(owner: &str, key: &str) -> Result<ObjectKey, ApiError> {
+    let forbidden = || ApiError {
+        status: StatusCode::FORBIDDEN,
+        code: "not_your_upload",
+        message: format!("{key:?} is not an upload of {owner}"),
+    };
+    let rest = key
+        .strip_prefix("uploads/")
+        .and_then(|r| r.strip_prefix(owner))
+        .and_then(|r| r.strip_prefix('/'))
+        .ok_or_else(forbidden)?;
+    if rest.is_empty() || rest.contains('/') {
+        return Err(forbidden());
+    }
+    Ok(ObjectKey::new(key)?)
+}
+
+async fn create_upload(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<CreateUpload>,
+) -> Result<Json<UploadTicket>, ApiError> {
+    let owner = owner(&headers)?;
+    st.config.policy.check(&req.content_type, req.size)?;
+    let ext = extension_for(&req.content_type).ok_or_else(|| ApiError {
+        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        code: "content_type_not_allowed",
+        message: format!("no file extension is known for {:?}", req.content_type),
+    })?;
+    let key = upload_key(&owner, ext)?;
+    let now = SystemTime::now();
+    let bucket = st.uploads.bucket().to_owned();
+    if req.size <= st.config.multipart_threshold {
+        let p = presign_upload(
+            &st.presigner,
+            &st.config.policy,
+            &bucket,
+            &key,
+            &req.content_type,
+            req.size,
+            now,
+        )?;
+        tracing::info!(%key, size = req.size, "presigned PUT");
+        return Ok(Json(UploadTicket::Put {
+            key: key.into_string(),
+            request: (&p).into(),
+            expires_at: upload_core::timestamp::rfc3339(p.expires_at),
+        }));
+    }
+    let plan = PartPlan::new(req.size, st.config.part_size)?;
+    let upload_id = st
+        .uploads
+        .create_multipart_upload(
+            &key,
+            PutOptions::default()
+                .with_content_type(upload_core::policy::essence(&req.content_type)),
+        )
+        .await?;
+    let last = plan.part_count().min(st.config.first_batch.max(1));
+    let parts = presign_parts(
+        &st.presigner,
+        &bucket,
+        &key,
+        &upload_id,
+        1..=last,
+        st.config.policy.expiry(),
+        now,
+    )?;
+    tracing::info!(%key, %upload_id, size = req.size, parts = plan.part_count(), "multipart session");
+    Ok(Json(UploadTicket::Multipart {
+        key: key.into_string(),
+        upload_id,
+        part_size: plan.part_size(),
+        part_count: plan.part_count(),
+        parts: parts
+            .iter()
+            .map(|p| PartUrl {
+                part_number: p.part_number,
+                request: (&p.request).into(),
+            })
+            .collect(),
+    }))
+}
+
+async fn sign_parts(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<SignParts>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let key = owned_key(&owner(&headers)?, &req.key)?;
+    // The upload must exist (and belong to this key) before URLs are signed.
+    st.uploads.list_parts(&key, &req.upload_id).await?;
+    let parts = presign_parts(
+        &st.presigner,
+        st.uploads.bucket(),
+        &key,
+        &req.upload_id,
+        req.first..=req.last,
+        st.config.policy.expiry(),
+        SystemTime::now(),
+    )?;
+    let parts: Vec<PartUrl> = parts
+        .iter()
+        .map(|p| PartUrl {
+            part_number: p.part_number,
+            request: (&p.request).into(),
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "parts": parts })))
+}
+
+async fn complete(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<Complete>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let key = owned_key(&owner(&headers)?, &req.key)?;
+    // Part URLs cannot bind sizes: check the parts against the policy before
+    // they become an object.
+    let listed = st.uploads.list_parts(&key, &req.upload_id).await?;
+    let total: u64 = req
+        .parts
+        .iter()
+        .filter_map(|p| listed.iter().find(|l| l.part_number == p.part_number))
+        .map(|l| l.size)
+        .sum();
+    st.config.policy.check_size(total)?;
+    let meta = st
+        .uploads
+        .complete_multipart_upload(&key, &req.upload_id, &req.parts)
+        .await?;
+    tracing::info!(%key, upload_id = %req.upload_id, size = meta.size, "multipart upload completed");
+    Ok(Json(
+        serde_json::json!({"key": key.as_str(), "etag": meta.etag, "size": meta.size}),
+    ))
+}
+
+async fn abort(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<Abort>,
+) -> Result<StatusCode, ApiError> {
+    let key = owned_key(&owner(&headers)?, &req.key)?;
+    st.uploads
+        .abort_multipart_upload(&key, &req.upload_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn status(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<StatusQuery>,
+) -> Result<Response, ApiError> {
+    let key = owned_key(&owner(&headers)?, &q.key)?;
+    let mkey = manifest_key(&key)?;
+    let body = match st.processed.get(&mkey).await {
+        Ok(got) => got.body,
+        Err(upload_core::Error::NotFound { .. }) => {
+            return Ok((StatusCode::ACCEPTED, Json(UploadStatus::Pending)).into_response());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let manifest: Manifest = serde_json::from_slice(&body).map_err(|e| ApiError {
+        status: StatusCode::BAD_GATEWAY,
+        code: "corrupt_manifest",
+        message: format!("{mkey}: {e}"),
+    })?;
+    let now = SystemTime::now();
+    let mut variant_urls = Vec::new();
+    for v in &manifest.variants {
+        let p = st.processed_presigner.presign_get(
+            st.processed.bucket(),
+            &v.key,
+            st.config.download_expiry,
+            now,
+        )?;
+        variant_urls.push((v.name.clone(), p.url.to_string()));
+    }
+    Ok(Json(UploadStatus::Processed {
+        manifest: Box::new(manifest),
+        variant_urls,
+    })
+    .into_response())
+}
