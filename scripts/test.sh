@@ -8,12 +8,19 @@
 # denied, a build of the benchmarks, and the quickstart binary itself on the
 # bundled photos.
 #
-# Services: a private clamd on 127.0.0.1 (scripts/clamd.sh installs
-# Debian's clamav-daemon when missing and starts it with a signature
-# database of our own), stopped at exit; its log is printed if a step
-# fails. The upload endpoint runs in-process on 127.0.0.1. The tests that
-# need clamd are #[ignore]d in plain `cargo test` and run here with
-# --include-ignored: without the daemon they fail, they never skip.
+# Services, each on a free 127.0.0.1 port, installed when missing, stopped
+# at exit, their logs printed if a step fails:
+#   - clamd (scripts/clamd.sh: Debian's clamav-daemon, a signature database
+#     of our own);
+#   - moto (scripts/moto.sh: moto[server]==5.1.22 from PyPI in a virtualenv
+#     under ~/.cache/upload-sdk): S3 + SQS with event notifications, for the
+#     conformance suites of S3Storage and SqsQueue and the end-to-end test
+#     of the example binaries;
+#   - s3s-fs (scripts/s3s-fs.sh: `cargo install s3s-fs@0.14.1`, about 3.5
+#     minutes the first time): an S3 server that verifies signatures, for
+#     every presigned-URL test.
+# The tests that need them are #[ignore]d in plain `cargo test` and run here
+# with --include-ignored: without the servers they fail, they never skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,13 +28,21 @@ step() { printf '\n==> %s\n' "$*"; }
 
 services=target/test-services
 clamd_dir=$services/clamd
+moto_dir=$services/moto
+s3s_dir=$services/s3s-fs
 cleanup() {
     status=$?
-    if [ $status -ne 0 ] && [ -f "$clamd_dir/clamd.log" ]; then
-        echo "--- clamd log ($clamd_dir/clamd.log) ---" >&2
-        tail -n 50 "$clamd_dir/clamd.log" >&2 || true
+    if [ $status -ne 0 ]; then
+        for log in "$clamd_dir/clamd.log" "$moto_dir/moto.log" "$s3s_dir/s3s-fs.log"; do
+            if [ -f "$log" ]; then
+                echo "--- $log (last 50 lines) ---" >&2
+                tail -n 50 "$log" >&2 || true
+            fi
+        done
     fi
     scripts/clamd.sh stop "$clamd_dir" || true
+    scripts/moto.sh stop "$moto_dir" || true
+    scripts/s3s-fs.sh stop "$s3s_dir" || true
     exit $status
 }
 trap cleanup EXIT
@@ -44,13 +59,29 @@ export UPLOAD_SDK_CLAMD_SOCKET="$(cat "$clamd_dir/socket-path")"
 export UPLOAD_SDK_CLAMD_STREAM_MAX=$((32 * 1024 * 1024))
 echo "clamd answers PING on $UPLOAD_SDK_CLAMD_TCP and $UPLOAD_SDK_CLAMD_SOCKET"
 
+step "start moto (scripts/moto.sh): S3 + SQS"
+rm -rf "$moto_dir"
+moto_port=$(free_port)
+scripts/moto.sh start "$moto_dir" "$moto_port"
+export UPLOAD_SDK_MOTO_ENDPOINT="http://127.0.0.1:$moto_port"
+echo "moto answers on $UPLOAD_SDK_MOTO_ENDPOINT"
+
+step "start s3s-fs (scripts/s3s-fs.sh): S3 that verifies signatures"
+rm -rf "$s3s_dir"
+s3s_port=$(free_port)
+export UPLOAD_SDK_S3S_ACCESS_KEY="UPLOADSDKTEST$(python3 -c 'import secrets; print(secrets.token_hex(4).upper())')"
+export UPLOAD_SDK_S3S_SECRET_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(20))')"
+scripts/s3s-fs.sh start "$s3s_dir" "$s3s_port" "$UPLOAD_SDK_S3S_ACCESS_KEY" "$UPLOAD_SDK_S3S_SECRET_KEY"
+export UPLOAD_SDK_S3S_ENDPOINT="http://127.0.0.1:$s3s_port"
+echo "s3s-fs answers on $UPLOAD_SDK_S3S_ENDPOINT"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
-step "cargo test (all features, including the tests that need clamd)"
+step "cargo test (all features, including the tests that need clamd, moto and s3s-fs)"
 cargo test --workspace --all-features --locked -- --include-ignored 2>&1 | tee "$services/cargo-test.log"
 counts=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i == "passed;") p += $(i - 1); if ($i == "failed;") f += $(i - 1) } } END { printf "%d passed, %d failed", p, f }' "$services/cargo-test.log")
 
