@@ -282,6 +282,9 @@ impl Presigner {
             .collect::<Vec<_>>()
             .join(";");
 
+        // URL order as aws-sdk-s3 writes it (the caller's parameters, then
+        // the signer's, the signature last), so the URLs are byte-identical;
+        // the signature covers the sorted canonical form.
         let mut query: Vec<(String, String)> = req.query.clone();
         query.push(("X-Amz-Algorithm".into(), ALGORITHM.into()));
         query.push((
@@ -290,11 +293,16 @@ impl Presigner {
         ));
         query.push(("X-Amz-Date".into(), datetime.clone()));
         query.push(("X-Amz-Expires".into(), req.expires_in.as_secs().to_string()));
+        query.push(("X-Amz-SignedHeaders".into(), signed_headers.clone()));
         if let Some(token) = &self.credentials.session_token {
             query.push(("X-Amz-Security-Token".into(), token.clone()));
         }
-        query.push(("X-Amz-SignedHeaders".into(), signed_headers.clone()));
         let canonical_query = canonical_query_string(&query);
+        // aws-sdk-s3 writes the session token after the signature.
+        let mut url_query = String::with_capacity(canonical_query.len() + 90);
+        for (k, v) in query.iter().filter(|(k, _)| k != "X-Amz-Security-Token") {
+            let _ = write!(url_query, "{}={}&", encode_strict(k), encode_strict(v));
+        }
 
         let canonical_request = canonical_request(
             req.method.as_str(),
@@ -313,17 +321,22 @@ impl Presigner {
                 reason: "bucket is not a valid host name label",
             })?;
         url.set_path(&path);
-        url.set_query(Some(&format!(
-            "{canonical_query}&X-Amz-Signature={signature}"
-        )));
+        url_query.push_str("X-Amz-Signature=");
+        url_query.push_str(&signature);
+        if let Some(token) = &self.credentials.session_token {
+            let _ = write!(url_query, "&X-Amz-Security-Token={}", encode_strict(token));
+        }
+        url.set_query(Some(&url_query));
+        let mut out_headers: Vec<(String, String)> = req
+            .headers
+            .iter()
+            .map(|(n, v)| (n.clone(), v.trim().to_owned()))
+            .collect();
+        out_headers.sort();
         Ok(PresignedRequest {
             method: req.method,
             url,
-            headers: req
-                .headers
-                .iter()
-                .map(|(n, v)| (n.clone(), v.trim().to_owned()))
-                .collect(),
+            headers: out_headers,
             expires_at,
         })
     }
@@ -641,9 +654,10 @@ mod tests {
         assert_eq!(
             r.headers,
             vec![
-                ("content-type".to_owned(), "image/jpeg".to_owned()),
-                ("content-length".to_owned(), "42".to_owned())
-            ]
+                ("content-length".to_owned(), "42".to_owned()),
+                ("content-type".to_owned(), "image/jpeg".to_owned())
+            ],
+            "headers sorted by name, as aws-sdk-s3 lists them"
         );
         // Deterministic: same inputs, same URL; another second, another URL.
         let again = p
