@@ -12,6 +12,9 @@ pub struct Credentials {
     pub secret_access_key: String,
     /// Session token of temporary credentials.
     pub session_token: Option<String>,
+    /// When temporary credentials expire; presigned URLs never outlive
+    /// them ([`crate::Error::CredentialsExpireFirst`]).
+    pub expires_at: Option<std::time::SystemTime>,
 }
 
 impl Credentials {
@@ -21,7 +24,14 @@ impl Credentials {
             access_key_id: access_key_id.into(),
             secret_access_key: secret_access_key.into(),
             session_token: None,
+            expires_at: None,
         }
+    }
+
+    /// Sets when the credentials expire.
+    pub fn with_expiry(mut self, expires_at: std::time::SystemTime) -> Self {
+        self.expires_at = Some(expires_at);
+        self
     }
 
     /// Adds a session token (temporary credentials).
@@ -57,6 +67,7 @@ impl fmt::Debug for Credentials {
                 "session_token",
                 &self.session_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("expires_at", &self.expires_at)
             .finish()
     }
 }

@@ -11,6 +11,24 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The request breaks the upload policy, or the key or expiry is invalid.
+    /// The POST policy request is not valid (empty size range, a success
+    /// status other than 200/201/204, a bad metadata name).
+    #[error("invalid POST policy: {reason}")]
+    InvalidPostPolicy {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The URL would outlive the temporary credentials it is signed with;
+    /// refresh the credentials or shorten the expiry.
+    #[error(
+        "the credentials expire at {credentials_expire_at}, before the URL would at {url_expires_at}"
+    )]
+    CredentialsExpireFirst {
+        /// RFC 3339 expiry of the credentials.
+        credentials_expire_at: String,
+        /// RFC 3339 expiry the URL asked for.
+        url_expires_at: String,
+    },
     /// The AWS credential chain gave no credentials (feature `s3`).
     #[error("AWS credentials unavailable: {reason}")]
     CredentialsUnavailable {
@@ -104,6 +122,8 @@ impl Error {
             | Error::InvalidQueryParameter { .. }
             | Error::TimeOutOfRange => "InvalidArgument",
             Error::CredentialsUnavailable { .. } | Error::Sdk { .. } => "InternalError",
+            Error::InvalidPostPolicy { .. } => "InvalidPolicyDocument",
+            Error::CredentialsExpireFirst { .. } => "ExpiredToken",
         }
     }
 
@@ -115,7 +135,9 @@ impl Error {
             | Error::NotYetValid
             | Error::SignatureDoesNotMatch { .. }
             | Error::InvalidAccessKeyId { .. } => 403,
-            Error::CredentialsUnavailable { .. } | Error::Sdk { .. } => 500,
+            Error::CredentialsUnavailable { .. }
+            | Error::Sdk { .. }
+            | Error::CredentialsExpireFirst { .. } => 500,
             _ => 400,
         }
     }

@@ -18,6 +18,7 @@
 pub mod credentials;
 pub mod endpoint;
 pub mod error;
+pub mod post;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod sigv4;
@@ -25,6 +26,7 @@ pub mod verify;
 
 pub use credentials::Credentials;
 pub use endpoint::{EndpointBucket, LocalEndpoint, RunningEndpoint};
+pub use post::{PostRequest, PresignedPost, presign_post_upload};
 
 pub use error::{Error, Result};
 pub use sigv4::{

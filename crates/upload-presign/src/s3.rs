@@ -47,6 +47,9 @@ pub async fn credentials_from_sdk(sdk: &SdkConfig) -> Result<(Credentials, Optio
     if let Some(t) = c.session_token() {
         out = out.with_session_token(t);
     }
+    if let Some(e) = c.expiry() {
+        out = out.with_expiry(e);
+    }
     Ok((out, c.expiry()))
 }
 

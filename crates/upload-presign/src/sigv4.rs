@@ -228,6 +228,7 @@ impl Presigner {
         let expires_at = now
             .checked_add(req.expires_in)
             .ok_or(Error::TimeOutOfRange)?;
+        self.check_credentials_expiry(expires_at)?;
         for (i, (name, _)) in req.query.iter().enumerate() {
             let bad = |reason| Error::InvalidQueryParameter {
                 name: name.clone(),
@@ -441,7 +442,38 @@ impl Presigner {
         })
     }
 
-    fn signing_key(&self, date: &str) -> [u8; 32] {
+    /// The credentials URLs are signed with.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// Refuses a URL that would outlive the credentials it is signed with:
+    /// it would stop working before its stated expiry.
+    pub(crate) fn check_credentials_expiry(&self, url_expires_at: SystemTime) -> Result<()> {
+        match self.credentials.expires_at {
+            Some(c) if url_expires_at > c => Err(Error::CredentialsExpireFirst {
+                credentials_expire_at: upload_core::timestamp::rfc3339(c),
+                url_expires_at: upload_core::timestamp::rfc3339(url_expires_at),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The URL of `bucket` itself (no key): where presigned POST forms go.
+    pub(crate) fn bucket_url(&self, bucket: &str) -> Result<Url> {
+        let (host_name, _host, path_prefix) = self.host_and_prefix(bucket)?;
+        let mut url = self.endpoint.clone();
+        url.set_host(Some(&host_name))
+            .map_err(|_| Error::InvalidEndpoint {
+                url: self.endpoint.to_string(),
+                reason: "bucket is not a valid host name label",
+            })?;
+        url.set_path(&format!("{path_prefix}/"));
+        url.set_query(None);
+        Ok(url)
+    }
+
+    pub(crate) fn signing_key(&self, date: &str) -> [u8; 32] {
         let mut cache = self.key_cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((d, k)) = cache.as_ref()
             && d == date

@@ -74,6 +74,15 @@ impl Verifier {
         }
     }
 
+    /// The region signatures must be scoped to.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    pub(crate) fn credentials_for(&self, access_key_id: &str) -> Option<&Credentials> {
+        self.keys.get(access_key_id)
+    }
+
     /// Verifies `req` as of `now`: the query parameters are well formed, the
     /// access key is known, the scope's region and service match, the
     /// request is neither expired nor dated more than 15 minutes ahead, the

@@ -349,3 +349,115 @@ async fn the_sdk_presigner_is_accepted_and_carries_no_checksum() {
         "{err:?}"
     );
 }
+
+/// Sends the presigned POST form with `file` as the last field.
+async fn post_form(
+    f: &Fixture,
+    p: &upload_presign::PresignedPost,
+    fields: &[(String, String)],
+    file: Vec<u8>,
+) -> (u16, String) {
+    let mut form = reqwest::multipart::Form::new();
+    for (n, v) in fields {
+        form = form.text(n.clone(), v.clone());
+    }
+    form = form.part(
+        "file",
+        reqwest::multipart::Part::bytes(file).file_name("client name.jpg"),
+    );
+    let resp = f
+        .http
+        .post(p.url.clone())
+        .multipart(form)
+        .send()
+        .await
+        .expect("s3s-fs answers");
+    (
+        resp.status().as_u16(),
+        resp.text().await.unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs s3s-fs: run scripts/test.sh"]
+async fn presigned_post_bounds_size_key_and_time() {
+    use upload_presign::PostRequest;
+    let f = fixture().await;
+    let k = key("posted.jpg");
+    let now = SystemTime::now();
+    let req = PostRequest::new(
+        &f.bucket,
+        &k,
+        "image/jpeg",
+        10..=1000,
+        Duration::from_secs(300),
+    )
+    .with_success_action_status(201);
+    let p = f.presigner.presign_post(&req, now).unwrap();
+
+    let (status, text) = post_form(&f, &p, &p.fields, vec![7u8; 1001]).await;
+    assert_eq!(status, 400, "one byte over the range: {text}");
+    assert!(text.contains("EntityTooLarge"), "{text}");
+    let (status, text) = post_form(&f, &p, &p.fields, vec![7u8; 9]).await;
+    assert_eq!(status, 400, "one byte under the range: {text}");
+    assert!(text.contains("EntityTooSmall"), "{text}");
+    let moved: Vec<(String, String)> = p
+        .fields
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.clone(),
+                if n == "key" {
+                    "uploads/user-1/elsewhere.jpg".to_owned()
+                } else {
+                    v.clone()
+                },
+            )
+        })
+        .collect();
+    let (status, text) = post_form(&f, &p, &moved, vec![7u8; 100]).await;
+    // AWS answers a failed condition with 403 AccessDenied ("Invalid
+    // according to Policy"), s3s-fs 0.14 with 400 InvalidPolicyDocument:
+    // either way the upload is refused and names the condition.
+    assert!(
+        matches!(status, 400 | 403),
+        "another key than the policy's: {status} {text}"
+    );
+    assert!(text.contains("key"), "{text}");
+    // Valid for one second, sent after two.
+    let old = f
+        .presigner
+        .presign_post(
+            &PostRequest::new(
+                &f.bucket,
+                &k,
+                "image/jpeg",
+                10..=1000,
+                Duration::from_secs(1),
+            ),
+            now,
+        )
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, text) = post_form(&f, &old, &old.fields, vec![7u8; 100]).await;
+    assert!(
+        matches!(status, 400 | 403),
+        "expired policy: {status} {text}"
+    );
+    assert!(text.to_ascii_lowercase().contains("expire"), "{text}");
+    for name in ["posted.jpg", "elsewhere.jpg"] {
+        assert!(
+            matches!(
+                f.storage.head(&key(name)).await,
+                Err(CoreError::NotFound { .. })
+            ),
+            "nothing stored for {name}"
+        );
+    }
+
+    let (status, text) = post_form(&f, &p, &p.fields, vec![7u8; 1000]).await;
+    assert_eq!(status, 201, "{text}");
+    let got = f.storage.get(&k).await.unwrap();
+    assert_eq!(got.body.len(), 1000);
+    assert_eq!(got.meta.content_type.as_deref(), Some("image/jpeg"));
+}
