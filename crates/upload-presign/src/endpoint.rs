@@ -5,8 +5,12 @@
 //! style (`/{bucket}/{key}`): PutObject (with `If-None-Match: *` for
 //! create-only), UploadPart (`?partNumber=N&uploadId=ID`), GetObject and
 //! HeadObject (with signed `response-content-type` /
-//! `response-content-disposition` overrides). Every request must carry a
-//! valid presigned query; refusals are S3-style XML errors:
+//! `response-content-disposition` overrides), and browser form uploads
+//! (presigned POST to `/{bucket}/`, see [`crate::post`]: 204, 200 or 201 with
+//! a `PostResponse` body; 400 `EntityTooLarge`/`EntityTooSmall` outside the
+//! policy's `content-length-range`, 403 for a bad signature, an expired
+//! policy or a failed condition). Every request must carry a valid
+//! presigned query or POST policy; refusals are S3-style XML errors:
 //!
 //! ```xml
 //! <?xml version="1.0" encoding="UTF-8"?>
@@ -239,6 +243,9 @@ async fn handle(State(st): State<Arc<Inner>>, req: Request) -> Response {
 }
 
 async fn handle_inner(st: &Inner, req: Request) -> Result<Response, S3Error> {
+    if req.method() == axum::http::Method::POST {
+        return handle_post(st, req).await;
+    }
     let (parts, body) = req.into_parts();
     let raw_path = parts.uri.path().to_owned();
     let resource = raw_path.as_str();
@@ -408,6 +415,131 @@ async fn handle_inner(st: &Inner, req: Request) -> Result<Response, S3Error> {
             resource,
         )),
     }
+}
+
+/// A browser form upload (presigned POST): `POST /{bucket}/` with a
+/// `multipart/form-data` body whose fields come before the file, checked
+/// by [`Verifier::verify_post`] before anything is stored.
+async fn handle_post(st: &Inner, req: Request) -> Result<Response, S3Error> {
+    use axum::extract::FromRequest;
+    let raw_path = req.uri().path().to_owned();
+    let resource = raw_path.as_str();
+    let bucket_name = percent_decode_str(raw_path.trim_start_matches('/').trim_end_matches('/'))
+        .decode_utf8_lossy()
+        .into_owned();
+    if bucket_name.contains('/') || req.uri().query().is_some_and(|q| !q.is_empty()) {
+        return Err(S3Error::new(
+            405,
+            "MethodNotAllowed",
+            "POST uploads go to the bucket URL, without a key or query",
+            resource,
+        ));
+    }
+    let bucket = st.buckets.get(&bucket_name).ok_or_else(|| {
+        S3Error::new(
+            404,
+            "NoSuchBucket",
+            "The specified bucket does not exist",
+            resource,
+        )
+    })?;
+    let malformed = |m: String| S3Error::new(400, "MalformedPOSTRequest", m, resource);
+    let mut form = axum::extract::Multipart::from_request(req, &())
+        .await
+        .map_err(|e| {
+            malformed(format!(
+                "The body of your POST request is not well-formed multipart/form-data: {e}"
+            ))
+        })?;
+    let mut fields: Vec<(String, String)> = Vec::new();
+    let mut file: Option<bytes::Bytes> = None;
+    while let Some(mut field) = form
+        .next_field()
+        .await
+        .map_err(|e| malformed(format!("reading the form: {e}")))?
+    {
+        let name = field.name().unwrap_or("").to_owned();
+        if name.eq_ignore_ascii_case("file") {
+            // Read with a cap; fields after the file are ignored, as in S3.
+            let mut buf = bytes::BytesMut::new();
+            while let Some(chunk) = field
+                .chunk()
+                .await
+                .map_err(|e| malformed(format!("reading the file: {e}")))?
+            {
+                if (buf.len() + chunk.len()) as u64 > st.max_object_bytes {
+                    return Err(S3Error::new(
+                        400,
+                        "EntityTooLarge",
+                        format!(
+                            "Your proposed upload exceeds the maximum allowed size of {} bytes",
+                            st.max_object_bytes
+                        ),
+                        resource,
+                    ));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            file = Some(buf.freeze());
+            break;
+        }
+        if fields.len() >= 64 {
+            return Err(malformed("more than 64 form fields".into()));
+        }
+        let value = field
+            .text()
+            .await
+            .map_err(|e| malformed(format!("reading field {name}: {e}")))?;
+        if value.len() > 20 * 1024 {
+            return Err(malformed(format!("form field {name} is over 20 KiB")));
+        }
+        fields.push((name, value));
+    }
+    let file = file.ok_or_else(|| {
+        S3Error::new(
+            400,
+            "InvalidArgument",
+            "POST requires exactly one file upload per request.",
+            resource,
+        )
+    })?;
+    let verified = st
+        .verifier
+        .verify_post(&bucket_name, &fields, file.len() as u64, SystemTime::now())
+        .map_err(|e| S3Error::new(e.status, e.code, e.message, resource))?;
+    let mut opts = PutOptions::default();
+    opts.content_type = verified.content_type.clone();
+    opts.cache_control = verified.cache_control.clone();
+    let meta = bucket
+        .storage
+        .put(&verified.key, file, opts)
+        .await
+        .map_err(|e| S3Error::from_core(&e, resource))?;
+    let etag = format!("\"{}\"", meta.etag);
+    let status =
+        StatusCode::from_u16(verified.success_action_status).unwrap_or(StatusCode::NO_CONTENT);
+    let mut r = if status == StatusCode::CREATED {
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PostResponse><Location>/{}/{}</Location><Bucket>{}</Bucket><Key>{}</Key><ETag>{}</ETag></PostResponse>",
+            quick_xml::escape::escape(bucket_name.as_str()),
+            quick_xml::escape::escape(verified.key.as_str()),
+            quick_xml::escape::escape(bucket_name.as_str()),
+            quick_xml::escape::escape(verified.key.as_str()),
+            quick_xml::escape::escape(etag.as_str()),
+        );
+        let mut r = (status, body).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/xml"),
+        );
+        r
+    } else {
+        status.into_response()
+    };
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(r)
 }
 
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<String> {

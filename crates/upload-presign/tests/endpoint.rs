@@ -229,3 +229,109 @@ async fn limits_and_s3_errors() {
     assert_eq!(r.status().as_u16(), 400);
     assert_eq!(code(&r.text().await.unwrap()), "InvalidArgument");
 }
+
+async fn post_form(
+    f: &Fixture,
+    p: &upload_presign::PresignedPost,
+    fields: &[(String, String)],
+    file: Vec<u8>,
+) -> (u16, String) {
+    let mut form = reqwest::multipart::Form::new();
+    for (n, v) in fields {
+        form = form.text(n.clone(), v.clone());
+    }
+    form = form.part(
+        "file",
+        reqwest::multipart::Part::bytes(file).file_name("client.jpg"),
+    );
+    let r = f
+        .http
+        .post(p.url.clone())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn presigned_post_is_verified_like_s3() {
+    use upload_presign::PostRequest;
+    let f = fixture(1 << 20).await;
+    let k = key("uploads/bob/form.jpg");
+    let now = SystemTime::now();
+    let req = PostRequest::new(
+        "uploads",
+        &k,
+        "image/jpeg",
+        1..=100,
+        Duration::from_secs(60),
+    )
+    .with_success_action_status(201);
+    let p = f.presigner.presign_post(&req, now).unwrap();
+
+    let (status, body) = post_form(&f, &p, &p.fields, vec![1; 101]).await;
+    assert_eq!((status, code(&body)), (400, "EntityTooLarge"), "{body}");
+    let (status, body) = post_form(&f, &p, &p.fields, Vec::new()).await;
+    assert_eq!((status, code(&body)), (400, "EntityTooSmall"), "{body}");
+    let moved: Vec<(String, String)> = p
+        .fields
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.clone(),
+                if n == "key" {
+                    "uploads/bob/other.jpg".into()
+                } else {
+                    v.clone()
+                },
+            )
+        })
+        .collect();
+    let (status, body) = post_form(&f, &p, &moved, vec![1; 10]).await;
+    assert_eq!((status, code(&body)), (403, "AccessDenied"), "{body}");
+    assert!(body.contains("Invalid according to Policy"), "{body}");
+    let mut tampered = p.fields.clone();
+    tampered.last_mut().unwrap().1 = "0".repeat(64);
+    let (status, body) = post_form(&f, &p, &tampered, vec![1; 10]).await;
+    assert_eq!(
+        (status, code(&body)),
+        (403, "SignatureDoesNotMatch"),
+        "{body}"
+    );
+    let old = f
+        .presigner
+        .presign_post(
+            &PostRequest::new(
+                "uploads",
+                &k,
+                "image/jpeg",
+                1..=100,
+                Duration::from_secs(60),
+            ),
+            now - Duration::from_secs(120),
+        )
+        .unwrap();
+    let (status, body) = post_form(&f, &old, &old.fields, vec![1; 10]).await;
+    assert_eq!((status, code(&body)), (403, "AccessDenied"), "{body}");
+    assert!(body.contains("Policy expired"), "{body}");
+    assert!(
+        f.storage.list("").await.unwrap().is_empty(),
+        "nothing stored by refused POSTs"
+    );
+
+    let (status, body) = post_form(&f, &p, &p.fields, vec![1; 100]).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(body.contains("<Key>uploads/bob/form.jpg</Key>"), "{body}");
+    let got = f.storage.get(&k).await.unwrap();
+    assert_eq!(got.body.len(), 100);
+    assert_eq!(got.meta.content_type.as_deref(), Some("image/jpeg"));
+    let r = f
+        .http
+        .post(f.endpoint.url().join("uploads/").unwrap())
+        .body("not a form")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+}
