@@ -590,13 +590,10 @@ impl crate::Verifier {
         }
         let key = ObjectKey::new(key_field)
             .map_err(|e| rejected(400, "InvalidArgument", e.to_string()))?;
-        let success_action_status = match get("success_action_status")? {
-            None => 204,
-            Some(s) => match s.parse::<u16>() {
-                Ok(v @ (200 | 201 | 204)) => v,
-                _ => 204,
-            },
-        };
+        let success_action_status = get("success_action_status")?
+            .and_then(|s| s.parse::<u16>().ok())
+            .filter(|v| matches!(v, 200 | 201 | 204))
+            .unwrap_or(204);
         let metadata = fields
             .iter()
             .filter_map(|(n, v)| {
@@ -838,7 +835,7 @@ mod tests {
         assert!(matches!(
             s.presign_post(
                 &PostRequest {
-                    content_length: 10..=1,
+                    content_length: RangeInclusive::new(10, 1),
                     ..base()
                 },
                 at(T0)
