@@ -394,6 +394,11 @@ async fn handle_inner(st: &Inner, req: Request) -> Result<Response, S3Error> {
             };
             set_object_headers(r.headers_mut(), &got.meta);
             let h = r.headers_mut();
+            // User content is never sniffed into something executable.
+            h.insert(
+                "x-content-type-options",
+                HeaderValue::from_static("nosniff"),
+            );
             if let Some(ct) = verified
                 .param("response-content-type")
                 .and_then(|v| HeaderValue::from_str(v).ok())

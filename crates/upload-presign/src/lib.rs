@@ -18,6 +18,7 @@
 pub mod credentials;
 pub mod endpoint;
 pub mod error;
+pub mod headers;
 pub mod post;
 #[cfg(feature = "s3")]
 pub mod s3;

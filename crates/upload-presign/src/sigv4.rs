@@ -6,6 +6,7 @@
 //! pure function of its inputs and the current time passed in, so results
 //! are deterministic and testable against the AWS examples.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -153,7 +154,9 @@ pub struct Presigner {
     region: String,
     style: AddressingStyle,
     credentials: Credentials,
-    key_cache: Mutex<Option<(String, [u8; 32])>>,
+    /// Signing key of one UTC date, and an HMAC already keyed with it (its
+    /// inner and outer pads hashed once, cloned per signature).
+    key_cache: Mutex<Option<(String, [u8; 32], HmacSha256)>>,
 }
 
 impl Presigner {
@@ -262,72 +265,129 @@ impl Presigner {
                 return Err(bad("control character in value"));
             }
         }
-        let (host_name, host, path_prefix) = self.host_and_prefix(&req.bucket)?;
-        let path = format!(
-            "{path_prefix}/{}",
-            utf8_percent_encode(req.key.as_str(), PATH)
+        let (_, host, path_prefix) = self.host_and_prefix(&req.bucket)?;
+        let key = req.key.as_str();
+        let mut path = String::with_capacity(path_prefix.len() + 1 + key.len() + key.len() / 2);
+        path.push_str(&path_prefix);
+        path.push('/');
+        path.extend(utf8_percent_encode(key, PATH));
+        let (date, datetime) = amz_date_bytes(now).ok_or(Error::TimeOutOfRange)?;
+        // Both are ASCII digits and 'T'/'Z' by construction.
+        let date = std::str::from_utf8(&date).expect("ASCII");
+        let datetime = std::str::from_utf8(&datetime).expect("ASCII");
+
+        // Headers: trimmed values, `host` added, sorted by name.
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(req.headers.len() + 1);
+        headers.extend(req.headers.iter().map(|(n, v)| (n.as_str(), v.trim())));
+        headers.push(("host", host.as_str()));
+        headers.sort_unstable();
+        let mut signed_headers = String::with_capacity(headers.len() * 16);
+        for (i, (n, _)) in headers.iter().enumerate() {
+            if i > 0 {
+                signed_headers.push(';');
+            }
+            signed_headers.push_str(n);
+        }
+
+        // Query parameters, encoded once, in the URL order aws-sdk-s3 writes
+        // (the caller's, then the signer's; the token after the signature).
+        let mut credential = String::with_capacity(self.credentials.access_key_id.len() + 48);
+        let _ = write!(
+            credential,
+            "{}/{date}/{}/s3/aws4_request",
+            self.credentials.access_key_id, self.region
         );
-        let (date, datetime) = amz_dates(now).ok_or(Error::TimeOutOfRange)?;
-        let scope = format!("{date}/{}/s3/aws4_request", self.region);
-
-        let mut headers: Vec<(String, String)> = req
-            .headers
-            .iter()
-            .map(|(n, v)| (n.clone(), v.trim().to_owned()))
-            .collect();
-        headers.push(("host".into(), host.clone()));
-        headers.sort();
-        let signed_headers = headers
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .collect::<Vec<_>>()
-            .join(";");
-
-        // URL order as aws-sdk-s3 writes it (the caller's parameters, then
-        // the signer's, the signature last), so the URLs are byte-identical;
-        // the signature covers the sorted canonical form.
-        let mut query: Vec<(String, String)> = req.query.clone();
-        query.push(("X-Amz-Algorithm".into(), ALGORITHM.into()));
+        let expires = req.expires_in.as_secs().to_string();
+        let mut query: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(req.query.len() + 7);
+        for (k, v) in &req.query {
+            query.push((encode_cow(k), encode_cow(v)));
+        }
+        query.push((Cow::Borrowed("X-Amz-Algorithm"), Cow::Borrowed(ALGORITHM)));
+        query.push((Cow::Borrowed("X-Amz-Credential"), encode_cow(&credential)));
+        query.push((Cow::Borrowed("X-Amz-Date"), Cow::Borrowed(datetime)));
+        query.push((Cow::Borrowed("X-Amz-Expires"), Cow::Owned(expires)));
         query.push((
-            "X-Amz-Credential".into(),
-            format!("{}/{scope}", self.credentials.access_key_id),
+            Cow::Borrowed("X-Amz-SignedHeaders"),
+            encode_cow(&signed_headers),
         ));
-        query.push(("X-Amz-Date".into(), datetime.clone()));
-        query.push(("X-Amz-Expires".into(), req.expires_in.as_secs().to_string()));
-        query.push(("X-Amz-SignedHeaders".into(), signed_headers.clone()));
+        let signer_params = query.len();
         if let Some(token) = &self.credentials.session_token {
-            query.push(("X-Amz-Security-Token".into(), token.clone()));
+            query.push((Cow::Borrowed("X-Amz-Security-Token"), encode_cow(token)));
         }
-        let canonical_query = canonical_query_string(&query);
-        // aws-sdk-s3 writes the session token after the signature.
-        let mut url_query = String::with_capacity(canonical_query.len() + 90);
-        for (k, v) in query.iter().filter(|(k, _)| k != "X-Amz-Security-Token") {
-            let _ = write!(url_query, "{}={}&", encode_strict(k), encode_strict(v));
-        }
+        let mut sorted: Vec<&(Cow<'_, str>, Cow<'_, str>)> = query.iter().collect();
+        sorted.sort_unstable();
 
-        let canonical_request = canonical_request(
-            req.method.as_str(),
-            &path,
-            &canonical_query,
-            &headers,
-            &signed_headers,
-        );
-        let signing_key = self.signing_key(&date);
-        let signature = signature(&signing_key, &datetime, &scope, &canonical_request);
-
-        let mut url = self.endpoint.clone();
-        url.set_host(Some(&host_name))
-            .map_err(|_| Error::InvalidEndpoint {
-                url: self.endpoint.to_string(),
-                reason: "bucket is not a valid host name label",
-            })?;
-        url.set_path(&path);
-        url_query.push_str("X-Amz-Signature=");
-        url_query.push_str(&signature);
-        if let Some(token) = &self.credentials.session_token {
-            let _ = write!(url_query, "&X-Amz-Security-Token={}", encode_strict(token));
+        // The canonical request, streamed into SHA-256.
+        let mut h = Sha256::new();
+        h.update(req.method.as_str().as_bytes());
+        h.update(b"\n");
+        h.update(path.as_bytes());
+        h.update(b"\n");
+        for (i, (k, v)) in sorted.iter().enumerate() {
+            if i > 0 {
+                h.update(b"&");
+            }
+            h.update(k.as_bytes());
+            h.update(b"=");
+            h.update(v.as_bytes());
         }
-        url.set_query(Some(&url_query));
+        h.update(b"\n");
+        for (n, v) in &headers {
+            h.update(n.as_bytes());
+            h.update(b":");
+            for (i, word) in v.split_ascii_whitespace().enumerate() {
+                if i > 0 {
+                    h.update(b" ");
+                }
+                h.update(word.as_bytes());
+            }
+            h.update(b"\n");
+        }
+        h.update(b"\n");
+        h.update(signed_headers.as_bytes());
+        h.update(b"\n");
+        h.update(UNSIGNED_PAYLOAD.as_bytes());
+        let mut canonical_hash = [0u8; 64];
+        hex::encode_to_slice(h.finalize(), &mut canonical_hash).expect("64 hex digits");
+
+        // String to sign, HMAC with the cached signing key.
+        let mut mac = self.signing_hmac(date);
+        mac.update(ALGORITHM.as_bytes());
+        mac.update(b"\n");
+        mac.update(datetime.as_bytes());
+        mac.update(b"\n");
+        mac.update(credential[self.credentials.access_key_id.len() + 1..].as_bytes());
+        mac.update(b"\n");
+        mac.update(&canonical_hash);
+        let mut signature = [0u8; 64];
+        hex::encode_to_slice(mac.finalize().into_bytes(), &mut signature).expect("64 hex digits");
+        let signature = std::str::from_utf8(&signature).expect("hex is ASCII");
+
+        // The URL, written once and parsed once.
+        let mut url_str = String::with_capacity(host.len() + path.len() + 400);
+        url_str.push_str(self.endpoint.scheme());
+        url_str.push_str("://");
+        url_str.push_str(&host);
+        url_str.push_str(&path);
+        url_str.push('?');
+        for (k, v) in &query[..signer_params] {
+            url_str.push_str(k);
+            url_str.push('=');
+            url_str.push_str(v);
+            url_str.push('&');
+        }
+        url_str.push_str("X-Amz-Signature=");
+        url_str.push_str(signature);
+        if let Some((k, v)) = query.get(signer_params) {
+            url_str.push('&');
+            url_str.push_str(k);
+            url_str.push('=');
+            url_str.push_str(v);
+        }
+        let url = Url::parse(&url_str).map_err(|_| Error::InvalidEndpoint {
+            url: self.endpoint.to_string(),
+            reason: "bucket is not a valid host name label",
+        })?;
         let mut out_headers: Vec<(String, String)> = req
             .headers
             .iter()
@@ -370,6 +430,60 @@ impl Presigner {
     /// # Errors
     /// [`Error::Policy`] with `InvalidPartNumber` outside 1..=10000; as
     /// [`Presigner::presign`] otherwise.
+    /// Presigns a PUT of `key` with `Content-Type` and every header of
+    /// `headers` signed (size, disposition, cache control, metadata, tags,
+    /// server-side encryption).
+    ///
+    /// # Errors
+    /// As [`Presigner::presign`]; [`Error::InvalidHeader`] for a metadata
+    /// name that is not a header token.
+    pub fn presign_put_with(
+        &self,
+        bucket: &str,
+        key: &ObjectKey,
+        content_type: &str,
+        headers: &crate::headers::PutHeaders,
+        expires_in: Duration,
+        now: SystemTime,
+    ) -> Result<PresignedRequest> {
+        let mut req = PresignRequest::new(Method::Put, bucket, key, expires_in)
+            .with_header("content-type", content_type);
+        for (n, v) in headers.to_pairs() {
+            req = req.with_header(&n, v);
+        }
+        self.presign(&req, now)
+    }
+
+    /// Presigns a GET for a private download: the response carries
+    /// `Content-Disposition: attachment` with `filename` (see
+    /// [`crate::headers::content_disposition`]) and, when given,
+    /// `content_type`, through S3's signed `response-content-disposition`
+    /// and `response-content-type` overrides; browsers then save the file
+    /// instead of rendering it. (`X-Content-Type-Options: nosniff` cannot be
+    /// asked for per request on S3: set it with a CDN response-headers
+    /// policy; the local endpoint always sends it.)
+    ///
+    /// # Errors
+    /// As [`Presigner::presign`].
+    pub fn presign_download(
+        &self,
+        bucket: &str,
+        key: &ObjectKey,
+        filename: &str,
+        content_type: Option<&str>,
+        expires_in: Duration,
+        now: SystemTime,
+    ) -> Result<PresignedRequest> {
+        let mut req = PresignRequest::new(Method::Get, bucket, key, expires_in).with_query(
+            "response-content-disposition",
+            crate::headers::content_disposition(crate::headers::Disposition::Attachment, filename),
+        );
+        if let Some(ct) = content_type {
+            req = req.with_query("response-content-type", ct);
+        }
+        self.presign(&req, now)
+    }
+
     pub fn presign_upload_part(
         &self,
         bucket: &str,
@@ -474,15 +588,26 @@ impl Presigner {
     }
 
     pub(crate) fn signing_key(&self, date: &str) -> [u8; 32] {
+        self.keyed(date, |k, _| *k)
+    }
+
+    /// A clone of the HMAC keyed with `date`'s signing key.
+    fn signing_hmac(&self, date: &str) -> HmacSha256 {
+        self.keyed(date, |_, h| h.clone())
+    }
+
+    fn keyed<T>(&self, date: &str, f: impl FnOnce(&[u8; 32], &HmacSha256) -> T) -> T {
         let mut cache = self.key_cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((d, k)) = cache.as_ref()
+        if let Some((d, k, h)) = cache.as_ref()
             && d == date
         {
-            return *k;
+            return f(k, h);
         }
         let k = derive_signing_key(&self.credentials.secret_access_key, date, &self.region);
-        *cache = Some((date.to_owned(), k));
-        k
+        let h = HmacSha256::new_from_slice(&k).expect("HMAC takes keys of any length");
+        let out = f(&k, &h);
+        *cache = Some((date.to_owned(), k, h));
+        out
     }
 }
 
@@ -523,6 +648,50 @@ pub(crate) fn amz_dates(now: SystemTime) -> Option<(String, String)> {
     let date = format!("{:04}{:02}{:02}", t.year(), u8::from(t.month()), t.day());
     let datetime = format!("{date}T{:02}{:02}{:02}Z", t.hour(), t.minute(), t.second());
     Some((date, datetime))
+}
+
+/// `(YYYYMMDD, YYYYMMDDTHHMMSSZ)` as ASCII bytes, in UTC, without
+/// allocating; `None` outside years 1970..=9999.
+fn amz_date_bytes(now: SystemTime) -> Option<([u8; 8], [u8; 16])> {
+    let secs = now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
+    let days = secs / 86_400;
+    let sod = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    if !(1970..=9999).contains(&year) {
+        return None;
+    }
+    let digits = |out: &mut [u8], mut v: u64| {
+        for b in out.iter_mut().rev() {
+            *b = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    let mut date = [0u8; 8];
+    digits(&mut date[0..4], year as u64);
+    digits(&mut date[4..6], month as u64);
+    digits(&mut date[6..8], day as u64);
+    let mut dt = [0u8; 16];
+    dt[..8].copy_from_slice(&date);
+    dt[8] = b'T';
+    digits(&mut dt[9..11], sod / 3600);
+    digits(&mut dt[11..13], sod % 3600 / 60);
+    digits(&mut dt[13..15], sod % 60);
+    dt[15] = b'Z';
+    Some((date, dt))
+}
+
+/// As [`encode_strict`], borrowing when nothing needs encoding.
+fn encode_cow(s: &str) -> Cow<'_, str> {
+    utf8_percent_encode(s, STRICT).into()
 }
 
 /// URI-encodes a query name or value the SigV4 way.
@@ -585,18 +754,6 @@ pub(crate) fn string_to_sign(datetime: &str, scope: &str, canonical_request: &st
         "{ALGORITHM}\n{datetime}\n{scope}\n{}",
         hex::encode(Sha256::digest(canonical_request.as_bytes()))
     )
-}
-
-pub(crate) fn signature(
-    key: &[u8; 32],
-    datetime: &str,
-    scope: &str,
-    canonical_request: &str,
-) -> String {
-    hex::encode(hmac(
-        key,
-        string_to_sign(datetime, scope, canonical_request).as_bytes(),
-    ))
 }
 
 pub(crate) fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {

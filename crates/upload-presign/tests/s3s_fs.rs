@@ -461,3 +461,65 @@ async fn presigned_post_bounds_size_key_and_time() {
     assert_eq!(got.body.len(), 1000);
     assert_eq!(got.meta.content_type.as_deref(), Some("image/jpeg"));
 }
+
+#[tokio::test]
+#[ignore = "needs s3s-fs: run scripts/test.sh"]
+async fn signed_optional_headers_and_downloads_are_accepted() {
+    use upload_presign::headers::{Disposition, PutHeaders, content_disposition};
+    let f = fixture().await;
+    let k = key("report.pdf");
+    let now = SystemTime::now();
+    let disposition = content_disposition(Disposition::Attachment, "Rapport été.pdf");
+    let headers = PutHeaders::default()
+        .with_content_length(9)
+        .with_content_disposition(disposition.clone())
+        .with_cache_control("private, max-age=0")
+        .with_metadata("owner", "user-1");
+    let put = f
+        .presigner
+        .presign_put_with(
+            &f.bucket,
+            &k,
+            "application/pdf",
+            &headers,
+            Duration::from_secs(60),
+            now,
+        )
+        .unwrap();
+    assert_eq!(put.headers.len(), 5);
+    let (status, text) = send(&f, &put, b"%PDF-1.7\n").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&text));
+    // Leaving out one signed header breaks the signature.
+    let mut missing = put.clone();
+    missing.headers.retain(|(n, _)| n != "cache-control");
+    let (status, _) = send(&f, &missing, b"%PDF-1.7\n").await;
+    assert_eq!(status, 403, "an unsent signed header is refused");
+    let got = f.storage.get(&k).await.unwrap();
+    assert_eq!(
+        got.meta.cache_control.as_deref(),
+        Some("private, max-age=0")
+    );
+
+    let dl = f
+        .presigner
+        .presign_download(
+            &f.bucket,
+            &k,
+            "Rapport été.pdf",
+            Some("application/octet-stream"),
+            Duration::from_secs(60),
+            now,
+        )
+        .unwrap();
+    let resp = f.http.get(dl.url.clone()).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers()["content-disposition"].to_str().unwrap(),
+        disposition
+    );
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "application/octet-stream"
+    );
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), b"%PDF-1.7\n");
+}

@@ -259,3 +259,140 @@ fn longest_keys_and_get_and_upload_part_agree() {
         .unwrap();
     assert_eq!(mine.url.as_str(), theirs.uri());
 }
+
+#[test]
+fn every_put_header_and_the_download_form_agree() {
+    use upload_core::Tags;
+    use upload_core::s3::aws_sdk_s3::types::ServerSideEncryption as SdkSse;
+    use upload_presign::headers::{
+        Disposition, PutHeaders, ServerSideEncryption, content_disposition, tagging_header,
+    };
+    let rt = runtime();
+    let endpoint = "https://s3.eu-west-3.amazonaws.com";
+    let client = sdk_client(&rt, endpoint, false, None);
+    let p = ours(endpoint, false, None);
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_760_000_000);
+    let cfg = || {
+        PresigningConfig::builder()
+            .start_time(now)
+            .expires_in(Duration::from_secs(600))
+            .build()
+            .unwrap()
+    };
+    let key = ObjectKey::new("uploads/u1/0b7e.pdf").unwrap();
+    let tags = Tags::from_pairs([("scan-status", "PENDING"), ("owner", "u 1")]).unwrap();
+    let disposition = content_disposition(Disposition::Attachment, "Rapport été.pdf");
+    let headers = PutHeaders::default()
+        .with_content_length(12345)
+        .with_content_disposition(disposition.clone())
+        .with_cache_control("private, max-age=0")
+        .with_metadata("owner", "u1")
+        .with_tagging(tags.clone())
+        .with_server_side_encryption(ServerSideEncryption::AwsKms {
+            key_id: Some("alias/uploads".into()),
+        });
+    let theirs = rt
+        .block_on(
+            client
+                .put_object()
+                .bucket("bkt-1")
+                .key(key.as_str())
+                .content_type("application/pdf")
+                .content_length(12345)
+                .content_disposition(&disposition)
+                .cache_control("private, max-age=0")
+                .metadata("owner", "u1")
+                .tagging(tagging_header(&tags))
+                .server_side_encryption(SdkSse::AwsKms)
+                .ssekms_key_id("alias/uploads")
+                .presigned(cfg()),
+        )
+        .unwrap();
+    let mut mine = p
+        .presign_put_with(
+            "bkt-1",
+            &key,
+            "application/pdf",
+            &headers,
+            Duration::from_secs(600),
+            now,
+        )
+        .unwrap();
+    let mut their_headers: Vec<(String, String)> = theirs
+        .headers()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.to_owned()))
+        .collect();
+    their_headers.sort();
+    mine.headers.sort();
+    assert_eq!(mine.headers, their_headers);
+    // With the SDK's x-id, the URLs are byte-identical.
+    let mut req = PresignRequest::new(Method::Put, "bkt-1", &key, Duration::from_secs(600))
+        .with_query("x-id", "PutObject")
+        .with_header("content-type", "application/pdf");
+    for (n, v) in headers.to_pairs() {
+        req = req.with_header(&n, v);
+    }
+    assert_eq!(p.presign(&req, now).unwrap().url.as_str(), theirs.uri());
+    assert!(theirs.uri().contains("X-Amz-SignedHeaders=cache-control%3Bcontent-disposition%3Bcontent-length%3Bcontent-type%3Bhost%3Bx-amz-meta-owner%3Bx-amz-server-side-encryption%3Bx-amz-server-side-encryption-aws-kms-key-id%3Bx-amz-tagging"), "{}", theirs.uri());
+
+    // The private-download GET with response overrides.
+    let theirs = rt
+        .block_on(
+            client
+                .get_object()
+                .bucket("bkt-1")
+                .key(key.as_str())
+                .response_content_disposition(content_disposition(
+                    Disposition::Attachment,
+                    "Rapport été.pdf",
+                ))
+                .response_content_type("application/pdf")
+                .presigned(cfg()),
+        )
+        .unwrap();
+    let mine = p
+        .presign(
+            &PresignRequest::new(Method::Get, "bkt-1", &key, Duration::from_secs(600))
+                .with_query(
+                    "response-content-disposition",
+                    content_disposition(Disposition::Attachment, "Rapport été.pdf"),
+                )
+                .with_query("response-content-type", "application/pdf")
+                .with_query("x-id", "GetObject"),
+            now,
+        )
+        .unwrap();
+    assert_eq!(
+        signature_of(mine.url.as_str()),
+        signature_of(theirs.uri()),
+        "same signature"
+    );
+    let dl = p
+        .presign_download(
+            "bkt-1",
+            &key,
+            "Rapport été.pdf",
+            Some("application/pdf"),
+            Duration::from_secs(600),
+            now,
+        )
+        .unwrap();
+    let q: Vec<(String, String)> = dl
+        .url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    assert!(
+        q.contains(&("response-content-disposition".into(), disposition)),
+        "{q:?}"
+    );
+}
+
+fn signature_of(url: &str) -> String {
+    Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "X-Amz-Signature")
+        .map(|(_, v)| v.into_owned())
+        .unwrap()
+}

@@ -1,0 +1,274 @@
+//! Optional signed headers of presigned PUTs, and `Content-Disposition`
+//! values for downloads.
+
+use std::fmt::Write as _;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use upload_core::Tags;
+
+/// Server-side encryption asked of S3 for the stored object (the
+/// `x-amz-server-side-encryption*` headers, signed into the URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerSideEncryption {
+    /// `AES256`: S3-managed keys (SSE-S3).
+    Aes256,
+    /// `aws:kms`, with a key ID or ARN, or the bucket's default KMS key.
+    AwsKms {
+        /// KMS key ID or ARN; `None` for the AWS-managed `aws/s3` key.
+        key_id: Option<String>,
+    },
+}
+
+/// Headers a presigned PUT can pin besides `Content-Type`. Each one set is
+/// signed: the client must send it with exactly this value, or S3 answers
+/// 403 `SignatureDoesNotMatch`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PutHeaders {
+    /// Exact body size in bytes (`Content-Length`).
+    pub content_length: Option<u64>,
+    /// Stored `Content-Disposition`, e.g. from [`content_disposition`].
+    pub content_disposition: Option<String>,
+    /// Stored `Cache-Control`.
+    pub cache_control: Option<String>,
+    /// User metadata, `x-amz-meta-{name}` (lowercase names).
+    pub metadata: Vec<(String, String)>,
+    /// Object tags (`x-amz-tagging`, URL-encoded as S3 expects).
+    pub tagging: Option<Tags>,
+    /// Server-side encryption.
+    pub server_side_encryption: Option<ServerSideEncryption>,
+}
+
+impl PutHeaders {
+    /// Pins the exact body size.
+    pub fn with_content_length(mut self, bytes: u64) -> Self {
+        self.content_length = Some(bytes);
+        self
+    }
+    /// Sets the stored `Content-Disposition`.
+    pub fn with_content_disposition(mut self, value: impl Into<String>) -> Self {
+        self.content_disposition = Some(value.into());
+        self
+    }
+    /// Sets the stored `Cache-Control`.
+    pub fn with_cache_control(mut self, value: impl Into<String>) -> Self {
+        self.cache_control = Some(value.into());
+        self
+    }
+    /// Adds `x-amz-meta-{name}`.
+    pub fn with_metadata(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.metadata
+            .push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+    /// Sets the object's tags.
+    pub fn with_tagging(mut self, tags: Tags) -> Self {
+        self.tagging = Some(tags);
+        self
+    }
+    /// Asks for server-side encryption.
+    pub fn with_server_side_encryption(mut self, sse: ServerSideEncryption) -> Self {
+        self.server_side_encryption = Some(sse);
+        self
+    }
+
+    /// The headers as `(lowercase name, value)` pairs, in a fixed order.
+    pub fn to_pairs(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Some(n) = self.content_length {
+            out.push(("content-length".into(), n.to_string()));
+        }
+        if let Some(v) = &self.content_disposition {
+            out.push(("content-disposition".into(), v.clone()));
+        }
+        if let Some(v) = &self.cache_control {
+            out.push(("cache-control".into(), v.clone()));
+        }
+        for (n, v) in &self.metadata {
+            out.push((format!("x-amz-meta-{n}"), v.clone()));
+        }
+        if let Some(t) = &self.tagging
+            && !t.is_empty()
+        {
+            out.push(("x-amz-tagging".into(), tagging_header(t)));
+        }
+        match &self.server_side_encryption {
+            None => {}
+            Some(ServerSideEncryption::Aes256) => {
+                out.push(("x-amz-server-side-encryption".into(), "AES256".into()));
+            }
+            Some(ServerSideEncryption::AwsKms { key_id }) => {
+                out.push(("x-amz-server-side-encryption".into(), "aws:kms".into()));
+                if let Some(k) = key_id {
+                    out.push((
+                        "x-amz-server-side-encryption-aws-kms-key-id".into(),
+                        k.clone(),
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// RFC 3986 unreserved characters stay.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+/// RFC 8187 `attr-char`: what `filename*` may carry unencoded.
+const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// `x-amz-tagging` value: `k1=v1&k2=v2`, URL-encoded.
+pub fn tagging_header(tags: &Tags) -> String {
+    let mut s = String::new();
+    for (i, (k, v)) in tags.iter().enumerate() {
+        if i > 0 {
+            s.push('&');
+        }
+        let _ = write!(
+            s,
+            "{}={}",
+            utf8_percent_encode(k, UNRESERVED),
+            utf8_percent_encode(v, UNRESERVED)
+        );
+    }
+    s
+}
+
+/// `Content-Disposition` disposition type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// `attachment`: browsers download instead of rendering (what private
+    /// downloads of user content should use).
+    Attachment,
+    /// `inline`: browsers render when they can.
+    Inline,
+}
+
+/// A `Content-Disposition` value per RFC 6266 for a client-supplied
+/// `filename`: an ASCII `filename="..."` fallback and, when the name is not
+/// plain ASCII, the exact name as `filename*=UTF-8''...` (RFC 8187).
+///
+/// The name is reduced to its last path segment (no `/` or `\`), control
+/// characters are dropped, and the fallback replaces anything outside
+/// printable ASCII, and `"` and `\`, with `_`; at most 200 characters are
+/// kept. An empty result becomes `download`. The file name never becomes
+/// part of an object key.
+///
+/// ```
+/// use upload_presign::headers::{Disposition, content_disposition};
+/// assert_eq!(
+///     content_disposition(Disposition::Attachment, "C:\\photos\\Été 2024 \"best\".jpg"),
+///     "attachment; filename=\"_t_ 2024 _best_.jpg\"; filename*=UTF-8''%C3%89t%C3%A9%202024%20%22best%22.jpg"
+/// );
+/// assert_eq!(content_disposition(Disposition::Inline, "report.pdf"), "inline; filename=\"report.pdf\"");
+/// ```
+pub fn content_disposition(disposition: Disposition, filename: &str) -> String {
+    let base = filename.rsplit(['/', '\\']).next().unwrap_or("");
+    let clean: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
+    let clean = if clean.trim().is_empty() {
+        "download".to_owned()
+    } else {
+        clean
+    };
+    let fallback: String = clean
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let kind = match disposition {
+        Disposition::Attachment => "attachment",
+        Disposition::Inline => "inline",
+    };
+    let mut out = format!("{kind}; filename=\"{fallback}\"");
+    if fallback != clean {
+        let _ = write!(
+            out,
+            "; filename*=UTF-8''{}",
+            utf8_percent_encode(&clean, ATTR_CHAR)
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispositions_are_safe_for_hostile_names() {
+        assert_eq!(
+            content_disposition(Disposition::Attachment, ""),
+            "attachment; filename=\"download\""
+        );
+        assert_eq!(
+            content_disposition(Disposition::Attachment, "../../etc/"),
+            "attachment; filename=\"download\""
+        );
+        assert_eq!(
+            content_disposition(
+                Disposition::Attachment,
+                "a\r\nContent-Type: text/html\r\n.txt"
+            ),
+            "attachment; filename=\"html.txt\"",
+            "CR/LF dropped, the last path segment kept"
+        );
+        let long = "x".repeat(500);
+        assert_eq!(
+            content_disposition(Disposition::Inline, &long).len(),
+            "inline; filename=\"\"".len() + 200
+        );
+        let v = content_disposition(Disposition::Attachment, "😀.png");
+        assert_eq!(
+            v,
+            "attachment; filename=\"_.png\"; filename*=UTF-8''%F0%9F%98%80.png"
+        );
+        assert!(v.is_ascii(), "header values stay ASCII");
+    }
+
+    #[test]
+    fn put_headers_become_signed_pairs() {
+        let tags = Tags::from_pairs([("scan-status", "PENDING"), ("owner", "a b&c")]).unwrap();
+        let h = PutHeaders::default()
+            .with_content_length(42)
+            .with_cache_control("no-store")
+            .with_metadata("Owner-ID", "u1")
+            .with_tagging(tags)
+            .with_server_side_encryption(ServerSideEncryption::AwsKms {
+                key_id: Some("alias/uploads".into()),
+            });
+        let pairs = h.to_pairs();
+        let get = |n: &str| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("content-length"), Some("42"));
+        assert_eq!(get("x-amz-meta-owner-id"), Some("u1"));
+        assert_eq!(
+            get("x-amz-tagging"),
+            Some("owner=a%20b%26c&scan-status=PENDING")
+        );
+        assert_eq!(get("x-amz-server-side-encryption"), Some("aws:kms"));
+        assert_eq!(
+            get("x-amz-server-side-encryption-aws-kms-key-id"),
+            Some("alias/uploads")
+        );
+        assert!(PutHeaders::default().to_pairs().is_empty());
+    }
+}
