@@ -356,7 +356,7 @@ impl Presigner {
         mac.update(b"\n");
         mac.update(datetime.as_bytes());
         mac.update(b"\n");
-        mac.update(credential[self.credentials.access_key_id.len() + 1..].as_bytes());
+        mac.update(&credential.as_bytes()[self.credentials.access_key_id.len() + 1..]);
         mac.update(b"\n");
         mac.update(&canonical_hash);
         let mut signature = [0u8; 64];
