@@ -15,6 +15,8 @@
 //!   [`MultipartStore`](upload_core::MultipartStore), answering refusals
 //!   with S3-style XML errors, so in-memory backends accept direct uploads.
 
+#[cfg(feature = "cloudfront")]
+pub mod cloudfront;
 pub mod credentials;
 pub mod endpoint;
 pub mod error;
