@@ -7,7 +7,7 @@
 //!
 //! | method and path | body (JSON) | answer |
 //! |---|---|---|
-//! | `POST /uploads` | `{"content_type", "size"}` | [`UploadTicket`] |
+//! | `POST /uploads` | `{"content_type", "size", "filename"?, "form"?: "put" or "post"}` | [`UploadTicket`] |
 //! | `POST /multipart/sign` | `{"key", "upload_id", "first", "last"}` | `{"parts": [...]}` |
 //! | `POST /multipart/complete` | `{"key", "upload_id", "parts": [{"part_number", "etag"}]}` | `{"key", "etag", "size"}` |
 //! | `POST /multipart/abort` | `{"key", "upload_id"}` | 204 |
@@ -35,7 +35,8 @@ use upload_core::{
 use upload_multipart::{PartPlan, presign_parts};
 use upload_pipeline::Manifest;
 use upload_pipeline::manifest::manifest_key;
-use upload_presign::{PresignedRequest, Presigner, presign_upload};
+use upload_presign::headers::{Disposition, PutHeaders, content_disposition};
+use upload_presign::{PresignedRequest, Presigner, presign_post_upload};
 
 /// What the server is configured with.
 #[derive(Debug, Clone)]
@@ -103,6 +104,27 @@ pub struct CreateUpload {
     /// Exact size in bytes; signed into a single PUT, planned into parts
     /// for multipart.
     pub size: u64,
+    /// The client's file name, if any: it only becomes the stored object's
+    /// RFC 6266 `Content-Disposition` (ASCII fallback and UTF-8 name),
+    /// never part of the key.
+    #[serde(default)]
+    pub filename: Option<String>,
+    /// `put` (default) or `post`: a browser form upload bounded by the
+    /// policy's `content-length-range` instead of an exact size. Ignored
+    /// above the multipart threshold.
+    #[serde(default)]
+    pub form: UploadForm,
+}
+
+/// How a single-request upload is presigned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadForm {
+    /// A presigned PUT with `Content-Type` and `Content-Length` signed.
+    #[default]
+    Put,
+    /// A presigned POST form with a signed policy.
+    Post,
 }
 
 /// A request as the client must send it.
@@ -146,6 +168,18 @@ pub enum UploadTicket {
         /// The request to send with the file as body.
         request: SignedRequest,
         /// RFC 3339 time after which the URL fails.
+        expires_at: String,
+    },
+    /// A presigned POST form: send `fields` in order, then the file as
+    /// the last field, named `file`, as `multipart/form-data` to `url`.
+    Post {
+        /// The key chosen for the upload.
+        key: String,
+        /// The bucket URL the form goes to.
+        url: String,
+        /// Form fields, in order.
+        fields: Vec<(String, String)>,
+        /// RFC 3339 time after which the policy fails.
         expires_at: String,
     },
     /// A multipart session.
@@ -341,14 +375,35 @@ async fn create_upload(
     let key = upload_key(&owner, ext)?;
     let now = SystemTime::now();
     let bucket = st.uploads.bucket().to_owned();
-    if req.size <= st.config.multipart_threshold {
-        let p = presign_upload(
+    if req.size <= st.config.multipart_threshold && req.form == UploadForm::Post {
+        let p = presign_post_upload(
             &st.presigner,
             &st.config.policy,
             &bucket,
             &key,
             &req.content_type,
-            req.size,
+            now,
+        )?;
+        tracing::info!(%key, "presigned POST");
+        return Ok(Json(UploadTicket::Post {
+            key: key.into_string(),
+            url: p.url.to_string(),
+            fields: p.fields,
+            expires_at: upload_core::timestamp::rfc3339(p.expires_at),
+        }));
+    }
+    if req.size <= st.config.multipart_threshold {
+        let mut headers = PutHeaders::default().with_content_length(req.size);
+        if let Some(name) = &req.filename {
+            headers = headers
+                .with_content_disposition(content_disposition(Disposition::Attachment, name));
+        }
+        let p = st.presigner.presign_put_with(
+            &bucket,
+            &key,
+            &upload_core::policy::essence(&req.content_type),
+            &headers,
+            st.config.policy.expiry(),
             now,
         )?;
         tracing::info!(%key, size = req.size, "presigned PUT");

@@ -97,11 +97,17 @@ async fn upload(
     server: &str,
     content_type: &str,
     body: &[u8],
+    form: &str,
 ) -> (String, &'static str) {
     let resp = http
         .post(format!("{server}/uploads"))
         .header("x-owner", "user-7")
-        .json(&serde_json::json!({"content_type": content_type, "size": body.len()}))
+        .json(&serde_json::json!({
+            "content_type": content_type,
+            "size": body.len(),
+            "form": form,
+            "filename": "Été 2024/../photo \"1\".jpg",
+        }))
         .send()
         .await
         .unwrap();
@@ -117,6 +123,33 @@ async fn upload(
             let r = send(http, &request, body.to_vec()).await;
             assert_eq!(r.status(), 200, "presigned PUT of {key}");
             (key, "put")
+        }
+        UploadTicket::Post {
+            key, url, fields, ..
+        } => {
+            assert!(key.starts_with("uploads/user-7/"), "{key}");
+            let mut form = reqwest::multipart::Form::new();
+            for (n, v) in fields {
+                form = form.text(n, v);
+            }
+            form = form.part(
+                "file",
+                reqwest::multipart::Part::bytes(body.to_vec()).file_name("x.jpg"),
+            );
+            let r = http
+                .post(&url)
+                .multipart(form)
+                .send()
+                .await
+                .expect("the store answers");
+            let status = r.status();
+            assert_eq!(
+                status,
+                201,
+                "presigned POST of {key}: {}",
+                r.text().await.unwrap_or_default()
+            );
+            (key, "post")
         }
         UploadTicket::Multipart {
             key,
@@ -296,28 +329,32 @@ async fn photos_flow_from_presigned_upload_to_variants_through_moto_and_clamd() 
 
     let photos = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/photos");
     let mut uploaded = Vec::new();
-    for (name, ct) in [
-        ("derived_bythewater_orient6.jpg", "image/jpeg"),
-        ("photo_colorfulcups_2560x1600_gps.jpg", "image/jpeg"),
-        ("photo_elephants_3840x2160_progressive.jpg", "image/jpeg"),
-        ("transparent.png", "image/png"),
-        ("exiftool_PDF.pdf", "application/pdf"),
+    for (name, ct, form) in [
+        ("derived_bythewater_orient6.jpg", "image/jpeg", "put"),
+        ("photo_colorfulcups_2560x1600_gps.jpg", "image/jpeg", "post"),
+        (
+            "photo_elephants_3840x2160_progressive.jpg",
+            "image/jpeg",
+            "put",
+        ),
+        ("transparent.png", "image/png", "put"),
+        ("exiftool_PDF.pdf", "application/pdf", "put"),
     ] {
         let body = std::fs::read(photos.join(name)).unwrap();
-        let (key, how) = upload(&http, &api, ct, &body).await;
+        let (key, how) = upload(&http, &api, ct, &body, form).await;
         uploaded.push((name, key, how, body));
     }
     let kinds: Vec<&str> = uploaded.iter().map(|u| u.2).collect();
     assert_eq!(
         kinds,
-        ["put", "put", "multipart", "put", "put"],
+        ["put", "post", "multipart", "put", "put"],
         "the 8.1 MiB photo goes multipart"
     );
     let mut infected_body = b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00".to_vec();
     infected_body.extend_from_slice(&upload_scan::eicar());
-    let (infected_key, _) = upload(&http, &api, "image/jpeg", &infected_body).await;
+    let (infected_key, _) = upload(&http, &api, "image/jpeg", &infected_body, "put").await;
     let png = std::fs::read(photos.join("transparent.png")).unwrap();
-    let (spoofed_key, _) = upload(&http, &api, "image/jpeg", &png).await;
+    let (spoofed_key, _) = upload(&http, &api, "image/jpeg", &png, "post").await;
 
     // 4. What the worker made of it.
     let sdk = aws_config::defaults(BehaviorVersion::latest())
