@@ -270,7 +270,7 @@ impl Presigner {
         let mut path = String::with_capacity(path_prefix.len() + 1 + key.len() + key.len() / 2);
         path.push_str(&path_prefix);
         path.push('/');
-        path.extend(utf8_percent_encode(key, PATH));
+        push_encoded(&mut path, key, true);
         let (date, datetime) = amz_date_bytes(now).ok_or(Error::TimeOutOfRange)?;
         // Both are ASCII digits and 'T'/'Z' by construction.
         let date = std::str::from_utf8(&date).expect("ASCII");
@@ -292,11 +292,12 @@ impl Presigner {
         // Query parameters, encoded once, in the URL order aws-sdk-s3 writes
         // (the caller's, then the signer's; the token after the signature).
         let mut credential = String::with_capacity(self.credentials.access_key_id.len() + 48);
-        let _ = write!(
-            credential,
-            "{}/{date}/{}/s3/aws4_request",
-            self.credentials.access_key_id, self.region
-        );
+        credential.push_str(&self.credentials.access_key_id);
+        credential.push('/');
+        credential.push_str(date);
+        credential.push('/');
+        credential.push_str(&self.region);
+        credential.push_str("/s3/aws4_request");
         let expires = req.expires_in.as_secs().to_string();
         let mut query: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(req.query.len() + 7);
         for (k, v) in &req.query {
@@ -524,18 +525,23 @@ impl Presigner {
     /// `(host name, Host header value, path prefix)` for `bucket`.
     fn host_and_prefix(&self, bucket: &str) -> Result<(String, String, String)> {
         let host = self.endpoint.host_str().unwrap_or_default();
-        let port = self
-            .endpoint
-            .port()
-            .map(|p| format!(":{p}"))
-            .unwrap_or_default();
+        let port = self.endpoint.port();
         let base = self.endpoint.path().trim_end_matches('/');
+        let with_port = |mut h: String| {
+            if let Some(p) = port {
+                h.push(':');
+                h.push_str(&p.to_string());
+            }
+            h
+        };
         Ok(match self.style {
-            AddressingStyle::Path => (
-                host.to_owned(),
-                format!("{host}{port}"),
-                format!("{base}/{}", utf8_percent_encode(bucket, STRICT)),
-            ),
+            AddressingStyle::Path => {
+                let mut prefix = String::with_capacity(base.len() + 1 + bucket.len());
+                prefix.push_str(base);
+                prefix.push('/');
+                push_encoded(&mut prefix, bucket, false);
+                (host.to_owned(), with_port(host.to_owned()), prefix)
+            }
             AddressingStyle::VirtualHosted => {
                 if bucket.is_empty()
                     || !bucket
@@ -547,11 +553,11 @@ impl Presigner {
                         reason: "bucket is not a valid host name label",
                     });
                 }
-                (
-                    format!("{bucket}.{host}"),
-                    format!("{bucket}.{host}{port}"),
-                    base.to_owned(),
-                )
+                let mut name = String::with_capacity(bucket.len() + 1 + host.len() + 6);
+                name.push_str(bucket);
+                name.push('.');
+                name.push_str(host);
+                (name.clone(), with_port(name), base.to_owned())
             }
         })
     }
@@ -689,9 +695,55 @@ fn amz_date_bytes(now: SystemTime) -> Option<([u8; 8], [u8; 16])> {
     Some((date, dt))
 }
 
+/// Bytes that stay as they are in SigV4 URI encoding: RFC 3986 unreserved.
+const fn unreserved_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.' || c == b'~';
+        b += 1;
+    }
+    t
+}
+static UNRESERVED: [bool; 256] = unreserved_table();
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Appends `s` URI-encoded the SigV4 way (`/` kept when `keep_slash`):
+/// the same output as `utf8_percent_encode` with [`STRICT`] / [`PATH`],
+/// byte-table driven for the signing hot path.
+fn push_encoded(out: &mut String, s: &str, keep_slash: bool) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if UNRESERVED[b as usize] || (keep_slash && b == b'/') {
+            continue;
+        }
+        // Runs of kept bytes are ASCII; between the encoded bytes of one
+        // multi-byte character the run is empty (and `start` is not a char
+        // boundary), so it is skipped.
+        if start < i {
+            out.push_str(&s[start..i]);
+        }
+        out.push('%');
+        out.push(HEX_UPPER[(b >> 4) as usize] as char);
+        out.push(HEX_UPPER[(b & 15) as usize] as char);
+        start = i + 1;
+    }
+    if start < bytes.len() {
+        out.push_str(&s[start..]);
+    }
+}
+
 /// As [`encode_strict`], borrowing when nothing needs encoding.
 fn encode_cow(s: &str) -> Cow<'_, str> {
-    utf8_percent_encode(s, STRICT).into()
+    if s.bytes().all(|b| UNRESERVED[b as usize]) {
+        Cow::Borrowed(s)
+    } else {
+        let mut out = String::with_capacity(s.len() + s.len() / 2 + 8);
+        push_encoded(&mut out, s, false);
+        Cow::Owned(out)
+    }
 }
 
 /// URI-encodes a query name or value the SigV4 way.
@@ -765,6 +817,23 @@ pub(crate) fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The table-driven encoder equals percent-encoding's, for any text.
+        #[test]
+        fn fast_encoder_matches_percent_encoding(s in "\\PC{0,64}") {
+            let mut strict = String::new();
+            push_encoded(&mut strict, &s, false);
+            let want_strict = utf8_percent_encode(&s, STRICT).to_string();
+            proptest::prop_assert_eq!(&strict, &want_strict);
+            let cow = encode_cow(&s);
+            proptest::prop_assert_eq!(cow.as_ref(), strict.as_str());
+            let mut path = String::new();
+            push_encoded(&mut path, &s, true);
+            let want_path = utf8_percent_encode(&s, PATH).to_string();
+            proptest::prop_assert_eq!(&path, &want_path);
+        }
+    }
 
     fn at(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
