@@ -208,12 +208,17 @@ impl S3EventRecord {
     }
 }
 
-/// Parses a queue message body as an S3 event notification.
+/// Parses a queue message body as an S3 event notification, in every shape
+/// one arrives in: S3 notification records (several per message; MinIO's
+/// variant, with `s3:`-prefixed event names, included), `s3:TestEvent`,
+/// either of them wrapped in an SNS notification (S3 -> SNS -> SQS without
+/// raw delivery), and EventBridge `aws.s3` events. Keys are decoded exactly
+/// once by [`S3EventRecord::key`] whatever the shape.
 ///
 /// # Errors
 /// [`Error::MalformedEvent`] if the body is larger than
-/// [`MAX_EVENT_MESSAGE_LEN`], is not JSON, is neither a `Records` message
-/// nor an `s3:TestEvent`, or holds no record.
+/// [`MAX_EVENT_MESSAGE_LEN`], is not JSON, is none of these shapes, or
+/// holds no record.
 pub fn parse_event_message(body: &str) -> Result<EventMessage> {
     if body.len() > MAX_EVENT_MESSAGE_LEN {
         return Err(Error::MalformedEvent {
@@ -227,9 +232,41 @@ pub fn parse_event_message(body: &str) -> Result<EventMessage> {
         serde_json::from_str(body).map_err(|e| Error::MalformedEvent {
             reason: e.to_string(),
         })?;
+    // S3 -> SNS -> SQS (without raw message delivery): the S3 message is
+    // the string `Message` of an SNS notification. Unwrapped once only.
+    if value.get("Type").and_then(|t| t.as_str()) == Some("Notification")
+        && value.get("TopicArn").is_some()
+    {
+        let inner = value
+            .get("Message")
+            .and_then(|m| m.as_str())
+            .ok_or_else(|| Error::MalformedEvent {
+                reason: "SNS notification without a string Message".into(),
+            })?;
+        let inner_value: serde_json::Value =
+            serde_json::from_str(inner).map_err(|e| Error::MalformedEvent {
+                reason: format!("SNS Message: {e}"),
+            })?;
+        if inner_value.get("Type").and_then(|t| t.as_str()) == Some("Notification") {
+            return Err(Error::MalformedEvent {
+                reason: "an SNS notification inside an SNS notification".into(),
+            });
+        }
+        return parse_value(inner_value);
+    }
+    parse_value(value)
+}
+
+/// Parses an S3 notification, `s3:TestEvent` or EventBridge event.
+fn parse_value(value: serde_json::Value) -> Result<EventMessage> {
     let malformed = |e: serde_json::Error| Error::MalformedEvent {
         reason: e.to_string(),
     };
+    if value.get("source").and_then(|s| s.as_str()) == Some("aws.s3")
+        && value.get("detail-type").is_some()
+    {
+        return from_eventbridge(&value).map(|r| EventMessage::Records(vec![r]));
+    }
     if value.get("Event").and_then(|e| e.as_str()) == Some("s3:TestEvent") {
         return serde_json::from_value(value)
             .map(EventMessage::Test)
@@ -247,6 +284,68 @@ pub fn parse_event_message(body: &str) -> Result<EventMessage> {
         });
     }
     Ok(EventMessage::Records(env.records))
+}
+
+/// An EventBridge "Object Created" / "Object Deleted" event (S3 with
+/// EventBridge notifications on) as a record. EventBridge keys are not
+/// URL-encoded: the record gets the S3 encoding, so [`S3EventRecord::key`]
+/// decodes every shape exactly once. Other detail types (tags, ACLs,
+/// restores, storage class changes) become records that are neither
+/// created nor removed, which the worker skips.
+fn from_eventbridge(v: &serde_json::Value) -> Result<S3EventRecord> {
+    let bad = |what: &str| Error::MalformedEvent {
+        reason: format!("EventBridge event without {what}"),
+    };
+    let detail_type = v["detail-type"]
+        .as_str()
+        .ok_or_else(|| bad("detail-type"))?;
+    let detail = v.get("detail").ok_or_else(|| bad("detail"))?;
+    let bucket = detail["bucket"]["name"]
+        .as_str()
+        .ok_or_else(|| bad("detail.bucket.name"))?;
+    let key = detail["object"]["key"]
+        .as_str()
+        .ok_or_else(|| bad("detail.object.key"))?;
+    let reason = detail["reason"].as_str().unwrap_or("");
+    let event_name = match detail_type {
+        "Object Created" => format!(
+            "ObjectCreated:{}",
+            match reason {
+                "PutObject" => "Put",
+                "PostObject" => "Post",
+                "CopyObject" => "Copy",
+                "CompleteMultipartUpload" => "CompleteMultipartUpload",
+                _ => "Put",
+            }
+        ),
+        "Object Deleted" => match detail["deletion-type"].as_str() {
+            Some("Delete Marker Created") => "ObjectRemoved:DeleteMarkerCreated".to_owned(),
+            _ => "ObjectRemoved:Delete".to_owned(),
+        },
+        other => format!("EventBridge:{other}"),
+    };
+    Ok(S3EventRecord {
+        event_version: "eventbridge".into(),
+        event_source: "aws:s3".into(),
+        aws_region: v["region"].as_str().unwrap_or("").to_owned(),
+        event_time: v["time"].as_str().unwrap_or("").to_owned(),
+        event_name,
+        s3: S3Entity {
+            s3_schema_version: String::new(),
+            configuration_id: String::new(),
+            bucket: S3Bucket {
+                name: bucket.to_owned(),
+                arn: format!("arn:aws:s3:::{bucket}"),
+            },
+            object: S3Object {
+                key: encode_key(key),
+                size: detail["object"]["size"].as_u64(),
+                e_tag: detail["object"]["etag"].as_str().map(str::to_owned),
+                version_id: detail["object"]["version-id"].as_str().map(str::to_owned),
+                sequencer: detail["object"]["sequencer"].as_str().map(str::to_owned),
+            },
+        },
+    })
 }
 
 /// Characters S3 leaves as they are in event keys: unreserved ones and `/`.
@@ -414,5 +513,119 @@ mod tests {
         fn encode_decode_round_trip(s in "\\PC{1,40}") {
             proptest::prop_assert_eq!(decode_key(&encode_key(&s)).unwrap(), s);
         }
+    }
+
+    fn only_record(body: &str) -> S3EventRecord {
+        match parse_event_message(body).expect("parses") {
+            EventMessage::Records(mut r) => {
+                assert_eq!(r.len(), 1);
+                r.remove(0)
+            }
+            other => panic!("not records: {other:?}"),
+        }
+    }
+
+    const S3_RECORD: &str = r#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1","eventTime":"2026-11-29T16:00:00.000Z","eventName":"ObjectCreated:Put","s3":{"s3SchemaVersion":"1.0","configurationId":"c","bucket":{"name":"uploads","arn":"arn:aws:s3:::uploads"},"object":{"key":"uploads/u1/a+b%2Bc%E2%9C%93.jpg","size":12,"eTag":"0123456789abcdef0123456789abcdef","sequencer":"0A1B2C"}}}]}"#;
+
+    #[test]
+    fn sns_wrapped_s3_events_are_unwrapped_once() {
+        let sns = serde_json::json!({
+            "Type": "Notification",
+            "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+            "TopicArn": "arn:aws:sns:us-east-1:123456789012:uploads",
+            "Subject": "Amazon S3 Notification",
+            "Message": S3_RECORD,
+            "Timestamp": "2026-11-29T16:00:00.123Z",
+            "SignatureVersion": "1",
+        })
+        .to_string();
+        let r = only_record(&sns);
+        assert_eq!(
+            r.key().unwrap().as_str(),
+            "uploads/u1/a b+c✓.jpg",
+            "decoded exactly once"
+        );
+        assert!(r.is_object_created());
+        let test_event = serde_json::json!({
+            "Type": "Notification",
+            "TopicArn": "arn:aws:sns:us-east-1:123456789012:uploads",
+            "Message": r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-29T16:00:00.000Z","Bucket":"uploads","RequestId":"R","HostId":"H"}"#,
+        })
+        .to_string();
+        assert!(matches!(
+            parse_event_message(&test_event),
+            Ok(EventMessage::Test(_))
+        ));
+        let nested = serde_json::json!({"Type": "Notification", "TopicArn": "t", "Message": sns})
+            .to_string();
+        assert!(matches!(
+            parse_event_message(&nested),
+            Err(Error::MalformedEvent { .. })
+        ));
+        let no_message =
+            serde_json::json!({"Type": "Notification", "TopicArn": "t", "Message": 5}).to_string();
+        assert!(matches!(
+            parse_event_message(&no_message),
+            Err(Error::MalformedEvent { .. })
+        ));
+    }
+
+    #[test]
+    fn eventbridge_events_become_records_with_raw_keys_encoded() {
+        // The shape of the AWS "Amazon S3 event notifications with
+        // EventBridge" docs; EventBridge keys are not URL-encoded.
+        let created = serde_json::json!({
+            "version": "0",
+            "id": "17793124-05d4-b198-2fde-7ededc63b103",
+            "detail-type": "Object Created",
+            "source": "aws.s3",
+            "account": "123456789012",
+            "time": "2026-11-29T16:00:00Z",
+            "region": "us-east-2",
+            "resources": ["arn:aws:s3:::uploads"],
+            "detail": {
+                "version": "0",
+                "bucket": {"name": "uploads"},
+                "object": {"key": "uploads/u1/a b+c%✓.jpg", "size": 5, "etag": "b1946ac92492d2347c6235b4d2611184", "version-id": "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e", "sequencer": "00617F08299329D189"},
+                "request-id": "N4N7GDK58NMKJ12R",
+                "requester": "123456789012",
+                "reason": "CompleteMultipartUpload"
+            }
+        })
+        .to_string();
+        let r = only_record(&created);
+        assert_eq!(r.key().unwrap().as_str(), "uploads/u1/a b+c%✓.jpg");
+        assert_eq!(r.event_name, "ObjectCreated:CompleteMultipartUpload");
+        assert!(r.is_object_created());
+        assert_eq!(r.s3.bucket.name, "uploads");
+        assert_eq!(r.s3.object.size, Some(5));
+        assert_eq!(r.s3.object.sequencer.as_deref(), Some("00617F08299329D189"));
+        assert_eq!(r.aws_region, "us-east-2");
+        let deleted = created.replace("Object Created", "Object Deleted").replace(
+            "\"reason\":\"CompleteMultipartUpload\"",
+            "\"reason\":\"DeleteObject\",\"deletion-type\":\"Permanently Deleted\"",
+        );
+        assert!(only_record(&deleted).is_object_removed());
+        let tagged = created.replace("Object Created", "Object Tags Added");
+        let t = only_record(&tagged);
+        assert!(
+            !t.is_object_created() && !t.is_object_removed(),
+            "tag changes never trigger processing"
+        );
+        let keyless = created.replace("\"key\"", "\"nokey\"");
+        assert!(matches!(
+            parse_event_message(&keyless),
+            Err(Error::MalformedEvent { .. })
+        ));
+    }
+
+    #[test]
+    fn minio_records_parse_with_prefixed_event_names() {
+        // MinIO's notification: a top-level EventName and Key, then S3-shaped
+        // records whose eventName carries the "s3:" prefix.
+        let minio = r#"{"EventName":"s3:ObjectCreated:Put","Key":"uploads/uploads/u1/a+b.jpg","Records":[{"eventVersion":"2.0","eventSource":"minio:s3","awsRegion":"","eventTime":"2026-11-29T16:00:00.000Z","eventName":"s3:ObjectCreated:Put","userIdentity":{"principalId":"minio"},"requestParameters":{"principalId":"minio","region":"","sourceIPAddress":"127.0.0.1"},"responseElements":{"x-amz-request-id":"17A","x-minio-origin-endpoint":"http://127.0.0.1:9000"},"s3":{"s3SchemaVersion":"1.0","configurationId":"Config","bucket":{"name":"uploads","ownerIdentity":{"principalId":"minio"},"arn":"arn:aws:s3:::uploads"},"object":{"key":"uploads%2Fu1%2Fa+b.jpg","size":3,"eTag":"abc","contentType":"image/jpeg","userMetadata":{"content-type":"image/jpeg"},"sequencer":"17A9"}},"source":{"host":"127.0.0.1","port":"","userAgent":"MinIO"}}]}"#;
+        let r = only_record(minio);
+        assert!(r.is_object_created());
+        assert_eq!(r.key().unwrap().as_str(), "uploads/u1/a b.jpg");
     }
 }
