@@ -33,7 +33,8 @@ pub use post::{PostRequest, PresignedPost, presign_post_upload};
 
 pub use error::{Error, Result};
 pub use sigv4::{
-    AddressingStyle, Method, PresignRequest, PresignedRequest, Presigner, presign_upload,
+    AddressingStyle, Method, PresignRequest, PresignedRequest, PresignedUrl, Presigner,
+    presign_upload,
 };
 pub use url::Url;
 pub use verify::{IncomingRequest, VerifiedRequest, Verifier};
