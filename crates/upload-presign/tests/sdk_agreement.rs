@@ -162,10 +162,16 @@ fn check(rt: &tokio::runtime::Runtime, c: &Case) -> Result<(), TestCaseError> {
     for (k, v) in &meta {
         req = req.with_header(&format!("x-amz-meta-{k}"), v);
     }
-    let mine = ours(endpoint, c.path_style, c.token.as_deref())
-        .presign(&req, now)
-        .unwrap();
+    let signer = ours(endpoint, c.path_style, c.token.as_deref());
+    let mine = signer.presign(&req, now).unwrap();
     prop_assert_eq!(mine.url.as_str(), theirs.uri(), "URL");
+    let text = signer.presign_url(&req, now).unwrap();
+    prop_assert_eq!(
+        text.url.as_str(),
+        theirs.uri(),
+        "presign_url gives the same text"
+    );
+    prop_assert_eq!(&text.headers, &mine.headers);
     let mut their_headers: Vec<(String, String)> = theirs
         .headers()
         .map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_owned()))
