@@ -19,6 +19,19 @@ pub const MIN_PART_NUMBER: u32 = 1;
 /// Largest part number, and so the most parts of one upload (S3).
 pub const MAX_PART_NUMBER: u32 = 10_000;
 
+/// Checks a part number against S3's range, 1..=10000 (AWS "Amazon S3
+/// multipart upload limits").
+///
+/// # Errors
+/// [`crate::Error::InvalidPartNumber`] outside the range.
+pub fn check_part_number(part_number: u32) -> Result<()> {
+    if (MIN_PART_NUMBER..=MAX_PART_NUMBER).contains(&part_number) {
+        Ok(())
+    } else {
+        Err(crate::Error::InvalidPartNumber { part_number })
+    }
+}
+
 /// A part the store holds (an entry of S3 ListParts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadedPart {

@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use upload_core::multipart::{MAX_PART_NUMBER, MIN_PART_NUMBER};
 use upload_core::storage::{etag_of, multipart_etag};
 use upload_core::{
     CompletedPart, Error, MemoryStorage, MultipartStore, ObjectKey, ObjectMeta, PutOptions, Result,
@@ -85,9 +84,7 @@ impl MultipartStore for MemoryMultipartStore {
         part_number: u32,
         body: Bytes,
     ) -> Result<UploadedPart> {
-        if !(MIN_PART_NUMBER..=MAX_PART_NUMBER).contains(&part_number) {
-            return Err(Error::InvalidPartNumber { part_number });
-        }
+        upload_core::multipart::check_part_number(part_number)?;
         let etag = etag_of(&body);
         let size = body.len() as u64;
         let mut uploads = self.lock();

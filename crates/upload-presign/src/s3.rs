@@ -118,9 +118,7 @@ impl SdkPresigner {
         expires_in: Duration,
         now: SystemTime,
     ) -> Result<PresignedRequest> {
-        if !(1..=10_000).contains(&part_number) {
-            return Err(upload_core::Error::InvalidPartNumber { part_number }.into());
-        }
+        upload_core::multipart::check_part_number(part_number)?;
         let p = self
             .client
             .upload_part()

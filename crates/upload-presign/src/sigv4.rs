@@ -536,11 +536,7 @@ impl Presigner {
         expires_in: Duration,
         now: SystemTime,
     ) -> Result<PresignedRequest> {
-        if !(upload_core::multipart::MIN_PART_NUMBER..=upload_core::multipart::MAX_PART_NUMBER)
-            .contains(&part_number)
-        {
-            return Err(upload_core::Error::InvalidPartNumber { part_number }.into());
-        }
+        upload_core::multipart::check_part_number(part_number)?;
         let req = PresignRequest::new(Method::Put, bucket, key, expires_in)
             .with_query("partNumber", part_number.to_string())
             .with_query("uploadId", upload_id);

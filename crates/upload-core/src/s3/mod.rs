@@ -46,7 +46,7 @@ pub use {aws_config, aws_sdk_s3};
 use crate::error::{Error, Result};
 use crate::key::ObjectKey;
 use crate::multipart::{
-    CompletedPart, MAX_PART_NUMBER, MIN_PART_NUMBER, MultipartStore, UploadedPart,
+    CompletedPart, MAX_PART_NUMBER, MultipartStore, UploadedPart, check_part_number,
 };
 use crate::storage::{
     ByteStream, GetResult, ObjectMeta, PutOptions, Storage, Tags, check_bucket_name, multipart_etag,
@@ -587,14 +587,6 @@ impl Storage for S3Storage {
             .await
             .map_err(|e| self.ctx("GetObjectTagging", key.as_str()).map(e))?;
         Tags::from_pairs(out.tag_set().iter().map(|t| (t.key(), t.value())))
-    }
-}
-
-fn check_part_number(part_number: u32) -> Result<()> {
-    if (MIN_PART_NUMBER..=MAX_PART_NUMBER).contains(&part_number) {
-        Ok(())
-    } else {
-        Err(Error::InvalidPartNumber { part_number })
     }
 }
 
