@@ -8,16 +8,19 @@
 //! | method and path | body (JSON) | answer |
 //! |---|---|---|
 //! | `POST /uploads` | `{"content_type", "size", "filename"?, "form"?: "put" or "post"}` | [`UploadTicket`] |
-//! | `POST /multipart/sign` | `{"key", "upload_id", "first", "last"}` | `{"parts": [...]}` |
-//! | `POST /multipart/complete` | `{"key", "upload_id", "parts": [{"part_number", "etag"}]}` | `{"key", "etag", "size"}` |
-//! | `POST /multipart/abort` | `{"key", "upload_id"}` | 204 |
+//! | `POST /multipart/sign` | `{"key", "upload_id", "session", "first", "last"}` | `{"parts": [...]}` |
+//! | `POST /multipart/complete` | `{"key", "upload_id", "session", "parts": [{"part_number", "etag"}]}` | `{"key", "etag", "size"}` |
+//! | `POST /multipart/abort` | `{"key", "upload_id", "session"}` | 204 |
 //! | `GET /uploads/status?key=K` | | [`UploadStatus`] |
 //!
 //! The owner comes from the `x-owner` header (`anonymous` when absent): a
 //! real service takes it from its authentication. Keys and upload IDs of
-//! another owner are refused with 403. Errors are JSON
-//! `{"error": code, "message": text}` with 400, 403, 404, 413, 415, 502 or
-//! 503.
+//! another owner are refused with 403. Multipart calls carry the
+//! `session` token the session was created with ([`session_token`]): it
+//! binds the upload ID to its owner, key and declared size. Every error,
+//! including malformed JSON, unknown fields and unknown routes, is JSON
+//! `{"error": code, "message": text}` with 400, 403, 404, 405, 413, 415,
+//! 502 or 503.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -82,16 +85,103 @@ pub struct AppState {
     pub processed_presigner: Arc<Presigner>,
     /// Configuration.
     pub config: Arc<ServerConfig>,
+    /// Key of the session tokens that bind a multipart upload ID to its
+    /// owner, key and declared size (see [`session_token`]); random per
+    /// process unless configured, so a restart ends open sessions.
+    pub session_secret: Arc<[u8; 32]>,
+}
+
+/// The session token of a multipart upload: `{size}.{part_size}.{mac}`
+/// where `mac` is hex HMAC-SHA256 over owner, key, upload ID, size and
+/// part size. `/multipart/*` calls must present it, so an owner can only
+/// act on upload IDs this server created for them, whatever the store
+/// checks itself (moto, for one, lets any key use any upload ID), and the
+/// declared size is enforced at completion.
+pub fn session_token(
+    secret: &[u8; 32],
+    owner: &str,
+    key: &str,
+    upload_id: &str,
+    size: u64,
+    part_size: u64,
+) -> String {
+    use hmac::Mac;
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    for field in [
+        owner,
+        key,
+        upload_id,
+        &size.to_string(),
+        &part_size.to_string(),
+    ] {
+        mac.update(field.as_bytes());
+        mac.update(b"\n");
+    }
+    format!(
+        "{size}.{part_size}.{}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
+/// Checks a session token; returns the declared `(size, part_size)`.
+fn check_session(
+    st: &AppState,
+    owner: &str,
+    key: &str,
+    upload_id: &str,
+    token: &str,
+) -> Result<(u64, u64), ApiError> {
+    let forbidden = || ApiError {
+        status: StatusCode::FORBIDDEN,
+        code: "bad_session",
+        message: "the session token does not match this owner, key and upload ID".into(),
+    };
+    let mut it = token.splitn(3, '.');
+    let (Some(size), Some(part_size), Some(_)) = (it.next(), it.next(), it.next()) else {
+        return Err(forbidden());
+    };
+    let (Ok(size), Ok(part_size)) = (size.parse::<u64>(), part_size.parse::<u64>()) else {
+        return Err(forbidden());
+    };
+    let want = session_token(&st.session_secret, owner, key, upload_id, size, part_size);
+    // Constant-time enough for a demo: compare MACs with `subtle`-free XOR fold.
+    let same = want.len() == token.len()
+        && want
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok((size, part_size))
+    } else {
+        Err(forbidden())
+    }
 }
 
 /// The router of the API described in the module docs.
 pub fn router(state: AppState) -> Router {
+    let not_found = || async {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: "no such route; see the presign_server module docs".into(),
+        }
+    };
     Router::new()
         .route("/uploads", post(create_upload))
         .route("/uploads/status", get(status))
         .route("/multipart/sign", post(sign_parts))
         .route("/multipart/complete", post(complete))
         .route("/multipart/abort", post(abort))
+        .fallback(not_found)
+        .method_not_allowed_fallback(|| async {
+            ApiError {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                code: "method_not_allowed",
+                message: "method not allowed on this route".into(),
+            }
+        })
         .with_state(state)
 }
 
@@ -194,6 +284,8 @@ pub enum UploadTicket {
         part_count: u32,
         /// Presigned URLs of the first parts (up to `first_batch`).
         parts: Vec<PartUrl>,
+        /// Token to present to `/multipart/sign`, `/complete` and `/abort`.
+        session: String,
     },
 }
 
@@ -217,6 +309,7 @@ pub enum UploadStatus {
 struct SignParts {
     key: String,
     upload_id: String,
+    session: String,
     first: u32,
     last: u32,
 }
@@ -226,6 +319,7 @@ struct SignParts {
 struct Complete {
     key: String,
     upload_id: String,
+    session: String,
     parts: Vec<CompletedPart>,
 }
 
@@ -234,6 +328,7 @@ struct Complete {
 struct Abort {
     key: String,
     upload_id: String,
+    session: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -321,7 +416,68 @@ impl From<upload_multipart::Error> for ApiError {
     }
 }
 
+/// `Json` whose rejections are this API's JSON errors (400 for bad JSON
+/// or fields, 413 for a body over 2 MB, 415 without a JSON content type).
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    Json<T>: axum::extract::FromRequest<S, Rejection = axum::extract::rejection::JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(r) => Err(rejection(r.status(), r.body_text())),
+        }
+    }
+}
+
+/// `Query` whose rejections are this API's JSON errors (400).
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    Query<T>:
+        axum::extract::FromRequestParts<S, Rejection = axum::extract::rejection::QueryRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(Self(v)),
+            Err(r) => Err(rejection(r.status(), r.body_text())),
+        }
+    }
+}
+
+fn rejection(status: StatusCode, message: String) -> ApiError {
+    let (status, code) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (status, "body_too_large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (status, "json_required"),
+        _ => (StatusCode::BAD_REQUEST, "bad_request"),
+    };
+    ApiError {
+        status,
+        code,
+        message,
+    }
+}
+
 fn owner(headers: &HeaderMap) -> Result<String, ApiError> {
+    if headers.get_all("x-owner").iter().count() > 1 {
+        return Err(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_owner",
+            message: "x-owner given more than once".into(),
+        });
+    }
     let owner = headers
         .get("x-owner")
         .map(|v| v.to_str().unwrap_or("\u{0}").to_owned())
@@ -363,9 +519,16 @@ fn owned_key(owner: &str, key: &str) -> Result<ObjectKey, ApiError> {
 async fn create_upload(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Json(req): Json<CreateUpload>,
+    ApiJson(req): ApiJson<CreateUpload>,
 ) -> Result<Json<UploadTicket>, ApiError> {
     let owner = owner(&headers)?;
+    if req.size == 0 {
+        return Err(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "empty_upload",
+            message: "size must be at least 1 byte".into(),
+        });
+    }
     st.config.policy.check(&req.content_type, req.size)?;
     let ext = extension_for(&req.content_type).ok_or_else(|| ApiError {
         status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -433,8 +596,17 @@ async fn create_upload(
         now,
     )?;
     tracing::info!(%key, %upload_id, size = req.size, parts = plan.part_count(), "multipart session");
+    let session = session_token(
+        &st.session_secret,
+        &owner,
+        key.as_str(),
+        &upload_id,
+        req.size,
+        plan.part_size(),
+    );
     Ok(Json(UploadTicket::Multipart {
         key: key.into_string(),
+        session,
         upload_id,
         part_size: plan.part_size(),
         part_count: plan.part_count(),
@@ -451,10 +623,23 @@ async fn create_upload(
 async fn sign_parts(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Json(req): Json<SignParts>,
+    ApiJson(req): ApiJson<SignParts>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let key = owned_key(&owner(&headers)?, &req.key)?;
-    // The upload must exist (and belong to this key) before URLs are signed.
+    let owner = owner(&headers)?;
+    let key = owned_key(&owner, &req.key)?;
+    let (size, part_size) = check_session(&st, &owner, key.as_str(), &req.upload_id, &req.session)?;
+    let count = PartPlan::new(size, part_size)?.part_count();
+    if req.last > count {
+        return Err(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_request",
+            message: format!(
+                "this upload has {count} parts; part {} does not exist",
+                req.last
+            ),
+        });
+    }
+    // The upload must still exist before URLs are signed.
     st.uploads.list_parts(&key, &req.upload_id).await?;
     let parts = presign_parts(
         &st.presigner,
@@ -478,11 +663,23 @@ async fn sign_parts(
 async fn complete(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Json(req): Json<Complete>,
+    ApiJson(req): ApiJson<Complete>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let key = owned_key(&owner(&headers)?, &req.key)?;
-    // Part URLs cannot bind sizes: check the parts against the policy before
-    // they become an object.
+    let owner = owner(&headers)?;
+    let key = owned_key(&owner, &req.key)?;
+    let (size, part_size) = check_session(&st, &owner, key.as_str(), &req.upload_id, &req.session)?;
+    // Part URLs cannot bind sizes: the parts must be exactly the planned
+    // 1..=N and add up to exactly the declared size before they become an
+    // object.
+    let count = PartPlan::new(size, part_size)?.part_count();
+    let numbers: Vec<u32> = req.parts.iter().map(|p| p.part_number).collect();
+    if numbers != (1..=count).collect::<Vec<_>>() {
+        return Err(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_parts",
+            message: format!("complete with parts 1..={count}, in order, each once"),
+        });
+    }
     let listed = st.uploads.list_parts(&key, &req.upload_id).await?;
     let total: u64 = req
         .parts
@@ -490,7 +687,13 @@ async fn complete(
         .filter_map(|p| listed.iter().find(|l| l.part_number == p.part_number))
         .map(|l| l.size)
         .sum();
-    st.config.policy.check_size(total)?;
+    if total != size {
+        return Err(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_parts",
+            message: format!("the parts hold {total} bytes; {size} were declared"),
+        });
+    }
     let meta = st
         .uploads
         .complete_multipart_upload(&key, &req.upload_id, &req.parts)
@@ -504,9 +707,11 @@ async fn complete(
 async fn abort(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Json(req): Json<Abort>,
+    ApiJson(req): ApiJson<Abort>,
 ) -> Result<StatusCode, ApiError> {
-    let key = owned_key(&owner(&headers)?, &req.key)?;
+    let owner = owner(&headers)?;
+    let key = owned_key(&owner, &req.key)?;
+    check_session(&st, &owner, key.as_str(), &req.upload_id, &req.session)?;
     st.uploads
         .abort_multipart_upload(&key, &req.upload_id)
         .await?;
@@ -516,7 +721,7 @@ async fn abort(
 async fn status(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<StatusQuery>,
+    ApiQuery(q): ApiQuery<StatusQuery>,
 ) -> Result<Response, ApiError> {
     let key = owned_key(&owner(&headers)?, &q.key)?;
     let mkey = manifest_key(&key)?;

@@ -157,6 +157,7 @@ async fn upload(
             part_size,
             part_count,
             parts,
+            session,
         } => {
             assert_eq!(
                 parts.len() as u32,
@@ -181,7 +182,7 @@ async fn upload(
             let resp = http
                 .post(format!("{server}/multipart/complete"))
                 .header("x-owner", "user-7")
-                .json(&serde_json::json!({"key": key, "upload_id": upload_id, "parts": done}))
+                .json(&serde_json::json!({"key": key, "upload_id": upload_id, "session": session, "parts": done}))
                 .send()
                 .await
                 .unwrap();
@@ -326,6 +327,36 @@ async fn photos_flow_from_presigned_upload_to_variants_through_moto_and_clamd() 
         .await
         .unwrap();
     assert_eq!(resp.status(), 415);
+    // Bad requests get JSON errors, never a 5xx.
+    for (body, status) in [
+        ("{not json", 400),
+        (r#"{"content_type":"image/jpeg","size":0}"#, 400),
+        (r#"{"content_type":"image/jpeg","size":-1}"#, 400),
+        (r#"{"content_type":"image/jpeg","size":10,"extra":1}"#, 400),
+    ] {
+        let resp = http
+            .post(format!("{api}/uploads"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{body}");
+        let err: serde_json::Value = resp.json().await.expect("a JSON error body");
+        assert!(
+            err["error"].is_string() && err["message"].is_string(),
+            "{err}"
+        );
+    }
+    // Another owner's upload ID, or a made-up session, is refused.
+    let resp = http
+        .post(format!("{api}/multipart/abort"))
+        .header("x-owner", "user-7")
+        .json(&serde_json::json!({"key": "uploads/user-7/x.jpg", "upload_id": "someone-elses", "session": "1.5242880.00"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
 
     let photos = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/photos");
     let mut uploaded = Vec::new();

@@ -15,8 +15,11 @@ pub enum Error {
         /// The maximum, 5 TiB.
         max: u64,
     },
-    /// Part numbers outside 1..=10000 were asked for.
-    #[error("part numbers {first}..={last} are not within 1..=10000")]
+    /// Part numbers outside 1..=10000, reversed, or more than 1000 at once
+    /// were asked for.
+    #[error(
+        "part numbers {first}..={last} must be ascending, within 1..=10000, and at most 1000 at once"
+    )]
     PartNumbersOutOfRange {
         /// First part number asked for.
         first: u32,

@@ -279,8 +279,14 @@ impl Worker {
     /// # Errors
     /// Any error of parsing or processing; the message is then not deleted.
     pub async fn process_message(&self, msg: &QueueMessage) -> Result<RunStats> {
+        use tracing::Instrument as _;
+        // The span follows the future, not the thread: messages processed
+        // at once never log under each other's IDs.
         let span = tracing::info_span!("message", message_id = %msg.message_id, receive_count = msg.receive_count);
-        let _enter = span.enter();
+        self.process_message_inner(msg).instrument(span).await
+    }
+
+    async fn process_message_inner(&self, msg: &QueueMessage) -> Result<RunStats> {
         let mut stats = RunStats::default();
         match parse_event_message(&msg.body)? {
             EventMessage::Test(t) => {

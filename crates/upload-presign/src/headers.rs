@@ -164,7 +164,7 @@ pub enum Disposition {
 /// plain ASCII, the exact name as `filename*=UTF-8''...` (RFC 8187).
 ///
 /// The name is reduced to its last path segment (no `/` or `\`), control
-/// characters are dropped, and the fallback replaces anything outside
+/// characters and bidirectional overrides are dropped, and the fallback replaces anything outside
 /// printable ASCII, and `"` and `\`, with `_`; at most 200 characters are
 /// kept. An empty result becomes `download`. The file name never becomes
 /// part of an object key.
@@ -179,7 +179,13 @@ pub enum Disposition {
 /// ```
 pub fn content_disposition(disposition: Disposition, filename: &str) -> String {
     let base = filename.rsplit(['/', '\\']).next().unwrap_or("");
-    let clean: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
+    // Control characters and bidirectional overrides (which make
+    // "\u{202E}gpj.exe" display as "exe.jpg") are dropped.
+    let clean: String = base
+        .chars()
+        .filter(|c| !c.is_control() && !matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+        .take(200)
+        .collect();
     let clean = if clean.trim().is_empty() {
         "download".to_owned()
     } else {
@@ -243,6 +249,11 @@ mod tests {
             "attachment; filename=\"_.png\"; filename*=UTF-8''%F0%9F%98%80.png"
         );
         assert!(v.is_ascii(), "header values stay ASCII");
+        assert_eq!(
+            content_disposition(Disposition::Attachment, "\u{202E}gpj.exe"),
+            "attachment; filename=\"gpj.exe\"",
+            "bidi overrides are dropped"
+        );
     }
 
     #[test]

@@ -50,8 +50,12 @@ struct Args {
     #[arg(long, default_value_t = 100 * 1024 * 1024)]
     max_bytes: u64,
     /// Uploads above this many bytes go multipart.
-    #[arg(long, default_value_t = 100 * 1024 * 1024)]
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
     multipart_threshold: u64,
+    /// 64 hex digits keying the multipart session tokens; random per
+    /// process when unset (a restart then ends open multipart sessions).
+    #[arg(long, env = "UPLOAD_SESSION_SECRET")]
+    session_secret: Option<String>,
     /// Preferred multipart part size in bytes (5 MiB..=5 GiB, whole MiB).
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
     part_size: u64,
@@ -114,7 +118,20 @@ async fn serve(args: Args) -> Result<(), String> {
     let mut config = ServerConfig::new(policy);
     config.multipart_threshold = args.multipart_threshold;
     config.part_size = args.part_size;
+    let session_secret: [u8; 32] = match &args.session_secret {
+        Some(h) => hex::decode(h)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or("--session-secret must be 64 hex digits")?,
+        None => {
+            let mut k = [0u8; 32];
+            k[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+            k[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+            k
+        }
+    };
     let state = AppState {
+        session_secret: Arc::new(session_secret),
         presigner: presigner.clone(),
         uploads: Arc::new(uploads),
         processed: Arc::new(processed),
