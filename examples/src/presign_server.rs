@@ -106,6 +106,22 @@ pub fn session_token(
     part_size: u64,
 ) -> String {
     use hmac::Mac;
+    let mac = session_mac(secret, owner, key, upload_id, size, part_size);
+    format!(
+        "{size}.{part_size}.{}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
+fn session_mac(
+    secret: &[u8; 32],
+    owner: &str,
+    key: &str,
+    upload_id: &str,
+    size: u64,
+    part_size: u64,
+) -> hmac::Hmac<sha2::Sha256> {
+    use hmac::Mac;
     let mut mac =
         hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     for field in [
@@ -118,10 +134,7 @@ pub fn session_token(
         mac.update(field.as_bytes());
         mac.update(b"\n");
     }
-    format!(
-        "{size}.{part_size}.{}",
-        hex::encode(mac.finalize().into_bytes())
-    )
+    mac
 }
 
 /// Checks a session token; returns the declared `(size, part_size)`.
@@ -132,31 +145,28 @@ fn check_session(
     upload_id: &str,
     token: &str,
 ) -> Result<(u64, u64), ApiError> {
+    use hmac::Mac;
     let forbidden = || ApiError {
         status: StatusCode::FORBIDDEN,
         code: "bad_session",
         message: "the session token does not match this owner, key and upload ID".into(),
     };
     let mut it = token.splitn(3, '.');
-    let (Some(size), Some(part_size), Some(_)) = (it.next(), it.next(), it.next()) else {
+    let (Some(size), Some(part_size), Some(given)) = (it.next(), it.next(), it.next()) else {
         return Err(forbidden());
     };
-    let (Ok(size), Ok(part_size)) = (size.parse::<u64>(), part_size.parse::<u64>()) else {
+    let (Ok(size), Ok(part_size), Ok(given)) = (
+        size.parse::<u64>(),
+        part_size.parse::<u64>(),
+        hex::decode(given),
+    ) else {
         return Err(forbidden());
     };
-    let want = session_token(&st.session_secret, owner, key, upload_id, size, part_size);
-    // Constant-time enough for a demo: compare MACs with `subtle`-free XOR fold.
-    let same = want.len() == token.len()
-        && want
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
-        Ok((size, part_size))
-    } else {
-        Err(forbidden())
-    }
+    // Constant-time comparison by the MAC itself.
+    session_mac(&st.session_secret, owner, key, upload_id, size, part_size)
+        .verify_slice(&given)
+        .map_err(|_| forbidden())?;
+    Ok((size, part_size))
 }
 
 /// The router of the API described in the module docs.
@@ -482,12 +492,7 @@ fn owner(headers: &HeaderMap) -> Result<String, ApiError> {
         .get("x-owner")
         .map(|v| v.to_str().unwrap_or("\u{0}").to_owned())
         .unwrap_or_else(|| "anonymous".to_owned());
-    let ok = !owner.is_empty()
-        && owner.len() <= 128
-        && owner
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
+    if upload_core::key::check_owner(&owner).is_ok() {
         Ok(owner)
     } else {
         Err(ApiError {

@@ -98,6 +98,27 @@ impl ObjectKey {
     }
 }
 
+/// Checks an owner ID for the `uploads/{owner}/` segment of upload keys:
+/// 1..=128 bytes of ASCII letters, digits, `-` and `_`.
+///
+/// # Errors
+/// [`Error::InvalidKey`] otherwise.
+pub fn check_owner(owner: &str) -> Result<()> {
+    let ok = !owner.is_empty()
+        && owner.len() <= 128
+        && owner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidKey {
+            key: owner.chars().take(200).collect(),
+            reason: "owner must be 1..=128 of [A-Za-z0-9_-]",
+        })
+    }
+}
+
 /// Picks the key for a new upload, server-side:
 /// `uploads/{owner}/{uuid v4}.{extension}`.
 ///
@@ -110,17 +131,7 @@ impl ObjectKey {
 /// anything but ASCII letters, digits, `-` and `_`, or if `extension` holds
 /// anything but ASCII letters and digits.
 pub fn upload_key(owner: &str, extension: &str) -> Result<ObjectKey> {
-    let ok_owner = !owner.is_empty()
-        && owner.len() <= 128
-        && owner
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !ok_owner {
-        return Err(Error::InvalidKey {
-            key: owner.chars().take(200).collect(),
-            reason: "owner must be 1..=128 of [A-Za-z0-9_-]",
-        });
-    }
+    check_owner(owner)?;
     if extension.is_empty()
         || extension.len() > 16
         || !extension.bytes().all(|b| b.is_ascii_alphanumeric())

@@ -33,7 +33,7 @@ pub struct PutHeaders {
     pub cache_control: Option<String>,
     /// User metadata, `x-amz-meta-{name}` (lowercase names).
     pub metadata: Vec<(String, String)>,
-    /// Object tags (`x-amz-tagging`, URL-encoded as S3 expects).
+    /// Object tags (`x-amz-tagging`, as [`Tags::to_query_string`]).
     pub tagging: Option<Tags>,
     /// Server-side encryption.
     pub server_side_encryption: Option<ServerSideEncryption>,
@@ -90,7 +90,7 @@ impl PutHeaders {
         if let Some(t) = &self.tagging
             && !t.is_empty()
         {
-            out.push(("x-amz-tagging".into(), tagging_header(t)));
+            out.push(("x-amz-tagging".into(), t.to_query_string()));
         }
         match &self.server_side_encryption {
             None => {}
@@ -111,12 +111,6 @@ impl PutHeaders {
     }
 }
 
-/// RFC 3986 unreserved characters stay.
-const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
 /// RFC 8187 `attr-char`: what `filename*` may carry unencoded.
 const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'!')
@@ -131,23 +125,6 @@ const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'`')
     .remove(b'|')
     .remove(b'~');
-
-/// `x-amz-tagging` value: `k1=v1&k2=v2`, URL-encoded.
-pub fn tagging_header(tags: &Tags) -> String {
-    let mut s = String::new();
-    for (i, (k, v)) in tags.iter().enumerate() {
-        if i > 0 {
-            s.push('&');
-        }
-        let _ = write!(
-            s,
-            "{}={}",
-            utf8_percent_encode(k, UNRESERVED),
-            utf8_percent_encode(v, UNRESERVED)
-        );
-    }
-    s
-}
 
 /// `Content-Disposition` disposition type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

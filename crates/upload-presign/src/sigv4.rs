@@ -684,14 +684,12 @@ fn is_token_byte(b: u8) -> bool {
 /// `(YYYYMMDD, YYYYMMDDTHHMMSSZ)` in UTC, or `None` outside years
 /// 1970..=9999.
 pub(crate) fn amz_dates(now: SystemTime) -> Option<(String, String)> {
-    let secs = now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
-    let t = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).ok()?).ok()?;
-    if t.year() > 9999 {
-        return None;
-    }
-    let date = format!("{:04}{:02}{:02}", t.year(), u8::from(t.month()), t.day());
-    let datetime = format!("{date}T{:02}{:02}{:02}Z", t.hour(), t.minute(), t.second());
-    Some((date, datetime))
+    let (date, datetime) = amz_date_bytes(now)?;
+    // ASCII digits, 'T' and 'Z' by construction.
+    Some((
+        String::from_utf8_lossy(&date).into_owned(),
+        String::from_utf8_lossy(&datetime).into_owned(),
+    ))
 }
 
 /// `(YYYYMMDD, YYYYMMDDTHHMMSSZ)` as ASCII bytes, in UTC, without

@@ -271,7 +271,7 @@ fn every_put_header_and_the_download_form_agree() {
     use upload_core::Tags;
     use upload_core::s3::aws_sdk_s3::types::ServerSideEncryption as SdkSse;
     use upload_presign::headers::{
-        Disposition, PutHeaders, ServerSideEncryption, content_disposition, tagging_header,
+        Disposition, PutHeaders, ServerSideEncryption, content_disposition,
     };
     let rt = runtime();
     let endpoint = "https://s3.eu-west-3.amazonaws.com";
@@ -308,7 +308,7 @@ fn every_put_header_and_the_download_form_agree() {
                 .content_disposition(&disposition)
                 .cache_control("private, max-age=0")
                 .metadata("owner", "u1")
-                .tagging(tagging_header(&tags))
+                .tagging(tags.to_query_string())
                 .server_side_encryption(SdkSse::AwsKms)
                 .ssekms_key_id("alias/uploads")
                 .presigned(cfg()),

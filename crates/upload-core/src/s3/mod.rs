@@ -287,14 +287,14 @@ fn quoted(etag: &str) -> String {
     format!("\"{}\"", etag.trim_matches('"'))
 }
 
-/// Characters kept as-is in a copy source and a tagging query: RFC 3986
-/// unreserved (and `/` between key segments of a copy source).
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+/// Characters kept as-is in a copy source: RFC 3986 unreserved, and `/`
+/// between key segments.
+const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
     .remove(b'.')
-    .remove(b'~');
-const COPY_SOURCE: &AsciiSet = &QUERY_VALUE.remove(b'/');
+    .remove(b'~')
+    .remove(b'/');
 
 /// `bucket/key` for CopyObject's `x-amz-copy-source`, URL-encoded.
 fn copy_source(bucket: &str, key: &ObjectKey) -> String {
@@ -302,20 +302,6 @@ fn copy_source(bucket: &str, key: &ObjectKey) -> String {
         "{bucket}/{}",
         utf8_percent_encode(key.as_str(), COPY_SOURCE)
     )
-}
-
-/// Tags as the URL query string of `x-amz-tagging`.
-fn tagging_query(tags: &Tags) -> String {
-    tags.iter()
-        .map(|(k, v)| {
-            format!(
-                "{}={}",
-                utf8_percent_encode(k, QUERY_VALUE),
-                utf8_percent_encode(v, QUERY_VALUE)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 fn system_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> SystemTime {
@@ -361,7 +347,7 @@ impl Storage for S3Storage {
             .set_cache_control(opts.cache_control.clone())
             .body(SdkByteStream::from(body));
         if !opts.tags.is_empty() {
-            req = req.tagging(tagging_query(&opts.tags));
+            req = req.tagging(opts.tags.to_query_string());
         }
         if opts.create_only {
             req = req.if_none_match("*");
@@ -605,7 +591,7 @@ impl MultipartStore for S3Storage {
             .set_content_type(opts.content_type)
             .set_cache_control(opts.cache_control);
         if !opts.tags.is_empty() {
-            req = req.tagging(tagging_query(&opts.tags));
+            req = req.tagging(opts.tags.to_query_string());
         }
         let out = req
             .send()

@@ -101,6 +101,28 @@ impl Tags {
     }
 
     /// The tags in key order.
+    /// The tags as S3's `x-amz-tagging` value: `k1=v1&k2=v2`, names and
+    /// values URL-encoded (RFC 3986 unreserved characters kept), in key
+    /// order.
+    pub fn to_query_string(&self) -> String {
+        use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+        const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'_')
+            .remove(b'.')
+            .remove(b'~');
+        let mut out = String::new();
+        for (i, (k, v)) in self.iter().enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            out.extend(utf8_percent_encode(k, UNRESERVED));
+            out.push('=');
+            out.extend(utf8_percent_encode(v, UNRESERVED));
+        }
+        out
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }

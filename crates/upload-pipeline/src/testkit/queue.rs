@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::queue::{Queue, ReceiveOptions};
+use crate::queue::{Queue, QueueMessage, ReceiveOptions};
 
 fn now_opts() -> ReceiveOptions {
     ReceiveOptions::default().with_wait(Duration::ZERO)
@@ -84,10 +84,11 @@ pub async fn redelivery_after_visibility_timeout(q: &dyn Queue) {
     );
 }
 
-/// Setting the visibility to 0 releases a message at once.
-pub async fn change_visibility(q: &dyn Queue) {
-    q.send("release".into()).await.expect("send");
-    let got = q
+/// Sends `body`, receives it for 300 s, releases it with a visibility of
+/// 0 and receives it again; returns both deliveries.
+async fn release_and_receive_again(q: &dyn Queue, body: &str) -> (QueueMessage, QueueMessage) {
+    q.send(body.into()).await.expect("send");
+    let mut got = q
         .receive(&now_opts().with_visibility_timeout(Duration::from_secs(300)))
         .await
         .expect("receive");
@@ -95,13 +96,19 @@ pub async fn change_visibility(q: &dyn Queue) {
     q.change_visibility(&got[0].receipt_handle, Duration::ZERO)
         .await
         .expect("release");
-    let again = q
+    let mut again = q
         .receive(&now_opts().with_wait(Duration::from_secs(2)))
         .await
         .expect("receive released");
     assert_eq!(again.len(), 1);
-    assert_eq!(again[0].receive_count, 2);
-    q.delete(&again[0].receipt_handle).await.expect("delete");
+    (got.remove(0), again.remove(0))
+}
+
+/// Setting the visibility to 0 releases a message at once.
+pub async fn change_visibility(q: &dyn Queue) {
+    let (_, again) = release_and_receive_again(q, "release").await;
+    assert_eq!(again.receive_count, 2);
+    q.delete(&again.receipt_handle).await.expect("delete");
 }
 
 /// A receipt handle from an earlier delivery cannot change the visibility
@@ -109,26 +116,13 @@ pub async fn change_visibility(q: &dyn Queue) {
 /// "not available for visibility timeout change"; moto 5.1 accepts it, so
 /// its tests leave this check out).
 pub async fn stale_handle_cannot_change_visibility(q: &dyn Queue) {
-    q.send("stale".into()).await.expect("send");
-    let got = q
-        .receive(&now_opts().with_visibility_timeout(Duration::from_secs(300)))
-        .await
-        .expect("receive");
-    assert_eq!(got.len(), 1);
-    q.change_visibility(&got[0].receipt_handle, Duration::ZERO)
-        .await
-        .expect("release");
-    let again = q
-        .receive(&now_opts().with_wait(Duration::from_secs(2)))
-        .await
-        .expect("receive released");
-    assert_eq!(again.len(), 1);
+    let (first, again) = release_and_receive_again(q, "stale").await;
     let err = q
-        .change_visibility(&got[0].receipt_handle, Duration::from_secs(5))
+        .change_visibility(&first.receipt_handle, Duration::from_secs(5))
         .await
         .expect_err("stale handle");
     assert!(matches!(err, Error::MessageNotInflight { .. }), "{err:?}");
-    q.delete(&again[0].receipt_handle).await.expect("delete");
+    q.delete(&again.receipt_handle).await.expect("delete");
 }
 
 /// `delete_batch` deletes more than one SQS batch (10) of messages and
