@@ -86,6 +86,18 @@ pub enum Error {
         /// The existing key.
         key: String,
     },
+    /// A conditional write found another version than the one it was
+    /// based on (S3 `PreconditionFailed`, HTTP 412, from `If-Match`; or
+    /// `ConditionalRequestConflict`, HTTP 409, when another conditional
+    /// write to the key was in progress): read the object again and
+    /// decide anew.
+    #[error("object {key} in bucket {bucket} changed since it was read")]
+    PreconditionFailed {
+        /// The bucket written to.
+        bucket: String,
+        /// The key.
+        key: String,
+    },
     /// A byte range that is empty or starts past the end (S3 `InvalidRange`,
     /// HTTP 416).
     #[error("range {range:?} is not satisfiable for {key} of {size} bytes")]

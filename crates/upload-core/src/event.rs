@@ -208,6 +208,25 @@ impl S3EventRecord {
     }
 }
 
+/// Orders two S3 event sequencers of the same key: the longer one is
+/// left-padded with `0` to the other's length, then both compare as
+/// strings (S3 event notification docs, "Event ordering"). Sequencers of
+/// different keys do not order anything.
+///
+/// ```
+/// use std::cmp::Ordering;
+/// use upload_core::event::sequencer_cmp;
+/// assert_eq!(sequencer_cmp("0A", "009"), Ordering::Greater);
+/// assert_eq!(sequencer_cmp("0055AED6DCD90281E5", "55AED6DCD90281E5"), Ordering::Equal);
+/// ```
+pub fn sequencer_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let a = a.trim_start_matches('0');
+    let b = b.trim_start_matches('0');
+    a.len()
+        .cmp(&b.len())
+        .then_with(|| a.to_ascii_uppercase().cmp(&b.to_ascii_uppercase()))
+}
+
 /// Parses a queue message body as an S3 event notification, in every shape
 /// one arrives in: S3 notification records (several per message; MinIO's
 /// variant, with `s3:`-prefixed event names, included), `s3:TestEvent`,
@@ -627,5 +646,18 @@ mod tests {
         let r = only_record(minio);
         assert!(r.is_object_created());
         assert_eq!(r.key().unwrap().as_str(), "uploads/u1/a b.jpg");
+    }
+
+    #[test]
+    fn sequencers_order_after_padding() {
+        use std::cmp::Ordering::*;
+        assert_eq!(sequencer_cmp("0A", "9"), Greater);
+        assert_eq!(sequencer_cmp("00FF", "100"), Less);
+        assert_eq!(
+            sequencer_cmp("0055AED6DCD90281E5", "0055aed6dcd90281e5"),
+            Equal
+        );
+        assert_eq!(sequencer_cmp("", "0"), Equal);
+        assert_eq!(sequencer_cmp("0000000000000002", "0000000000000010"), Less);
     }
 }

@@ -26,4 +26,7 @@ pub use codec::{
 pub use error::{Error, Result};
 pub use manifest::{Manifest, Outcome, VariantRecord};
 pub use queue::{MemoryQueue, Queue, QueueMessage, ReceiveOptions};
-pub use worker::{RunStats, Worker, WorkerConfig};
+pub use worker::{
+    Handled, Health, HealthSnapshot, Heartbeat, RecordHandler, RunStats, UploadProcessor, Worker,
+    WorkerConfig,
+};

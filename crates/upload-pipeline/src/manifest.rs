@@ -48,6 +48,14 @@ pub struct SourceObject {
     /// Content type sniffed from magic bytes, if recognised.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sniffed: Option<String>,
+    /// Version ID of the processed version, on versioned buckets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// Sequencer of the event that was processed (hex; compare with
+    /// [`upload_core::event::sequencer_cmp`]): an event with a smaller one is
+    /// about an older version and never replaces this manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequencer: Option<String>,
 }
 
 /// A bucket and key.
@@ -112,11 +120,40 @@ pub fn manifest_key(original: &ObjectKey) -> upload_core::Result<ObjectKey> {
     original.join(MANIFEST_NAME)
 }
 
-/// The key of variant `name` with extension `ext`:
-/// `{original}/{name}.{ext}`.
+/// Hex digits of an ETag kept in variant keys: 16 (64 bits of the MD5).
+pub const VARIANT_VERSION_LEN: usize = 16;
+
+/// The key of variant `name` with extension `ext` of the original version
+/// whose ETag is `etag`: `{original}/{name}-{v}.{ext}`, where `v` is the
+/// first [`VARIANT_VERSION_LEN`] ASCII letters and digits of the ETag
+/// (quotes and the multipart `-N` suffix never reach it).
+///
+/// The key is a pure function of the original key, the variant and the
+/// version, so a redelivered event writes the same keys (create-only: a
+/// second write is refused by the store), and a new version of the
+/// original gets new keys: variants can be cached as `immutable`, and two
+/// versions processed at once never overwrite each other's variants.
+///
+/// ```
+/// # use upload_core::ObjectKey;
+/// # use upload_pipeline::manifest::variant_key;
+/// let k = ObjectKey::new("uploads/u1/a.jpg").unwrap();
+/// let v = variant_key(&k, "thumb", "webp", "\"9bb58f26192e4ba00f01e2e7b136bbd8\"").unwrap();
+/// assert_eq!(v.as_str(), "uploads/u1/a.jpg/thumb-9bb58f26192e4ba0.webp");
+/// ```
 ///
 /// # Errors
 /// [`upload_core::Error::InvalidKey`] if the result exceeds 1024 bytes.
-pub fn variant_key(original: &ObjectKey, name: &str, ext: &str) -> upload_core::Result<ObjectKey> {
-    original.join(&format!("{name}.{ext}"))
+pub fn variant_key(
+    original: &ObjectKey,
+    name: &str,
+    ext: &str,
+    etag: &str,
+) -> upload_core::Result<ObjectKey> {
+    let v: String = etag
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(VARIANT_VERSION_LEN)
+        .collect();
+    original.join(&format!("{name}-{v}.{ext}"))
 }

@@ -40,7 +40,13 @@ async fn orientation_6_photo_gets_rotated_variants_without_metadata() {
     // 2560x1600 rotated by orientation 6 is 1600x2560.
     assert_eq!(dims, [("thumb", 160, 256), ("medium", 640, 1024)]);
     for v in &m.variants {
-        assert_eq!(v.key.as_str(), format!("uploads/u/rot.jpg/{}.webp", v.name));
+        // The first 16 hex digits of the original's ETag name its version.
+        let etag = upload_core::storage::etag_of(&sample("photos/derived_bythewater_orient6.jpg"));
+        assert_eq!(m.source.etag, etag);
+        assert_eq!(
+            v.key.as_str(),
+            format!("uploads/u/rot.jpg/{}-{}.webp", v.name, &etag[..16])
+        );
         let got = w.processed.get(&v.key).await.unwrap();
         assert_eq!(got.meta.content_type.as_deref(), Some("image/webp"));
         assert_eq!(
@@ -199,7 +205,10 @@ async fn invalid_keys_skip_their_record_only() {
     );
     w.queue.send(msg).await.unwrap();
     let s = w.worker.run_until_idle().await.unwrap();
-    assert_eq!((s.messages, s.skipped, s.clean, s.failed), (1, 3, 1, 0));
+    assert_eq!(
+        (s.messages, s.skipped, s.already_processed, s.failed),
+        (1, 3, 1, 0)
+    );
     assert!(w.queue.is_empty() && w.dlq.is_empty());
     assert_eq!(w.manifest(&k).await.variants.len(), 2);
 }
@@ -315,7 +324,10 @@ async fn redelivery_does_no_writes_and_test_events_are_deleted() {
     w.queue.send(rec.to_message()).await.unwrap();
     w.queue.send(r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2024-01-01T00:00:00.000Z","Bucket":"uploads"}"#.into()).await.unwrap();
     let s = w.worker.run_until_idle().await.unwrap();
-    assert_eq!((s.messages, s.clean, s.test_events, s.failed), (2, 1, 1, 0));
+    assert_eq!(
+        (s.messages, s.already_processed, s.test_events, s.failed),
+        (2, 1, 1, 0)
+    );
     let after: Vec<_> = w.processed.list("").await.unwrap();
     assert_eq!(
         before, after,

@@ -43,6 +43,11 @@ impl Quarantine {
         Ok(original.with_prefix(&self.prefix)?)
     }
 
+    /// The key prefix of quarantined objects (e.g. `quarantine/`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The quarantine store.
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage

@@ -73,6 +73,7 @@ impl S3ErrorContext<'_> {
             "NoSuchKey" | "NotFound" => Error::NotFound { bucket, key },
             "NoSuchBucket" => Error::NoSuchBucket { bucket },
             "PreconditionFailed" => Error::AlreadyExists { bucket, key },
+            "ConditionalRequestConflict" => Error::PreconditionFailed { bucket, key },
             "InvalidRange" => Error::InvalidRange {
                 key,
                 range: 0..0,

@@ -352,10 +352,19 @@ impl Storage for S3Storage {
         if opts.create_only {
             req = req.if_none_match("*");
         }
-        let out = req
-            .send()
-            .await
-            .map_err(|e| self.ctx("PutObject", key.as_str()).map(e))?;
+        let conditional = opts.if_match.is_some();
+        if let Some(etag) = &opts.if_match {
+            req = req.if_match(format!("\"{}\"", etag.trim_matches('"')));
+        }
+        let out = req.send().await.map_err(|e| {
+            match self.ctx("PutObject", key.as_str()).map(e) {
+                // 412 means "another version" under If-Match, not "exists".
+                Error::AlreadyExists { bucket, key } if conditional => {
+                    Error::PreconditionFailed { bucket, key }
+                }
+                other => other,
+            }
+        })?;
         Ok(ObjectMeta {
             key: key.clone(),
             size,

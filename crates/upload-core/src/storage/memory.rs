@@ -147,6 +147,23 @@ impl MemoryStorage {
                 key: key.to_string(),
             });
         }
+        if let Some(want) = &opts.if_match {
+            match objects.get(key) {
+                None => {
+                    return Err(Error::NotFound {
+                        bucket: self.bucket.clone(),
+                        key: key.to_string(),
+                    });
+                }
+                Some(e) if e.meta.etag != want.trim_matches('"') => {
+                    return Err(Error::PreconditionFailed {
+                        bucket: self.bucket.clone(),
+                        key: key.to_string(),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
         objects.insert(
             key.clone(),
             Entry {
@@ -253,6 +270,7 @@ impl Storage for MemoryStorage {
             content_type: src.meta.content_type,
             cache_control: src.meta.cache_control,
             create_only: false,
+            if_match: None,
             tags: src.tags,
         };
         let meta = self.store(to, src.body, opts, src.meta.etag)?;

@@ -141,6 +141,11 @@ pub struct PutOptions {
     /// (S3 `If-None-Match: *`). Originals are written this way so they are
     /// never overwritten.
     pub create_only: bool,
+    /// Replace only this version: fail with [`Error::PreconditionFailed`]
+    /// if the object's ETag is another, or [`Error::NotFound`] if there is
+    /// no object (S3 `If-Match`, supported since November 2024). An ETag
+    /// with or without quotes.
+    pub if_match: Option<String>,
     /// Tags set atomically with the object.
     pub tags: Tags,
 }
@@ -159,6 +164,11 @@ impl PutOptions {
     /// Makes the write create-only.
     pub fn with_create_only(mut self, create_only: bool) -> Self {
         self.create_only = create_only;
+        self
+    }
+    /// Makes the write conditional on the stored object's ETag.
+    pub fn with_if_match(mut self, etag: impl Into<String>) -> Self {
+        self.if_match = Some(etag.into());
         self
     }
     /// Sets the tags.
@@ -209,6 +219,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// [`Error::AlreadyExists`] for a create-only write over an existing key;
+    /// [`Error::PreconditionFailed`] or [`Error::NotFound`] when
+    /// `opts.if_match` does not name the stored version;
     /// [`Error::Unavailable`] when the store cannot be reached.
     async fn put(&self, key: &ObjectKey, body: Bytes, opts: PutOptions) -> Result<ObjectMeta>;
 

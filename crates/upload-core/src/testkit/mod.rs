@@ -6,6 +6,7 @@
 //! them in `cargo test`; S3-side ones run them against real local servers.
 //! A failed check panics with a message naming the check, as a test should.
 
+pub mod counting;
 pub mod multipart;
 pub mod storage;
 

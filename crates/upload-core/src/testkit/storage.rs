@@ -11,6 +11,7 @@ use crate::storage::{PutOptions, Storage, Tags, etag_of};
 pub async fn run_all(s: &dyn Storage, prefix: &str) {
     put_get_head_delete(s, prefix).await;
     create_only(s, prefix).await;
+    if_match(s, prefix).await;
     ranges(s, prefix).await;
     stream(s, prefix).await;
     copy_keeps_metadata(s, prefix).await;
@@ -83,6 +84,47 @@ pub async fn create_only(s: &dyn Storage, prefix: &str) {
         b"original",
         "original untouched"
     );
+    s.delete(&k).await.expect("cleanup");
+}
+
+/// A write conditional on the stored ETag replaces that version only.
+pub async fn if_match(s: &dyn Storage, prefix: &str) {
+    let k = key(prefix, "if-match/manifest.json");
+    let missing = s
+        .put(
+            &k,
+            Bytes::from_static(b"v0"),
+            PutOptions::default().with_if_match("d41d8cd98f00b204e9800998ecf8427e"),
+        )
+        .await
+        .expect_err("If-Match on a missing key must fail");
+    assert!(matches!(missing, Error::NotFound { .. }), "{missing:?}");
+    let v1 = s
+        .put(&k, Bytes::from_static(b"v1"), PutOptions::default())
+        .await
+        .expect("put v1");
+    let v2 = s
+        .put(
+            &k,
+            Bytes::from_static(b"v2"),
+            PutOptions::default().with_if_match(v1.etag.clone()),
+        )
+        .await
+        .expect("If-Match of the stored version");
+    assert_eq!(v2.etag, crate::storage::etag_of(b"v2"));
+    let stale = s
+        .put(
+            &k,
+            Bytes::from_static(b"v3"),
+            PutOptions::default().with_if_match(format!("\"{}\"", v1.etag)),
+        )
+        .await
+        .expect_err("If-Match of a replaced version must fail");
+    assert!(
+        matches!(stale, Error::PreconditionFailed { .. }),
+        "{stale:?}"
+    );
+    assert_eq!(s.get(&k).await.expect("get").body.as_ref(), b"v2");
     s.delete(&k).await.expect("cleanup");
 }
 

@@ -1,0 +1,820 @@
+//! The worker: ObjectCreated and ObjectRemoved events in from a queue,
+//! checked, scanned and processed uploads out, safe to run in any number.
+//!
+//! [`Worker`] is the message loop (long polling, messages in flight,
+//! visibility heartbeat, retry backoff, dead-letter, graceful shutdown,
+//! health); [`UploadProcessor`] is what it does with each record. Another
+//! [`RecordHandler`] can take its place ([`Worker::with_handler`]).
+
+mod upload;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use tokio::time::Instant;
+use upload_core::{EventMessage, S3EventRecord, Storage, UploadPolicy, parse_event_message};
+use upload_scan::{Quarantine, Scanner};
+
+pub use upload::{MANIFEST_CACHE_CONTROL, UploadProcessor, VARIANT_CACHE_CONTROL};
+
+use crate::codec::{DecodeLimits, ImageCodec, VariantSpec};
+use crate::error::{Error, Result};
+use crate::manifest::Outcome;
+use crate::queue::{
+    DEFAULT_VISIBILITY_TIMEOUT, MAX_RECEIVE_BATCH, MAX_VISIBILITY_TIMEOUT, Queue, QueueMessage,
+    ReceiveOptions,
+};
+
+/// First wait after a transient receive failure in [`Worker::run`].
+const RECEIVE_BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between receive retries in [`Worker::run`].
+const RECEIVE_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// What a [`RecordHandler`] did with one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Handled {
+    /// The upload was processed to this outcome.
+    Processed(Outcome),
+    /// The manifest already records this version: nothing was written.
+    AlreadyProcessed,
+    /// The event is about an older version than the one stored or already
+    /// processed: nothing was written.
+    Superseded,
+    /// The original was deleted; its variants and manifest were deleted.
+    Removed,
+    /// Not for this handler: another bucket, an invalid key, the handler's
+    /// own output, another event type, or an original already gone.
+    Skipped,
+}
+
+/// Handles the records of the messages a [`Worker`] receives.
+///
+/// `Ok` means the record is done with (the message is deleted once all its
+/// records are); `Err` leaves the whole message on the queue, so handling a
+/// record must be safe to repeat.
+#[async_trait]
+pub trait RecordHandler: Send + Sync + std::fmt::Debug {
+    /// Handles one record.
+    ///
+    /// # Errors
+    /// Any failure that a later delivery may not hit (storage, scanner).
+    async fn handle(&self, record: &S3EventRecord) -> Result<Handled>;
+}
+
+/// How often the visibility of a message in progress is extended, and to
+/// what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Heartbeat {
+    /// From the receive options' visibility timeout `t` (the SQS default of
+    /// 30 s when they set none): every `t / 3`, extend to `t`.
+    Auto,
+    /// Never extend: a job longer than the visibility timeout is delivered
+    /// again to another worker.
+    Off,
+    /// Every `every`, set the remaining visibility to `extend_to`
+    /// (`ChangeMessageVisibility`; at most 12 h in all, per SQS).
+    Every {
+        /// Interval between extensions.
+        every: Duration,
+        /// Visibility timeout set at each extension.
+        extend_to: Duration,
+    },
+}
+
+/// How a worker processes uploads. Build with [`WorkerConfig::new`] and the
+/// `with_*` methods.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WorkerConfig {
+    /// Checked against the type sniffed from magic bytes and the real size.
+    pub policy: UploadPolicy,
+    /// Variants made of each clean image (default: thumb 256 and medium
+    /// 1024, WebP quality 80).
+    pub variants: Vec<VariantSpec>,
+    /// Image decode limits (default: 40 MP, 16384 px a side).
+    pub decode_limits: DecodeLimits,
+    /// How messages are received (default: up to 10 a request, 20 s long
+    /// poll, the queue's visibility timeout).
+    pub receive: ReceiveOptions,
+    /// Most messages in progress at once, at least 1 (default 4). A new
+    /// receive asks only for as many as there are free slots.
+    pub max_in_flight: usize,
+    /// Visibility extension of messages in progress (default
+    /// [`Heartbeat::Auto`]).
+    pub heartbeat: Heartbeat,
+    /// A failed message is made visible again after `retry_base × 2^(n-1)`
+    /// (n = its receive count), capped at [`WorkerConfig::retry_max`], with
+    /// up to half of it taken off at random (default 2 s).
+    pub retry_base: Duration,
+    /// Longest retry delay (default 5 min; at most 12 h).
+    pub retry_max: Duration,
+    /// After shutdown is asked for, how long messages in progress may run
+    /// before they are abandoned and made visible again (default 20 s).
+    pub shutdown_grace: Duration,
+}
+
+impl WorkerConfig {
+    /// Defaults around `policy`.
+    pub fn new(policy: UploadPolicy) -> Self {
+        Self {
+            policy,
+            variants: VariantSpec::defaults(),
+            decode_limits: DecodeLimits::default(),
+            receive: ReceiveOptions::default(),
+            max_in_flight: 4,
+            heartbeat: Heartbeat::Auto,
+            retry_base: Duration::from_secs(2),
+            retry_max: Duration::from_secs(300),
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+    /// Sets the variants.
+    pub fn with_variants(mut self, variants: Vec<VariantSpec>) -> Self {
+        self.variants = variants;
+        self
+    }
+    /// Sets the decode limits.
+    pub fn with_decode_limits(mut self, limits: DecodeLimits) -> Self {
+        self.decode_limits = limits;
+        self
+    }
+    /// Sets the receive options.
+    pub fn with_receive(mut self, receive: ReceiveOptions) -> Self {
+        self.receive = receive;
+        self
+    }
+    /// Sets how many messages are processed at once (0 is taken as 1).
+    pub fn with_max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+    /// Sets the visibility heartbeat.
+    pub fn with_heartbeat(mut self, heartbeat: Heartbeat) -> Self {
+        self.heartbeat = heartbeat;
+        self
+    }
+    /// Sets the retry delays of failed messages (`max` is capped at 12 h).
+    pub fn with_retry_backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.retry_base = base;
+        self.retry_max = max.min(MAX_VISIBILITY_TIMEOUT);
+        self
+    }
+    /// Sets how long messages in progress may finish after shutdown.
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// The heartbeat's `(every, extend_to)`, or `None` when off.
+    pub fn heartbeat_period(&self) -> Option<(Duration, Duration)> {
+        match self.heartbeat {
+            Heartbeat::Off => None,
+            Heartbeat::Every { every, extend_to } => {
+                Some((every.max(Duration::from_millis(10)), extend_to))
+            }
+            Heartbeat::Auto => {
+                let t = self
+                    .receive
+                    .visibility_timeout
+                    .unwrap_or(DEFAULT_VISIBILITY_TIMEOUT);
+                (!t.is_zero()).then(|| ((t / 3).max(Duration::from_millis(10)), t))
+            }
+        }
+    }
+
+    /// The delay before a message that failed at its `receive_count`-th
+    /// delivery is visible again; `salt` picks the random part.
+    fn retry_delay(&self, receive_count: u32, salt: u64) -> Duration {
+        let exp = receive_count.saturating_sub(1).min(30);
+        let full = self
+            .retry_base
+            .saturating_mul(1u32 << exp)
+            .min(self.retry_max)
+            .min(MAX_VISIBILITY_TIMEOUT);
+        let half_ms = (full.as_millis() / 2) as u64;
+        let jitter = if half_ms == 0 {
+            0
+        } else {
+            salt % (half_ms + 1)
+        };
+        full - Duration::from_millis(jitter)
+    }
+}
+
+/// Counts of what a run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RunStats {
+    /// Messages received.
+    pub messages: u64,
+    /// Messages received again (receive count above 1): earlier deliveries
+    /// failed, timed out or were abandoned.
+    pub retried: u64,
+    /// Uploads processed clean.
+    pub clean: u64,
+    /// Uploads quarantined as infected.
+    pub infected: u64,
+    /// Uploads quarantined as unscannable.
+    pub unscannable: u64,
+    /// Uploads rejected by policy or as undecodable.
+    pub rejected: u64,
+    /// Records whose version the manifest already records (redeliveries,
+    /// duplicates): no writes.
+    pub already_processed: u64,
+    /// Records about an older version than the one stored or processed:
+    /// no writes.
+    pub superseded: u64,
+    /// Removed originals whose variants and manifest were deleted.
+    pub removed: u64,
+    /// `s3:TestEvent` messages deleted.
+    pub test_events: u64,
+    /// Records skipped: another bucket, an invalid key, an event type not
+    /// handled, the worker's own output, or the original already gone.
+    pub skipped: u64,
+    /// Messages left on the queue after an error (visible again after the
+    /// retry backoff, dead-lettered after the redrive count).
+    pub failed: u64,
+    /// Malformed messages moved to the worker's dead-letter queue at once.
+    pub dead_lettered: u64,
+    /// Messages in progress at shutdown that were made visible again.
+    pub released: u64,
+}
+
+impl RunStats {
+    /// Adds `o` to these counts.
+    pub fn add(&mut self, o: &RunStats) {
+        self.messages += o.messages;
+        self.retried += o.retried;
+        self.clean += o.clean;
+        self.infected += o.infected;
+        self.unscannable += o.unscannable;
+        self.rejected += o.rejected;
+        self.already_processed += o.already_processed;
+        self.superseded += o.superseded;
+        self.removed += o.removed;
+        self.test_events += o.test_events;
+        self.skipped += o.skipped;
+        self.failed += o.failed;
+        self.dead_lettered += o.dead_lettered;
+        self.released += o.released;
+    }
+
+    /// Uploads quarantined (infected or unscannable).
+    pub fn quarantined(&self) -> u64 {
+        self.infected + self.unscannable
+    }
+
+    fn count(&mut self, handled: Handled) {
+        match handled {
+            Handled::Processed(Outcome::Clean) => self.clean += 1,
+            Handled::Processed(Outcome::Infected) => self.infected += 1,
+            Handled::Processed(Outcome::Unscannable) => self.unscannable += 1,
+            Handled::Processed(Outcome::Rejected) => self.rejected += 1,
+            Handled::AlreadyProcessed => self.already_processed += 1,
+            Handled::Superseded => self.superseded += 1,
+            Handled::Removed => self.removed += 1,
+            Handled::Skipped => self.skipped += 1,
+        }
+    }
+}
+
+/// A point-in-time view of a worker's health ([`Health::snapshot`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct HealthSnapshot {
+    /// A run loop is running.
+    pub running: bool,
+    /// Shutdown was asked for: no new messages are received.
+    pub stopping: bool,
+    /// Ready for work: running, not stopping, and the last receive
+    /// succeeded.
+    pub ready: bool,
+    /// Messages in progress.
+    pub in_flight: usize,
+    /// Receive failures in a row (0 after a success).
+    pub receive_errors_in_a_row: u32,
+    /// Seconds since the last successful receive, if any.
+    pub last_receive_secs_ago: Option<f64>,
+    /// Counts since the worker was built.
+    pub stats: RunStats,
+}
+
+#[derive(Debug, Default)]
+struct HealthState {
+    running: bool,
+    stopping: bool,
+    in_flight: usize,
+    receive_errors: u32,
+    last_receive_ok: Option<Instant>,
+    stats: RunStats,
+}
+
+/// The health of a [`Worker`] (liveness and readiness probes, counters).
+/// Cheap to clone; clones of a worker share it.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    state: Arc<Mutex<HealthState>>,
+}
+
+impl Health {
+    /// The current state.
+    pub fn snapshot(&self) -> HealthSnapshot {
+        let s = self.lock();
+        HealthSnapshot {
+            running: s.running,
+            stopping: s.stopping,
+            ready: s.running && !s.stopping && s.receive_errors == 0 && s.last_receive_ok.is_some(),
+            in_flight: s.in_flight,
+            receive_errors_in_a_row: s.receive_errors,
+            last_receive_secs_ago: s.last_receive_ok.map(|t| t.elapsed().as_secs_f64()),
+            stats: s.stats,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HealthState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn update(&self, f: impl FnOnce(&mut HealthState)) {
+        f(&mut self.lock());
+    }
+}
+
+/// Processes upload events from a queue, safely in any number of workers
+/// and processes.
+///
+/// The loop long-polls for up to as many messages as it has free slots
+/// (`max_in_flight`), handles them concurrently, and while each runs,
+/// extends its visibility ([`Heartbeat`]) so no other worker receives it.
+/// A message is deleted once every record of it is handled; on an error it
+/// is made visible again after an exponential backoff with jitter
+/// ([`WorkerConfig::retry_base`]), and the queue's redrive policy moves it
+/// to the dead-letter queue after `maxReceiveCount` deliveries. A message
+/// that is not an S3 event at all is logged and, when the worker has a
+/// dead-letter queue ([`Worker::with_dead_letter_queue`]), moved there at
+/// once. See [`UploadProcessor`] for what happens to each record.
+///
+/// Clones share the record handler (and so its per-key locks) and the
+/// [`Health`]: run N clones for N workers in one process.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    queue: Arc<dyn Queue>,
+    handler: Arc<dyn RecordHandler>,
+    dead_letter: Option<Arc<dyn Queue>>,
+    config: WorkerConfig,
+    health: Health,
+}
+
+impl Worker {
+    /// A worker reading `queue`, processing objects of `uploads` into
+    /// `processed` with an [`UploadProcessor`], scanning with `scanner` and
+    /// quarantining into `quarantine`.
+    pub fn new(
+        queue: Arc<dyn Queue>,
+        uploads: Arc<dyn Storage>,
+        processed: Arc<dyn Storage>,
+        scanner: Arc<dyn Scanner>,
+        codec: Arc<dyn ImageCodec>,
+        quarantine: Quarantine,
+        config: WorkerConfig,
+    ) -> Self {
+        let processor =
+            UploadProcessor::new(uploads, processed, scanner, codec, quarantine, &config);
+        Self::with_handler(queue, Arc::new(processor), config)
+    }
+
+    /// A worker handing each record of `queue` to `handler`; of `config`
+    /// only the loop settings apply (receive, in flight, heartbeat, retry,
+    /// shutdown grace).
+    pub fn with_handler(
+        queue: Arc<dyn Queue>,
+        handler: Arc<dyn RecordHandler>,
+        config: WorkerConfig,
+    ) -> Self {
+        Self {
+            queue,
+            handler,
+            dead_letter: None,
+            config,
+            health: Health::default(),
+        }
+    }
+
+    /// Moves messages that are not S3 events (not JSON, no record, over
+    /// 256 KiB) to `dlq` at once, body unchanged, instead of letting them
+    /// fail until the redrive policy moves them.
+    pub fn with_dead_letter_queue(mut self, dlq: Arc<dyn Queue>) -> Self {
+        self.dead_letter = Some(dlq);
+        self
+    }
+
+    /// The worker's health, for liveness and readiness probes.
+    pub fn health(&self) -> Health {
+        self.health.clone()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &WorkerConfig {
+        &self.config
+    }
+
+    /// Receives one batch (waiting up to the configured long poll) and
+    /// processes it, at most `max_in_flight` messages at once.
+    ///
+    /// # Errors
+    /// Only queue errors on receive; per-message failures are counted in
+    /// [`RunStats::failed`] and logged.
+    pub async fn run_once(&self) -> Result<RunStats> {
+        let max = (self.config.max_in_flight as u32).clamp(1, MAX_RECEIVE_BATCH);
+        let opts = self
+            .config
+            .receive
+            .clone()
+            .with_max_messages(self.config.receive.max_messages.min(max));
+        let batch = self.queue.receive(&opts).await?;
+        let mut stats = RunStats {
+            messages: batch.len() as u64,
+            ..RunStats::default()
+        };
+        let done: Vec<RunStats> = futures::stream::iter(batch)
+            .map(|m| self.handle_message(m))
+            .buffer_unordered(self.config.max_in_flight.max(1))
+            .collect()
+            .await;
+        for s in &done {
+            stats.add(s);
+        }
+        Ok(stats)
+    }
+
+    /// Processes messages until a receive without waiting finds none
+    /// visible and none is in progress. Messages that failed stay invisible
+    /// for their retry backoff, so they do not keep this loop busy.
+    ///
+    /// # Errors
+    /// Queue errors on receive (after the messages in progress finish).
+    pub async fn run_until_idle(&self) -> Result<RunStats> {
+        self.drive(std::future::pending(), true).await
+    }
+
+    /// Long-polls and processes until `shutdown` completes. Then no new
+    /// message is received; messages in progress get
+    /// [`WorkerConfig::shutdown_grace`] to finish, and those still running
+    /// are abandoned and made visible again at once, for another worker
+    /// (every step of processing is safe to repeat). A transient receive
+    /// failure ([`Error::QueueUnavailable`]) is retried with exponential
+    /// backoff from 1 s to 30 s while messages in progress go on.
+    ///
+    /// # Errors
+    /// Permanent queue errors on receive (a wrong queue URL, no access),
+    /// after the messages in progress finish.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<RunStats> {
+        self.drive(shutdown, false).await
+    }
+
+    async fn drive(
+        &self,
+        shutdown: impl Future<Output = ()>,
+        until_idle: bool,
+    ) -> Result<RunStats> {
+        tokio::pin!(shutdown);
+        let max = self.config.max_in_flight.max(1);
+        let mut opts = self.config.receive.clone();
+        if until_idle {
+            opts.wait = Duration::ZERO;
+        }
+        let mut in_flight = FuturesUnordered::new();
+        let mut handles: HashSet<String> = HashSet::new();
+        let mut receiving: Option<BoxFuture<'_, Result<Vec<QueueMessage>>>> = None;
+        let mut not_before: Option<Instant> = None;
+        let mut backoff = RECEIVE_BACKOFF_MIN;
+        let mut idle = false;
+        let mut stopping: Option<Instant> = None;
+        let mut failure: Option<Error> = None;
+        let mut total = RunStats::default();
+        self.health.update(|h| {
+            h.running = true;
+            h.stopping = false;
+        });
+        let _running = RunningGuard(&self.health);
+
+        loop {
+            if stopping.is_none() && receiving.is_none() && !idle && in_flight.len() < max {
+                let free = (max - in_flight.len()).min(MAX_RECEIVE_BATCH as usize) as u32;
+                let o = opts.clone().with_max_messages(opts.max_messages.min(free));
+                let wait_until = not_before.take();
+                let queue = &self.queue;
+                receiving = Some(Box::pin(async move {
+                    if let Some(t) = wait_until {
+                        tokio::time::sleep_until(t).await;
+                    }
+                    queue.receive(&o).await
+                }));
+            }
+            if in_flight.is_empty() && (stopping.is_some() || (until_idle && idle)) {
+                break;
+            }
+            let grace_over = async {
+                match stopping {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = &mut shutdown, if stopping.is_none() => {
+                    tracing::info!(in_flight = in_flight.len(), "shutdown: no more receives");
+                    stopping = Some(Instant::now() + self.config.shutdown_grace);
+                    receiving = None;
+                    self.health.update(|h| h.stopping = true);
+                }
+                Some((handle, stats)) = in_flight.next(), if !in_flight.is_empty() => {
+                    handles.remove(&handle);
+                    total.add(&stats);
+                    idle = false;
+                    self.health.update(|h| {
+                        h.in_flight = handles.len();
+                        h.stats.add(&stats);
+                    });
+                }
+                received = async { receiving.as_mut().expect("guarded").await }, if receiving.is_some() => {
+                    receiving = None;
+                    match received {
+                        Ok(batch) => {
+                            backoff = RECEIVE_BACKOFF_MIN;
+                            self.health.update(|h| {
+                                h.receive_errors = 0;
+                                h.last_receive_ok = Some(Instant::now());
+                            });
+                            idle = batch.is_empty() && until_idle;
+                            let received = RunStats {
+                                messages: batch.len() as u64,
+                                ..RunStats::default()
+                            };
+                            total.add(&received);
+                            for m in batch {
+                                handles.insert(m.receipt_handle.clone());
+                                in_flight.push(async move {
+                                    let handle = m.receipt_handle.clone();
+                                    (handle, self.handle_message(m).await)
+                                });
+                            }
+                            self.health.update(|h| {
+                                h.in_flight = handles.len();
+                                h.stats.add(&received);
+                            });
+                        }
+                        Err(e @ Error::QueueUnavailable { .. }) if !until_idle => {
+                            tracing::warn!(error = %e, retry_in = ?backoff, "receive failed; retrying");
+                            self.health.update(|h| h.receive_errors += 1);
+                            not_before = Some(Instant::now() + backoff);
+                            backoff = (backoff * 2).min(RECEIVE_BACKOFF_MAX);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "receive failed; finishing the messages in progress");
+                            self.health.update(|h| h.receive_errors += 1);
+                            failure = Some(e);
+                            stopping = Some(Instant::now() + self.config.shutdown_grace);
+                        }
+                    }
+                }
+                _ = grace_over => {
+                    break;
+                }
+            }
+        }
+        // Abandoned at the end of the grace period: visible again now.
+        drop(in_flight);
+        for h in &handles {
+            match self.queue.change_visibility(h, Duration::ZERO).await {
+                Ok(()) => total.released += 1,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not release a message; it is redelivered after its visibility timeout")
+                }
+            }
+        }
+        if !handles.is_empty() {
+            tracing::warn!(
+                released = total.released,
+                "messages in progress at the end of the grace period released"
+            );
+            let released = total.released;
+            self.health.update(|h| {
+                h.in_flight = 0;
+                h.stats.released += released;
+            });
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
+    }
+
+    /// Handles one message to the end: its records, with the visibility
+    /// heartbeat; then deletes it, or moves it to the dead-letter queue, or
+    /// sets its retry backoff. Never fails: the outcome is in the counts.
+    async fn handle_message(&self, msg: QueueMessage) -> RunStats {
+        use tracing::Instrument as _;
+        // The span follows the future, not the thread: messages processed
+        // at once never log under each other's IDs.
+        let span = tracing::info_span!("message", message_id = %msg.message_id, receive_count = msg.receive_count);
+        async {
+            // `messages` is counted at receive, so abandoned ones count.
+            let mut stats = RunStats {
+                retried: u64::from(msg.receive_count > 1),
+                ..RunStats::default()
+            };
+            let result = self
+                .with_heartbeat(&msg.receipt_handle, self.handle_records(&msg.body))
+                .await;
+            match result {
+                Ok(s) => {
+                    stats.add(&s);
+                    if let Err(e) = self.queue.delete(&msg.receipt_handle).await {
+                        // Handled, not deleted: the redelivery finds the
+                        // work done and writes nothing.
+                        tracing::warn!(error = %e, "handled message not deleted; it will be redelivered");
+                    }
+                }
+                Err(e) if e.is_malformed_message() => {
+                    stats.failed += 1;
+                    tracing::error!(error = %e, body_bytes = msg.body.len(), "not an S3 event message");
+                    if let Some(dlq) = &self.dead_letter {
+                        match dlq.send(msg.body.clone()).await {
+                            Ok(id) => {
+                                stats.failed -= 1;
+                                stats.dead_lettered += 1;
+                                tracing::warn!(dead_letter_message_id = %id, "moved to the dead-letter queue");
+                                if let Err(e) = self.queue.delete(&msg.receipt_handle).await {
+                                    tracing::warn!(error = %e, "dead-lettered message not deleted from the queue");
+                                }
+                            }
+                            Err(e) => tracing::error!(error = %e, "dead-letter queue refused the message; left on the queue"),
+                        }
+                    }
+                    if stats.failed > 0 {
+                        self.retry_later(&msg).await;
+                    }
+                }
+                Err(e) => {
+                    stats.failed += 1;
+                    tracing::error!(error = %e, "message left on the queue");
+                    self.retry_later(&msg).await;
+                }
+            }
+            stats
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn retry_later(&self, msg: &QueueMessage) {
+        use std::hash::BuildHasher as _;
+        let salt = std::collections::hash_map::RandomState::new()
+            .hash_one((&msg.message_id, msg.receive_count));
+        let delay = self.config.retry_delay(msg.receive_count, salt);
+        match self
+            .queue
+            .change_visibility(&msg.receipt_handle, delay)
+            .await
+        {
+            Ok(()) => tracing::info!(retry_in = ?delay, "retry scheduled"),
+            Err(e) => {
+                tracing::warn!(error = %e, "retry backoff not set; redelivered after the visibility timeout");
+            }
+        }
+    }
+
+    /// Runs `work`, extending the visibility of `receipt_handle` on the
+    /// heartbeat until it finishes.
+    async fn with_heartbeat<T>(&self, receipt_handle: &str, work: impl Future<Output = T>) -> T {
+        let Some((every, extend_to)) = self.config.heartbeat_period() else {
+            return work.await;
+        };
+        tokio::pin!(work);
+        let mut tick = tokio::time::interval_at(Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut beating = true;
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut work => return out,
+                _ = tick.tick(), if beating => {
+                    match self.queue.change_visibility(receipt_handle, extend_to).await {
+                        Ok(()) => tracing::debug!(visible_in = ?extend_to, "visibility extended"),
+                        Err(e) => {
+                            // Past SQS's 12 h, or the message was received
+                            // again elsewhere: the work goes on; its result
+                            // is idempotent.
+                            tracing::warn!(error = %e, "visibility heartbeat stopped");
+                            beating = false;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one message and deletes it when every record is handled.
+    ///
+    /// # Errors
+    /// Any error of parsing or handling; the message is then not deleted
+    /// (and no retry backoff is set: that is the run loops' job).
+    pub async fn process_message(&self, msg: &QueueMessage) -> Result<RunStats> {
+        let stats = self.handle_records(&msg.body).await?;
+        self.queue.delete(&msg.receipt_handle).await?;
+        Ok(RunStats {
+            messages: 1,
+            ..stats
+        })
+    }
+
+    async fn handle_records(&self, body: &str) -> Result<RunStats> {
+        let mut stats = RunStats::default();
+        match parse_event_message(body)? {
+            EventMessage::Test(t) => {
+                tracing::info!(bucket = %t.bucket, "s3:TestEvent deleted");
+                stats.test_events += 1;
+            }
+            EventMessage::Records(records) => {
+                for r in &records {
+                    stats.count(self.handler.handle(r).await?);
+                }
+            }
+        }
+        Ok(stats)
+    }
+}
+
+/// Marks the health as not running when a run loop ends, however it ends.
+struct RunningGuard<'a>(&'a Health);
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.0.update(|h| {
+            h.running = false;
+            h.in_flight = 0;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> WorkerConfig {
+        WorkerConfig::new(UploadPolicy::images_and_pdf(1 << 20).unwrap())
+    }
+
+    #[test]
+    fn retry_delay_doubles_with_jitter_and_caps() {
+        let c = config().with_retry_backoff(Duration::from_secs(2), Duration::from_secs(60));
+        assert_eq!(c.retry_delay(1, 0), Duration::from_secs(2));
+        assert_eq!(c.retry_delay(2, 0), Duration::from_secs(4));
+        assert_eq!(c.retry_delay(3, 0), Duration::from_secs(8));
+        assert_eq!(c.retry_delay(10, 0), Duration::from_secs(60));
+        assert_eq!(c.retry_delay(u32::MAX, 0), Duration::from_secs(60));
+        // Jitter takes off at most half.
+        for salt in [1, 999, 12_345, u64::MAX] {
+            let d = c.retry_delay(3, salt);
+            assert!(
+                d >= Duration::from_secs(4) && d <= Duration::from_secs(8),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn heartbeat_follows_the_visibility_timeout() {
+        assert_eq!(
+            config().heartbeat_period(),
+            Some((Duration::from_secs(10), Duration::from_secs(30)))
+        );
+        let c = config().with_receive(
+            ReceiveOptions::default().with_visibility_timeout(Duration::from_secs(90)),
+        );
+        assert_eq!(
+            c.heartbeat_period(),
+            Some((Duration::from_secs(30), Duration::from_secs(90)))
+        );
+        assert_eq!(
+            config().with_heartbeat(Heartbeat::Off).heartbeat_period(),
+            None
+        );
+        let fixed = Heartbeat::Every {
+            every: Duration::from_secs(5),
+            extend_to: Duration::from_secs(15),
+        };
+        assert_eq!(
+            config().with_heartbeat(fixed).heartbeat_period(),
+            Some((Duration::from_secs(5), Duration::from_secs(15)))
+        );
+    }
+}

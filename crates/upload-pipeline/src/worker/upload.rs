@@ -1,0 +1,685 @@
+//! [`UploadProcessor`]: what the worker does with one ObjectCreated or
+//! ObjectRemoved record of the uploads bucket.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use tracing::Instrument as _;
+use upload_core::event::sequencer_cmp;
+use upload_core::{
+    ObjectKey, ObjectMeta, PutOptions, S3EventRecord, SNIFF_LEN, Storage, Tags, UploadPolicy,
+    same_type, sniff,
+};
+use upload_scan::{Quarantine, Scanner, Verdict, clean_tags};
+
+use super::{Handled, RecordHandler, WorkerConfig};
+use crate::codec::{DecodeLimits, EncodedVariant, ImageCodec, VariantSpec};
+use crate::error::{Error, Result};
+use crate::manifest::{
+    Location, MANIFEST_VERSION, Manifest, Outcome, SourceObject, VariantRecord, manifest_key,
+    variant_key,
+};
+
+/// `Cache-Control` of variants: a variant key names one version of the
+/// original ([`variant_key`]), so it never changes.
+pub const VARIANT_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+/// `Cache-Control` of manifests: they are replaced when a new version of
+/// the original is processed.
+pub const MANIFEST_CACHE_CONTROL: &str = "no-cache";
+
+/// Processes the records of the uploads bucket: the [`RecordHandler`] of
+/// [`super::Worker::new`].
+///
+/// Per ObjectCreated record: one GET of the original, whose first 8 KiB
+/// give the type by magic bytes (checked against the declared, signed
+/// Content-Type and the policy), and whose whole body streams through the
+/// scanner (kept in memory for decoding only when it is an image); what is
+/// not clean is quarantined; clean originals are tagged
+/// `scan-status=CLEAN`; images are decoded under limits and each variant is
+/// written create-only under [`variant_key`]; the manifest is written last.
+///
+/// Exactly-once results from at-least-once delivery:
+/// - an event whose ETag the manifest already records does no writes and
+///   reads nothing but the manifest;
+/// - an event about an older version (its ETag is not the object's any
+///   more, or its sequencer is not greater than the manifest's) does no
+///   writes; a newer version gets new variant keys, its manifest replaces
+///   the old one, then the old version's variants are deleted;
+/// - records of one key are handled one at a time per processor (share one
+///   processor, e.g. by cloning the [`super::Worker`], between the workers
+///   of a process);
+/// - the original is never written: only tagged, or moved to quarantine.
+///
+/// Per ObjectRemoved record (the original was deleted): the variants, then
+/// the manifest, are deleted, unless the object exists again or the
+/// removal was the quarantine move (that manifest stays as the record).
+///
+/// Across processes, two workers given the same version at the same time
+/// both write the same bytes under the same keys (create-only variants
+/// refuse the second copy); only the manifest may be written twice.
+#[derive(Debug, Clone)]
+pub struct UploadProcessor {
+    uploads: Arc<dyn Storage>,
+    processed: Arc<dyn Storage>,
+    scanner: Arc<dyn Scanner>,
+    codec: Arc<dyn ImageCodec>,
+    quarantine: Quarantine,
+    policy: UploadPolicy,
+    variants: Arc<[VariantSpec]>,
+    decode_limits: DecodeLimits,
+    locks: Arc<KeyLocks>,
+}
+
+impl UploadProcessor {
+    /// Reads originals from `uploads`, writes variants and manifests to
+    /// `processed` (a bucket of its own, so its writes never raise events
+    /// the worker would read), scans with `scanner`, quarantines into
+    /// `quarantine`; the policy, variants and decode limits come from
+    /// `config`.
+    pub fn new(
+        uploads: Arc<dyn Storage>,
+        processed: Arc<dyn Storage>,
+        scanner: Arc<dyn Scanner>,
+        codec: Arc<dyn ImageCodec>,
+        quarantine: Quarantine,
+        config: &WorkerConfig,
+    ) -> Self {
+        Self {
+            uploads,
+            processed,
+            scanner,
+            codec,
+            quarantine,
+            policy: config.policy.clone(),
+            variants: config.variants.clone().into(),
+            decode_limits: config.decode_limits.clone(),
+            locks: Arc::default(),
+        }
+    }
+
+    /// Processes the current version of the original at `key`, as an
+    /// ObjectCreated record without ETag or sequencer would.
+    ///
+    /// # Errors
+    /// As [`RecordHandler::handle`].
+    pub async fn process_key(&self, key: &ObjectKey) -> Result<Handled> {
+        self.created(key, None, None, None).await
+    }
+
+    /// Whether `key` is one of the processor's own outputs: a quarantined
+    /// object in the uploads bucket.
+    fn is_own_output(&self, key: &ObjectKey) -> bool {
+        let q = self.quarantine.prefix();
+        !q.is_empty()
+            && self.quarantine.storage().bucket() == self.uploads.bucket()
+            && key.as_str().starts_with(q)
+    }
+
+    async fn created(
+        &self,
+        key: &ObjectKey,
+        event_etag: Option<&str>,
+        sequencer: Option<&str>,
+        version_id: Option<&str>,
+    ) -> Result<Handled> {
+        let _guard = self.locks.lock(key.as_str()).await;
+        let mkey = manifest_key(key)?;
+        let previous = self.read_manifest(&mkey).await?;
+        if let Some(done) = previous.as_ref().and_then(|p| p.manifest.as_ref()) {
+            if event_etag.is_some_and(|e| e == done.source.etag) {
+                tracing::info!(%key, etag = %done.source.etag, "already processed");
+                return Ok(Handled::AlreadyProcessed);
+            }
+            if let (Some(ours), Some(theirs)) = (sequencer, done.source.sequencer.as_deref())
+                && sequencer_cmp(ours, theirs) != Ordering::Greater
+            {
+                tracing::info!(%key, sequencer = ours, manifest_sequencer = theirs, "older event than the manifest's: ignored");
+                return Ok(Handled::Superseded);
+            }
+        }
+        let (meta, stream) = match self
+            .uploads
+            .get_stream(key)
+            .instrument(tracing::info_span!("download"))
+            .await
+        {
+            Ok(got) => got,
+            Err(upload_core::Error::NotFound { .. }) => {
+                tracing::info!(%key, "original gone before processing");
+                return Ok(Handled::Skipped);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if event_etag.is_some_and(|e| e != meta.etag) {
+            tracing::info!(%key, event_etag, etag = %meta.etag, "the object changed since the event: its own event processes it");
+            return Ok(Handled::Superseded);
+        }
+        if previous
+            .as_ref()
+            .and_then(|p| p.manifest.as_ref())
+            .is_some_and(|p| p.source.etag == meta.etag)
+        {
+            tracing::info!(%key, etag = %meta.etag, "already processed");
+            return Ok(Handled::AlreadyProcessed);
+        }
+        let manifest = self
+            .process(key, meta, stream, sequencer, version_id)
+            .instrument(tracing::info_span!("process", %key))
+            .await?;
+        // The manifest last, replacing only the version read above.
+        match self.write_manifest(&mkey, &manifest, previous).await? {
+            ManifestWrite::Written { replaced } => {
+                if let Some(old) = replaced {
+                    self.delete_replaced_variants(&old, &manifest).await;
+                }
+                tracing::info!(%key, verdict = manifest.verdict.as_str(), variants = manifest.variants.len(), "processed");
+                Ok(Handled::Processed(manifest.verdict))
+            }
+            ManifestWrite::SameVersion => Ok(Handled::AlreadyProcessed),
+            ManifestWrite::Newer(current) => {
+                self.delete_replaced_variants(&manifest, &current).await;
+                Ok(Handled::Superseded)
+            }
+        }
+    }
+
+    /// Checks, scans, quarantines or tags, renders and writes the variants;
+    /// returns the manifest to write.
+    async fn process(
+        &self,
+        key: &ObjectKey,
+        meta: ObjectMeta,
+        mut stream: upload_core::ByteStream,
+        sequencer: Option<&str>,
+        version_id: Option<&str>,
+    ) -> Result<Manifest> {
+        // The first chunks, up to the sniff length, from the one GET.
+        let mut head_chunks: Vec<Bytes> = Vec::new();
+        let mut head_len = 0;
+        while head_len < SNIFF_LEN {
+            match stream.next().await {
+                Some(chunk) => {
+                    let chunk = chunk?;
+                    head_len += chunk.len();
+                    head_chunks.push(chunk);
+                }
+                None => break,
+            }
+        }
+        let head = concat(&head_chunks, SNIFF_LEN);
+        let sniffed = sniff(&head);
+        let mut manifest = Manifest {
+            version: MANIFEST_VERSION,
+            source: SourceObject {
+                bucket: self.uploads.bucket().to_owned(),
+                key: key.clone(),
+                etag: meta.etag.clone(),
+                size: meta.size,
+                sniffed: sniffed.map(|s| s.mime.to_owned()),
+                version_id: version_id.map(str::to_owned),
+                sequencer: sequencer.map(str::to_owned),
+            },
+            verdict: Outcome::Clean,
+            signature: None,
+            reason: None,
+            quarantine: None,
+            variants: Vec::new(),
+            processed_at: upload_core::timestamp::now_rfc3339(),
+        };
+
+        // The declared Content-Type (signed into the presigned URL) must
+        // name what the bytes are, or the object would be served as
+        // something it is not.
+        let declared = meta.content_type.as_deref().filter(|ct| {
+            !matches!(
+                upload_core::policy::essence(ct).as_str(),
+                "" | "application/octet-stream" | "binary/octet-stream"
+            )
+        });
+        let refusal = match (sniffed, declared) {
+            (None, _) => Some("content type not recognised from magic bytes".to_owned()),
+            (Some(s), Some(d)) if !same_type(d, s.mime) => {
+                Some(format!("declared as {d} but the bytes are {}", s.mime))
+            }
+            (Some(s), _) => self
+                .policy
+                .check(s.mime, meta.size)
+                .err()
+                .map(|e| e.to_string()),
+        };
+        let Some(sniffed) = sniffed.filter(|_| refusal.is_none()) else {
+            drop(stream);
+            let reason = refusal.unwrap_or_default();
+            return self.reject(key, manifest, reason).await;
+        };
+
+        // The rest of the same GET streams through the scanner; an image is
+        // kept for decoding (its size is within the policy's maximum).
+        let decode = sniffed.mime.starts_with("image/") && !self.variants.is_empty();
+        let kept: Arc<Mutex<Vec<Bytes>>> = Arc::default();
+        let tee = kept.clone();
+        let body = futures::stream::iter(head_chunks.into_iter().map(Ok))
+            .chain(stream)
+            .inspect(move |chunk| {
+                if decode && let Ok(c) = chunk {
+                    lock(&tee).push(c.clone());
+                }
+            })
+            .boxed();
+        let verdict = self
+            .scanner
+            .scan_sized(body, Some(meta.size))
+            .instrument(tracing::info_span!("scan", size = meta.size))
+            .await?;
+        tracing::info!(%key, verdict = verdict.status(), "scanned");
+        match &verdict {
+            Verdict::Clean => {}
+            Verdict::Infected { signature } => {
+                manifest.verdict = Outcome::Infected;
+                manifest.signature = Some(signature.clone());
+            }
+            Verdict::Unscannable { reason } => {
+                manifest.verdict = Outcome::Unscannable;
+                manifest.reason = Some(reason.to_string());
+            }
+        }
+        if !verdict.is_clean() {
+            let q = self
+                .quarantine
+                .quarantine(self.uploads.as_ref(), key, &verdict)
+                .instrument(tracing::info_span!("quarantine"))
+                .await?;
+            manifest.quarantine = Some(Location {
+                bucket: q.bucket,
+                key: q.key,
+            });
+            return Ok(manifest);
+        }
+        self.uploads.put_tags(key, &clean_tags()).await?;
+        if !decode {
+            return Ok(manifest);
+        }
+
+        let chunks = std::mem::take(&mut *lock(&kept));
+        let mut body = concat(&chunks, usize::MAX);
+        drop(chunks);
+        if body.len() as u64 != meta.size {
+            // The scanner stopped reading early: read the object again.
+            tracing::debug!(%key, kept = body.len(), size = meta.size, "scanner left bytes unread; fetching the original again");
+            let got = self.uploads.get(key).await?;
+            if got.meta.etag != meta.etag {
+                return Err(upload_core::Error::Unavailable {
+                    reason: format!("{key} changed while it was processed"),
+                }
+                .into());
+            }
+            body = got.body;
+        }
+        let codec = self.codec.clone();
+        let specs = self.variants.clone();
+        let limits = self.decode_limits.clone();
+        let span = tracing::Span::current();
+        let rendered = tokio::task::spawn_blocking(move || -> Result<Vec<EncodedVariant>> {
+            let img = tracing::info_span!(parent: &span, "decode", bytes = body.len())
+                .in_scope(|| codec.decode(&body, &limits))?;
+            drop(body);
+            specs
+                .iter()
+                .map(|s| {
+                    tracing::info_span!(parent: &span, "encode", variant = %s.name)
+                        .in_scope(|| codec.render(&img, s))
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| Error::TaskFailed {
+            reason: e.to_string(),
+        })?;
+        let variants = match rendered {
+            Ok(v) => v,
+            Err(
+                e @ (Error::UnsupportedImage { .. }
+                | Error::ImageTooLarge { .. }
+                | Error::CorruptImage { .. }),
+            ) => {
+                return self.reject(key, manifest, e.to_string()).await;
+            }
+            Err(e) => return Err(e),
+        };
+        for v in variants {
+            let vkey = variant_key(key, &v.name, v.extension, &meta.etag)?;
+            let size = v.bytes.len() as u64;
+            let put = self.processed.put(
+                &vkey,
+                v.bytes,
+                PutOptions::default()
+                    .with_content_type(v.content_type)
+                    .with_cache_control(VARIANT_CACHE_CONTROL)
+                    .with_create_only(true),
+            );
+            match put
+                .instrument(tracing::info_span!("upload", key = %vkey, bytes = size))
+                .await
+            {
+                Ok(_) => {}
+                // Written by an earlier delivery: same version, same bytes.
+                Err(upload_core::Error::AlreadyExists { .. }) => {
+                    tracing::debug!(key = %vkey, "variant already written");
+                }
+                Err(e) => return Err(e.into()),
+            }
+            manifest.variants.push(VariantRecord {
+                name: v.name,
+                key: vkey,
+                content_type: v.content_type.to_owned(),
+                width: v.width,
+                height: v.height,
+                bytes: size,
+            });
+        }
+        Ok(manifest)
+    }
+
+    /// After `new` replaced `old`, deletes the variants of `old` that `new`
+    /// does not list. Failures are logged: the new manifest is in place and
+    /// a leftover variant is only unreferenced bytes.
+    async fn delete_replaced_variants(&self, old: &Manifest, new: &Manifest) {
+        for v in &old.variants {
+            if new.variants.iter().any(|n| n.key == v.key) {
+                continue;
+            }
+            if let Err(e) = self.processed.delete(&v.key).await {
+                tracing::warn!(key = %v.key, error = %e, "variant of a replaced version left behind");
+            }
+        }
+    }
+
+    async fn removed(&self, key: &ObjectKey, sequencer: Option<&str>) -> Result<Handled> {
+        let _guard = self.locks.lock(key.as_str()).await;
+        match self.uploads.head(key).await {
+            Ok(_) => {
+                tracing::info!(%key, "removed, then created again: nothing to delete");
+                return Ok(Handled::Superseded);
+            }
+            Err(upload_core::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mkey = manifest_key(key)?;
+        let Some(m) = self.read_manifest(&mkey).await?.and_then(|s| s.manifest) else {
+            return Ok(Handled::Skipped);
+        };
+        if m.quarantine.is_some() {
+            // The removal is the quarantine move itself; the manifest stays
+            // as the record of where the original went.
+            return Ok(Handled::Skipped);
+        }
+        if let (Some(ours), Some(theirs)) = (sequencer, m.source.sequencer.as_deref())
+            && sequencer_cmp(ours, theirs) != Ordering::Greater
+        {
+            return Ok(Handled::Superseded);
+        }
+        // Variants first, the manifest last: a failure part-way leaves the
+        // manifest, so the redelivered event finds what is left to delete.
+        for v in &m.variants {
+            self.processed.delete(&v.key).await?;
+        }
+        self.processed.delete(&mkey).await?;
+        tracing::info!(%key, variants = m.variants.len(), "original removed: variants and manifest deleted");
+        Ok(Handled::Removed)
+    }
+
+    async fn reject(
+        &self,
+        key: &ObjectKey,
+        mut manifest: Manifest,
+        reason: String,
+    ) -> Result<Manifest> {
+        tracing::warn!(%key, %reason, "rejected");
+        let tags = Tags::from_pairs([("upload-status", "REJECTED")])?;
+        self.uploads.put_tags(key, &tags).await?;
+        manifest.verdict = Outcome::Rejected;
+        manifest.reason = Some(reason);
+        Ok(manifest)
+    }
+
+    /// Writes `manifest` in place of `expected` (the stored manifest it
+    /// was decided against; `None`: there was none): `If-Match` its ETag,
+    /// or create-only. When another worker wrote in between, the stored
+    /// manifest is read again: the same version means the work is done; a
+    /// newer one wins; an older one is replaced (at most 4 attempts).
+    async fn write_manifest(
+        &self,
+        mkey: &ObjectKey,
+        manifest: &Manifest,
+        mut expected: Option<StoredManifest>,
+    ) -> Result<ManifestWrite> {
+        let json: Bytes = serde_json::to_vec_pretty(manifest)
+            .expect("manifests serialize")
+            .into();
+        for _ in 0..MANIFEST_WRITE_ATTEMPTS {
+            let base = PutOptions::default()
+                .with_content_type("application/json")
+                .with_cache_control(MANIFEST_CACHE_CONTROL);
+            let opts = match &expected {
+                Some(s) => base.with_if_match(s.etag.clone()),
+                None => base.with_create_only(true),
+            };
+            let put = self
+                .processed
+                .put(mkey, json.clone(), opts)
+                .instrument(tracing::info_span!("upload", key = %mkey))
+                .await;
+            match put {
+                Ok(_) => {
+                    return Ok(ManifestWrite::Written {
+                        replaced: expected.and_then(|s| s.manifest),
+                    });
+                }
+                Err(
+                    upload_core::Error::AlreadyExists { .. }
+                    | upload_core::Error::PreconditionFailed { .. }
+                    | upload_core::Error::NotFound { .. },
+                ) => {
+                    tracing::info!(key = %mkey, "manifest written by another worker meanwhile; reading it again");
+                    expected = self.read_manifest(mkey).await?;
+                    if let Some(current) = expected.as_ref().and_then(|s| s.manifest.as_ref()) {
+                        if current.source.etag == manifest.source.etag {
+                            return Ok(ManifestWrite::SameVersion);
+                        }
+                        if let (Some(theirs), Some(ours)) = (
+                            current.source.sequencer.as_deref(),
+                            manifest.source.sequencer.as_deref(),
+                        ) && sequencer_cmp(theirs, ours) == Ordering::Greater
+                        {
+                            return Ok(ManifestWrite::Newer(current.clone()));
+                        }
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(upload_core::Error::Unavailable {
+            reason: format!("{mkey} kept changing while it was written"),
+        }
+        .into())
+    }
+
+    /// Reads a manifest with its object ETag; a missing one is `None`. A
+    /// corrupt one is logged and read as no manifest (the upload is
+    /// processed again and the manifest replaced).
+    async fn read_manifest(&self, mkey: &ObjectKey) -> Result<Option<StoredManifest>> {
+        match self.processed.get(mkey).await {
+            Ok(got) => {
+                let manifest = match serde_json::from_slice::<Manifest>(&got.body) {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        tracing::warn!(key = %mkey, error = %e, "corrupt manifest ignored");
+                        None
+                    }
+                };
+                Ok(Some(StoredManifest {
+                    manifest,
+                    etag: got.meta.etag,
+                }))
+            }
+            Err(upload_core::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Most attempts at a conditional manifest write.
+const MANIFEST_WRITE_ATTEMPTS: usize = 4;
+
+/// A manifest as stored: parsed (`None` if corrupt) and its object ETag.
+#[derive(Debug)]
+struct StoredManifest {
+    manifest: Option<Manifest>,
+    etag: String,
+}
+
+/// What became of a conditional manifest write.
+#[derive(Debug)]
+enum ManifestWrite {
+    /// Written; `replaced` is the manifest it replaced, if any.
+    Written { replaced: Option<Manifest> },
+    /// Another worker wrote the manifest of the same version meanwhile.
+    SameVersion,
+    /// Another worker wrote the manifest of a newer version meanwhile.
+    Newer(Manifest),
+}
+
+#[async_trait]
+impl RecordHandler for UploadProcessor {
+    async fn handle(&self, record: &S3EventRecord) -> Result<Handled> {
+        if record.s3.bucket.name != self.uploads.bucket() {
+            tracing::debug!(bucket = %record.s3.bucket.name, "record of another bucket skipped");
+            return Ok(Handled::Skipped);
+        }
+        let key = match record.key() {
+            Ok(k) => k,
+            Err(e) => {
+                // S3 accepts keys we refuse (folder markers ending in '/',
+                // '//'): skip the record, keep handling the others.
+                tracing::error!(key = %record.s3.object.key, error = %e, "record skipped: not a valid object key");
+                return Ok(Handled::Skipped);
+            }
+        };
+        if self.is_own_output(&key) {
+            tracing::debug!(%key, "event about a quarantined object skipped");
+            return Ok(Handled::Skipped);
+        }
+        let o = &record.s3.object;
+        let etag = o.e_tag.as_deref().map(|e| e.trim_matches('"'));
+        let sequencer = o.sequencer.as_deref();
+        if record.is_object_created() {
+            let span = tracing::info_span!("object", %key, size = o.size, etag, sequencer);
+            self.created(&key, etag, sequencer, o.version_id.as_deref())
+                .instrument(span)
+                .await
+        } else if record.is_object_removed() {
+            let span = tracing::info_span!("removed", %key, sequencer);
+            self.removed(&key, sequencer).instrument(span).await
+        } else {
+            tracing::debug!(event = %record.event_name, %key, "record skipped");
+            Ok(Handled::Skipped)
+        }
+    }
+}
+
+/// Concatenates `chunks`, at most `max` bytes, copying only when there is
+/// more than one chunk.
+fn concat(chunks: &[Bytes], max: usize) -> Bytes {
+    match chunks {
+        [] => Bytes::new(),
+        [one] => one.slice(..one.len().min(max)),
+        many => {
+            let total = many.iter().map(Bytes::len).sum::<usize>().min(max);
+            let mut out = BytesMut::with_capacity(total);
+            for c in many {
+                let take = (total - out.len()).min(c.len());
+                out.extend_from_slice(&c[..take]);
+                if out.len() == total {
+                    break;
+                }
+            }
+            out.freeze()
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One async mutex per key being processed, so the records of one key are
+/// handled one at a time however many workers share the processor.
+#[derive(Debug, Default)]
+struct KeyLocks {
+    map: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+struct KeyGuard<'a> {
+    locks: &'a KeyLocks,
+    key: String,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl KeyLocks {
+    async fn lock(&self, key: &str) -> KeyGuard<'_> {
+        let m = lock(&self.map).entry(key.to_owned()).or_default().clone();
+        let guard = m.lock_owned().await;
+        KeyGuard {
+            locks: self,
+            key: key.to_owned(),
+            guard: Some(guard),
+        }
+    }
+}
+
+impl Drop for KeyGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = lock(&self.locks.map);
+        drop(self.guard.take());
+        // Only the map holds it now: nobody waits for this key.
+        if map
+            .get(&self.key)
+            .is_some_and(|m| Arc::strong_count(m) == 1)
+        {
+            map.remove(&self.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concat_copies_at_most_max() {
+        let c = [Bytes::from_static(b"abc"), Bytes::from_static(b"defg")];
+        assert_eq!(&concat(&c, 5)[..], b"abcde");
+        assert_eq!(&concat(&c, usize::MAX)[..], b"abcdefg");
+        assert_eq!(&concat(&c[..1], 2)[..], b"ab");
+        assert!(concat(&[], 4).is_empty());
+    }
+
+    #[tokio::test]
+    async fn key_locks_serialise_one_key_and_forget_it_after() {
+        let locks = KeyLocks::default();
+        let g = locks.lock("a").await;
+        let other = locks.lock("b").await;
+        // A second holder of "a" waits.
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(20), locks.lock("a"));
+        assert!(waiting.await.is_err());
+        drop(g);
+        let again = locks.lock("a").await;
+        drop(again);
+        drop(other);
+        assert!(lock(&locks.map).is_empty());
+    }
+}
