@@ -46,7 +46,20 @@ impl AwsArgs {
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info` for our crates).
 pub fn init_tracing() {
+    init_tracing_with(false);
+}
+
+/// As [`init_tracing`]; with `span_timings`, each span also logs a line
+/// when it closes, with its `time.busy` and `time.idle` (the worker's
+/// per-stage timings: download, scan, decode, encode, upload).
+pub fn init_tracing_with(span_timings: bool) {
+    let spans = if span_timings {
+        tracing_subscriber::fmt::format::FmtSpan::CLOSE
+    } else {
+        tracing_subscriber::fmt::format::FmtSpan::NONE
+    };
     tracing_subscriber::fmt()
+        .with_span_events(spans)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(

@@ -6,7 +6,9 @@ use std::time::Duration;
 use upload_core::s3::{AwsSettings, S3Storage, SdkConfig};
 use upload_core::{Storage, UploadPolicy};
 use upload_pipeline::sqs::{SqsQueue, sqs_client};
-use upload_pipeline::{ReceiveOptions, RunStats, StandardCodec, Worker, WorkerConfig};
+use upload_pipeline::{
+    Health, ReceiveOptions, RunStats, StandardCodec, VariantSpec, Worker, WorkerConfig,
+};
 use upload_scan::{ClamdAddress, ClamdConfig, ClamdScanner, Quarantine};
 
 /// Where the worker reads and writes.
@@ -30,6 +32,16 @@ pub struct WorkerPlan {
     pub max_in_flight: usize,
     /// Long-poll wait per receive, at most 20 s.
     pub wait: Duration,
+    /// Visibility timeout of received messages (the heartbeat extends it
+    /// every third of it); the queue's own when `None`.
+    pub visibility_timeout: Option<Duration>,
+    /// Variants made of each clean image.
+    pub variants: Vec<VariantSpec>,
+    /// Queue that malformed messages are moved to at once; when `None`
+    /// they fail until the queue's redrive policy moves them.
+    pub dead_letter_queue_url: Option<String>,
+    /// How long messages in progress may finish after SIGTERM.
+    pub shutdown_grace: Duration,
 }
 
 /// `host:port` is TCP; anything with a `/` is a Unix socket path.
@@ -52,14 +64,21 @@ pub fn build(settings: &AwsSettings, sdk: &SdkConfig, plan: &WorkerPlan) -> Resu
             S3Storage::new(s3.clone(), name).map_err(|e| e.to_string())?,
         ))
     };
-    let queue = Arc::new(SqsQueue::new(sqs_client(settings, sdk), &plan.queue_url));
     let scanner = Arc::new(ClamdScanner::new(ClamdConfig::new(clamd_address(
         &plan.clamd,
     ))));
+    let mut receive = ReceiveOptions::default().with_wait(plan.wait);
+    if let Some(t) = plan.visibility_timeout {
+        receive = receive.with_visibility_timeout(t);
+    }
     let config = WorkerConfig::new(plan.policy.clone())
         .with_max_in_flight(plan.max_in_flight)
-        .with_receive(ReceiveOptions::default().with_wait(plan.wait));
-    Ok(Worker::new(
+        .with_receive(receive)
+        .with_variants(plan.variants.clone())
+        .with_shutdown_grace(plan.shutdown_grace);
+    let sqs = sqs_client(settings, sdk);
+    let queue = Arc::new(SqsQueue::new(sqs.clone(), &plan.queue_url));
+    let worker = Worker::new(
         queue,
         bucket(&plan.uploads_bucket)?,
         bucket(&plan.processed_bucket)?,
@@ -70,7 +89,36 @@ pub fn build(settings: &AwsSettings, sdk: &SdkConfig, plan: &WorkerPlan) -> Resu
             plan.quarantine_prefix.clone(),
         ),
         config,
-    ))
+    );
+    Ok(match &plan.dead_letter_queue_url {
+        Some(url) => worker.with_dead_letter_queue(Arc::new(SqsQueue::new(sqs, url))),
+        None => worker,
+    })
+}
+
+/// The health endpoints of a worker: `GET /healthz` (liveness: 200 while
+/// the run loop runs, 503 after it ended) and `GET /readyz` (readiness:
+/// 200 while it runs, is not stopping and its last receive succeeded,
+/// else 503). Both answer the [`upload_pipeline::HealthSnapshot`] as JSON.
+pub fn health_router(health: Health) -> axum::Router {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let probe = |ready_only: bool| {
+        move |axum::extract::State(h): axum::extract::State<Health>| async move {
+            let s = h.snapshot();
+            let ok = if ready_only { s.ready } else { s.running };
+            let status = if ok {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            (status, axum::Json(s))
+        }
+    };
+    axum::Router::new()
+        .route("/healthz", get(probe(false)))
+        .route("/readyz", get(probe(true)))
+        .with_state(health)
 }
 
 /// Runs `worker` until `shutdown`, logging a summary line.

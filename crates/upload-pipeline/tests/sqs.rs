@@ -218,3 +218,223 @@ async fn a_wired_bucket_sends_its_object_events_to_the_queue() {
     );
     assert_eq!(removed, [key], "one ObjectRemoved");
 }
+
+/// A 24 × 16 PNG, different for every `seed`.
+fn png(seed: u32) -> Bytes {
+    let img = image::RgbImage::from_fn(24, 16, |x, y| {
+        image::Rgb([seed as u8, (seed >> 8) as u8, (x * 10 + y) as u8])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner().into()
+}
+
+/// The many-workers test, smaller, on moto's S3 and SQS: a bucket wired to
+/// a queue with a dead-letter queue, two worker processes (independent
+/// processors) of two loops each, 24 uploads whose events are all
+/// delivered twice, one worker killed mid-run and restarted, four uploads
+/// deleted afterwards. Every upload ends with exactly its variants and
+/// manifest, each written once; the deleted ones with none; nothing is
+/// left on either queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run scripts/test.sh"]
+async fn many_workers_on_moto_write_each_result_once() {
+    use std::sync::Arc;
+    use upload_core::testkit::counting::CountingStorage;
+    use upload_pipeline::manifest::manifest_key;
+    use upload_pipeline::{Manifest, StandardCodec, Worker, WorkerConfig};
+    use upload_scan::{MemoryScanner, Quarantine};
+
+    let settings = settings();
+    let sdk = sdk().await;
+    let s3 = settings.s3_client(&sdk);
+    let uploads = S3Storage::new(s3.clone(), unique("many-up")).unwrap();
+    uploads.create_bucket().await.unwrap();
+    let processed = S3Storage::new(s3.clone(), unique("many-out")).unwrap();
+    processed.create_bucket().await.unwrap();
+    let (q, dlq) = create_queue_with_dead_letter_queue(
+        sqs_client(&settings, &sdk),
+        &unique("many"),
+        QueueSettings::default().with_visibility_timeout(Duration::from_secs(4)),
+        5,
+    )
+    .await
+    .unwrap();
+    connect_bucket_to_queue(
+        &uploads,
+        &q,
+        &NotificationFilter::default().with_prefix("uploads/"),
+    )
+    .await
+    .unwrap();
+    let uploads = Arc::new(uploads);
+    let processed_counted = Arc::new(CountingStorage::new(Arc::new(processed.clone())));
+    let q = Arc::new(q);
+    let config = WorkerConfig::new(upload_core::UploadPolicy::images_and_pdf(1 << 20).unwrap())
+        .with_receive(
+            ReceiveOptions::default()
+                .with_wait(Duration::from_secs(1))
+                .with_visibility_timeout(Duration::from_secs(4)),
+        )
+        .with_retry_backoff(Duration::from_millis(500), Duration::from_secs(2))
+        .with_shutdown_grace(Duration::from_secs(2));
+    let process = || {
+        Worker::new(
+            q.clone(),
+            uploads.clone(),
+            processed_counted.clone(),
+            Arc::new(MemoryScanner::new()),
+            Arc::new(StandardCodec::default()),
+            Quarantine::new(uploads.clone(), "quarantine/"),
+            config.clone(),
+        )
+    };
+    let workers = [process(), process()];
+
+    let keys: Vec<ObjectKey> = (0..24)
+        .map(|i| ObjectKey::new(format!("uploads/m/{i}.png")).unwrap())
+        .collect();
+    for (i, k) in keys.iter().enumerate() {
+        let meta = uploads
+            .put(
+                k,
+                png(i as u32),
+                PutOptions::default().with_content_type("image/png"),
+            )
+            .await
+            .unwrap();
+        // At-least-once: the same event a second time.
+        let rec = upload_core::S3EventRecord::new(
+            "us-east-1",
+            Storage::bucket(uploads.as_ref()),
+            k,
+            "ObjectCreated:Put",
+            Some(meta.size),
+            Some(&meta.etag),
+            "0",
+        );
+        q.send(rec.to_message()).await.unwrap();
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let spawn = |w: Worker| {
+        let mut rx = stop_rx.clone();
+        tokio::spawn(async move {
+            w.run(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await
+        })
+    };
+    let mut tasks: Vec<_> = workers
+        .iter()
+        .flat_map(|w| [w.clone(), w.clone()])
+        .map(spawn)
+        .collect();
+    // Kill one loop mid-run (its messages come back after 4 s), restart it.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    tasks[0].abort();
+    tasks[0] = spawn(workers[0].clone());
+
+    let manifest = |k: &ObjectKey| {
+        let processed = processed.clone();
+        let mk = manifest_key(k).unwrap();
+        async move {
+            match processed.get(&mk).await {
+                Ok(got) => Some(serde_json::from_slice::<Manifest>(&got.body).unwrap()),
+                Err(upload_core::Error::NotFound { .. }) => None,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut done = 0;
+        for k in &keys {
+            done += usize::from(manifest(k).await.is_some());
+        }
+        if done == keys.len() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{done} of 24 processed"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for k in &keys[20..] {
+        uploads.delete(k).await.unwrap();
+    }
+    let in_flight = || async {
+        let attr = |n| q.attribute(n);
+        let visible = q.approximate_len().await.unwrap();
+        let hidden: u64 = attr(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .await
+            .unwrap()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        visible + hidden
+    };
+    loop {
+        let mut gone = 0;
+        for k in &keys[20..] {
+            gone += usize::from(manifest(k).await.is_none());
+        }
+        if gone == 4 && in_flight().await == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{gone} of 4 removed"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    stop_tx.send(true).unwrap();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+
+    for k in &keys[..20] {
+        let m = manifest(k).await.unwrap();
+        let meta = uploads.head(k).await.unwrap();
+        assert_eq!(m.source.etag, meta.etag, "{k}");
+        assert_eq!(m.variants.len(), 2);
+        for v in &m.variants {
+            assert!(processed.head(&v.key).await.is_ok(), "{}", v.key);
+        }
+    }
+    let stored = processed.list("").await.unwrap();
+    assert_eq!(
+        stored.len(),
+        60,
+        "20 manifests and 40 variants, nothing else"
+    );
+    let writes = processed_counted.counts().writes_by_key;
+    // A write cut short by the kill may have reached moto without being
+    // counted; then the next delivery's create-only PUT was refused. So:
+    // at most 72 keys, each at most once.
+    assert!(
+        (60..=72).contains(&writes.len()),
+        "24 manifests and 48 variants: {}",
+        writes.len()
+    );
+    let twice: Vec<_> = writes.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "written more than once: {twice:?}");
+    assert_eq!(
+        dlq.approximate_len().await.unwrap(),
+        0,
+        "nothing dead-lettered"
+    );
+    let mut stats = upload_pipeline::RunStats::default();
+    for w in &workers {
+        stats.add(&w.health().snapshot().stats);
+    }
+    // The killed loop's counts are lost with it (up to its 4 messages in
+    // flight); the deleted uploads' late duplicates find nothing (skipped).
+    assert!((20..=24).contains(&stats.clean), "{stats:?}");
+    assert_eq!((stats.removed, stats.failed), (4, 0), "{stats:?}");
+    assert!(
+        stats.clean + stats.already_processed + stats.skipped >= 44,
+        "{stats:?}"
+    );
+}

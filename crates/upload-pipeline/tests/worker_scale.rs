@@ -685,3 +685,54 @@ async fn shutdown_mid_batch_releases_what_is_in_progress() {
     }
     assert!(s.queue.is_empty());
 }
+
+/// Panics on keys containing `boom`; skips the rest.
+#[derive(Debug)]
+struct Panicky;
+
+#[async_trait]
+impl upload_pipeline::RecordHandler for Panicky {
+    async fn handle(
+        &self,
+        record: &upload_core::S3EventRecord,
+    ) -> upload_pipeline::Result<upload_pipeline::Handled> {
+        assert!(!record.s3.object.key.contains("boom"), "handler bug");
+        Ok(upload_pipeline::Handled::Skipped)
+    }
+}
+
+/// A handler that panics (a bug) fails its message only: the loop goes on
+/// with the others, and the message is retried, then dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_fails_its_message_only() {
+    let dlq = Arc::new(MemoryQueue::new("dlq"));
+    let queue = Arc::new(
+        MemoryQueue::new("events")
+            .with_dead_letter_queue(2, dlq.clone())
+            .unwrap(),
+    );
+    let config = WorkerConfig::new(UploadPolicy::images_and_pdf(1 << 20).unwrap())
+        .with_retry_backoff(Duration::from_millis(50), Duration::from_millis(50));
+    let worker = Worker::with_handler(queue.clone(), Arc::new(Panicky), config);
+    for key in ["uploads/a.png", "uploads/boom.png", "uploads/b.png"] {
+        let rec = upload_core::S3EventRecord::new(
+            "us-east-1",
+            "uploads",
+            &ObjectKey::new(key).unwrap(),
+            "ObjectCreated:Put",
+            Some(1),
+            Some("00"),
+            "1",
+        );
+        queue.send(rec.to_message()).await.unwrap();
+    }
+    let first = worker.run_until_idle().await.unwrap();
+    assert_eq!((first.messages, first.skipped, first.failed), (3, 2, 1));
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let second = worker.run_until_idle().await.unwrap();
+    assert_eq!((second.messages, second.failed, second.retried), (1, 1, 1));
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(worker.run_until_idle().await.unwrap().messages, 0);
+    assert!(queue.is_empty());
+    assert_eq!(dlq.len(), 1, "dead-lettered after 2 receives");
+}

@@ -1,12 +1,14 @@
-//! The upload worker: consumes ObjectCreated events from SQS, checks the
-//! real type by magic bytes, scans with clamd (quarantining infected files),
-//! writes variants and a manifest to the processed bucket. Stops on Ctrl-C
-//! or SIGTERM after finishing the batch in progress, and prints a JSON
-//! summary line.
+//! The upload worker: consumes ObjectCreated and ObjectRemoved events from
+//! SQS, checks the real type by magic bytes, scans with clamd
+//! (quarantining infected files), writes variants and a manifest to the
+//! processed bucket, and deletes them when the original is deleted. Safe
+//! to run in any number on one queue. On Ctrl-C or SIGTERM it stops
+//! receiving, gives the messages in progress `--shutdown-grace-seconds` to
+//! finish, makes the rest visible again, and prints its counts as JSON.
 //!
 //! ```text
 //! worker --endpoint-url http://127.0.0.1:5000 --queue-url URL --uploads-bucket uploads \
-//!     --processed-bucket processed --clamd 127.0.0.1:3310
+//!     --processed-bucket processed --clamd 127.0.0.1:3310 --health-addr 127.0.0.1:9090
 //! ```
 
 use std::process::ExitCode;
@@ -14,8 +16,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use upload_core::UploadPolicy;
-use upload_examples::aws_args::{AwsArgs, init_tracing, shutdown_signal};
+use upload_examples::aws_args::{AwsArgs, init_tracing_with, shutdown_signal};
 use upload_examples::worker_cli::{self, WorkerPlan};
+use upload_pipeline::VariantSpec;
 
 /// Processes uploads from an SQS queue of S3 events.
 #[derive(Debug, Parser)]
@@ -50,12 +53,50 @@ struct Args {
     /// Long-poll wait per receive, in seconds (at most 20).
     #[arg(long, default_value_t = 20)]
     wait_seconds: u64,
+    /// Visibility timeout of received messages, in seconds (at most
+    /// 43200); the heartbeat extends it every third of it while a message
+    /// is processed. The queue's own when unset.
+    #[arg(long, env = "UPLOAD_VISIBILITY_TIMEOUT")]
+    visibility_timeout_seconds: Option<u64>,
+    /// A variant to make of each clean image:
+    /// NAME=WIDTHxHEIGHT[:webp|jpeg|png[:QUALITY]], repeatable. Default:
+    /// thumb=256x256 and medium=1024x1024, WebP quality 80.
+    #[arg(long = "variant", value_parser = parse_variant)]
+    variants: Vec<VariantSpec>,
+    /// URL of a dead-letter queue that malformed messages are moved to at
+    /// once (others reach it by the queue's redrive policy).
+    #[arg(long, env = "UPLOAD_DEAD_LETTER_QUEUE_URL")]
+    dead_letter_queue_url: Option<String>,
+    /// Seconds that messages in progress may run after SIGTERM before they
+    /// are made visible again for another worker.
+    #[arg(long, default_value_t = 20)]
+    shutdown_grace_seconds: u64,
+    /// Serve GET /healthz and /readyz (JSON health) on this address, e.g.
+    /// 127.0.0.1:9090.
+    #[arg(long, env = "UPLOAD_HEALTH_ADDR")]
+    health_addr: Option<std::net::SocketAddr>,
+    /// Log each stage's timing (download, scan, decode, encode, upload) as
+    /// its span closes.
+    #[arg(long)]
+    log_spans: bool,
+}
+
+fn parse_variant(s: &str) -> Result<VariantSpec, String> {
+    VariantSpec::parse(s).map_err(|e| e.to_string())
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    init_tracing();
     let args = Args::parse();
+    init_tracing_with(args.log_spans);
+    if let Some(t) = args.visibility_timeout_seconds
+        && t > 43_200
+    {
+        eprintln!(
+            "error: --visibility-timeout-seconds {t} is over the SQS maximum of 43200 (12 h)"
+        );
+        return ExitCode::FAILURE;
+    }
     let policy = match UploadPolicy::images_and_pdf(args.max_bytes) {
         Ok(p) => p,
         Err(e) => {
@@ -76,6 +117,14 @@ async fn main() -> ExitCode {
         policy,
         max_in_flight: args.max_in_flight,
         wait: Duration::from_secs(args.wait_seconds.min(20)),
+        visibility_timeout: args.visibility_timeout_seconds.map(Duration::from_secs),
+        variants: if args.variants.is_empty() {
+            VariantSpec::defaults()
+        } else {
+            args.variants
+        },
+        dead_letter_queue_url: args.dead_letter_queue_url,
+        shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
     };
     let worker = match worker_cli::build(&settings, &sdk, &plan) {
         Ok(w) => w,
@@ -84,6 +133,22 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(addr) = args.health_addr {
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: health endpoint on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let router = worker_cli::health_router(worker.health());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "health endpoint stopped");
+            }
+        });
+        tracing::info!(%addr, "health endpoint: /healthz, /readyz");
+    }
     tracing::info!(queue = %plan.queue_url, uploads = %plan.uploads_bucket, processed = %plan.processed_bucket, "worker started");
     match worker_cli::run(&worker, shutdown_signal()).await {
         Ok(stats) => {

@@ -257,7 +257,13 @@ impl Storage for MemoryStorage {
             .step_by(STREAM_CHUNK)
             .map(move |start| Ok(body.slice(start..(start + STREAM_CHUNK).min(body.len()))))
             .collect::<Vec<_>>();
-        Ok((e.meta, futures::stream::iter(chunks).boxed()))
+        // An `unfold` stream, as the S3 body stream is: like it, it panics
+        // when polled again after its end, so callers that would do that
+        // to a real response fail here too.
+        let stream = futures::stream::unfold(chunks.into_iter(), |mut rest| async move {
+            rest.next().map(|chunk| (chunk, rest))
+        });
+        Ok((e.meta, stream.boxed()))
     }
 
     async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta> {

@@ -162,6 +162,62 @@ impl VariantSpec {
         vec![Self::thumb(), Self::medium()]
     }
 
+    /// Parses `NAME=WIDTHxHEIGHT[:FORMAT[:QUALITY]]`, the form of a
+    /// command-line flag: `thumb=256x256` (WebP quality 80),
+    /// `card=1200x630:jpeg:85`, `icon=64x64:png`. Formats: `webp` (quality
+    /// `0..=100`, default 80), `jpeg` or `jpg` (quality `1..=100`, default
+    /// 85), `png`.
+    ///
+    /// ```
+    /// use upload_pipeline::{OutputFormat, VariantSpec};
+    /// let v = VariantSpec::parse("card=1200x630:jpeg:85").unwrap();
+    /// assert_eq!((v.name.as_str(), v.max_width, v.max_height), ("card", 1200, 630));
+    /// assert_eq!(v.format, OutputFormat::Jpeg { quality: 85 });
+    /// assert!(VariantSpec::parse("thumb=0x10").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidVariantSpec`] for another shape, an unknown format,
+    /// or a value [`VariantSpec::new`] refuses.
+    pub fn parse(text: &str) -> Result<Self> {
+        let invalid = |reason: &str| Error::InvalidVariantSpec {
+            name: text.chars().take(80).collect(),
+            reason: format!("{reason}; expected NAME=WIDTHxHEIGHT[:webp|jpeg|png[:QUALITY]]"),
+        };
+        let (name, rest) = text.split_once('=').ok_or_else(|| invalid("no '='"))?;
+        let mut parts = rest.split(':');
+        let (w, h) = parts
+            .next()
+            .and_then(|wh| wh.split_once('x'))
+            .ok_or_else(|| invalid("no WIDTHxHEIGHT"))?;
+        let side = |v: &str| {
+            v.parse::<u32>()
+                .map_err(|_| invalid("width and height are whole pixels"))
+        };
+        let (w, h) = (side(w)?, side(h)?);
+        let format = parts.next().unwrap_or("webp");
+        let quality = parts.next();
+        if parts.next().is_some() {
+            return Err(invalid("too many ':' parts"));
+        }
+        let format = match (format, quality) {
+            ("webp", q) => OutputFormat::WebP {
+                quality: q
+                    .map_or(Ok(80.0), str::parse)
+                    .map_err(|_| invalid("WebP quality is a number"))?,
+            },
+            ("jpeg" | "jpg", q) => OutputFormat::Jpeg {
+                quality: q
+                    .map_or(Ok(85), str::parse)
+                    .map_err(|_| invalid("JPEG quality is 1..=100"))?,
+            },
+            ("png", None) => OutputFormat::Png,
+            ("png", Some(_)) => return Err(invalid("PNG takes no quality")),
+            _ => return Err(invalid("unknown format")),
+        };
+        Self::new(name, w, h, format)
+    }
+
     /// Checks the rules of [`VariantSpec::new`] again (the fields are
     /// public, so a spec may have been changed since it was built).
     pub(crate) fn validate(&self) -> Result<()> {

@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt as _, StreamExt};
 use tokio::time::Instant;
 use upload_core::{EventMessage, S3EventRecord, Storage, UploadPolicy, parse_event_message};
 use upload_scan::{Quarantine, Scanner};
@@ -631,9 +631,23 @@ impl Worker {
                 retried: u64::from(msg.receive_count > 1),
                 ..RunStats::default()
             };
-            let result = self
-                .with_heartbeat(&msg.receipt_handle, self.handle_records(&msg.body))
-                .await;
+            // A panic in a handler (a bug) fails this message only, as an
+            // error would; the loop and the other messages go on.
+            let result = std::panic::AssertUnwindSafe(
+                self.with_heartbeat(&msg.receipt_handle, self.handle_records(&msg.body)),
+            )
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                let reason = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".to_owned());
+                Err(Error::TaskFailed {
+                    reason: format!("record handler panicked: {reason}"),
+                })
+            });
             match result {
                 Ok(s) => {
                     stats.add(&s);

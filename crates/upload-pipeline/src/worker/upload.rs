@@ -193,10 +193,14 @@ impl UploadProcessor {
         &self,
         key: &ObjectKey,
         meta: ObjectMeta,
-        mut stream: upload_core::ByteStream,
+        stream: upload_core::ByteStream,
         sequencer: Option<&str>,
         version_id: Option<&str>,
     ) -> Result<Manifest> {
+        // Fused: a small object ends while the head is read, and the
+        // chain below polls it again (the S3 body stream must not be
+        // polled after its end).
+        let mut stream = stream.fuse();
         // The first chunks, up to the sniff length, from the one GET.
         let mut head_chunks: Vec<Bytes> = Vec::new();
         let mut head_len = 0;

@@ -1,0 +1,270 @@
+//! `bench-worker`: the worker loop's own cost, and the storage requests it
+//! makes per upload.
+//!
+//! 1. **Loop overhead**: N S3 event messages on a [`MemoryQueue`], drained
+//!    on a single-threaded runtime (one core) by [`Worker::run_until_idle`]
+//!    with a no-op [`RecordHandler`]: receive in batches, parse, hand each
+//!    record over, heartbeat timer, delete. Baseline in the same run: the
+//!    loop one writes by hand (receive 10, parse, handle, delete, one
+//!    message at a time, no heartbeat, no concurrency). Goal: at least
+//!    50,000 messages/s.
+//! 2. **Requests per upload**: real uploads (PNG photos-sized images)
+//!    processed by the [`UploadProcessor`] through request-counting
+//!    storage; then every event is delivered again. Goal: 1 GET of the
+//!    original, 1 PUT per variant, 1 PUT for the manifest, 0 writes on
+//!    redelivery.
+//!
+//! `cargo run --release -p upload-benches --bin bench-worker [N]` (N
+//! messages per round, default 200000). Last line:
+//! `RESULT messages_per_sec=X requests_per_upload=Y writes_on_redelivery=Z ...`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use upload_benches::{median, peak_rss_mb};
+use upload_core::testkit::counting::CountingStorage;
+use upload_core::{
+    MemoryStorage, ObjectKey, PutOptions, S3EventRecord, Storage, UploadPolicy, parse_event_message,
+};
+use upload_pipeline::{
+    Handled, MemoryQueue, Queue, ReceiveOptions, RecordHandler, StandardCodec, Worker, WorkerConfig,
+};
+use upload_scan::{MemoryScanner, Quarantine};
+
+const ROUNDS: usize = 5;
+const UPLOADS: usize = 40;
+
+/// Does nothing with a record but look at it.
+#[derive(Debug)]
+struct Noop;
+
+#[async_trait]
+impl RecordHandler for Noop {
+    async fn handle(&self, record: &S3EventRecord) -> upload_pipeline::Result<Handled> {
+        std::hint::black_box(record);
+        Ok(Handled::Skipped)
+    }
+}
+
+fn event_body(i: usize) -> String {
+    let key = ObjectKey::new(format!("uploads/u{}/photo {i}.jpg", i % 97)).expect("valid key");
+    S3EventRecord::new(
+        "us-east-1",
+        "uploads",
+        &key,
+        "ObjectCreated:Put",
+        Some(2_345_678),
+        Some("9bb58f26192e4ba00f01e2e7b136bbd8"),
+        &format!("{i:016X}"),
+    )
+    .to_message()
+}
+
+async fn filled_queue(bodies: &[String]) -> Arc<MemoryQueue> {
+    let q = Arc::new(MemoryQueue::new("bench"));
+    for b in bodies {
+        q.send(b.clone()).await.expect("send");
+    }
+    q
+}
+
+/// Receive 10, parse, handle, delete: one message at a time.
+async fn naive_loop(q: &MemoryQueue, handler: &dyn RecordHandler) -> u64 {
+    let opts = ReceiveOptions::default().with_wait(Duration::ZERO);
+    let mut n = 0;
+    loop {
+        let batch = q.receive(&opts).await.expect("receive");
+        if batch.is_empty() {
+            return n;
+        }
+        for m in batch {
+            if let Ok(upload_core::EventMessage::Records(records)) = parse_event_message(&m.body) {
+                for r in &records {
+                    handler.handle(r).await.expect("noop");
+                }
+            }
+            q.delete(&m.receipt_handle).await.expect("delete");
+            n += 1;
+        }
+    }
+}
+
+fn policy() -> UploadPolicy {
+    UploadPolicy::images_and_pdf(64 << 20).expect("policy")
+}
+
+fn loop_overhead(n: usize) -> (f64, f64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let bodies: Vec<String> = (0..n).map(event_body).collect();
+    let config = WorkerConfig::new(policy())
+        .with_max_in_flight(64)
+        .with_receive(ReceiveOptions::default().with_wait(Duration::ZERO));
+    let mut ours = Vec::new();
+    let mut naive = Vec::new();
+    for round in 1..=ROUNDS {
+        let q = rt.block_on(filled_queue(&bodies));
+        let w = Worker::with_handler(q.clone(), Arc::new(Noop), config.clone());
+        let t = Instant::now();
+        let stats = rt.block_on(w.run_until_idle()).expect("run");
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(stats.messages, n as u64);
+        assert!(q.is_empty(), "every message deleted");
+        ours.push(n as f64 / secs);
+
+        let q = rt.block_on(filled_queue(&bodies));
+        let t = Instant::now();
+        let done = rt.block_on(naive_loop(&q, &Noop));
+        let secs_naive = t.elapsed().as_secs_f64();
+        assert_eq!(done, n as u64);
+        naive.push(n as f64 / secs_naive);
+        eprintln!(
+            "round {round}: worker {:.0} msg/s, hand-written loop {:.0} msg/s",
+            n as f64 / secs,
+            n as f64 / secs_naive
+        );
+    }
+    (
+        median(&mut ours).expect("rounds"),
+        median(&mut naive).expect("rounds"),
+    )
+}
+
+/// A 1600 × 1200 RGB image, different for every `seed`, as PNG.
+fn photo(seed: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(1600, 1200, |x, y| {
+        image::Rgb([
+            (x / 7 + seed) as u8,
+            (y / 5) as u8,
+            ((x ^ y) as u8).wrapping_add(seed as u8),
+        ])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode png");
+    out.into_inner()
+}
+
+struct PerUpload {
+    requests: f64,
+    original_gets: f64,
+    writes: f64,
+    redelivery_writes: u64,
+    redelivery_requests: f64,
+}
+
+fn requests_per_upload() -> PerUpload {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let queue = Arc::new(MemoryQueue::new("events"));
+        let uploads_mem = Arc::new(
+            MemoryStorage::new("uploads")
+                .expect("bucket")
+                .with_events(queue.clone()),
+        );
+        let uploads = Arc::new(CountingStorage::new(uploads_mem.clone()));
+        let processed = Arc::new(CountingStorage::new(Arc::new(
+            MemoryStorage::new("processed").expect("bucket"),
+        )));
+        let worker = Worker::new(
+            queue.clone(),
+            uploads.clone(),
+            processed.clone(),
+            Arc::new(MemoryScanner::new()),
+            Arc::new(StandardCodec::default()),
+            Quarantine::new(
+                Arc::new(MemoryStorage::new("quarantine").expect("bucket")),
+                "quarantine/",
+            ),
+            WorkerConfig::new(policy()),
+        );
+        let mut keys = Vec::new();
+        for i in 0..UPLOADS {
+            let k = ObjectKey::new(format!("uploads/u/{i}.png")).expect("key");
+            uploads_mem
+                .put(
+                    &k,
+                    photo(i as u32).into(),
+                    PutOptions::default().with_content_type("image/png"),
+                )
+                .await
+                .expect("put");
+            keys.push(k);
+        }
+        let stats = worker.run_until_idle().await.expect("run");
+        assert_eq!(stats.clean, UPLOADS as u64, "{stats:?}");
+        let (u, p) = (uploads.counts(), processed.counts());
+        let per = |x: u64| x as f64 / UPLOADS as f64;
+        let first = PerUpload {
+            requests: per(u.total() + p.total()),
+            original_gets: per(u.get),
+            writes: per(p.writes()),
+            redelivery_writes: 0,
+            redelivery_requests: 0.0,
+        };
+        eprintln!(
+            "first delivery per upload: uploads bucket {:?}; processed bucket {:?}",
+            (u.get, u.head, u.put_tags),
+            (p.get, p.put, p.writes())
+        );
+
+        // Every event again, as at-least-once delivery may.
+        uploads.reset();
+        processed.reset();
+        for k in &keys {
+            let meta = uploads_mem.head(k).await.expect("head");
+            let rec = S3EventRecord::new(
+                "us-east-1",
+                "uploads",
+                k,
+                "ObjectCreated:Put",
+                Some(meta.size),
+                Some(&meta.etag),
+                "0000000000000001",
+            );
+            queue.send(rec.to_message()).await.expect("send");
+        }
+        let again = worker.run_until_idle().await.expect("run");
+        assert_eq!(again.already_processed, UPLOADS as u64, "{again:?}");
+        let (u, p) = (uploads.counts(), processed.counts());
+        PerUpload {
+            redelivery_writes: u.mutations() + p.mutations(),
+            redelivery_requests: per(u.total() + p.total()),
+            ..first
+        }
+    })
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .map(|a| a.parse().expect("N: a number of messages"))
+        .unwrap_or(200_000);
+    eprintln!("bench-worker: {n} messages x {ROUNDS} rounds, one core (current-thread runtime)");
+    let (ours, naive) = loop_overhead(n);
+    eprintln!("median: worker {ours:.0} msg/s, hand-written loop {naive:.0} msg/s");
+    let per = requests_per_upload();
+    println!(
+        "worker loop: {ours:.0} messages/s on one core (goal >= 50000); hand-written receive/parse/delete loop {naive:.0}/s"
+    );
+    println!(
+        "per upload (2 variants): {:.2} storage requests, {:.2} GET of the original, {:.2} writes to the processed bucket; redelivery: {:.2} requests, {} writes",
+        per.requests, per.original_gets, per.writes, per.redelivery_requests, per.redelivery_writes
+    );
+    println!(
+        "RESULT messages_per_sec={ours:.0} requests_per_upload={:.2} writes_on_redelivery={} original_gets_per_upload={:.2} writes_per_upload={:.2} ratio_vs_hand_written_loop={:.2} peak_rss_mb={:.1}",
+        per.requests,
+        per.redelivery_writes,
+        per.original_gets,
+        per.writes,
+        ours / naive,
+        peak_rss_mb().unwrap_or(0.0)
+    );
+}
