@@ -299,7 +299,11 @@ async fn photos_flow_from_presigned_upload_to_variants_through_moto_and_clamd() 
         serde_json::from_str(&first).expect("first line names the address");
     let api = listening["listening"].as_str().unwrap().to_owned();
 
-    // 3. The worker.
+    // 3. The worker, with its health endpoint.
+    let health_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .to_string();
     let mut worker = Proc(
         bin("worker")
             .args(aws_flags(&endpoint))
@@ -312,6 +316,12 @@ async fn photos_flow_from_presigned_upload_to_variants_through_moto_and_clamd() 
                 &processed_bucket,
             ])
             .args(["--clamd", &clamd, "--wait-seconds", "1"])
+            .args([
+                "--health-addr",
+                &health_addr,
+                "--visibility-timeout-seconds",
+                "30",
+            ])
             .stdout(Stdio::piped())
             .spawn()
             .expect("worker starts"),
@@ -469,6 +479,19 @@ async fn photos_flow_from_presigned_upload_to_variants_through_moto_and_clamd() 
             .body[..],
         &png[..]
     );
+
+    // The worker's probes: live, ready, with its counts.
+    for probe in ["healthz", "readyz"] {
+        let resp = http
+            .get(format!("http://{health_addr}/{probe}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{probe}");
+        let h: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(h["ready"], true, "{h}");
+        assert!(h["stats"]["clean"].as_u64().unwrap() >= 5, "{h}");
+    }
 
     // 5. Both services stop cleanly on SIGTERM; the worker reports its work.
     let mut stdout = worker.0.stdout.take().unwrap();

@@ -9,7 +9,7 @@
 //!    message at a time, no heartbeat, no concurrency). Goal: at least
 //!    50,000 messages/s.
 //! 2. **Requests per upload**: real uploads (PNG photos-sized images)
-//!    processed by the [`UploadProcessor`] through request-counting
+//!    processed by the [`UploadProcessor`](upload_pipeline::UploadProcessor) through request-counting
 //!    storage; then every event is delivered again. Goal: 1 GET of the
 //!    original, 1 PUT per variant, 1 PUT for the manifest, 0 writes on
 //!    redelivery.

@@ -736,3 +736,50 @@ async fn a_panicking_handler_fails_its_message_only() {
     assert!(queue.is_empty());
     assert_eq!(dlq.len(), 1, "dead-lettered after 2 receives");
 }
+
+/// Quarantine inside the uploads bucket: the copy's own ObjectCreated event
+/// (and the original's removal) never start processing again.
+#[tokio::test]
+async fn the_workers_own_outputs_never_trigger_it() {
+    let queue = Arc::new(MemoryQueue::new("events"));
+    let uploads = Arc::new(
+        MemoryStorage::new("uploads")
+            .unwrap()
+            .with_events(queue.clone()),
+    );
+    let processed = Arc::new(CountingStorage::new(Arc::new(
+        MemoryStorage::new("processed").unwrap(),
+    )));
+    let worker = Worker::new(
+        queue.clone(),
+        uploads.clone(),
+        processed.clone(),
+        Arc::new(MemoryScanner::new()),
+        Arc::new(StandardCodec::default()),
+        Quarantine::new(uploads.clone(), "quarantine/"),
+        WorkerConfig::new(UploadPolicy::images_and_pdf(1 << 20).unwrap()),
+    );
+    let k = ObjectKey::new("uploads/u/bad.png").unwrap();
+    let mut body = png(5).to_vec();
+    body.extend_from_slice(&upload_scan::eicar());
+    uploads
+        .put(
+            &k,
+            body.into(),
+            PutOptions::default().with_content_type("image/png"),
+        )
+        .await
+        .unwrap();
+    let first = worker.run_until_idle().await.unwrap();
+    // The upload, then the quarantine copy's event and the original's
+    // removal: one infected, two skipped, nothing processed twice.
+    assert_eq!(
+        (first.messages, first.infected, first.skipped, first.failed),
+        (3, 1, 2, 0)
+    );
+    let q = ObjectKey::new("quarantine/uploads/u/bad.png").unwrap();
+    assert!(uploads.head(&q).await.is_ok());
+    assert!(uploads.head(&k).await.is_err());
+    assert_eq!(processed.counts().writes(), 1, "one manifest");
+    assert!(queue.is_empty());
+}

@@ -59,7 +59,7 @@ struct Args {
     #[arg(long, env = "UPLOAD_VISIBILITY_TIMEOUT")]
     visibility_timeout_seconds: Option<u64>,
     /// A variant to make of each clean image:
-    /// NAME=WIDTHxHEIGHT[:webp|jpeg|png[:QUALITY]], repeatable. Default:
+    /// `NAME=WIDTHxHEIGHT[:webp|jpeg|png[:QUALITY]]`, repeatable. Default:
     /// thumb=256x256 and medium=1024x1024, WebP quality 80.
     #[arg(long = "variant", value_parser = parse_variant)]
     variants: Vec<VariantSpec>,
