@@ -19,6 +19,7 @@
 //! `RESULT messages_per_sec=X requests_per_upload=Y writes_on_redelivery=Z ...`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -28,12 +29,49 @@ use upload_core::{
     MemoryStorage, ObjectKey, PutOptions, S3EventRecord, Storage, UploadPolicy, parse_event_message,
 };
 use upload_pipeline::{
-    Handled, MemoryQueue, Queue, ReceiveOptions, RecordHandler, StandardCodec, Worker, WorkerConfig,
+    Handled, MemoryQueue, Queue, QueueMessage, ReceiveOptions, RecordHandler, StandardCodec,
+    Worker, WorkerConfig,
 };
 use upload_scan::{MemoryScanner, Quarantine};
 
 const ROUNDS: usize = 5;
 const UPLOADS: usize = 40;
+
+/// Counts the requests a queue receives (as SQS would bill them: a
+/// receive, a delete, a 10-handle batch delete, a visibility change).
+#[derive(Debug)]
+struct CountingQueue {
+    inner: Arc<MemoryQueue>,
+    requests: AtomicU64,
+}
+
+#[async_trait]
+impl Queue for CountingQueue {
+    async fn send(&self, body: String) -> upload_pipeline::Result<String> {
+        self.inner.send(body).await
+    }
+    async fn receive(&self, opts: &ReceiveOptions) -> upload_pipeline::Result<Vec<QueueMessage>> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.inner.receive(opts).await
+    }
+    async fn delete(&self, handle: &str) -> upload_pipeline::Result<()> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.inner.delete(handle).await
+    }
+    async fn delete_batch(&self, handles: &[String]) -> Vec<upload_pipeline::Result<()>> {
+        self.requests
+            .fetch_add(handles.len().div_ceil(10) as u64, Ordering::Relaxed);
+        let mut out = Vec::with_capacity(handles.len());
+        for h in handles {
+            out.push(self.inner.delete(h).await);
+        }
+        out
+    }
+    async fn change_visibility(&self, h: &str, t: Duration) -> upload_pipeline::Result<()> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.inner.change_visibility(h, t).await
+    }
+}
 
 /// Does nothing with a record but look at it.
 #[derive(Debug)]
@@ -70,7 +108,7 @@ async fn filled_queue(bodies: &[String]) -> Arc<MemoryQueue> {
 }
 
 /// Receive 10, parse, handle, delete: one message at a time.
-async fn naive_loop(q: &MemoryQueue, handler: &dyn RecordHandler) -> u64 {
+async fn naive_loop(q: &dyn Queue, handler: &dyn RecordHandler) -> u64 {
     let opts = ReceiveOptions::default().with_wait(Duration::ZERO);
     let mut n = 0;
     loop {
@@ -92,6 +130,33 @@ async fn naive_loop(q: &MemoryQueue, handler: &dyn RecordHandler) -> u64 {
 
 fn policy() -> UploadPolicy {
     UploadPolicy::images_and_pdf(64 << 20).expect("policy")
+}
+
+/// Queue requests per message of the worker and of the hand-written loop,
+/// over `n` messages.
+fn queue_requests(n: usize) -> (f64, f64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let bodies: Vec<String> = (0..n).map(event_body).collect();
+    let config = WorkerConfig::new(policy())
+        .with_max_in_flight(64)
+        .with_receive(ReceiveOptions::default().with_wait(Duration::ZERO));
+    let counted = |q| {
+        Arc::new(CountingQueue {
+            inner: q,
+            requests: AtomicU64::new(0),
+        })
+    };
+    let q = counted(rt.block_on(filled_queue(&bodies)));
+    let w = Worker::with_handler(q.clone(), Arc::new(Noop), config);
+    rt.block_on(w.run_until_idle()).expect("run");
+    let ours = q.requests.load(Ordering::Relaxed) as f64 / n as f64;
+    let q = counted(rt.block_on(filled_queue(&bodies)));
+    rt.block_on(naive_loop(q.as_ref(), &Noop));
+    let naive = q.requests.load(Ordering::Relaxed) as f64 / n as f64;
+    (ours, naive)
 }
 
 fn loop_overhead(n: usize) -> (f64, f64) {
@@ -117,7 +182,7 @@ fn loop_overhead(n: usize) -> (f64, f64) {
 
         let q = rt.block_on(filled_queue(&bodies));
         let t = Instant::now();
-        let done = rt.block_on(naive_loop(&q, &Noop));
+        let done = rt.block_on(naive_loop(q.as_ref(), &Noop));
         let secs_naive = t.elapsed().as_secs_f64();
         assert_eq!(done, n as u64);
         naive.push(n as f64 / secs_naive);
@@ -250,16 +315,23 @@ fn main() {
     eprintln!("bench-worker: {n} messages x {ROUNDS} rounds, one core (current-thread runtime)");
     let (ours, naive) = loop_overhead(n);
     eprintln!("median: worker {ours:.0} msg/s, hand-written loop {naive:.0} msg/s");
+    let (queue_ours, queue_naive) = queue_requests(10_000);
+    eprintln!(
+        "queue requests per message: worker {queue_ours:.3}, hand-written loop {queue_naive:.3}"
+    );
     let per = requests_per_upload();
     println!(
         "worker loop: {ours:.0} messages/s on one core (goal >= 50000); hand-written receive/parse/delete loop {naive:.0}/s"
+    );
+    println!(
+        "queue requests per message: worker {queue_ours:.3} (receive 10, DeleteMessageBatch 10), hand-written loop {queue_naive:.3}"
     );
     println!(
         "per upload (2 variants): {:.2} storage requests, {:.2} GET of the original, {:.2} writes to the processed bucket; redelivery: {:.2} requests, {} writes",
         per.requests, per.original_gets, per.writes, per.redelivery_requests, per.redelivery_writes
     );
     println!(
-        "RESULT messages_per_sec={ours:.0} requests_per_upload={:.2} writes_on_redelivery={} original_gets_per_upload={:.2} writes_per_upload={:.2} ratio_vs_hand_written_loop={:.2} peak_rss_mb={:.1}",
+        "RESULT messages_per_sec={ours:.0} requests_per_upload={:.2} writes_on_redelivery={} original_gets_per_upload={:.2} writes_per_upload={:.2} ratio_vs_hand_written_loop={:.2} queue_requests_per_message={queue_ours:.3} peak_rss_mb={:.1}",
         per.requests,
         per.redelivery_writes,
         per.original_gets,

@@ -783,3 +783,84 @@ async fn the_workers_own_outputs_never_trigger_it() {
     assert_eq!(processed.counts().writes(), 1, "one manifest");
     assert!(queue.is_empty());
 }
+
+/// Counts how handled messages are deleted.
+#[derive(Debug)]
+struct DeleteCounter {
+    inner: MemoryQueue,
+    batches: Mutex<Vec<usize>>,
+}
+
+#[async_trait]
+impl Queue for DeleteCounter {
+    async fn send(&self, body: String) -> upload_pipeline::Result<String> {
+        self.inner.send(body).await
+    }
+    async fn receive(
+        &self,
+        opts: &ReceiveOptions,
+    ) -> upload_pipeline::Result<Vec<upload_pipeline::QueueMessage>> {
+        self.inner.receive(opts).await
+    }
+    async fn delete(&self, _: &str) -> upload_pipeline::Result<()> {
+        panic!("handled messages are deleted in batches");
+    }
+    async fn delete_batch(&self, handles: &[String]) -> Vec<upload_pipeline::Result<()>> {
+        self.batches.lock().unwrap().push(handles.len());
+        let mut out = Vec::new();
+        for h in handles {
+            out.push(self.inner.delete(h).await);
+        }
+        out
+    }
+    async fn change_visibility(&self, h: &str, t: Duration) -> upload_pipeline::Result<()> {
+        self.inner.change_visibility(h, t).await
+    }
+}
+
+/// Handled messages are deleted 10 to a request (`DeleteMessageBatch`).
+#[tokio::test]
+async fn handled_messages_are_deleted_in_batches_of_ten() {
+    let queue = Arc::new(DeleteCounter {
+        inner: MemoryQueue::new("events"),
+        batches: Mutex::default(),
+    });
+    for i in 0..35 {
+        let rec = upload_core::S3EventRecord::new(
+            "us-east-1",
+            "other-bucket",
+            &ObjectKey::new(format!("uploads/{i}.png")).unwrap(),
+            "ObjectCreated:Put",
+            Some(1),
+            Some("00"),
+            "1",
+        );
+        queue.send(rec.to_message()).await.unwrap();
+    }
+    let config =
+        WorkerConfig::new(UploadPolicy::images_and_pdf(1 << 20).unwrap()).with_max_in_flight(16);
+    let s = scale(Arc::new(MemoryScanner::new()), Duration::from_secs(30), 3);
+    let worker = Worker::with_handler(
+        queue.clone(),
+        Arc::new(upload_pipeline::UploadProcessor::new(
+            s.uploads.clone(),
+            s.processed.clone(),
+            Arc::new(MemoryScanner::new()),
+            Arc::new(StandardCodec::default()),
+            Quarantine::new(s.uploads.clone(), "quarantine/"),
+            &config,
+        )),
+        config,
+    );
+    let st = worker.run_until_idle().await.unwrap();
+    assert_eq!(
+        (st.messages, st.skipped),
+        (35, 35),
+        "records of another bucket"
+    );
+    assert!(queue.inner.is_empty());
+    let batches = queue.batches.lock().unwrap().clone();
+    assert_eq!(batches.iter().sum::<usize>(), 35);
+    assert!(batches.iter().all(|n| *n <= 10), "{batches:?}");
+    assert!(batches.len() <= 6, "{batches:?}");
+}

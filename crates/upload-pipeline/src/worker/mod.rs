@@ -35,6 +35,11 @@ use crate::queue::{
 const RECEIVE_BACKOFF_MIN: Duration = Duration::from_secs(1);
 /// Longest wait between receive retries in [`Worker::run`].
 const RECEIVE_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Longest time a handled message waits for its delete to be sent in a
+/// batch (`DeleteMessageBatch`, 10 a request).
+const DELETE_BATCH_DELAY: Duration = Duration::from_millis(100);
+/// Deletes per `DeleteMessageBatch` request (SQS).
+const DELETE_BATCH_MAX: usize = 10;
 
 /// What a [`RecordHandler`] did with one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -443,14 +448,17 @@ impl Worker {
             messages: batch.len() as u64,
             ..RunStats::default()
         };
-        let done: Vec<RunStats> = futures::stream::iter(batch)
+        let done: Vec<(RunStats, Option<String>)> = futures::stream::iter(batch)
             .map(|m| self.handle_message(m))
             .buffer_unordered(self.config.max_in_flight.max(1))
             .collect()
             .await;
-        for s in &done {
-            stats.add(s);
+        let mut handled = Vec::new();
+        for (s, delete) in done {
+            stats.add(&s);
+            handled.extend(delete);
         }
+        self.delete_handled(&mut handled).await;
         Ok(stats)
     }
 
@@ -499,6 +507,9 @@ impl Worker {
         let mut stopping: Option<Instant> = None;
         let mut failure: Option<Error> = None;
         let mut total = RunStats::default();
+        // Handled messages waiting for their batched delete.
+        let mut handled: Vec<String> = Vec::new();
+        let mut flush_at: Option<Instant> = None;
         self.health.update(|h| {
             h.running = true;
             h.stopping = false;
@@ -521,6 +532,12 @@ impl Worker {
             if in_flight.is_empty() && (stopping.is_some() || (until_idle && idle)) {
                 break;
             }
+            let flush_due = async {
+                match flush_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
             let grace_over = async {
                 match stopping {
                     Some(t) => tokio::time::sleep_until(t).await,
@@ -535,9 +552,17 @@ impl Worker {
                     receiving = None;
                     self.health.update(|h| h.stopping = true);
                 }
-                Some((handle, stats)) = in_flight.next(), if !in_flight.is_empty() => {
+                Some((handle, (stats, delete))) = in_flight.next(), if !in_flight.is_empty() => {
                     handles.remove(&handle);
                     total.add(&stats);
+                    if let Some(h) = delete {
+                        handled.push(h);
+                        flush_at.get_or_insert_with(|| Instant::now() + DELETE_BATCH_DELAY);
+                        if handled.len() >= DELETE_BATCH_MAX {
+                            self.delete_handled(&mut handled).await;
+                            flush_at = None;
+                        }
+                    }
                     idle = false;
                     self.health.update(|h| {
                         h.in_flight = handles.len();
@@ -585,11 +610,16 @@ impl Worker {
                         }
                     }
                 }
+                _ = flush_due => {
+                    self.delete_handled(&mut handled).await;
+                    flush_at = None;
+                }
                 _ = grace_over => {
                     break;
                 }
             }
         }
+        self.delete_handled(&mut handled).await;
         // Abandoned at the end of the grace period: visible again now.
         drop(in_flight);
         for h in &handles {
@@ -618,9 +648,10 @@ impl Worker {
     }
 
     /// Handles one message to the end: its records, with the visibility
-    /// heartbeat; then deletes it, or moves it to the dead-letter queue, or
-    /// sets its retry backoff. Never fails: the outcome is in the counts.
-    async fn handle_message(&self, msg: QueueMessage) -> RunStats {
+    /// heartbeat; then moves it to the dead-letter queue or sets its retry
+    /// backoff, or, when it was handled, returns its receipt handle for the
+    /// caller's batched delete. Never fails: the outcome is in the counts.
+    async fn handle_message(&self, msg: QueueMessage) -> (RunStats, Option<String>) {
         use tracing::Instrument as _;
         // The span follows the future, not the thread: messages processed
         // at once never log under each other's IDs.
@@ -631,6 +662,7 @@ impl Worker {
                 retried: u64::from(msg.receive_count > 1),
                 ..RunStats::default()
             };
+            let mut delete = None;
             // A panic in a handler (a bug) fails this message only, as an
             // error would; the loop and the other messages go on.
             let result = std::panic::AssertUnwindSafe(
@@ -651,11 +683,7 @@ impl Worker {
             match result {
                 Ok(s) => {
                     stats.add(&s);
-                    if let Err(e) = self.queue.delete(&msg.receipt_handle).await {
-                        // Handled, not deleted: the redelivery finds the
-                        // work done and writes nothing.
-                        tracing::warn!(error = %e, "handled message not deleted; it will be redelivered");
-                    }
+                    delete = Some(msg.receipt_handle.clone());
                 }
                 Err(e) if e.is_malformed_message() => {
                     stats.failed += 1;
@@ -683,10 +711,26 @@ impl Worker {
                     self.retry_later(&msg).await;
                 }
             }
-            stats
+            (stats, delete)
         }
         .instrument(span)
         .await
+    }
+
+    /// Deletes the handled messages of `handles` in `DeleteMessageBatch`
+    /// requests and empties it. A failed delete is logged: the message is
+    /// delivered again, finds its work done, and writes nothing.
+    async fn delete_handled(&self, handles: &mut Vec<String>) {
+        if handles.is_empty() {
+            return;
+        }
+        let results = self.queue.delete_batch(handles).await;
+        for (h, r) in handles.iter().zip(results) {
+            if let Err(e) = r {
+                tracing::warn!(error = %e, receipt_handle = %h.chars().take(40).collect::<String>(), "handled message not deleted; it will be redelivered");
+            }
+        }
+        handles.clear();
     }
 
     async fn retry_later(&self, msg: &QueueMessage) {
