@@ -43,6 +43,18 @@ pub struct UploadedPart {
     pub size: u64,
 }
 
+/// An upload in progress: created, neither completed nor aborted (an
+/// entry of S3 ListMultipartUploads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultipartUploadInfo {
+    /// The key the upload completes into.
+    pub key: ObjectKey,
+    /// The upload ID.
+    pub upload_id: String,
+    /// When CreateMultipartUpload was called.
+    pub initiated: std::time::SystemTime,
+}
+
 /// A part named in CompleteMultipartUpload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompletedPart {
@@ -111,4 +123,12 @@ pub trait MultipartStore: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// [`crate::Error::NoSuchUpload`]; [`crate::Error::Unavailable`].
     async fn abort_multipart_upload(&self, key: &ObjectKey, upload_id: &str) -> Result<()>;
+
+    /// The uploads in progress whose key starts with `prefix` (all pages of
+    /// S3 ListMultipartUploads), by key, then by initiation time. Their
+    /// parts are stored, and billed, until they are completed or aborted.
+    ///
+    /// # Errors
+    /// [`crate::Error::Unavailable`].
+    async fn list_multipart_uploads(&self, prefix: &str) -> Result<Vec<MultipartUploadInfo>>;
 }

@@ -80,6 +80,7 @@ async fn moto_passes_the_multipart_suite() {
     mp::refuses_bad_completions(&s, "suite").await;
     mp::abort_frees_upload(&s, &s, "suite").await;
     mp::completion_can_be_repeated(&s, &s, "suite").await;
+    mp::lists_uploads_in_progress(&s, "suite").await;
     // Left out: mp::upload_part_needs_its_upload. moto 5.1 accepts a part
     // for another key under the upload ID and answers an unknown upload ID
     // with HTTP 500, where S3 answers NoSuchUpload. The check that it still

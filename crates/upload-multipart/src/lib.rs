@@ -13,6 +13,7 @@ pub mod error;
 pub mod memory;
 pub mod plan;
 pub mod session;
+pub mod sweep;
 
 pub use error::{Error, Result};
 pub use memory::MemoryMultipartStore;
@@ -21,3 +22,4 @@ pub use plan::{
     PlannedPart,
 };
 pub use session::{PresignedPart, presign_parts};
+pub use sweep::{SweepReport, abort_stale_uploads, lifecycle_rule_json};

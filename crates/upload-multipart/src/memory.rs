@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use upload_core::storage::{etag_of, multipart_etag};
 use upload_core::{
-    CompletedPart, Error, MemoryStorage, MultipartStore, ObjectKey, ObjectMeta, PutOptions, Result,
-    Storage, UploadedPart,
+    CompletedPart, Error, MemoryStorage, MultipartStore, MultipartUploadInfo, ObjectKey,
+    ObjectMeta, PutOptions, Result, Storage, UploadedPart,
 };
 
 use crate::plan::MIN_PART_SIZE;
@@ -16,6 +16,7 @@ use crate::plan::MIN_PART_SIZE;
 #[derive(Debug)]
 struct Upload {
     key: ObjectKey,
+    initiated: std::time::SystemTime,
     opts: PutOptions,
     parts: BTreeMap<u32, (Bytes, String)>,
 }
@@ -70,6 +71,7 @@ impl MultipartStore for MemoryMultipartStore {
             id.clone(),
             Upload {
                 key: key.clone(),
+                initiated: std::time::SystemTime::now(),
                 opts,
                 parts: BTreeMap::new(),
             },
@@ -196,5 +198,20 @@ impl MultipartStore for MemoryMultipartStore {
             }
             _ => Err(Self::no_such_upload(key, upload_id)),
         }
+    }
+
+    async fn list_multipart_uploads(&self, prefix: &str) -> Result<Vec<MultipartUploadInfo>> {
+        let mut out: Vec<_> = self
+            .lock()
+            .iter()
+            .filter(|(_, u)| u.key.as_str().starts_with(prefix))
+            .map(|(id, u)| MultipartUploadInfo {
+                key: u.key.clone(),
+                upload_id: id.clone(),
+                initiated: u.initiated,
+            })
+            .collect();
+        out.sort_by(|a, b| (a.key.as_str(), a.initiated).cmp(&(b.key.as_str(), b.initiated)));
+        Ok(out)
     }
 }

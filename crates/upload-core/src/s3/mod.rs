@@ -46,7 +46,8 @@ pub use {aws_config, aws_sdk_s3};
 use crate::error::{Error, Result};
 use crate::key::ObjectKey;
 use crate::multipart::{
-    CompletedPart, MAX_PART_NUMBER, MultipartStore, UploadedPart, check_part_number,
+    CompletedPart, MAX_PART_NUMBER, MultipartStore, MultipartUploadInfo, UploadedPart,
+    check_part_number,
 };
 use crate::storage::{
     ByteStream, GetResult, ObjectMeta, PutOptions, Storage, Tags, check_bucket_name, multipart_etag,
@@ -775,6 +776,49 @@ impl MultipartStore for S3Storage {
                     .map(e)
             })?;
         Ok(())
+    }
+
+    async fn list_multipart_uploads(&self, prefix: &str) -> Result<Vec<MultipartUploadInfo>> {
+        let mut out = Vec::new();
+        let mut key_marker: Option<String> = None;
+        let mut upload_id_marker: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(upload_id_marker.take())
+                .send()
+                .await
+                .map_err(|e| self.ctx("ListMultipartUploads", prefix).map(e))?;
+            for u in page.uploads() {
+                let (Some(raw), Some(id)) = (u.key(), u.upload_id()) else {
+                    continue;
+                };
+                match ObjectKey::new(raw) {
+                    Ok(key) => out.push(MultipartUploadInfo {
+                        key,
+                        upload_id: id.to_owned(),
+                        initiated: system_time(u.initiated()),
+                    }),
+                    Err(e) => {
+                        tracing::warn!(bucket = %self.bucket, key = raw, error = %e, "skipping a listed upload")
+                    }
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            upload_id_marker = page.next_upload_id_marker().map(str::to_owned);
+            if key_marker.is_none() && upload_id_marker.is_none() {
+                break;
+            }
+        }
+        out.sort_by(|a, b| (a.key.as_str(), a.initiated).cmp(&(b.key.as_str(), b.initiated)));
+        Ok(out)
     }
 }
 

@@ -18,6 +18,58 @@ pub async fn run_all(m: &dyn MultipartStore, s: &dyn Storage, prefix: &str) {
     abort_frees_upload(m, s, prefix).await;
     completion_can_be_repeated(m, s, prefix).await;
     upload_part_needs_its_upload(m, prefix).await;
+    lists_uploads_in_progress(m, prefix).await;
+}
+
+/// Uploads in progress are listed by prefix until completed or aborted.
+pub async fn lists_uploads_in_progress(m: &dyn MultipartStore, prefix: &str) {
+    let a = key(prefix, "in-progress/a");
+    let b = key(prefix, "in-progress/b");
+    let elsewhere = key(prefix, "elsewhere/c");
+    let id_a = m
+        .create_multipart_upload(&a, PutOptions::default())
+        .await
+        .expect("create a");
+    let id_b = m
+        .create_multipart_upload(&b, PutOptions::default())
+        .await
+        .expect("create b");
+    let id_c = m
+        .create_multipart_upload(&elsewhere, PutOptions::default())
+        .await
+        .expect("create c");
+    let listed = m
+        .list_multipart_uploads(&format!("{prefix}/in-progress/"))
+        .await
+        .expect("list");
+    let ids: Vec<(&str, &str)> = listed
+        .iter()
+        .map(|u| (u.key.as_str(), u.upload_id.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        [(a.as_str(), id_a.as_str()), (b.as_str(), id_b.as_str())],
+        "both uploads under the prefix, by key"
+    );
+    // moto 5.1 reports a fixed initiation time (2010-11-10): only check
+    // that one is given.
+    assert!(
+        listed
+            .iter()
+            .all(|u| u.initiated > std::time::SystemTime::UNIX_EPOCH),
+        "initiation times: {listed:?}"
+    );
+    m.abort_multipart_upload(&a, &id_a).await.expect("abort a");
+    let left = m
+        .list_multipart_uploads(&format!("{prefix}/in-progress/"))
+        .await
+        .expect("list again");
+    assert_eq!(left.len(), 1, "an aborted upload is not listed");
+    assert_eq!(left[0].upload_id, id_b);
+    m.abort_multipart_upload(&b, &id_b).await.expect("abort b");
+    m.abort_multipart_upload(&elsewhere, &id_c)
+        .await
+        .expect("abort c");
 }
 
 fn part(seed: u8, len: usize) -> Bytes {
