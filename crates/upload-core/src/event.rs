@@ -139,7 +139,8 @@ impl S3EventRecord {
     /// Builds a record as S3 would send it, encoding `key`.
     ///
     /// `event_name` is without the `s3:` prefix (`ObjectCreated:Put`);
-    /// `size` and `etag` are `None` for removals.
+    /// `size` and `etag` are `None` for removals; an empty `sequencer`
+    /// leaves it out.
     pub fn new(
         region: &str,
         bucket: &str,
@@ -168,7 +169,7 @@ impl S3EventRecord {
                     size,
                     e_tag: etag.map(str::to_owned),
                     version_id: None,
-                    sequencer: Some(sequencer.into()),
+                    sequencer: (!sequencer.is_empty()).then(|| sequencer.into()),
                 },
             },
         }

@@ -381,6 +381,7 @@ async fn many_workers_write_each_result_once_and_lose_nothing() {
     let uploads_before = s.uploads_counted.counts();
     for k in &keys {
         if let Ok(meta) = s.uploads.head(k).await {
+            let m = s.manifest(k).await.unwrap();
             let rec = upload_core::S3EventRecord::new(
                 "us-east-1",
                 "uploads",
@@ -388,7 +389,7 @@ async fn many_workers_write_each_result_once_and_lose_nothing() {
                 "ObjectCreated:Put",
                 Some(meta.size),
                 Some(&meta.etag),
-                "FFFFFFFFFFFFFFFF",
+                m.source.sequencer.as_deref().unwrap(),
             );
             s.queue.send(rec.to_message()).await.unwrap();
         }
@@ -459,7 +460,8 @@ async fn one_get_of_the_original_per_upload() {
     let st = s.worker.run_until_idle().await.unwrap();
     assert_eq!(st.clean, 1);
     let u = s.uploads_counted.counts();
-    assert_eq!((u.get, u.head, u.put, u.put_tags), (1, 0, 0, 1));
+    // The HEAD checks the CLEAN tag landed on the version scanned.
+    assert_eq!((u.get, u.head, u.put, u.put_tags), (1, 1, 0, 1));
     let p = s.processed_counted.counts();
     // The manifest GET (absent), two variants, the manifest.
     assert_eq!((p.get, p.put, p.writes()), (1, 3, 3));
@@ -543,13 +545,14 @@ async fn removal_deletes_variants_and_manifest_but_not_quarantine_records() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_message_is_dead_lettered_while_others_flow() {
     let s = scale(Arc::new(MemoryScanner::new()), Duration::from_secs(30), 3);
-    // A record for an upload whose manifest key would be over 1024 bytes:
-    // the same error at every delivery.
-    let long = format!("uploads/{}.png", "x".repeat(1005));
-    let poison = format!(
-        r#"{{"Records":[{{"eventName":"ObjectCreated:Put","s3":{{"bucket":{{"name":"uploads"}},"object":{{"key":"{long}"}}}}}}]}}"#
-    );
+    // Not an S3 event (and the worker has no dead-letter queue of its
+    // own): the same error at every delivery.
+    let poison = r#"{"Records": "not a list"}"#.to_owned();
     s.queue.send(poison.clone()).await.unwrap();
+    // A valid upload whose manifest key would be over S3's 1024 bytes: no
+    // delivery can do better, so it is refused at once, not retried.
+    let long = ObjectKey::new(format!("uploads/{}.png", "x".repeat(1005))).unwrap();
+    s.put(&long, png(99)).await;
     let keys: Vec<ObjectKey> = (0..20)
         .map(|i| ObjectKey::new(format!("uploads/p/{i}.png")).unwrap())
         .collect();
@@ -570,6 +573,15 @@ async fn poison_message_is_dead_lettered_while_others_flow() {
     assert_eq!(dead[0].body, poison);
     let health = s.worker.health().snapshot();
     assert_eq!(health.stats.clean, 20);
+    assert_eq!(health.stats.rejected, 1, "the long key");
+    assert_eq!(
+        s.uploads
+            .get_tags(&long)
+            .await
+            .unwrap()
+            .get("upload-status"),
+        Some("REJECTED")
+    );
     assert_eq!(health.stats.failed, 3, "three deliveries failed");
     assert_eq!(health.stats.retried, 2);
     for k in &keys {
@@ -863,4 +875,158 @@ async fn handled_messages_are_deleted_in_batches_of_ten() {
     assert_eq!(batches.iter().sum::<usize>(), 35);
     assert!(batches.iter().all(|n| *n <= 10), "{batches:?}");
     assert!(batches.len() <= 6, "{batches:?}");
+}
+
+async fn send_events(s: &Scale) {
+    for m in s.events.take() {
+        s.queue.send(m).await.unwrap();
+    }
+}
+
+fn infected_png(seed: u32) -> Bytes {
+    let mut b = png(seed).to_vec();
+    b.extend_from_slice(&upload_scan::eicar());
+    b.into()
+}
+
+/// The same bytes uploaded again under the key (same ETag, newer
+/// sequencer) are a new object: scanned and tagged or quarantined again;
+/// their variants are reused, not written twice.
+#[tokio::test]
+async fn same_bytes_uploaded_again_are_processed_again() {
+    let s = scale(Arc::new(MemoryScanner::new()), Duration::from_secs(30), 3);
+    let clean = ObjectKey::new("uploads/again/clean.png").unwrap();
+    let bad = ObjectKey::new("uploads/again/bad.png").unwrap();
+    s.put(&clean, png(1)).await;
+    s.put(&bad, infected_png(2)).await;
+    send_events(&s).await;
+    let st = s.worker.run_until_idle().await.unwrap();
+    assert_eq!((st.clean, st.infected), (1, 1));
+    s.events.take(); // the quarantine move's removal
+    let first = s.manifest(&clean).await.unwrap();
+
+    s.put(&clean, png(1)).await;
+    s.put(&bad, infected_png(2)).await;
+    assert!(
+        s.uploads.get_tags(&clean).await.unwrap().is_empty(),
+        "a new object has no tags"
+    );
+    let writes = s.processed_counted.counts().writes_by_key;
+    send_events(&s).await;
+    let st = s.worker.run_until_idle().await.unwrap();
+    assert_eq!(
+        (st.clean, st.infected, st.already_processed),
+        (1, 1, 0),
+        "{st:?}"
+    );
+    assert_eq!(
+        s.uploads.get_tags(&clean).await.unwrap().get("scan-status"),
+        Some("CLEAN")
+    );
+    assert!(s.uploads.head(&bad).await.is_err(), "quarantined again");
+    let again = s.manifest(&clean).await.unwrap();
+    assert_eq!(again.variants, first.variants, "same variants");
+    assert_ne!(again.source.sequencer, first.source.sequencer);
+    let after = s.processed_counted.counts().writes_by_key;
+    for v in &first.variants {
+        assert_eq!(
+            after[v.key.as_str()],
+            writes[v.key.as_str()],
+            "{} not rewritten",
+            v.key
+        );
+    }
+}
+
+/// A version replaced while it is scanned: its verdict is applied neither
+/// to the new bytes' quarantine nor to their tags; the new version's own
+/// event decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_replaced_while_scanned_is_left_to_its_own_event() {
+    for (v1, v2) in [(infected_png(3), png(4)), (png(5), infected_png(6))] {
+        let scanner = SlowScanner::new(Duration::from_millis(400));
+        let s = scale(scanner.clone(), Duration::from_secs(30), 3);
+        let k = ObjectKey::new("uploads/race/x.png").unwrap();
+        s.put(&k, v1.clone()).await;
+        send_events(&s).await;
+        let worker = s.worker.clone();
+        let first = tokio::spawn(async move { worker.run_until_idle().await });
+        while scanner.scans.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let etag2 = s.put(&k, v2.clone()).await;
+        let st = first.await.unwrap().unwrap();
+        assert_eq!((st.superseded, st.clean, st.infected), (1, 0, 0), "{st:?}");
+        if v2.len() == png(4).len() {
+            // v2 is clean: still in place, untouched by v1's verdict.
+            assert_eq!(s.uploads.head(&k).await.unwrap().etag, etag2);
+        }
+        assert!(
+            s.uploads
+                .get_tags(&k)
+                .await
+                .map(|t| t.get("scan-status").is_none())
+                .unwrap_or(true),
+            "no CLEAN tag on bytes nobody scanned"
+        );
+        scanner.delay_ms.store(0, Ordering::SeqCst);
+        send_events(&s).await;
+        let st = s.worker.run_until_idle().await.unwrap();
+        let m = s.manifest(&k).await.unwrap();
+        assert_eq!(m.source.etag, etag2);
+        if m.verdict == Outcome::Clean {
+            assert_eq!(st.clean, 1);
+            assert_eq!(
+                s.uploads.get_tags(&k).await.unwrap().get("scan-status"),
+                Some("CLEAN")
+            );
+        } else {
+            assert_eq!((st.infected, m.verdict), (1, Outcome::Infected));
+            assert!(s.uploads.head(&k).await.is_err());
+        }
+    }
+}
+
+/// An earlier delivery moved the original to quarantine, then stopped
+/// before the manifest: the redelivery writes the manifest from the
+/// quarantine copy.
+#[tokio::test]
+async fn a_quarantine_move_without_manifest_is_recorded_on_redelivery() {
+    let s = scale(Arc::new(MemoryScanner::new()), Duration::from_secs(30), 3);
+    let k = ObjectKey::new("uploads/q/half.png").unwrap();
+    let etag = s.put(&k, infected_png(7)).await;
+    let event = s.events.take().remove(0);
+    // What the interrupted delivery did: the move, no manifest.
+    let quarantine = Quarantine::new(s.uploads.clone(), "quarantine/");
+    quarantine
+        .quarantine(
+            s.uploads.as_ref(),
+            &k,
+            &Verdict::Infected {
+                signature: "Eicar-Test-Signature".into(),
+            },
+        )
+        .await
+        .unwrap();
+    // A worker quarantining into the uploads bucket, as above.
+    let worker = Worker::new(
+        s.queue.clone(),
+        s.uploads_counted.clone(),
+        s.processed_counted.clone(),
+        Arc::new(MemoryScanner::new()),
+        Arc::new(StandardCodec::default()),
+        quarantine,
+        s.worker.config().clone(),
+    );
+    s.queue.send(event).await.unwrap();
+    let st = worker.run_until_idle().await.unwrap();
+    assert_eq!(st.infected, 1, "{st:?}");
+    let m = s.manifest(&k).await.unwrap();
+    assert_eq!(m.verdict, Outcome::Infected);
+    assert_eq!(m.source.etag, etag);
+    assert_eq!(m.signature.as_deref(), Some("Eicar-Test-Signature"));
+    assert_eq!(
+        m.quarantine.unwrap().key.as_str(),
+        "quarantine/uploads/q/half.png"
+    );
 }

@@ -27,6 +27,18 @@ pub enum Error {
         /// What differs.
         reason: String,
     },
+    /// The object is not the version that was scanned any more (it was
+    /// replaced meanwhile): nothing was moved; the new version's own event
+    /// scans it.
+    #[error("{key} changed since it was scanned: ETag {found}, scanned {expected}")]
+    ObjectChanged {
+        /// The object key.
+        key: String,
+        /// ETag of the version scanned.
+        expected: String,
+        /// ETag of the version stored now.
+        found: String,
+    },
     /// A verdict of [`crate::Verdict::Clean`] was passed to
     /// [`crate::Quarantine::quarantine`].
     #[error("refusing to quarantine a clean object {key}")]

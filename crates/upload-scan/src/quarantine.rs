@@ -73,6 +73,24 @@ impl Quarantine {
         key: &ObjectKey,
         verdict: &Verdict,
     ) -> Result<QuarantinedObject> {
+        self.quarantine_version(source, key, verdict, None).await
+    }
+
+    /// As [`Quarantine::quarantine`], moving the object only if it is still
+    /// the version whose ETag (without quotes) is `expected_etag`: the one
+    /// that was scanned. A newer upload under the same key is never moved
+    /// on an older version's verdict.
+    ///
+    /// # Errors
+    /// As [`Quarantine::quarantine`]; [`Error::ObjectChanged`] when the
+    /// object is another version (nothing is moved).
+    pub async fn quarantine_version(
+        &self,
+        source: &dyn Storage,
+        key: &ObjectKey,
+        verdict: &Verdict,
+        expected_etag: Option<&str>,
+    ) -> Result<QuarantinedObject> {
         if verdict.is_clean() {
             return Err(Error::NotQuarantinable {
                 key: key.to_string(),
@@ -92,6 +110,15 @@ impl Quarantine {
             }
             Err(e) => return Err(e.into()),
         };
+        if let Some(expected) = expected_etag
+            && original.meta.etag != expected
+        {
+            return Err(Error::ObjectChanged {
+                key: key.to_string(),
+                expected: expected.to_owned(),
+                found: original.meta.etag,
+            });
+        }
         let mut tags = Tags::new();
         tags.insert("scan-status", verdict.status())?;
         match verdict {

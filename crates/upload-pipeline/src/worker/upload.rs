@@ -127,18 +127,40 @@ impl UploadProcessor {
         version_id: Option<&str>,
     ) -> Result<Handled> {
         let _guard = self.locks.lock(key.as_str()).await;
+        if let Err(reason) = self.derived_keys_fit(key) {
+            // S3 takes keys up to 1024 bytes; ours add a suffix or prefix.
+            // No delivery can do better: refuse it for good.
+            tracing::error!(%key, %reason, "upload refused: its derived keys would be too long");
+            let tags = Tags::from_pairs([("upload-status", "REJECTED")])?;
+            match self.uploads.put_tags(key, &tags).await {
+                Ok(()) | Err(upload_core::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            return Ok(Handled::Processed(Outcome::Rejected));
+        }
         let mkey = manifest_key(key)?;
         let previous = self.read_manifest(&mkey).await?;
+        // The same bytes uploaded again (same ETag, newer sequencer) are a
+        // new object: untagged, maybe not quarantined. They are processed
+        // again; their variants already exist and are reused.
+        let mut reupload = false;
         if let Some(done) = previous.as_ref().and_then(|p| p.manifest.as_ref()) {
-            if event_etag.is_some_and(|e| e == done.source.etag) {
+            let order = match (sequencer, done.source.sequencer.as_deref()) {
+                (Some(ours), Some(theirs)) => Some(sequencer_cmp(ours, theirs)),
+                _ => None,
+            };
+            if order.is_some_and(|o| o != Ordering::Greater) {
+                tracing::info!(%key, sequencer, manifest_sequencer = done.source.sequencer, "event not newer than the manifest's: ignored");
+                return Ok(if event_etag.is_some_and(|e| e == done.source.etag) {
+                    Handled::AlreadyProcessed
+                } else {
+                    Handled::Superseded
+                });
+            }
+            reupload = order == Some(Ordering::Greater);
+            if event_etag.is_some_and(|e| e == done.source.etag) && !reupload {
                 tracing::info!(%key, etag = %done.source.etag, "already processed");
                 return Ok(Handled::AlreadyProcessed);
-            }
-            if let (Some(ours), Some(theirs)) = (sequencer, done.source.sequencer.as_deref())
-                && sequencer_cmp(ours, theirs) != Ordering::Greater
-            {
-                tracing::info!(%key, sequencer = ours, manifest_sequencer = theirs, "older event than the manifest's: ignored");
-                return Ok(Handled::Superseded);
             }
         }
         let (meta, stream) = match self
@@ -149,27 +171,39 @@ impl UploadProcessor {
         {
             Ok(got) => got,
             Err(upload_core::Error::NotFound { .. }) => {
-                tracing::info!(%key, "original gone before processing");
-                return Ok(Handled::Skipped);
+                return self
+                    .gone_before_processing(key, &mkey, previous, event_etag, sequencer)
+                    .await;
             }
             Err(e) => return Err(e.into()),
         };
+        if meta.etag.is_empty() {
+            // Variant keys and idempotency hang on the ETag.
+            return Err(upload_core::Error::Unavailable {
+                reason: format!("{key}: the store gave no ETag"),
+            }
+            .into());
+        }
         if event_etag.is_some_and(|e| e != meta.etag) {
             tracing::info!(%key, event_etag, etag = %meta.etag, "the object changed since the event: its own event processes it");
             return Ok(Handled::Superseded);
         }
-        if previous
-            .as_ref()
-            .and_then(|p| p.manifest.as_ref())
-            .is_some_and(|p| p.source.etag == meta.etag)
+        if !reupload
+            && previous
+                .as_ref()
+                .and_then(|p| p.manifest.as_ref())
+                .is_some_and(|p| p.source.etag == meta.etag)
         {
             tracing::info!(%key, etag = %meta.etag, "already processed");
             return Ok(Handled::AlreadyProcessed);
         }
-        let manifest = self
+        let Some(manifest) = self
             .process(key, meta, stream, sequencer, version_id)
             .instrument(tracing::info_span!("process", %key))
-            .await?;
+            .await?
+        else {
+            return Ok(Handled::Superseded);
+        };
         // The manifest last, replacing only the version read above.
         match self.write_manifest(&mkey, &manifest, previous).await? {
             ManifestWrite::Written { replaced } => {
@@ -188,7 +222,9 @@ impl UploadProcessor {
     }
 
     /// Checks, scans, quarantines or tags, renders and writes the variants;
-    /// returns the manifest to write.
+    /// returns the manifest to write, or `None` when the object was
+    /// replaced by a newer version meanwhile (nothing of the older one is
+    /// applied to it; the newer one's event processes it).
     async fn process(
         &self,
         key: &ObjectKey,
@@ -196,7 +232,7 @@ impl UploadProcessor {
         stream: upload_core::ByteStream,
         sequencer: Option<&str>,
         version_id: Option<&str>,
-    ) -> Result<Manifest> {
+    ) -> Result<Option<Manifest>> {
         // Fused: a small object ends while the head is read, and the
         // chain below polls it again (the S3 body stream must not be
         // polled after its end).
@@ -258,7 +294,7 @@ impl UploadProcessor {
         let Some(sniffed) = sniffed.filter(|_| refusal.is_none()) else {
             drop(stream);
             let reason = refusal.unwrap_or_default();
-            return self.reject(key, manifest, reason).await;
+            return self.reject(key, manifest, reason).await.map(Some);
         };
 
         // The rest of the same GET streams through the scanner; an image is
@@ -292,20 +328,41 @@ impl UploadProcessor {
             }
         }
         if !verdict.is_clean() {
-            let q = self
+            let moved = self
                 .quarantine
-                .quarantine(self.uploads.as_ref(), key, &verdict)
+                .quarantine_version(self.uploads.as_ref(), key, &verdict, Some(&meta.etag))
                 .instrument(tracing::info_span!("quarantine"))
-                .await?;
+                .await;
+            let q = match moved {
+                Ok(q) => q,
+                Err(upload_scan::Error::ObjectChanged { found, .. }) => {
+                    tracing::info!(%key, etag = %meta.etag, now = %found, "replaced while scanned: the verdict is not applied to the new version");
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.into()),
+            };
             manifest.quarantine = Some(Location {
                 bucket: q.bucket,
                 key: q.key,
             });
-            return Ok(manifest);
+            return Ok(Some(manifest));
         }
         self.uploads.put_tags(key, &clean_tags()).await?;
+        // Tags name no version: if a new upload replaced the scanned one
+        // meanwhile, the CLEAN tag landed on bytes nobody scanned. Take it
+        // back; the new version's event scans and tags it.
+        match self.uploads.head(key).await {
+            Ok(now) if now.etag == meta.etag => {}
+            Ok(now) => {
+                tracing::warn!(%key, etag = %meta.etag, now = %now.etag, "replaced while scanned: CLEAN tag taken back");
+                self.uploads.put_tags(key, &Tags::new()).await?;
+                return Ok(None);
+            }
+            Err(upload_core::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
         if !decode {
-            return Ok(manifest);
+            return Ok(Some(manifest));
         }
 
         let chunks = std::mem::take(&mut *lock(&kept));
@@ -350,7 +407,7 @@ impl UploadProcessor {
                 | Error::ImageTooLarge { .. }
                 | Error::CorruptImage { .. }),
             ) => {
-                return self.reject(key, manifest, e.to_string()).await;
+                return self.reject(key, manifest, e.to_string()).await.map(Some);
             }
             Err(e) => return Err(e),
         };
@@ -385,7 +442,80 @@ impl UploadProcessor {
                 bytes: size,
             });
         }
-        Ok(manifest)
+        Ok(Some(manifest))
+    }
+
+    /// Why a key cannot be processed: a derived key (manifest, variant,
+    /// quarantine) over S3's 1024 bytes.
+    fn derived_keys_fit(&self, key: &ObjectKey) -> std::result::Result<(), String> {
+        manifest_key(key).map_err(|e| e.to_string())?;
+        let etag = "0".repeat(crate::manifest::VARIANT_VERSION_LEN);
+        for v in self.variants.iter() {
+            variant_key(key, &v.name, v.format.extension(), &etag).map_err(|e| e.to_string())?;
+        }
+        self.quarantine.key_for(key).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// The original is gone when its event is handled. If it went to
+    /// quarantine (an earlier delivery moved it, then stopped before the
+    /// manifest), the manifest is written from the quarantine copy's tags.
+    async fn gone_before_processing(
+        &self,
+        key: &ObjectKey,
+        mkey: &ObjectKey,
+        previous: Option<StoredManifest>,
+        event_etag: Option<&str>,
+        sequencer: Option<&str>,
+    ) -> Result<Handled> {
+        let Some(etag) = event_etag else {
+            tracing::info!(%key, "original gone before processing");
+            return Ok(Handled::Skipped);
+        };
+        let qkey = self.quarantine.key_for(key)?;
+        let qstore = self.quarantine.storage();
+        let copy = match qstore.head(&qkey).await {
+            Ok(m) if m.etag == etag => m,
+            Ok(_) | Err(upload_core::Error::NotFound { .. }) => {
+                tracing::info!(%key, "original gone before processing");
+                return Ok(Handled::Skipped);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let tags = qstore.get_tags(&qkey).await?;
+        let verdict = match tags.get("scan-status") {
+            Some("INFECTED") => Outcome::Infected,
+            _ => Outcome::Unscannable,
+        };
+        let manifest = Manifest {
+            version: MANIFEST_VERSION,
+            source: SourceObject {
+                bucket: self.uploads.bucket().to_owned(),
+                key: key.clone(),
+                etag: etag.to_owned(),
+                size: copy.size,
+                sniffed: None,
+                version_id: None,
+                sequencer: sequencer.map(str::to_owned),
+            },
+            verdict,
+            signature: tags.get("scan-signature").map(str::to_owned),
+            reason: tags.get("scan-reason").map(str::to_owned),
+            quarantine: Some(Location {
+                bucket: qstore.bucket().to_owned(),
+                key: qkey,
+            }),
+            variants: Vec::new(),
+            processed_at: upload_core::timestamp::now_rfc3339(),
+        };
+        tracing::warn!(%key, "quarantined by an earlier delivery: manifest written from the quarantine copy");
+        Ok(
+            match self.write_manifest(mkey, &manifest, previous).await? {
+                ManifestWrite::Written { .. } => Handled::Processed(verdict),
+                ManifestWrite::SameVersion => Handled::AlreadyProcessed,
+                ManifestWrite::Newer(_) => Handled::Superseded,
+            },
+        )
     }
 
     /// After `new` replaced `old`, deletes the variants of `old` that `new`
@@ -494,11 +624,22 @@ impl UploadProcessor {
                         if current.source.etag == manifest.source.etag {
                             return Ok(ManifestWrite::SameVersion);
                         }
-                        if let (Some(theirs), Some(ours)) = (
+                        let newer = match (
                             current.source.sequencer.as_deref(),
                             manifest.source.sequencer.as_deref(),
-                        ) && sequencer_cmp(theirs, ours) == Ordering::Greater
-                        {
+                        ) {
+                            (Some(theirs), Some(ours)) => {
+                                sequencer_cmp(theirs, ours) == Ordering::Greater
+                            }
+                            // No order known: ours wins only if it is still
+                            // the stored version of the original.
+                            _ => match self.uploads.head(&manifest.source.key).await {
+                                Ok(now) => now.etag != manifest.source.etag,
+                                Err(upload_core::Error::NotFound { .. }) => true,
+                                Err(e) => return Err(e.into()),
+                            },
+                        };
+                        if newer {
                             return Ok(ManifestWrite::Newer(current.clone()));
                         }
                     }
