@@ -2,8 +2,9 @@
 //! semantics.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasher as _;
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -345,12 +346,29 @@ impl MemoryQueue {
         let mut out = Vec::new();
         let mut to_dlq = Vec::new();
         let mut st = self.lock();
+        // A zero visibility timeout puts a delivered message back among the
+        // visible ones: never deliver one twice in one receive (SQS does
+        // not).
+        let mut delivered = HashSet::new();
+        let mut cursor: Option<(Instant, u64)> = None;
         while out.len() < max {
-            let Some(&(at, seq)) = st.by_visibility.first() else {
+            let next = match cursor {
+                None => st.by_visibility.first().copied(),
+                Some(c) => st
+                    .by_visibility
+                    .range((Bound::Excluded(c), Bound::Unbounded))
+                    .next()
+                    .copied(),
+            };
+            let Some((at, seq)) = next else {
                 break;
             };
             if at > now {
                 break;
+            }
+            cursor = Some((at, seq));
+            if !delivered.insert(seq) {
+                continue;
             }
             let over_limit = match (&self.redrive, st.messages.get(&seq)) {
                 (Some((max_rc, _)), Some(m)) => m.receive_count >= *max_rc,
@@ -479,5 +497,53 @@ impl EventSink for MemoryQueue {
             .map_err(|e| upload_core::Error::Unavailable {
                 reason: e.to_string(),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn zero_visibility_never_delivers_a_message_twice_in_one_receive() {
+        let dlq = Arc::new(MemoryQueue::new("dlq"));
+        let q = MemoryQueue::new("q")
+            .with_dead_letter_queue(2, dlq.clone())
+            .unwrap();
+        q.send("a".into()).await.unwrap();
+        q.send("b".into()).await.unwrap();
+        let opts = ReceiveOptions::default()
+            .with_wait(Duration::ZERO)
+            .with_visibility_timeout(Duration::ZERO);
+        let got = q.receive(&opts).await.unwrap();
+        let bodies: Vec<_> = got.iter().map(|m| m.body.as_str()).collect();
+        assert_eq!(bodies, ["a", "b"]);
+        assert!(got.iter().all(|m| m.receive_count == 1));
+        // Visible again at once: the second receive is the second delivery.
+        let again = q.receive(&opts).await.unwrap();
+        assert_eq!(again.len(), 2);
+        assert!(again.iter().all(|m| m.receive_count == 2));
+        assert!(dlq.is_empty(), "two deliveries, within the redrive count");
+        assert!(q.receive(&opts).await.unwrap().is_empty());
+        assert_eq!(dlq.len(), 2, "then dead-lettered");
+    }
+
+    #[tokio::test]
+    async fn forged_and_foreign_handles_are_invalid() {
+        let q = MemoryQueue::new("q");
+        let other = MemoryQueue::new("other");
+        other.send("x".into()).await.unwrap();
+        let foreign = other
+            .receive(&ReceiveOptions::default().with_wait(Duration::ZERO))
+            .await
+            .unwrap()
+            .remove(0)
+            .receipt_handle;
+        for h in [foreign.as_str(), "id:0:0:0000000000000000", "", "a:b:c:d:e"] {
+            assert!(
+                matches!(q.delete(h).await, Err(Error::ReceiptHandleIsInvalid { .. })),
+                "{h}"
+            );
+        }
     }
 }

@@ -460,8 +460,12 @@ async fn one_get_of_the_original_per_upload() {
     let st = s.worker.run_until_idle().await.unwrap();
     assert_eq!(st.clean, 1);
     let u = s.uploads_counted.counts();
-    // The HEAD checks the CLEAN tag landed on the version scanned.
-    assert_eq!((u.get, u.head, u.put, u.put_tags), (1, 1, 0, 1));
+    // Tags are merged (read, then written); the HEAD checks the CLEAN tag
+    // landed on the version scanned.
+    assert_eq!(
+        (u.get, u.get_tags, u.put_tags, u.head, u.put),
+        (1, 1, 1, 1, 0)
+    );
     let p = s.processed_counted.counts();
     // The manifest GET (absent), two variants, the manifest.
     assert_eq!((p.get, p.put, p.writes()), (1, 3, 3));
@@ -1029,4 +1033,64 @@ async fn a_quarantine_move_without_manifest_is_recorded_on_redelivery() {
         m.quarantine.unwrap().key.as_str(),
         "quarantine/uploads/q/half.png"
     );
+}
+
+/// Tags given at upload (a presigned `x-amz-tagging`) survive the scan's.
+#[tokio::test]
+async fn upload_tags_are_kept_beside_the_scan_tags() {
+    let s = scale(Arc::new(MemoryScanner::new()), Duration::from_secs(30), 3);
+    let k = ObjectKey::new("uploads/t/tagged.png").unwrap();
+    let tags = upload_core::Tags::from_pairs([("owner", "alice"), ("retention", "30d")]).unwrap();
+    s.uploads
+        .put(
+            &k,
+            png(8),
+            PutOptions::default()
+                .with_content_type("image/png")
+                .with_tags(tags),
+        )
+        .await
+        .unwrap();
+    send_events(&s).await;
+    assert_eq!(s.worker.run_until_idle().await.unwrap().clean, 1);
+    let got = s.uploads.get_tags(&k).await.unwrap();
+    assert_eq!(got.get("owner"), Some("alice"));
+    assert_eq!(got.get("retention"), Some("30d"));
+    assert_eq!(got.get("scan-status"), Some("CLEAN"));
+}
+
+/// Clones of a worker are loops of one process: health counts them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_covers_every_loop_of_a_worker() {
+    let s = scale(Arc::new(MemoryScanner::new()), Duration::from_secs(30), 3);
+    let health = s.worker.health();
+    let (tx1, rx1) = tokio::sync::oneshot::channel::<()>();
+    let (tx2, rx2) = tokio::sync::oneshot::channel::<()>();
+    let (w1, w2) = (s.worker.clone(), s.worker.clone());
+    let l1 = tokio::spawn(async move {
+        w1.run(async {
+            let _ = rx1.await;
+        })
+        .await
+    });
+    let l2 = tokio::spawn(async move {
+        w2.run(async {
+            let _ = rx2.await;
+        })
+        .await
+    });
+    while !health.snapshot().ready {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tx1.send(()).unwrap();
+    l1.await.unwrap().unwrap();
+    let h = health.snapshot();
+    assert!(
+        h.running && h.ready && !h.stopping,
+        "the other loop runs: {h:?}"
+    );
+    tx2.send(()).unwrap();
+    l2.await.unwrap().unwrap();
+    let h = health.snapshot();
+    assert!(!h.running && !h.ready && h.in_flight == 0, "{h:?}");
 }

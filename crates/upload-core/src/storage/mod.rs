@@ -69,6 +69,11 @@ impl Tags {
         Ok(())
     }
 
+    /// Removes one tag; returns its value.
+    pub fn remove(&mut self, key: &str) -> Option<String> {
+        self.0.remove(key)
+    }
+
     /// Builds a tag set from pairs.
     ///
     /// # Errors

@@ -294,14 +294,14 @@ impl RunStats {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct HealthSnapshot {
-    /// A run loop is running.
+    /// At least one run loop is running.
     pub running: bool,
-    /// Shutdown was asked for: no new messages are received.
+    /// Shutdown was asked for in at least one running loop.
     pub stopping: bool,
-    /// Ready for work: running, not stopping, and the last receive
-    /// succeeded.
+    /// Ready for work: a loop runs that is not stopping, and the last
+    /// receive succeeded.
     pub ready: bool,
-    /// Messages in progress.
+    /// Messages in progress, in all loops.
     pub in_flight: usize,
     /// Receive failures in a row (0 after a success).
     pub receive_errors_in_a_row: u32,
@@ -313,8 +313,8 @@ pub struct HealthSnapshot {
 
 #[derive(Debug, Default)]
 struct HealthState {
-    running: bool,
-    stopping: bool,
+    loops_running: usize,
+    loops_stopping: usize,
     in_flight: usize,
     receive_errors: u32,
     last_receive_ok: Option<Instant>,
@@ -332,10 +332,13 @@ impl Health {
     /// The current state.
     pub fn snapshot(&self) -> HealthSnapshot {
         let s = self.lock();
+        let running = s.loops_running > 0;
         HealthSnapshot {
-            running: s.running,
-            stopping: s.stopping,
-            ready: s.running && !s.stopping && s.receive_errors == 0 && s.last_receive_ok.is_some(),
+            running,
+            stopping: running && s.loops_stopping > 0,
+            ready: s.loops_running > s.loops_stopping
+                && s.receive_errors == 0
+                && s.last_receive_ok.is_some(),
             in_flight: s.in_flight,
             receive_errors_in_a_row: s.receive_errors,
             last_receive_secs_ago: s.last_receive_ok.map(|t| t.elapsed().as_secs_f64()),
@@ -438,11 +441,8 @@ impl Worker {
     /// [`RunStats::failed`] and logged.
     pub async fn run_once(&self) -> Result<RunStats> {
         let max = (self.config.max_in_flight as u32).clamp(1, MAX_RECEIVE_BATCH);
-        let opts = self
-            .config
-            .receive
-            .clone()
-            .with_max_messages(self.config.receive.max_messages.min(max));
+        let opts = self.receive_options();
+        let opts = opts.clone().with_max_messages(opts.max_messages.min(max));
         let batch = self.queue.receive(&opts).await?;
         let mut stats = RunStats {
             messages: batch.len() as u64,
@@ -487,6 +487,18 @@ impl Worker {
         self.drive(shutdown, false).await
     }
 
+    /// The receive options the loops use: with [`Heartbeat::Auto`] and no
+    /// visibility timeout set, the SQS default (30 s) is asked for
+    /// explicitly, so the heartbeat's assumption holds whatever the queue's
+    /// own default is.
+    fn receive_options(&self) -> ReceiveOptions {
+        let mut opts = self.config.receive.clone();
+        if self.config.heartbeat == Heartbeat::Auto && opts.visibility_timeout.is_none() {
+            opts.visibility_timeout = Some(DEFAULT_VISIBILITY_TIMEOUT);
+        }
+        opts
+    }
+
     async fn drive(
         &self,
         shutdown: impl Future<Output = ()>,
@@ -494,7 +506,7 @@ impl Worker {
     ) -> Result<RunStats> {
         tokio::pin!(shutdown);
         let max = self.config.max_in_flight.max(1);
-        let mut opts = self.config.receive.clone();
+        let mut opts = self.receive_options();
         if until_idle {
             opts.wait = Duration::ZERO;
         }
@@ -510,11 +522,7 @@ impl Worker {
         // Handled messages waiting for their batched delete.
         let mut handled: Vec<String> = Vec::new();
         let mut flush_at: Option<Instant> = None;
-        self.health.update(|h| {
-            h.running = true;
-            h.stopping = false;
-        });
-        let _running = RunningGuard(&self.health);
+        let mut this_loop = LoopGuard::start(&self.health);
 
         loop {
             if stopping.is_none() && receiving.is_none() && !idle && in_flight.len() < max {
@@ -529,6 +537,9 @@ impl Worker {
                     queue.receive(&o).await
                 }));
             }
+            // Stopping: done when nothing is in progress. A receive still
+            // waiting then is dropped (its long poll may last 20 s); one
+            // that answers before is released below.
             if in_flight.is_empty() && (stopping.is_some() || (until_idle && idle)) {
                 break;
             }
@@ -549,8 +560,7 @@ impl Worker {
                 _ = &mut shutdown, if stopping.is_none() => {
                     tracing::info!(in_flight = in_flight.len(), "shutdown: no more receives");
                     stopping = Some(Instant::now() + self.config.shutdown_grace);
-                    receiving = None;
-                    self.health.update(|h| h.stopping = true);
+                    this_loop.stopping();
                 }
                 Some((handle, (stats, delete))) = in_flight.next(), if !in_flight.is_empty() => {
                     handles.remove(&handle);
@@ -564,20 +574,28 @@ impl Worker {
                         }
                     }
                     idle = false;
-                    self.health.update(|h| {
-                        h.in_flight = handles.len();
-                        h.stats.add(&stats);
-                    });
+                    this_loop.in_flight(handles.len(), &stats);
                 }
                 received = async { receiving.as_mut().expect("guarded").await }, if receiving.is_some() => {
                     receiving = None;
                     match received {
+                        Ok(batch) if stopping.is_some() => {
+                            // Answered after shutdown began: not started,
+                            // visible again at once for another worker.
+                            for m in &batch {
+                                match self.queue.change_visibility(&m.receipt_handle, Duration::ZERO).await {
+                                    Ok(()) => total.released += 1,
+                                    Err(e) => tracing::warn!(error = %e, "could not release a message received during shutdown"),
+                                }
+                            }
+                        }
                         Ok(batch) => {
                             backoff = RECEIVE_BACKOFF_MIN;
-                            self.health.update(|h| {
-                                h.receive_errors = 0;
-                                h.last_receive_ok = Some(Instant::now());
-                            });
+                            this_loop.received_ok();
+                            if batch.is_empty() && !until_idle && opts.wait.is_zero() {
+                                // No long poll: do not hammer an empty queue.
+                                not_before = Some(Instant::now() + RECEIVE_BACKOFF_MIN);
+                            }
                             idle = batch.is_empty() && until_idle;
                             let received = RunStats {
                                 messages: batch.len() as u64,
@@ -591,22 +609,21 @@ impl Worker {
                                     (handle, self.handle_message(m).await)
                                 });
                             }
-                            self.health.update(|h| {
-                                h.in_flight = handles.len();
-                                h.stats.add(&received);
-                            });
+                            this_loop.in_flight(handles.len(), &received);
                         }
-                        Err(e @ Error::QueueUnavailable { .. }) if !until_idle => {
+                        Err(e @ Error::QueueUnavailable { .. }) if !until_idle && stopping.is_none() => {
                             tracing::warn!(error = %e, retry_in = ?backoff, "receive failed; retrying");
-                            self.health.update(|h| h.receive_errors += 1);
+                            this_loop.receive_failed();
                             not_before = Some(Instant::now() + backoff);
                             backoff = (backoff * 2).min(RECEIVE_BACKOFF_MAX);
                         }
+                        Err(_) if stopping.is_some() => {}
                         Err(e) => {
                             tracing::error!(error = %e, "receive failed; finishing the messages in progress");
-                            self.health.update(|h| h.receive_errors += 1);
+                            this_loop.receive_failed();
                             failure = Some(e);
                             stopping = Some(Instant::now() + self.config.shutdown_grace);
+                            this_loop.stopping();
                         }
                     }
                 }
@@ -622,6 +639,7 @@ impl Worker {
         self.delete_handled(&mut handled).await;
         // Abandoned at the end of the grace period: visible again now.
         drop(in_flight);
+        let released_before = total.released;
         for h in &handles {
             match self.queue.change_visibility(h, Duration::ZERO).await {
                 Ok(()) => total.released += 1,
@@ -632,15 +650,17 @@ impl Worker {
         }
         if !handles.is_empty() {
             tracing::warn!(
-                released = total.released,
+                released = total.released - released_before,
                 "messages in progress at the end of the grace period released"
             );
-            let released = total.released;
-            self.health.update(|h| {
-                h.in_flight = 0;
-                h.stats.released += released;
-            });
         }
+        this_loop.in_flight(
+            0,
+            &RunStats {
+                released: total.released,
+                ..RunStats::default()
+            },
+        );
         match failure {
             Some(e) => Err(e),
             None => Ok(total),
@@ -811,14 +831,61 @@ impl Worker {
     }
 }
 
-/// Marks the health as not running when a run loop ends, however it ends.
-struct RunningGuard<'a>(&'a Health);
+/// One run loop's share of the [`Health`] of the worker (clones share it):
+/// undone when the loop ends, however it ends (even cancelled).
+struct LoopGuard<'a> {
+    health: &'a Health,
+    stopping: bool,
+    in_flight: usize,
+}
 
-impl Drop for RunningGuard<'_> {
+impl<'a> LoopGuard<'a> {
+    fn start(health: &'a Health) -> Self {
+        health.update(|h| h.loops_running += 1);
+        Self {
+            health,
+            stopping: false,
+            in_flight: 0,
+        }
+    }
+
+    fn stopping(&mut self) {
+        if !self.stopping {
+            self.stopping = true;
+            self.health.update(|h| h.loops_stopping += 1);
+        }
+    }
+
+    /// This loop has `now` messages in progress; `stats` happened.
+    fn in_flight(&mut self, now: usize, stats: &RunStats) {
+        let before = std::mem::replace(&mut self.in_flight, now);
+        self.health.update(|h| {
+            h.in_flight = (h.in_flight + now).saturating_sub(before);
+            h.stats.add(stats);
+        });
+    }
+
+    fn received_ok(&self) {
+        self.health.update(|h| {
+            h.receive_errors = 0;
+            h.last_receive_ok = Some(Instant::now());
+        });
+    }
+
+    fn receive_failed(&self) {
+        self.health.update(|h| h.receive_errors += 1);
+    }
+}
+
+impl Drop for LoopGuard<'_> {
     fn drop(&mut self) {
-        self.0.update(|h| {
-            h.running = false;
-            h.in_flight = 0;
+        let (stopping, in_flight) = (self.stopping, self.in_flight);
+        self.health.update(|h| {
+            h.loops_running = h.loops_running.saturating_sub(1);
+            if stopping {
+                h.loops_stopping = h.loops_stopping.saturating_sub(1);
+            }
+            h.in_flight = h.in_flight.saturating_sub(in_flight);
         });
     }
 }

@@ -132,8 +132,8 @@ impl UploadProcessor {
             // No delivery can do better: refuse it for good.
             tracing::error!(%key, %reason, "upload refused: its derived keys would be too long");
             let tags = Tags::from_pairs([("upload-status", "REJECTED")])?;
-            match self.uploads.put_tags(key, &tags).await {
-                Ok(()) | Err(upload_core::Error::NotFound { .. }) => {}
+            match self.update_tags(key, &tags, &[]).await {
+                Ok(()) | Err(Error::Storage(upload_core::Error::NotFound { .. })) => {}
                 Err(e) => return Err(e.into()),
             }
             return Ok(Handled::Processed(Outcome::Rejected));
@@ -347,7 +347,7 @@ impl UploadProcessor {
             });
             return Ok(Some(manifest));
         }
-        self.uploads.put_tags(key, &clean_tags()).await?;
+        self.update_tags(key, &clean_tags(), &[]).await?;
         // Tags name no version: if a new upload replaced the scanned one
         // meanwhile, the CLEAN tag landed on bytes nobody scanned. Take it
         // back; the new version's event scans and tags it.
@@ -355,7 +355,8 @@ impl UploadProcessor {
             Ok(now) if now.etag == meta.etag => {}
             Ok(now) => {
                 tracing::warn!(%key, etag = %meta.etag, now = %now.etag, "replaced while scanned: CLEAN tag taken back");
-                self.uploads.put_tags(key, &Tags::new()).await?;
+                self.update_tags(key, &Tags::new(), &["scan-status", "scanned-at"])
+                    .await?;
                 return Ok(None);
             }
             Err(upload_core::Error::NotFound { .. }) => return Ok(None),
@@ -443,6 +444,26 @@ impl UploadProcessor {
             });
         }
         Ok(Some(manifest))
+    }
+
+    /// Sets the tags of `set` on the original and removes those named in
+    /// `remove`, keeping its other tags (given at upload, e.g. by a
+    /// presigned `x-amz-tagging`): S3 replaces a whole tag set at once. If
+    /// the merge would exceed 10 tags, `set` alone is written.
+    async fn update_tags(&self, key: &ObjectKey, set: &Tags, remove: &[&str]) -> Result<()> {
+        let mut tags = self.uploads.get_tags(key).await?;
+        for r in remove {
+            tags.remove(r);
+        }
+        for (k, v) in set.iter() {
+            if let Err(e) = tags.insert(k, v) {
+                tracing::warn!(%key, error = %e, "upload tags replaced: no room for ours");
+                tags = set.clone();
+                break;
+            }
+        }
+        self.uploads.put_tags(key, &tags).await?;
+        Ok(())
     }
 
     /// Why a key cannot be processed: a derived key (manifest, variant,
@@ -543,7 +564,10 @@ impl UploadProcessor {
             Err(e) => return Err(e.into()),
         }
         let mkey = manifest_key(key)?;
-        let Some(m) = self.read_manifest(&mkey).await?.and_then(|s| s.manifest) else {
+        let Some(stored) = self.read_manifest(&mkey).await? else {
+            return Ok(Handled::Skipped);
+        };
+        let Some(m) = stored.manifest else {
             return Ok(Handled::Skipped);
         };
         if m.quarantine.is_some() {
@@ -561,6 +585,15 @@ impl UploadProcessor {
         for v in &m.variants {
             self.processed.delete(&v.key).await?;
         }
+        // A worker elsewhere may have processed a re-created original
+        // meanwhile: its manifest stays.
+        match self.read_manifest(&mkey).await? {
+            Some(now) if now.etag != stored.etag => {
+                tracing::info!(%key, "manifest replaced meanwhile: kept");
+                return Ok(Handled::Superseded);
+            }
+            _ => {}
+        }
         self.processed.delete(&mkey).await?;
         tracing::info!(%key, variants = m.variants.len(), "original removed: variants and manifest deleted");
         Ok(Handled::Removed)
@@ -574,7 +607,7 @@ impl UploadProcessor {
     ) -> Result<Manifest> {
         tracing::warn!(%key, %reason, "rejected");
         let tags = Tags::from_pairs([("upload-status", "REJECTED")])?;
-        self.uploads.put_tags(key, &tags).await?;
+        self.update_tags(key, &tags, &[]).await?;
         manifest.verdict = Outcome::Rejected;
         manifest.reason = Some(reason);
         Ok(manifest)
