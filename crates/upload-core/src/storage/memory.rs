@@ -88,9 +88,14 @@ impl MemoryStorage {
         opts: PutOptions,
         etag: String,
     ) -> Result<ObjectMeta> {
-        let meta = self.store(key, body, opts, etag)?;
-        self.emit(key, "ObjectCreated:CompleteMultipartUpload", Some(&meta))
-            .await;
+        let (meta, seq) = self.store(key, body, opts, etag)?;
+        self.emit(
+            key,
+            "ObjectCreated:CompleteMultipartUpload",
+            Some(&meta),
+            seq,
+        )
+        .await;
         Ok(meta)
     }
 
@@ -131,7 +136,7 @@ impl MemoryStorage {
         body: Bytes,
         opts: PutOptions,
         etag: String,
-    ) -> Result<ObjectMeta> {
+    ) -> Result<(ObjectMeta, u64)> {
         let meta = ObjectMeta {
             key: key.clone(),
             size: body.len() as u64,
@@ -172,12 +177,19 @@ impl MemoryStorage {
                 tags: opts.tags,
             },
         );
-        Ok(meta)
+        let seq = self.next_sequencer();
+        drop(objects);
+        Ok((meta, seq))
     }
 
-    async fn emit(&self, key: &ObjectKey, event_name: &str, meta: Option<&ObjectMeta>) {
+    /// The next event sequencer; called with the objects lock held, so
+    /// sequencers follow the order of the writes (as S3's do).
+    fn next_sequencer(&self) -> u64 {
+        self.sequencer.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    async fn emit(&self, key: &ObjectKey, event_name: &str, meta: Option<&ObjectMeta>, seq: u64) {
         let Some(sink) = &self.events else { return };
-        let seq = self.sequencer.fetch_add(1, Ordering::SeqCst) + 1;
         let record = S3EventRecord::new(
             &self.region,
             &self.bucket,
@@ -222,8 +234,8 @@ impl Storage for MemoryStorage {
 
     async fn put(&self, key: &ObjectKey, body: Bytes, opts: PutOptions) -> Result<ObjectMeta> {
         let etag = etag_of(&body);
-        let meta = self.store(key, body, opts, etag)?;
-        self.emit(key, "ObjectCreated:Put", Some(&meta)).await;
+        let (meta, seq) = self.store(key, body, opts, etag)?;
+        self.emit(key, "ObjectCreated:Put", Some(&meta), seq).await;
         Ok(meta)
     }
 
@@ -279,15 +291,18 @@ impl Storage for MemoryStorage {
             if_match: None,
             tags: src.tags,
         };
-        let meta = self.store(to, src.body, opts, src.meta.etag)?;
-        self.emit(to, "ObjectCreated:Copy", Some(&meta)).await;
+        let (meta, seq) = self.store(to, src.body, opts, src.meta.etag)?;
+        self.emit(to, "ObjectCreated:Copy", Some(&meta), seq).await;
         Ok(meta)
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<()> {
-        let existed = self.lock().remove(key).is_some();
-        if existed {
-            self.emit(key, "ObjectRemoved:Delete", None).await;
+        let removed = {
+            let mut objects = self.lock();
+            objects.remove(key).is_some().then(|| self.next_sequencer())
+        };
+        if let Some(seq) = removed {
+            self.emit(key, "ObjectRemoved:Delete", None, seq).await;
         }
         Ok(())
     }
