@@ -275,9 +275,8 @@ fn requests_per_upload() -> PerUpload {
             redelivery_requests: 0.0,
         };
         eprintln!(
-            "first delivery per upload: uploads bucket {:?}; processed bucket {:?}",
-            (u.get, u.head, u.put_tags),
-            (p.get, p.put, p.writes())
+            "first delivery, {UPLOADS} uploads: uploads bucket GET {} GetTagging {} PutTagging {} HEAD {}; processed bucket GET {} PUT {} (writes {})",
+            u.get, u.get_tags, u.put_tags, u.head, p.get, p.put, p.writes()
         );
 
         // Every event again, as at-least-once delivery may.
