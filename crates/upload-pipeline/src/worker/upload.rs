@@ -134,7 +134,7 @@ impl UploadProcessor {
             let tags = Tags::from_pairs([("upload-status", "REJECTED")])?;
             match self.update_tags(key, &tags, &[]).await {
                 Ok(()) | Err(Error::Storage(upload_core::Error::NotFound { .. })) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
             return Ok(Handled::Processed(Outcome::Rejected));
         }
