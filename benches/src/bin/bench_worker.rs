@@ -28,6 +28,7 @@ use upload_core::testkit::counting::CountingStorage;
 use upload_core::{
     MemoryStorage, ObjectKey, PutOptions, S3EventRecord, Storage, UploadPolicy, parse_event_message,
 };
+use upload_pipeline::testkit::codec::png_pattern;
 use upload_pipeline::{
     Handled, MemoryQueue, Queue, QueueMessage, ReceiveOptions, RecordHandler, StandardCodec,
     Worker, WorkerConfig,
@@ -198,21 +199,6 @@ fn loop_overhead(n: usize) -> (f64, f64) {
     )
 }
 
-/// A 1600 × 1200 RGB image, different for every `seed`, as PNG.
-fn photo(seed: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(1600, 1200, |x, y| {
-        image::Rgb([
-            (x / 7 + seed) as u8,
-            (y / 5) as u8,
-            ((x ^ y) as u8).wrapping_add(seed as u8),
-        ])
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png)
-        .expect("encode png");
-    out.into_inner()
-}
-
 struct PerUpload {
     requests: f64,
     original_gets: f64,
@@ -256,7 +242,7 @@ fn requests_per_upload() -> PerUpload {
             uploads_mem
                 .put(
                     &k,
-                    photo(i as u32).into(),
+                    png_pattern(1600, 1200, i as u32).into(),
                     PutOptions::default().with_content_type("image/png"),
                 )
                 .await

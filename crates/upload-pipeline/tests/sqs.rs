@@ -221,12 +221,7 @@ async fn a_wired_bucket_sends_its_object_events_to_the_queue() {
 
 /// A 24 × 16 PNG, different for every `seed`.
 fn png(seed: u32) -> Bytes {
-    let img = image::RgbImage::from_fn(24, 16, |x, y| {
-        image::Rgb([seed as u8, (seed >> 8) as u8, (x * 10 + y) as u8])
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner().into()
+    upload_pipeline::testkit::codec::png_pattern(24, 16, seed).into()
 }
 
 /// The many-workers test, smaller, on moto's S3 and SQS: a bucket wired to

@@ -14,6 +14,7 @@ use upload_core::{
     ByteStream, Bytes, EventSink, MemoryStorage, ObjectKey, PutOptions, Storage, UploadPolicy,
 };
 use upload_pipeline::manifest::manifest_key;
+use upload_pipeline::testkit::codec::{Rng, png_pattern};
 use upload_pipeline::{
     Heartbeat, Manifest, MemoryQueue, Outcome, Queue, ReceiveOptions, StandardCodec, Worker,
     WorkerConfig,
@@ -66,34 +67,9 @@ impl Scanner for SlowScanner {
     }
 }
 
-/// A small deterministic PNG, different for every `seed`.
+/// A small PNG, different for every `seed`.
 fn png(seed: u32) -> Bytes {
-    let img = image::RgbImage::from_fn(24, 16, |x, y| {
-        image::Rgb([seed as u8, (seed >> 8) as u8, (x * 10 + y) as u8])
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner().into()
-}
-
-/// xorshift64*: a seeded, reproducible shuffle and choice.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            v.swap(i, self.below(i + 1));
-        }
-    }
+    png_pattern(24, 16, seed).into()
 }
 
 struct Scale {

@@ -238,24 +238,54 @@ pub fn png_bomb_header(width: u32, height: u32) -> Vec<u8> {
     out
 }
 
-/// A small deterministic pseudo-random generator (xorshift64*).
-struct Rng(u64);
+/// A small deterministic pseudo-random generator (xorshift64*): seeded
+/// shuffles and choices, so a failing test fails the same way again. The
+/// seed must not be 0.
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
 
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
+    /// `len` random bytes.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
         (0..len).map(|_| self.next() as u8).collect()
     }
+
+    /// Shuffles `v` in place (Fisher-Yates).
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            v.swap(i, self.below(i + 1));
+        }
+    }
+}
+
+/// A `width` × `height` RGB PNG whose pixels depend on `seed`: distinct
+/// seeds give distinct bytes (and ETags), for tests and benchmarks that
+/// upload many images.
+pub fn png_pattern(width: u32, height: u32, seed: u32) -> Vec<u8> {
+    let img = RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([
+            (x / 7 + seed) as u8,
+            (y / 5 + (seed >> 8)) as u8,
+            ((x ^ y) as u8).wrapping_add(seed as u8),
+        ])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("PNG encoding of an RGB image");
+    out.into_inner()
 }
 
 // ---------------------------------------------------------------------------
