@@ -246,7 +246,7 @@ pub struct Rng(pub u64);
 
 impl Rng {
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -255,12 +255,12 @@ impl Rng {
 
     /// A number in `0..n` (`n` > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
 
     /// `len` random bytes.
     pub fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
+        (0..len).map(|_| self.next_u64() as u8).collect()
     }
 
     /// Shuffles `v` in place (Fisher-Yates).
@@ -846,7 +846,7 @@ pub fn survives_mutated_inputs(codec: &dyn ImageCodec) {
             let flips = 1 + rng.below(8);
             for _ in 0..flips {
                 let at = rng.below(bytes.len());
-                bytes[at] = rng.next() as u8;
+                bytes[at] = rng.next_u64() as u8;
             }
             if round % 4 == 0 {
                 bytes.truncate(rng.below(bytes.len()));
@@ -1019,7 +1019,7 @@ pub fn composites_jpeg_over_white(codec: &dyn ImageCodec) {
 pub fn encodes_at_the_given_quality(codec: &dyn ImageCodec) {
     let mut rng = Rng(99);
     let noisy = RgbImage::from_fn(96, 96, |x, y| {
-        let noise = (rng.next() % 48) as u32;
+        let noise = (rng.next_u64() % 48) as u32;
         Rgb([
             ((x * 2 + noise) % 256) as u8,
             ((y * 2 + noise) % 256) as u8,
