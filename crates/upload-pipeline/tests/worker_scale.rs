@@ -585,15 +585,15 @@ async fn poison_message_is_dead_lettered_while_others_flow() {
     );
 }
 
-/// A job three times longer than the visibility timeout is processed once
+/// A job three times longer than the visibility timeout (3 s, 1 s) is processed once
 /// by two workers that share nothing (two processes): the heartbeat keeps
 /// it from the other. Without the heartbeat the same job is scanned twice
 /// (the check can fail).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeat_keeps_a_long_job_from_other_workers() {
     for heartbeat in [true, false] {
-        let scanner = SlowScanner::new(Duration::from_millis(1500));
-        let s = scale(scanner.clone(), Duration::from_millis(500), 10);
+        let scanner = SlowScanner::new(Duration::from_millis(3000));
+        let s = scale(scanner.clone(), Duration::from_millis(1000), 10);
         // One message at a time each: a second delivery can only go to the
         // other worker (in the same one it would wait for the key's lock).
         let mut config = s.worker.config().clone().with_max_in_flight(1);
@@ -924,7 +924,7 @@ async fn same_bytes_uploaded_again_are_processed_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_replaced_while_scanned_is_left_to_its_own_event() {
     for (v1, v2) in [(infected_png(3), png(4)), (png(5), infected_png(6))] {
-        let scanner = SlowScanner::new(Duration::from_millis(400));
+        let scanner = SlowScanner::new(Duration::from_millis(1000));
         let s = scale(scanner.clone(), Duration::from_secs(30), 3);
         let k = ObjectKey::new("uploads/race/x.png").unwrap();
         s.put(&k, v1.clone()).await;
