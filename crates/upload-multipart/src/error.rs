@@ -26,6 +26,32 @@ pub enum Error {
         /// Last part number asked for.
         last: u32,
     },
+    /// The body ended (or failed) before the declared size.
+    #[error("the body ended before {expected} bytes, reading at byte {at}: {reason}")]
+    ShortBody {
+        /// The declared size in bytes.
+        expected: u64,
+        /// Offset of the part being read.
+        at: u64,
+        /// The read error.
+        reason: String,
+    },
+    /// A resume state file could not be read or written, or is for another
+    /// upload.
+    #[error("resume state {path}: {reason}")]
+    State {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The upload was cancelled; it is left in place to resume (or for the
+    /// sweeper to abort).
+    #[error("upload {upload_id} cancelled; resume it from its state file")]
+    Cancelled {
+        /// The upload ID.
+        upload_id: String,
+    },
     /// A store error (no such upload, invalid part, entity too small, ...).
     #[error(transparent)]
     Store(#[from] upload_core::Error),

@@ -9,12 +9,14 @@
 //! - [`presign_parts`]: presigned UploadPart URLs for a client to send parts
 //!   straight to storage.
 
+pub mod engine;
 pub mod error;
 pub mod memory;
 pub mod plan;
 pub mod session;
 pub mod sweep;
 
+pub use engine::{MultipartUploader, Progress, ResumeState, UploadOptions, state_file_for};
 pub use error::{Error, Result};
 pub use memory::MemoryMultipartStore;
 pub use plan::{

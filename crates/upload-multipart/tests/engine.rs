@@ -1,0 +1,293 @@
+//! The client engine on the in-memory store: faults injected into part
+//! uploads, a killed upload resumed, permanent errors, short bodies.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use upload_core::{
+    CompletedPart, MemoryStorage, MultipartStore, MultipartUploadInfo, ObjectKey, ObjectMeta,
+    PutOptions, Result, Storage, UploadedPart,
+};
+use upload_multipart::{Error, MemoryMultipartStore, MultipartUploader, Progress, UploadOptions};
+
+const MIB: usize = 1024 * 1024;
+
+fn body(len: usize) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A store whose part uploads fail as told, and which records every part
+/// number sent.
+#[derive(Debug)]
+struct Faulty {
+    inner: MemoryMultipartStore,
+    calls: AtomicU32,
+    /// Every n-th part upload fails with a transient error (0: none).
+    transient_every: u32,
+    /// This part number fails with a permanent error.
+    permanent_part: Option<u32>,
+    sent: Mutex<Vec<u32>>,
+}
+
+impl Faulty {
+    fn new(storage: Arc<MemoryStorage>, transient_every: u32, permanent_part: Option<u32>) -> Self {
+        Self {
+            inner: MemoryMultipartStore::new(storage),
+            calls: AtomicU32::new(0),
+            transient_every,
+            permanent_part,
+            sent: Mutex::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl MultipartStore for Faulty {
+    fn bucket(&self) -> &str {
+        self.inner.bucket()
+    }
+    async fn create_multipart_upload(&self, key: &ObjectKey, opts: PutOptions) -> Result<String> {
+        self.inner.create_multipart_upload(key, opts).await
+    }
+    async fn upload_part(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        part_number: u32,
+        body: Bytes,
+    ) -> Result<UploadedPart> {
+        self.sent.lock().unwrap().push(part_number);
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        if self.permanent_part == Some(part_number) {
+            return Err(upload_core::Error::AccessDenied {
+                bucket: "uploads".into(),
+                key: key.to_string(),
+                reason: "injected".into(),
+            });
+        }
+        if self.transient_every > 0 && n.is_multiple_of(self.transient_every) {
+            return Err(upload_core::Error::Unavailable {
+                reason: format!("injected 503 on call {n}"),
+            });
+        }
+        self.inner
+            .upload_part(key, upload_id, part_number, body)
+            .await
+    }
+    async fn list_parts(&self, key: &ObjectKey, upload_id: &str) -> Result<Vec<UploadedPart>> {
+        self.inner.list_parts(key, upload_id).await
+    }
+    async fn complete_multipart_upload(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<ObjectMeta> {
+        self.inner
+            .complete_multipart_upload(key, upload_id, parts)
+            .await
+    }
+    async fn abort_multipart_upload(&self, key: &ObjectKey, upload_id: &str) -> Result<()> {
+        self.inner.abort_multipart_upload(key, upload_id).await
+    }
+    async fn list_multipart_uploads(&self, prefix: &str) -> Result<Vec<MultipartUploadInfo>> {
+        self.inner.list_multipart_uploads(prefix).await
+    }
+}
+
+fn options() -> UploadOptions {
+    UploadOptions::default()
+        .with_part_size(5 * MIB as u64)
+        .with_concurrency(4)
+        .with_retries(5, Duration::from_millis(5), Duration::from_millis(50))
+}
+
+/// Every third part request fails with a 503: each failed part is sent
+/// again, the others go on, and the object is byte for byte the input.
+#[tokio::test]
+async fn transient_part_failures_are_retried_and_the_bytes_arrive_whole() {
+    let storage = Arc::new(MemoryStorage::new("uploads").unwrap());
+    let store = Arc::new(Faulty::new(storage.clone(), 3, None));
+    let uploader = MultipartUploader::new(store.clone(), options());
+    let data = body(23 * MIB + 12_345);
+    let key = ObjectKey::new("uploads/big.bin").unwrap();
+    let mut last = None;
+    let meta = uploader
+        .upload(
+            &key,
+            &data[..],
+            data.len() as u64,
+            None,
+            |p| last = Some(p),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(meta.size, data.len() as u64);
+    assert!(meta.etag.ends_with("-5"), "{}", meta.etag);
+    assert_eq!(storage.get(&key).await.unwrap().body.as_ref(), &data[..]);
+    let p: Progress = last.unwrap();
+    assert_eq!(
+        (p.bytes_done, p.parts_done, p.parts_total),
+        (data.len() as u64, 5, 5)
+    );
+    let sent = store.sent.lock().unwrap().clone();
+    assert!(sent.len() > 5, "retries happened: {sent:?}");
+    assert!(
+        p.bytes_sent > data.len() as u64,
+        "retries counted in bytes sent"
+    );
+    assert_eq!(store.inner.uploads_in_progress(), 0);
+}
+
+/// The upload is killed after two parts; resumed from its state file, only
+/// the missing parts are sent, and the object is whole.
+#[tokio::test]
+async fn a_killed_upload_resumes_without_resending_stored_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("big.bin.upload-state.json");
+    let storage = Arc::new(MemoryStorage::new("uploads").unwrap());
+    let store = Arc::new(Faulty::new(storage.clone(), 0, None));
+    let data = body(31 * MIB);
+    let key = ObjectKey::new("uploads/resumed.bin").unwrap();
+
+    let uploader = MultipartUploader::new(store.clone(), options().with_concurrency(1));
+    let kill = Arc::new(tokio::sync::Notify::new());
+    let k = kill.clone();
+    let err = uploader
+        .upload(
+            &key,
+            &data[..],
+            data.len() as u64,
+            Some(&state),
+            move |p: Progress| {
+                if p.parts_done == 2 {
+                    k.notify_one();
+                }
+            },
+            kill.notified(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Cancelled { .. }), "{err}");
+    assert!(state.exists(), "state kept for the resume");
+    let saved = upload_multipart::ResumeState::load(&state).unwrap();
+    let stored: BTreeSet<u32> = saved.parts.iter().map(|p| p.part_number).collect();
+    assert_eq!(stored, BTreeSet::from([1, 2]));
+    store.sent.lock().unwrap().clear();
+
+    // A new process: same file, same state.
+    let uploader = MultipartUploader::new(store.clone(), options());
+    let meta = uploader
+        .upload(
+            &key,
+            &data[..],
+            data.len() as u64,
+            Some(&state),
+            |_| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+    let resent: BTreeSet<u32> = store.sent.lock().unwrap().iter().copied().collect();
+    assert_eq!(
+        resent,
+        BTreeSet::from([3, 4, 5, 6, 7]),
+        "only the missing parts"
+    );
+    assert_eq!(meta.size, data.len() as u64);
+    assert_eq!(storage.get(&key).await.unwrap().body.as_ref(), &data[..]);
+    assert!(!state.exists(), "state removed when done");
+}
+
+/// A permanent error aborts the upload: no parts are left stored.
+#[tokio::test]
+async fn a_permanent_error_aborts_the_upload() {
+    let storage = Arc::new(MemoryStorage::new("uploads").unwrap());
+    let store = Arc::new(Faulty::new(storage.clone(), 0, Some(3)));
+    let uploader = MultipartUploader::new(store.clone(), options());
+    let data = body(20 * MIB);
+    let key = ObjectKey::new("uploads/denied.bin").unwrap();
+    let err = uploader
+        .upload(
+            &key,
+            &data[..],
+            data.len() as u64,
+            None,
+            |_| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Store(upload_core::Error::AccessDenied { .. })),
+        "{err}"
+    );
+    assert_eq!(store.inner.uploads_in_progress(), 0, "aborted");
+    assert!(storage.head(&key).await.is_err());
+    // Not retried: the permanent part was sent once.
+    let sent = store.sent.lock().unwrap().clone();
+    assert_eq!(sent.iter().filter(|n| **n == 3).count(), 1);
+}
+
+/// A body shorter than declared is a typed error, and the upload is
+/// aborted; a state file for another object is refused.
+#[tokio::test]
+async fn short_bodies_and_foreign_state_files_are_refused() {
+    let storage = Arc::new(MemoryStorage::new("uploads").unwrap());
+    let store = Arc::new(Faulty::new(storage.clone(), 0, None));
+    let uploader = MultipartUploader::new(store.clone(), options());
+    let data = body(7 * MIB);
+    let key = ObjectKey::new("uploads/short.bin").unwrap();
+    let err = uploader
+        .upload(
+            &key,
+            &data[..],
+            12 * MIB as u64,
+            None,
+            |_| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ShortBody { .. }), "{err}");
+    assert_eq!(store.inner.uploads_in_progress(), 0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.json");
+    let other = upload_multipart::ResumeState {
+        bucket: "uploads".into(),
+        key: "uploads/other.bin".into(),
+        upload_id: "x".into(),
+        object_size: data.len() as u64,
+        part_size: 5 * MIB as u64,
+        parts: vec![],
+    };
+    std::fs::write(&state, serde_json::to_vec(&other).unwrap()).unwrap();
+    let err = uploader
+        .upload(
+            &key,
+            &data[..],
+            data.len() as u64,
+            Some(&state),
+            |_| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::State { .. }), "{err}");
+    assert!(err.to_string().contains("another upload"), "{err}");
+}
