@@ -51,8 +51,9 @@ pub struct MultipartUploadInfo {
     pub key: ObjectKey,
     /// The upload ID.
     pub upload_id: String,
-    /// When CreateMultipartUpload was called.
-    pub initiated: std::time::SystemTime,
+    /// When CreateMultipartUpload was called; `None` when the store did
+    /// not say (a sweeper then leaves the upload alone).
+    pub initiated: Option<std::time::SystemTime>,
 }
 
 /// A part named in CompleteMultipartUpload.

@@ -117,9 +117,14 @@ impl ResumeState {
             path: path.to_owned(),
             reason: e.to_string(),
         };
-        let tmp = path.with_extension("tmp");
+        use std::io::Write as _;
+        let mut name = path.file_name().unwrap_or_default().to_owned();
+        name.push(format!(".{}.tmp", std::process::id()));
+        let tmp = path.with_file_name(name);
         let json = serde_json::to_vec(self).expect("states serialize");
-        std::fs::write(&tmp, json).map_err(fail)?;
+        let mut f = std::fs::File::create(&tmp).map_err(fail)?;
+        f.write_all(&json).map_err(fail)?;
+        f.sync_all().map_err(fail)?;
         std::fs::rename(&tmp, path).map_err(fail)
     }
 }
@@ -156,24 +161,30 @@ impl MultipartUploader {
     /// Uploads `size` bytes read from `body` to `key`.
     ///
     /// Parts are read in order, at most `concurrency` held at once, and
-    /// sent in parallel; a part that fails transiently is sent again after
-    /// a backoff, the others go on. `progress` is called after each part.
-    /// With `state_file`, the [`ResumeState`] is written there after every
-    /// part, and read from there when it exists: the upload then goes on
-    /// from the parts the store lists (ListParts), reading past the bytes
-    /// of stored parts without sending them. The file is removed when the
+    /// sent in parallel; a request that fails transiently (5xx, `SlowDown`,
+    /// timeouts, connection resets) is sent again after a backoff, the
+    /// others go on; the completion too. `progress` is called after each
+    /// part.
+    ///
+    /// With `state_file`, the [`ResumeState`] is written there (atomically)
+    /// after every part, and read from there when it exists: the upload
+    /// goes on from the parts the store lists (ListParts). Stored parts
+    /// are read again and compared with their ETag (the part's MD5), so a
+    /// file changed since is sent again, never mixed; if the store no
+    /// longer has the upload, it starts over. The file is removed when the
     /// upload completes.
     ///
-    /// When `cancel` completes, no new part is started, parts in flight are
-    /// dropped and the upload is left in place to resume
-    /// ([`Error::Cancelled`]). On a permanent error the upload is aborted,
-    /// so no parts are left billed.
+    /// What a later run can finish is kept when a state file is given: a
+    /// cancel (`cancel` completes: no new part is started, parts in flight
+    /// are dropped), retries running out, expired credentials
+    /// (`AccessDenied`). Anything else, and every failure without a state
+    /// file, aborts the upload so no parts are left billed.
     ///
     /// # Errors
-    /// [`Error::ObjectTooLarge`]; [`Error::ShortBody`] if `body` ends
-    /// before `size` bytes; [`Error::State`]; [`Error::Cancelled`];
-    /// [`Error::Store`] after the attempts run out, or for a permanent
-    /// store error.
+    /// [`Error::ObjectTooLarge`]; [`Error::ShortBody`] or
+    /// [`Error::LongBody`] if `body` does not hold `size` bytes;
+    /// [`Error::State`]; [`Error::Cancelled`]; [`Error::Store`] after the
+    /// attempts run out, or for a permanent store error.
     pub async fn upload<R: AsyncRead + Unpin + Send>(
         &self,
         key: &ObjectKey,
@@ -184,8 +195,12 @@ impl MultipartUploader {
         cancel: impl Future<Output = ()> + Send,
     ) -> Result<ObjectMeta> {
         let plan = PartPlan::new(size, self.options.part_size)?;
-        let mut state = match state_file.filter(|p| p.exists()) {
+        let resumed = match state_file.filter(|p| p.exists()) {
             Some(path) => self.resumed(path, key, &plan).await?,
+            None => None,
+        };
+        let mut state = match resumed {
+            Some(state) => state,
             None => ResumeState {
                 bucket: self.store.bucket().to_owned(),
                 key: key.as_str().to_owned(),
@@ -198,9 +213,6 @@ impl MultipartUploader {
                 parts: Vec::new(),
             },
         };
-        if let Some(path) = state_file {
-            state.save(path)?;
-        }
         let mut report = Progress {
             bytes_done: state.parts.iter().map(|p| p.size).sum(),
             bytes_total: size,
@@ -208,9 +220,11 @@ impl MultipartUploader {
             parts_total: plan.part_count(),
             bytes_sent: 0,
         };
-        progress(report);
-
-        let outcome = {
+        let outcome = async {
+            if let Some(path) = state_file {
+                state.save(path)?;
+            }
+            progress(report);
             tokio::pin!(cancel);
             self.send_parts(
                 key,
@@ -222,55 +236,73 @@ impl MultipartUploader {
                 &mut progress,
                 cancel,
             )
+            .await?;
+            state.parts.sort_by_key(|p| p.part_number);
+            let parts: Vec<CompletedPart> = state
+                .parts
+                .iter()
+                .map(|p| CompletedPart {
+                    part_number: p.part_number,
+                    etag: p.etag.clone(),
+                })
+                .collect();
+            // Safe to repeat: a repeated completion returns the object.
+            self.with_retries(key, 0, || {
+                self.store
+                    .complete_multipart_upload(key, &state.upload_id, &parts)
+            })
             .await
-        };
+            .map_err(Error::from)
+        }
+        .await;
         match outcome {
-            Ok(()) => {}
-            Err(Error::Cancelled { .. }) => {
-                return Err(Error::Cancelled {
-                    upload_id: state.upload_id,
-                });
+            Ok(meta) => {
+                if let Some(path) = state_file {
+                    let _ = std::fs::remove_file(path);
+                }
+                Ok(meta)
             }
+            // With a state file, what a later run can finish is kept: a
+            // cancel, an outage longer than the retries, expired
+            // credentials.
+            Err(e) if state_file.is_some() && resumable(&e) => Err(match e {
+                Error::Cancelled { .. } => Error::Cancelled {
+                    upload_id: state.upload_id,
+                },
+                e => e,
+            }),
             Err(e) => {
-                let resumable = matches!(e, Error::State { .. } | Error::ShortBody { .. });
-                if !resumable || state_file.is_none() {
-                    // Permanent: nothing to resume; free the parts.
-                    if let Err(abort) = self
-                        .store
-                        .abort_multipart_upload(key, &state.upload_id)
-                        .await
-                    {
-                        tracing::warn!(%key, upload_id = %state.upload_id, error = %abort, "abort after a failed upload failed");
+                // Nothing to resume: free the parts (S3 bills them).
+                match self
+                    .store
+                    .abort_multipart_upload(key, &state.upload_id)
+                    .await
+                {
+                    Ok(()) | Err(upload_core::Error::NoSuchUpload { .. }) => {
+                        if let Some(path) = state_file {
+                            let _ = std::fs::remove_file(path);
+                        }
                     }
-                    if let Some(path) = state_file {
-                        let _ = std::fs::remove_file(path);
+                    Err(abort) => {
+                        tracing::warn!(%key, upload_id = %state.upload_id, error = %abort, "abort after a failed upload failed; the sweeper or the lifecycle rule will free its parts");
                     }
                 }
-                return Err(e);
+                Err(e)
             }
         }
-        state.parts.sort_by_key(|p| p.part_number);
-        let parts: Vec<CompletedPart> = state
-            .parts
-            .iter()
-            .map(|p| CompletedPart {
-                part_number: p.part_number,
-                etag: p.etag.clone(),
-            })
-            .collect();
-        let meta = self
-            .store
-            .complete_multipart_upload(key, &state.upload_id, &parts)
-            .await?;
-        if let Some(path) = state_file {
-            let _ = std::fs::remove_file(path);
-        }
-        Ok(meta)
     }
 
     /// The state of `path`, checked against this upload and brought up to
-    /// date from the store's ListParts.
-    async fn resumed(&self, path: &Path, key: &ObjectKey, plan: &PartPlan) -> Result<ResumeState> {
+    /// date from the store's ListParts; `None` (and the file removed) when
+    /// the store no longer has the upload (aborted by a sweeper, or
+    /// completed by a run killed before it removed the file): the upload
+    /// starts over.
+    async fn resumed(
+        &self,
+        path: &Path,
+        key: &ObjectKey,
+        plan: &PartPlan,
+    ) -> Result<Option<ResumeState>> {
         let mut state = ResumeState::load(path)?;
         let mismatch = |what: &str| Error::State {
             path: path.to_owned(),
@@ -282,13 +314,47 @@ impl MultipartUploader {
         if state.object_size != plan.object_size() || state.part_size != plan.part_size() {
             return Err(mismatch("size or part size"));
         }
-        let listed = self.store.list_parts(key, &state.upload_id).await?;
+        let listed = match self.store.list_parts(key, &state.upload_id).await {
+            Ok(l) => l,
+            Err(upload_core::Error::NoSuchUpload { .. }) => {
+                tracing::warn!(%key, upload_id = %state.upload_id, "the saved upload is gone; starting over");
+                let _ = std::fs::remove_file(path);
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
         state.parts = listed
             .into_iter()
             .filter(|p| plan.part(p.part_number).is_some_and(|pp| pp.len == p.size))
             .collect();
         tracing::info!(%key, upload_id = %state.upload_id, parts = state.parts.len(), "resuming");
-        Ok(state)
+        Ok(Some(state))
+    }
+
+    /// Runs `op`, retrying transient errors with backoff and jitter.
+    async fn with_retries<T, F, Fut>(
+        &self,
+        key: &ObjectKey,
+        salt: u32,
+        mut op: F,
+    ) -> upload_core::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = upload_core::Result<T>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_transient() && attempt < self.options.max_attempts.max(1) => {
+                    let delay = self.retry_delay(attempt, salt);
+                    tracing::warn!(%key, attempt, retry_in = ?delay, error = %e, "request failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -303,30 +369,42 @@ impl MultipartUploader {
         progress: &mut (impl FnMut(Progress) + Send),
         mut cancel: std::pin::Pin<&mut C>,
     ) -> Result<()> {
-        let done: std::collections::HashSet<u32> =
-            state.parts.iter().map(|p| p.part_number).collect();
-        let mut pending = plan
-            .parts()
-            .filter(|p| !done.contains(&p.number))
-            .peekable();
+        let stored: std::collections::HashMap<u32, String> = state
+            .parts
+            .iter()
+            .map(|p| (p.part_number, p.etag.clone()))
+            .collect();
         let upload_id = state.upload_id.clone();
-        let mut position = 0u64;
+        let mut parts = plan.parts();
         let mut in_flight = FuturesUnordered::new();
+        let concurrency = self.options.concurrency.max(1);
         loop {
-            // Fill the free slots, reading parts in order.
-            while in_flight.len() < self.options.concurrency {
-                let Some(part) = pending.next() else { break };
-                skip(body, part.offset - position)
-                    .await
-                    .map_err(|e| short(e, part.offset, plan))?;
-                let bytes = read_part(body, part.len)
-                    .await
-                    .map_err(|e| short(e, part.offset, plan))?;
-                position = part.offset + part.len;
+            // Fill the free slots, reading parts in order. A part already
+            // stored is read too and checked against its ETag (the MD5 of
+            // a part): a file changed since is sent again, never mixed.
+            while in_flight.len() < concurrency {
+                let Some(part) = parts.next() else { break };
+                let bytes = tokio::select! {
+                    biased;
+                    _ = cancel.as_mut() => {
+                        return Err(Error::Cancelled { upload_id: upload_id.clone() });
+                    }
+                    r = read_part(body, part.len) => r.map_err(|e| short(e, part.offset, plan))?,
+                };
+                if let Some(etag) = stored.get(&part.number) {
+                    let md5 = upload_core::storage::etag_of(&bytes);
+                    if !is_md5(etag) || *etag == md5 {
+                        continue;
+                    }
+                    tracing::warn!(%key, part = part.number, "stored part differs from the file; sending it again");
+                    state.parts.retain(|p| p.part_number != part.number);
+                    report.bytes_done -= part.len;
+                    report.parts_done -= 1;
+                }
                 in_flight.push(self.send_part(key, &upload_id, part, bytes));
             }
             if in_flight.is_empty() {
-                return Ok(());
+                break;
             }
             tokio::select! {
                 biased;
@@ -346,6 +424,19 @@ impl MultipartUploader {
                 }
             }
         }
+        // The body must end here: a file that grew is not cut silently.
+        let mut probe = [0u8; 1];
+        if body
+            .read(&mut probe)
+            .await
+            .map_err(|e| short(e, plan.object_size(), plan))?
+            != 0
+        {
+            return Err(Error::LongBody {
+                expected: plan.object_size(),
+            });
+        }
+        Ok(())
     }
 
     /// Sends one part, retrying transient errors; returns it and the bytes
@@ -358,24 +449,14 @@ impl MultipartUploader {
         bytes: Bytes,
     ) -> Result<(UploadedPart, u64)> {
         let mut sent = 0;
-        let mut attempt = 1;
-        loop {
-            sent += bytes.len() as u64;
-            match self
-                .store
-                .upload_part(key, upload_id, part.number, bytes.clone())
-                .await
-            {
-                Ok(p) => return Ok((p, sent)),
-                Err(e) if e.is_transient() && attempt < self.options.max_attempts => {
-                    let delay = self.retry_delay(attempt, part.number);
-                    tracing::warn!(%key, part = part.number, attempt, retry_in = ?delay, error = %e, "part failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let uploaded = self
+            .with_retries(key, part.number, || {
+                sent += bytes.len() as u64;
+                self.store
+                    .upload_part(key, upload_id, part.number, bytes.clone())
+            })
+            .await?;
+        Ok((uploaded, sent))
     }
 
     fn retry_delay(&self, attempt: u32, salt: u32) -> Duration {
@@ -391,6 +472,23 @@ impl MultipartUploader {
     }
 }
 
+/// Whether an error leaves an upload that a later run can finish.
+fn resumable(e: &Error) -> bool {
+    match e {
+        // A body that changed size, or a state file that cannot be
+        // written, leaves nothing a later run could finish.
+        Error::Cancelled { .. } => true,
+        Error::Store(s) => s.is_transient() || matches!(s, upload_core::Error::AccessDenied { .. }),
+        _ => false,
+    }
+}
+
+/// Whether an ETag is a plain MD5 (32 hex digits), as S3 gives parts
+/// without SSE-KMS.
+fn is_md5(etag: &str) -> bool {
+    etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 fn short(e: std::io::Error, offset: u64, plan: &PartPlan) -> Error {
     Error::ShortBody {
         expected: plan.object_size(),
@@ -399,18 +497,15 @@ fn short(e: std::io::Error, offset: u64, plan: &PartPlan) -> Error {
     }
 }
 
-/// Reads and drops `n` bytes (the parts already stored).
-async fn skip<R: AsyncRead + Unpin>(body: &mut R, n: u64) -> std::io::Result<()> {
-    let copied = tokio::io::copy(&mut (&mut *body).take(n), &mut tokio::io::sink()).await?;
-    if copied < n {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    Ok(())
-}
-
 /// Reads exactly `len` bytes.
 async fn read_part<R: AsyncRead + Unpin>(body: &mut R, len: u64) -> std::io::Result<Bytes> {
-    let mut buf = BytesMut::zeroed(len as usize);
+    let len = usize::try_from(len).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "part larger than this platform's memory",
+        )
+    })?;
+    let mut buf = BytesMut::zeroed(len);
     body.read_exact(&mut buf).await?;
     Ok(buf.freeze())
 }

@@ -36,6 +36,13 @@ pub enum Error {
         /// The read error.
         reason: String,
     },
+    /// The body holds more than the declared size (a file that grew while
+    /// it was uploaded): the upload is not completed with a cut copy.
+    #[error("the body is longer than the declared {expected} bytes")]
+    LongBody {
+        /// The declared size in bytes.
+        expected: u64,
+    },
     /// A resume state file could not be read or written, or is for another
     /// upload.
     #[error("resume state {path}: {reason}")]

@@ -208,7 +208,7 @@ impl MultipartStore for MemoryMultipartStore {
             .map(|(id, u)| MultipartUploadInfo {
                 key: u.key.clone(),
                 upload_id: id.clone(),
-                initiated: u.initiated,
+                initiated: Some(u.initiated),
             })
             .collect();
         out.sort_by(|a, b| (a.key.as_str(), a.initiated).cmp(&(b.key.as_str(), b.initiated)));

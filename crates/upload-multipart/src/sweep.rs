@@ -29,7 +29,8 @@ pub struct SweepReport {
 }
 
 /// Aborts the uploads in progress under `prefix` that were initiated more
-/// than `older_than` before `now`. An upload that is gone by the time it is
+/// than `older_than` before `now` (one whose store gives no initiation
+/// time is kept). An upload that is gone by the time it is
 /// aborted (completed meanwhile) counts as aborted; other failures are
 /// reported per upload and do not stop the sweep.
 ///
@@ -46,7 +47,8 @@ pub async fn abort_stale_uploads(
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let mut report = SweepReport::default();
     for u in store.list_multipart_uploads(prefix).await? {
-        if u.initiated > cutoff {
+        // An upload of unknown age may be running: kept.
+        if u.initiated.is_none_or(|t| t > cutoff) {
             report.kept += 1;
             continue;
         }

@@ -35,7 +35,7 @@ struct Faulty {
     inner: MemoryMultipartStore,
     calls: AtomicU32,
     /// Every n-th part upload fails with a transient error (0: none).
-    transient_every: u32,
+    transient_every: AtomicU32,
     /// This part number fails with a permanent error.
     permanent_part: Option<u32>,
     sent: Mutex<Vec<u32>>,
@@ -46,7 +46,7 @@ impl Faulty {
         Self {
             inner: MemoryMultipartStore::new(storage),
             calls: AtomicU32::new(0),
-            transient_every,
+            transient_every: AtomicU32::new(transient_every),
             permanent_part,
             sent: Mutex::default(),
         }
@@ -78,7 +78,8 @@ impl MultipartStore for Faulty {
                 reason: "injected".into(),
             });
         }
-        if self.transient_every > 0 && n.is_multiple_of(self.transient_every) {
+        let every = self.transient_every.load(Ordering::SeqCst);
+        if every > 0 && n.is_multiple_of(every) {
             return Err(upload_core::Error::Unavailable {
                 reason: format!("injected 503 on call {n}"),
             });
@@ -290,4 +291,177 @@ async fn short_bodies_and_foreign_state_files_are_refused() {
         .unwrap_err();
     assert!(matches!(err, Error::State { .. }), "{err}");
     assert!(err.to_string().contains("another upload"), "{err}");
+}
+
+/// Kills the upload after `parts` parts (a state file is written).
+async fn interrupted(
+    store: Arc<Faulty>,
+    key: &ObjectKey,
+    data: &[u8],
+    state: &std::path::Path,
+    parts: u32,
+) {
+    let kill = Arc::new(tokio::sync::Notify::new());
+    let k = kill.clone();
+    let err = MultipartUploader::new(store, options().with_concurrency(1))
+        .upload(
+            key,
+            data,
+            data.len() as u64,
+            Some(state),
+            move |p: Progress| {
+                if p.parts_done == parts {
+                    k.notify_one();
+                }
+            },
+            kill.notified(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Cancelled { .. }), "{err}");
+}
+
+/// An outage longer than the retries, with a state file: the upload and
+/// its state are kept, and the next run finishes it.
+#[tokio::test]
+async fn an_outage_past_the_retries_keeps_the_upload_for_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let storage = Arc::new(MemoryStorage::new("uploads").unwrap());
+    let store = Arc::new(Faulty::new(storage.clone(), 1, None));
+    let data = body(12 * MIB);
+    let key = ObjectKey::new("uploads/outage.bin").unwrap();
+    let uploader = MultipartUploader::new(store.clone(), options());
+    let err = uploader
+        .upload(
+            &key,
+            &data[..],
+            data.len() as u64,
+            Some(&state),
+            |_| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Store(upload_core::Error::Unavailable { .. })),
+        "{err}"
+    );
+    assert_eq!(store.inner.uploads_in_progress(), 1, "kept");
+    assert!(state.exists());
+    store.transient_every.store(0, Ordering::SeqCst);
+    uploader
+        .upload(
+            &key,
+            &data[..],
+            data.len() as u64,
+            Some(&state),
+            |_| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(storage.get(&key).await.unwrap().body.as_ref(), &data[..]);
+}
+
+/// The file changed (same size) between the runs: stored parts that differ
+/// are sent again, and the object is the new file, never a mix.
+#[tokio::test]
+async fn a_file_changed_before_resume_is_never_mixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let storage = Arc::new(MemoryStorage::new("uploads").unwrap());
+    let store = Arc::new(Faulty::new(storage.clone(), 0, None));
+    let key = ObjectKey::new("uploads/changed.bin").unwrap();
+    let old = body(16 * MIB);
+    interrupted(store.clone(), &key, &old, &state, 2).await;
+    let mut new = old.clone();
+    new[6 * MIB] ^= 0xFF; // part 2 changes; part 1 does not
+    store.sent.lock().unwrap().clear();
+    MultipartUploader::new(store.clone(), options())
+        .upload(
+            &key,
+            &new[..],
+            new.len() as u64,
+            Some(&state),
+            |_| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+    let sent: BTreeSet<u32> = store.sent.lock().unwrap().iter().copied().collect();
+    assert_eq!(
+        sent,
+        BTreeSet::from([2, 3, 4]),
+        "part 1 kept, part 2 sent again"
+    );
+    assert_eq!(storage.get(&key).await.unwrap().body.as_ref(), &new[..]);
+}
+
+/// The saved upload is gone (a sweeper aborted it): the run starts over.
+#[tokio::test]
+async fn a_state_whose_upload_is_gone_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let storage = Arc::new(MemoryStorage::new("uploads").unwrap());
+    let store = Arc::new(Faulty::new(storage.clone(), 0, None));
+    let key = ObjectKey::new("uploads/swept.bin").unwrap();
+    let data = body(11 * MIB);
+    interrupted(store.clone(), &key, &data, &state, 1).await;
+    let saved = upload_multipart::ResumeState::load(&state).unwrap();
+    store
+        .abort_multipart_upload(&key, &saved.upload_id)
+        .await
+        .unwrap();
+    MultipartUploader::new(store.clone(), options())
+        .upload(
+            &key,
+            &data[..],
+            data.len() as u64,
+            Some(&state),
+            |_| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(storage.get(&key).await.unwrap().body.as_ref(), &data[..]);
+    assert!(!state.exists());
+}
+
+/// Without a state file nothing can resume: a cancel aborts; so does a
+/// body longer than declared (a file that grew).
+#[tokio::test]
+async fn without_a_state_file_a_cancel_aborts_and_long_bodies_are_refused() {
+    let storage = Arc::new(MemoryStorage::new("uploads").unwrap());
+    let store = Arc::new(Faulty::new(storage.clone(), 0, None));
+    let key = ObjectKey::new("uploads/cancel.bin").unwrap();
+    let data = body(16 * MIB);
+    let err = MultipartUploader::new(store.clone(), options().with_concurrency(1))
+        .upload(
+            &key,
+            &data[..],
+            data.len() as u64,
+            None,
+            |_| {},
+            tokio::time::sleep(Duration::from_millis(1)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Cancelled { .. }), "{err}");
+    assert_eq!(store.inner.uploads_in_progress(), 0, "aborted");
+
+    let err = MultipartUploader::new(store.clone(), options())
+        .upload(
+            &key,
+            &data[..],
+            10 * MIB as u64,
+            None,
+            |_| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::LongBody { .. }), "{err}");
+    assert_eq!(store.inner.uploads_in_progress(), 0, "aborted");
+    assert!(storage.head(&key).await.is_err());
 }

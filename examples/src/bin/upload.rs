@@ -40,8 +40,8 @@ struct Args {
     /// Content type; guessed from the file extension when unset.
     #[arg(long)]
     content_type: Option<String>,
-    /// Files of at least this many bytes go multipart (S3's minimum part
-    /// is 5 MiB).
+    /// Files of at least this many bytes go multipart; taken within 5 MiB
+    /// (S3's smallest part) ..= 5 GiB (S3's largest single PUT).
     #[arg(long, default_value_t = 100 * MIB)]
     multipart_threshold: u64,
     /// Preferred part size in bytes (5 MiB..=5 GiB, a whole MiB).
@@ -78,7 +78,12 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<serde_json::Value, (u8, String)> {
     let fail = |e: &dyn std::fmt::Display| (1, e.to_string());
-    let size = std::fs::metadata(&args.file)
+    let file = tokio::fs::File::open(&args.file)
+        .await
+        .map_err(|e| fail(&format!("{}: {e}", args.file.display())))?;
+    let size = file
+        .metadata()
+        .await
         .map_err(|e| fail(&format!("{}: {e}", args.file.display())))?
         .len();
     let key_text = match &args.key {
@@ -86,8 +91,9 @@ async fn run(args: Args) -> Result<serde_json::Value, (u8, String)> {
         None => args
             .file
             .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| fail(&"the file has no name: give --key"))?,
+            .and_then(|n| n.to_str())
+            .map(str::to_owned)
+            .ok_or_else(|| fail(&"the file name is not UTF-8 text: give --key"))?,
     };
     let key = ObjectKey::new(key_text).map_err(|e| fail(&e))?;
     let content_type = args.content_type.clone().unwrap_or_else(|| {
@@ -110,7 +116,10 @@ async fn run(args: Args) -> Result<serde_json::Value, (u8, String)> {
         .expect("a valid template"),
     );
 
-    if size < args.multipart_threshold {
+    // S3 takes up to 5 GiB in one PUT, and a multipart part is at least
+    // 5 MiB: below that, one PUT whatever the threshold.
+    let threshold = args.multipart_threshold.clamp(5 * MIB, 5 * 1024 * MIB);
+    if size < threshold {
         // One presigned PUT: Content-Type and Content-Length are signed.
         let put = SdkPresigner::new(client)
             .presign_put(
@@ -123,9 +132,16 @@ async fn run(args: Args) -> Result<serde_json::Value, (u8, String)> {
             )
             .await
             .map_err(|e| fail(&e))?;
-        let body = tokio::fs::read(&args.file)
+        let mut body = Vec::with_capacity(size as usize);
+        tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::BufReader::new(file), &mut body)
             .await
             .map_err(|e| fail(&format!("{}: {e}", args.file.display())))?;
+        if body.len() as u64 != size {
+            return Err(fail(&format!(
+                "{} changed size while it was read",
+                args.file.display()
+            )));
+        }
         let mut req = reqwest::Client::new().put(put.url.as_str());
         for (name, value) in &put.headers {
             req = req.header(name, value);
@@ -162,9 +178,6 @@ async fn run(args: Args) -> Result<serde_json::Value, (u8, String)> {
         .with_part_size(args.part_size)
         .with_concurrency(args.concurrency)
         .with_put_options(PutOptions::default().with_content_type(content_type));
-    let file = tokio::fs::File::open(&args.file)
-        .await
-        .map_err(|e| fail(&format!("{}: {e}", args.file.display())))?;
     let mut parts = 0;
     let result = MultipartUploader::new(store, options)
         .upload(

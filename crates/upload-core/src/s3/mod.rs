@@ -801,7 +801,7 @@ impl MultipartStore for S3Storage {
                     Ok(key) => out.push(MultipartUploadInfo {
                         key,
                         upload_id: id.to_owned(),
-                        initiated: system_time(u.initiated()),
+                        initiated: u.initiated().and_then(|t| SystemTime::try_from(*t).ok()),
                     }),
                     Err(e) => {
                         tracing::warn!(bucket = %self.bucket, key = raw, error = %e, "skipping a listed upload")
