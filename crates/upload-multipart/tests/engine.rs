@@ -116,6 +116,19 @@ fn options() -> UploadOptions {
         .with_retries(5, Duration::from_millis(5), Duration::from_millis(50))
 }
 
+/// Uploads all of `data` with no progress callback and no cancel.
+async fn upload_all(
+    uploader: &MultipartUploader,
+    key: &ObjectKey,
+    data: &[u8],
+    size: u64,
+    state: Option<&std::path::Path>,
+) -> Result<ObjectMeta, Error> {
+    uploader
+        .upload(key, data, size, state, |_| {}, std::future::pending())
+        .await
+}
+
 /// Every third part request fails with a 503: each failed part is sent
 /// again, the others go on, and the object is byte for byte the input.
 #[tokio::test]
@@ -192,15 +205,7 @@ async fn a_killed_upload_resumes_without_resending_stored_parts() {
 
     // A new process: same file, same state.
     let uploader = MultipartUploader::new(store.clone(), options());
-    let meta = uploader
-        .upload(
-            &key,
-            &data[..],
-            data.len() as u64,
-            Some(&state),
-            |_| {},
-            std::future::pending(),
-        )
+    let meta = upload_all(&uploader, &key, &data, data.len() as u64, Some(&state))
         .await
         .unwrap();
     let resent: BTreeSet<u32> = store.sent.lock().unwrap().iter().copied().collect();
@@ -222,15 +227,7 @@ async fn a_permanent_error_aborts_the_upload() {
     let uploader = MultipartUploader::new(store.clone(), options());
     let data = body(20 * MIB);
     let key = ObjectKey::new("uploads/denied.bin").unwrap();
-    let err = uploader
-        .upload(
-            &key,
-            &data[..],
-            data.len() as u64,
-            None,
-            |_| {},
-            std::future::pending(),
-        )
+    let err = upload_all(&uploader, &key, &data, data.len() as u64, None)
         .await
         .unwrap_err();
     assert!(
@@ -253,15 +250,7 @@ async fn short_bodies_and_foreign_state_files_are_refused() {
     let uploader = MultipartUploader::new(store.clone(), options());
     let data = body(7 * MIB);
     let key = ObjectKey::new("uploads/short.bin").unwrap();
-    let err = uploader
-        .upload(
-            &key,
-            &data[..],
-            12 * MIB as u64,
-            None,
-            |_| {},
-            std::future::pending(),
-        )
+    let err = upload_all(&uploader, &key, &data, 12 * MIB as u64, None)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::ShortBody { .. }), "{err}");
@@ -278,15 +267,7 @@ async fn short_bodies_and_foreign_state_files_are_refused() {
         parts: vec![],
     };
     std::fs::write(&state, serde_json::to_vec(&other).unwrap()).unwrap();
-    let err = uploader
-        .upload(
-            &key,
-            &data[..],
-            data.len() as u64,
-            Some(&state),
-            |_| {},
-            std::future::pending(),
-        )
+    let err = upload_all(&uploader, &key, &data, data.len() as u64, Some(&state))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::State { .. }), "{err}");
@@ -332,15 +313,7 @@ async fn an_outage_past_the_retries_keeps_the_upload_for_resume() {
     let data = body(12 * MIB);
     let key = ObjectKey::new("uploads/outage.bin").unwrap();
     let uploader = MultipartUploader::new(store.clone(), options());
-    let err = uploader
-        .upload(
-            &key,
-            &data[..],
-            data.len() as u64,
-            Some(&state),
-            |_| {},
-            std::future::pending(),
-        )
+    let err = upload_all(&uploader, &key, &data, data.len() as u64, Some(&state))
         .await
         .unwrap_err();
     assert!(
@@ -350,15 +323,7 @@ async fn an_outage_past_the_retries_keeps_the_upload_for_resume() {
     assert_eq!(store.inner.uploads_in_progress(), 1, "kept");
     assert!(state.exists());
     store.transient_every.store(0, Ordering::SeqCst);
-    uploader
-        .upload(
-            &key,
-            &data[..],
-            data.len() as u64,
-            Some(&state),
-            |_| {},
-            std::future::pending(),
-        )
+    upload_all(&uploader, &key, &data, data.len() as u64, Some(&state))
         .await
         .unwrap();
     assert_eq!(storage.get(&key).await.unwrap().body.as_ref(), &data[..]);
@@ -378,17 +343,15 @@ async fn a_file_changed_before_resume_is_never_mixed() {
     let mut new = old.clone();
     new[6 * MIB] ^= 0xFF; // part 2 changes; part 1 does not
     store.sent.lock().unwrap().clear();
-    MultipartUploader::new(store.clone(), options())
-        .upload(
-            &key,
-            &new[..],
-            new.len() as u64,
-            Some(&state),
-            |_| {},
-            std::future::pending(),
-        )
-        .await
-        .unwrap();
+    upload_all(
+        &MultipartUploader::new(store.clone(), options()),
+        &key,
+        &new,
+        new.len() as u64,
+        Some(&state),
+    )
+    .await
+    .unwrap();
     let sent: BTreeSet<u32> = store.sent.lock().unwrap().iter().copied().collect();
     assert_eq!(
         sent,
@@ -413,17 +376,15 @@ async fn a_state_whose_upload_is_gone_starts_over() {
         .abort_multipart_upload(&key, &saved.upload_id)
         .await
         .unwrap();
-    MultipartUploader::new(store.clone(), options())
-        .upload(
-            &key,
-            &data[..],
-            data.len() as u64,
-            Some(&state),
-            |_| {},
-            std::future::pending(),
-        )
-        .await
-        .unwrap();
+    upload_all(
+        &MultipartUploader::new(store.clone(), options()),
+        &key,
+        &data,
+        data.len() as u64,
+        Some(&state),
+    )
+    .await
+    .unwrap();
     assert_eq!(storage.get(&key).await.unwrap().body.as_ref(), &data[..]);
     assert!(!state.exists());
 }
@@ -450,17 +411,15 @@ async fn without_a_state_file_a_cancel_aborts_and_long_bodies_are_refused() {
     assert!(matches!(err, Error::Cancelled { .. }), "{err}");
     assert_eq!(store.inner.uploads_in_progress(), 0, "aborted");
 
-    let err = MultipartUploader::new(store.clone(), options())
-        .upload(
-            &key,
-            &data[..],
-            10 * MIB as u64,
-            None,
-            |_| {},
-            std::future::pending(),
-        )
-        .await
-        .unwrap_err();
+    let err = upload_all(
+        &MultipartUploader::new(store.clone(), options()),
+        &key,
+        &data,
+        10 * MIB as u64,
+        None,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, Error::LongBody { .. }), "{err}");
     assert_eq!(store.inner.uploads_in_progress(), 0, "aborted");
     assert!(storage.head(&key).await.is_err());
