@@ -133,17 +133,24 @@ fn policy() -> UploadPolicy {
     UploadPolicy::images_and_pdf(64 << 20).expect("policy")
 }
 
-/// Queue requests per message of the worker and of the hand-written loop,
-/// over `n` messages.
-fn queue_requests(n: usize) -> (f64, f64) {
+/// A single-threaded runtime (one core), `n` event bodies, and the loop
+/// settings both loop measurements use: 64 in flight, no long poll.
+fn one_core_setup(n: usize) -> (tokio::runtime::Runtime, Vec<String>, WorkerConfig) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .expect("runtime");
-    let bodies: Vec<String> = (0..n).map(event_body).collect();
+    let bodies = (0..n).map(event_body).collect();
     let config = WorkerConfig::new(policy())
         .with_max_in_flight(64)
         .with_receive(ReceiveOptions::default().with_wait(Duration::ZERO));
+    (rt, bodies, config)
+}
+
+/// Queue requests per message of the worker and of the hand-written loop,
+/// over `n` messages.
+fn queue_requests(n: usize) -> (f64, f64) {
+    let (rt, bodies, config) = one_core_setup(n);
     let counted = |q| {
         Arc::new(CountingQueue {
             inner: q,
@@ -161,14 +168,7 @@ fn queue_requests(n: usize) -> (f64, f64) {
 }
 
 fn loop_overhead(n: usize) -> (f64, f64) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("runtime");
-    let bodies: Vec<String> = (0..n).map(event_body).collect();
-    let config = WorkerConfig::new(policy())
-        .with_max_in_flight(64)
-        .with_receive(ReceiveOptions::default().with_wait(Duration::ZERO));
+    let (rt, bodies, config) = one_core_setup(n);
     let mut ours = Vec::new();
     let mut naive = Vec::new();
     for round in 1..=ROUNDS {

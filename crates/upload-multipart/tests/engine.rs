@@ -1,6 +1,8 @@
 //! The client engine on the in-memory store: faults injected into part
 //! uploads, a killed upload resumed, permanent errors, short bodies.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -178,25 +180,7 @@ async fn a_killed_upload_resumes_without_resending_stored_parts() {
     let data = body(31 * MIB);
     let key = ObjectKey::new("uploads/resumed.bin").unwrap();
 
-    let uploader = MultipartUploader::new(store.clone(), options().with_concurrency(1));
-    let kill = Arc::new(tokio::sync::Notify::new());
-    let k = kill.clone();
-    let err = uploader
-        .upload(
-            &key,
-            &data[..],
-            data.len() as u64,
-            Some(&state),
-            move |p: Progress| {
-                if p.parts_done == 2 {
-                    k.notify_one();
-                }
-            },
-            kill.notified(),
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::Cancelled { .. }), "{err}");
+    interrupted(store.clone(), &key, &data, &state, 2).await;
     assert!(state.exists(), "state kept for the resume");
     let saved = upload_multipart::ResumeState::load(&state).unwrap();
     let stored: BTreeSet<u32> = saved.parts.iter().map(|p| p.part_number).collect();
@@ -274,7 +258,7 @@ async fn short_bodies_and_foreign_state_files_are_refused() {
     assert!(err.to_string().contains("another upload"), "{err}");
 }
 
-/// Kills the upload after `parts` parts (a state file is written).
+/// Kills the upload after `parts` parts, one part at a time.
 async fn interrupted(
     store: Arc<Faulty>,
     key: &ObjectKey,
@@ -282,24 +266,8 @@ async fn interrupted(
     state: &std::path::Path,
     parts: u32,
 ) {
-    let kill = Arc::new(tokio::sync::Notify::new());
-    let k = kill.clone();
-    let err = MultipartUploader::new(store, options().with_concurrency(1))
-        .upload(
-            key,
-            data,
-            data.len() as u64,
-            Some(state),
-            move |p: Progress| {
-                if p.parts_done == parts {
-                    k.notify_one();
-                }
-            },
-            kill.notified(),
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::Cancelled { .. }), "{err}");
+    let uploader = MultipartUploader::new(store, options().with_concurrency(1));
+    common::interrupt_after(&uploader, key, data, state, parts).await;
 }
 
 /// An outage longer than the retries, with a state file: the upload and

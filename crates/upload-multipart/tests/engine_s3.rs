@@ -5,6 +5,8 @@
 //! `UPLOAD_SDK_MOTO_ENDPOINT` and runs it. Without it the test fails, never
 //! skips.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -12,9 +14,7 @@ use upload_core::s3::aws_config::{self, BehaviorVersion, Region};
 use upload_core::s3::aws_sdk_s3::config::Credentials;
 use upload_core::s3::{AwsSettings, S3Storage};
 use upload_core::{MultipartStore, ObjectKey, PutOptions, Storage};
-use upload_multipart::{
-    Error, MultipartUploader, Progress, ResumeState, UploadOptions, abort_stale_uploads,
-};
+use upload_multipart::{MultipartUploader, ResumeState, UploadOptions, abort_stale_uploads};
 
 const MIB: usize = 1024 * 1024;
 
@@ -48,24 +48,8 @@ async fn killed_upload_resumes_on_moto_and_the_sweeper_aborts_leftovers() {
         .with_concurrency(1)
         .with_put_options(PutOptions::default().with_content_type("application/octet-stream"));
 
-    let kill = Arc::new(tokio::sync::Notify::new());
-    let k = kill.clone();
-    let err = MultipartUploader::new(s3.clone(), options.clone())
-        .upload(
-            &key,
-            &data[..],
-            data.len() as u64,
-            Some(&state),
-            move |p: Progress| {
-                if p.parts_done == 2 {
-                    k.notify_one();
-                }
-            },
-            kill.notified(),
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::Cancelled { .. }), "{err}");
+    let uploader = MultipartUploader::new(s3.clone(), options.clone());
+    common::interrupt_after(&uploader, &key, &data, &state, 2).await;
     let saved = ResumeState::load(&state).unwrap();
     assert_eq!(saved.parts.len(), 2);
     let listed = s3.list_parts(&key, &saved.upload_id).await.unwrap();

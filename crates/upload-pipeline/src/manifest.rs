@@ -34,6 +34,24 @@ pub struct Manifest {
     pub processed_at: String,
 }
 
+impl Manifest {
+    /// A manifest of the current format for `source` with `verdict`,
+    /// processed now (RFC 3339 UTC), and nothing else yet: no signature,
+    /// reason, quarantine location or variants.
+    pub fn new(source: SourceObject, verdict: Outcome) -> Self {
+        Self {
+            version: MANIFEST_VERSION,
+            source,
+            verdict,
+            signature: None,
+            reason: None,
+            quarantine: None,
+            variants: Vec::new(),
+            processed_at: upload_core::timestamp::now_rfc3339(),
+        }
+    }
+}
+
 /// The original upload a manifest is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceObject {

@@ -441,8 +441,8 @@ impl Worker {
     /// [`RunStats::failed`] and logged.
     pub async fn run_once(&self) -> Result<RunStats> {
         let max = (self.config.max_in_flight as u32).clamp(1, MAX_RECEIVE_BATCH);
-        let opts = self.receive_options();
-        let opts = opts.clone().with_max_messages(opts.max_messages.min(max));
+        let mut opts = self.receive_options();
+        opts.max_messages = opts.max_messages.min(max);
         let batch = self.queue.receive(&opts).await?;
         let mut stats = RunStats {
             messages: batch.len() as u64,
@@ -668,8 +668,8 @@ impl Worker {
     }
 
     /// Handles one message to the end: its records, with the visibility
-    /// heartbeat; then moves it to the dead-letter queue or sets its retry
-    /// backoff, or, when it was handled, returns its receipt handle for the
+    /// heartbeat; then sets its retry backoff, or, when it was handled or
+    /// moved to the dead-letter queue, returns its receipt handle for the
     /// caller's batched delete. Never fails: the outcome is in the counts.
     async fn handle_message(&self, msg: QueueMessage) -> (RunStats, Option<String>) {
         use tracing::Instrument as _;
@@ -705,30 +705,19 @@ impl Worker {
                     stats.add(&s);
                     delete = Some(msg.receipt_handle.clone());
                 }
-                Err(e) if e.is_malformed_message() => {
-                    stats.failed += 1;
-                    tracing::error!(error = %e, body_bytes = msg.body.len(), "not an S3 event message");
-                    if let Some(dlq) = &self.dead_letter {
-                        match dlq.send(msg.body.clone()).await {
-                            Ok(id) => {
-                                stats.failed -= 1;
-                                stats.dead_lettered += 1;
-                                tracing::warn!(dead_letter_message_id = %id, "moved to the dead-letter queue");
-                                if let Err(e) = self.queue.delete(&msg.receipt_handle).await {
-                                    tracing::warn!(error = %e, "dead-lettered message not deleted from the queue");
-                                }
-                            }
-                            Err(e) => tracing::error!(error = %e, "dead-letter queue refused the message; left on the queue"),
-                        }
+                Err(e) => {
+                    let malformed = e.is_malformed_message();
+                    if malformed {
+                        tracing::error!(error = %e, body_bytes = msg.body.len(), "not an S3 event message");
                     }
-                    if stats.failed > 0 {
+                    if malformed && self.move_to_dead_letter(&msg).await {
+                        stats.dead_lettered += 1;
+                        delete = Some(msg.receipt_handle.clone());
+                    } else {
+                        stats.failed += 1;
+                        tracing::error!(error = %e, "message left on the queue");
                         self.retry_later(&msg).await;
                     }
-                }
-                Err(e) => {
-                    stats.failed += 1;
-                    tracing::error!(error = %e, "message left on the queue");
-                    self.retry_later(&msg).await;
                 }
             }
             (stats, delete)
@@ -751,6 +740,24 @@ impl Worker {
             }
         }
         handles.clear();
+    }
+
+    /// Sends the body of `msg` to the worker's dead-letter queue; whether
+    /// it is there now (the caller then deletes `msg`).
+    async fn move_to_dead_letter(&self, msg: &QueueMessage) -> bool {
+        let Some(dlq) = &self.dead_letter else {
+            return false;
+        };
+        match dlq.send(msg.body.clone()).await {
+            Ok(id) => {
+                tracing::warn!(dead_letter_message_id = %id, "moved to the dead-letter queue");
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "dead-letter queue refused the message; left on the queue");
+                false
+            }
+        }
     }
 
     async fn retry_later(&self, msg: &QueueMessage) {

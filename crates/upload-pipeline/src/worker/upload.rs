@@ -20,8 +20,7 @@ use super::{Handled, RecordHandler, WorkerConfig};
 use crate::codec::{DecodeLimits, EncodedVariant, ImageCodec, VariantSpec};
 use crate::error::{Error, Result};
 use crate::manifest::{
-    Location, MANIFEST_VERSION, Manifest, Outcome, SourceObject, VariantRecord, manifest_key,
-    variant_key,
+    Location, Manifest, Outcome, SourceObject, VariantRecord, manifest_key, variant_key,
 };
 
 /// `Cache-Control` of variants: a variant key names one version of the
@@ -252,9 +251,8 @@ impl UploadProcessor {
         }
         let head = concat(&head_chunks, SNIFF_LEN);
         let sniffed = sniff(&head);
-        let mut manifest = Manifest {
-            version: MANIFEST_VERSION,
-            source: SourceObject {
+        let mut manifest = Manifest::new(
+            SourceObject {
                 bucket: self.uploads.bucket().to_owned(),
                 key: key.clone(),
                 etag: meta.etag.clone(),
@@ -263,13 +261,8 @@ impl UploadProcessor {
                 version_id: version_id.map(str::to_owned),
                 sequencer: sequencer.map(str::to_owned),
             },
-            verdict: Outcome::Clean,
-            signature: None,
-            reason: None,
-            quarantine: None,
-            variants: Vec::new(),
-            processed_at: upload_core::timestamp::now_rfc3339(),
-        };
+            Outcome::Clean,
+        );
 
         // The declared Content-Type (signed into the presigned URL) must
         // name what the bytes are, or the object would be served as
@@ -508,9 +501,8 @@ impl UploadProcessor {
             Some("INFECTED") => Outcome::Infected,
             _ => Outcome::Unscannable,
         };
-        let manifest = Manifest {
-            version: MANIFEST_VERSION,
-            source: SourceObject {
+        let mut manifest = Manifest::new(
+            SourceObject {
                 bucket: self.uploads.bucket().to_owned(),
                 key: key.clone(),
                 etag: etag.to_owned(),
@@ -520,15 +512,13 @@ impl UploadProcessor {
                 sequencer: sequencer.map(str::to_owned),
             },
             verdict,
-            signature: tags.get("scan-signature").map(str::to_owned),
-            reason: tags.get("scan-reason").map(str::to_owned),
-            quarantine: Some(Location {
-                bucket: qstore.bucket().to_owned(),
-                key: qkey,
-            }),
-            variants: Vec::new(),
-            processed_at: upload_core::timestamp::now_rfc3339(),
-        };
+        );
+        manifest.signature = tags.get("scan-signature").map(str::to_owned);
+        manifest.reason = tags.get("scan-reason").map(str::to_owned);
+        manifest.quarantine = Some(Location {
+            bucket: qstore.bucket().to_owned(),
+            key: qkey,
+        });
         tracing::warn!(%key, "quarantined by an earlier delivery: manifest written from the quarantine copy");
         Ok(
             match self.write_manifest(mkey, &manifest, previous).await? {
