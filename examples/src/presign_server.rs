@@ -11,7 +11,31 @@
 //! | `POST /multipart/sign` | `{"key", "upload_id", "session", "first", "last"}` | `{"parts": [...]}` |
 //! | `POST /multipart/complete` | `{"key", "upload_id", "session", "parts": [{"part_number", "etag"}]}` | `{"key", "etag", "size"}` |
 //! | `POST /multipart/abort` | `{"key", "upload_id", "session"}` | 204 |
+//! | `GET /multipart/parts?key&upload_id&session[&part_number_marker][&max_parts]` | | [`PartsPage`] |
 //! | `GET /uploads/status?key=K` | | [`UploadStatus`] |
+//!
+//! The same sessions are also served in the shape of Uppy's
+//! `@uppy/aws-s3` plugin (its `endpoint` option, the Companion routes), so
+//! Uppy drives it unchanged; the `uploadId` Uppy sees is the S3 upload ID
+//! with the session token appended (`{upload ID}~{token}`), so every Uppy
+//! call carries its proof of ownership:
+//!
+//! | method and path | body (JSON) | answer |
+//! |---|---|---|
+//! | `GET /s3/params?filename&type[&size]` | | `{"method": "POST", "url", "fields", "headers"}` (a form bounded by the policy), or a `PUT` when `size` is given |
+//! | `POST /s3/multipart` | `{"filename", "type", "metadata"?: {"size"?}}` | `{"key", "uploadId"}` |
+//! | `GET /s3/multipart/{uploadId}/{partNumber}?key=K` | | `{"url", "method", "headers", "expires"}` |
+//! | `GET /s3/multipart/{uploadId}/batch?key=K&partNumbers=1,2` | | `{"presignedUrls": {"1": url}, "headers": {}}` |
+//! | `GET /s3/multipart/{uploadId}?key=K` | | `[{"PartNumber", "Size", "ETag"}]` (every page) |
+//! | `POST /s3/multipart/{uploadId}/complete?key=K` | `{"parts": [{"PartNumber", "ETag"}]}` | `{"location", "key", "etag", "size"}` |
+//! | `DELETE /s3/multipart/{uploadId}?key=K` | | `{}` |
+//!
+//! Completion is checked before S3 is called
+//! ([`upload_multipart::check_completion`]: parts 1..=N in order, stored
+//! with the same ETags, every part but the last 5 MiB..=5 GiB and equal,
+//! the declared size) and is safe to repeat: when the upload is already
+//! gone, an object at the key whose ETag is the multipart ETag of the
+//! named parts is reported as the completed upload.
 //!
 //! The owner comes from the `x-owner` header (`anonymous` when absent): a
 //! real service takes it from its authentication. Keys and upload IDs of
@@ -25,17 +49,17 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use upload_core::{
-    CompletedPart, MultipartStore, ObjectKey, PutOptions, Storage, UploadPolicy, extension_for,
-    upload_key,
+    CompletedPart, MultipartStore, ObjectKey, PutOptions, Storage, UploadPolicy, UploadedPart,
+    extension_for, upload_key,
 };
-use upload_multipart::{PartPlan, presign_parts};
+use upload_multipart::{CompletionRules, PartPlan, check_completion, presign_parts};
 use upload_pipeline::Manifest;
 use upload_pipeline::manifest::manifest_key;
 use upload_presign::headers::{Disposition, PutHeaders, content_disposition};
@@ -79,6 +103,9 @@ pub struct AppState {
     pub presigner: Arc<Presigner>,
     /// The uploads bucket, for multipart sessions.
     pub uploads: Arc<dyn MultipartStore>,
+    /// The same bucket's objects: a repeated completion HEADs the key to
+    /// tell "already completed" from "no such upload".
+    pub uploads_objects: Arc<dyn Storage>,
     /// The processed bucket, for manifests and variants.
     pub processed: Arc<dyn Storage>,
     /// Signs GETs for the processed bucket.
@@ -93,7 +120,9 @@ pub struct AppState {
 
 /// The session token of a multipart upload: `{size}.{part_size}.{mac}`
 /// where `mac` is hex HMAC-SHA256 over owner, key, upload ID, size and
-/// part size. `/multipart/*` calls must present it, so an owner can only
+/// part size. A size of 0 means "not declared" (bounded by the policy's
+/// maximum, as for Uppy, which does not send sizes) and a part size of 0
+/// "chosen by the client" (still equal for every part but the last). `/multipart/*` calls must present it, so an owner can only
 /// act on upload IDs this server created for them, whatever the store
 /// checks itself (moto, for one, lets any key use any upload ID), and the
 /// declared size is enforced at completion.
@@ -137,14 +166,14 @@ fn session_mac(
     mac
 }
 
-/// Checks a session token; returns the declared `(size, part_size)`.
+/// Checks a session token; returns what the session allows.
 fn check_session(
     st: &AppState,
     owner: &str,
     key: &str,
     upload_id: &str,
     token: &str,
-) -> Result<(u64, u64), ApiError> {
+) -> Result<CompletionRules, ApiError> {
     use hmac::Mac;
     let forbidden = || ApiError {
         status: StatusCode::FORBIDDEN,
@@ -166,7 +195,20 @@ fn check_session(
     session_mac(&st.session_secret, owner, key, upload_id, size, part_size)
         .verify_slice(&given)
         .map_err(|_| forbidden())?;
-    Ok((size, part_size))
+    Ok(CompletionRules {
+        size: (size > 0).then_some(size),
+        part_size: (part_size > 0).then_some(part_size),
+        max_size: st.config.policy.max_bytes(),
+    })
+}
+
+/// The number of parts a session may have: the plan's when the size is
+/// declared, else up to the S3 limit.
+fn part_limit(rules: &CompletionRules) -> Result<u32, ApiError> {
+    match (rules.size, rules.part_size) {
+        (Some(size), Some(part_size)) => Ok(PartPlan::new(size, part_size)?.part_count()),
+        _ => Ok(upload_core::multipart::MAX_PART_NUMBER),
+    }
 }
 
 /// The router of the API described in the module docs.
@@ -184,6 +226,19 @@ pub fn router(state: AppState) -> Router {
         .route("/multipart/sign", post(sign_parts))
         .route("/multipart/complete", post(complete))
         .route("/multipart/abort", post(abort))
+        .route("/multipart/parts", get(list_parts_page))
+        .route("/s3/params", get(uppy::params))
+        .route("/s3/multipart", post(uppy::create))
+        .route(
+            "/s3/multipart/{upload_id}",
+            get(uppy::list_parts).delete(uppy::abort),
+        )
+        .route("/s3/multipart/{upload_id}/batch", get(uppy::sign_batch))
+        .route("/s3/multipart/{upload_id}/complete", post(uppy::complete))
+        .route(
+            "/s3/multipart/{upload_id}/{part_number}",
+            get(uppy::sign_part),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(|| async {
             ApiError {
@@ -407,11 +462,22 @@ impl From<upload_presign::Error> for ApiError {
     }
 }
 
+impl From<upload_multipart::CompletionError> for ApiError {
+    fn from(e: upload_multipart::CompletionError) -> Self {
+        upload_multipart::Error::Completion(e).into()
+    }
+}
+
 impl From<upload_multipart::Error> for ApiError {
     fn from(e: upload_multipart::Error) -> Self {
         match e {
             upload_multipart::Error::Store(s) => s.into(),
             upload_multipart::Error::Presign(p) => p.into(),
+            upload_multipart::Error::Completion(c) => Self {
+                status: StatusCode::BAD_REQUEST,
+                code: "invalid_parts",
+                message: c.to_string(),
+            },
             upload_multipart::Error::ObjectTooLarge { .. } => Self {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
                 code: "too_large",
@@ -521,6 +587,17 @@ fn owned_key(owner: &str, key: &str) -> Result<ObjectKey, ApiError> {
     Ok(ObjectKey::new(key)?)
 }
 
+/// A fresh key for an upload of `content_type` by `owner`: the extension
+/// comes from the type, never from a client file name.
+fn new_key(owner: &str, content_type: &str) -> Result<ObjectKey, ApiError> {
+    let ext = extension_for(content_type).ok_or_else(|| ApiError {
+        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        code: "content_type_not_allowed",
+        message: format!("no file extension is known for {content_type:?}"),
+    })?;
+    Ok(upload_key(owner, ext)?)
+}
+
 async fn create_upload(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -535,12 +612,7 @@ async fn create_upload(
         });
     }
     st.config.policy.check(&req.content_type, req.size)?;
-    let ext = extension_for(&req.content_type).ok_or_else(|| ApiError {
-        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        code: "content_type_not_allowed",
-        message: format!("no file extension is known for {:?}", req.content_type),
-    })?;
-    let key = upload_key(&owner, ext)?;
+    let key = new_key(&owner, &req.content_type)?;
     let now = SystemTime::now();
     let bucket = st.uploads.bucket().to_owned();
     if req.size <= st.config.multipart_threshold && req.form == UploadForm::Post {
@@ -632,17 +704,13 @@ async fn sign_parts(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let owner = owner(&headers)?;
     let key = owned_key(&owner, &req.key)?;
-    let (size, part_size) = check_session(&st, &owner, key.as_str(), &req.upload_id, &req.session)?;
-    let count = PartPlan::new(size, part_size)?.part_count();
+    let rules = check_session(&st, &owner, key.as_str(), &req.upload_id, &req.session)?;
+    let count = part_limit(&rules)?;
     if req.last > count {
-        return Err(ApiError {
-            status: StatusCode::BAD_REQUEST,
-            code: "bad_request",
-            message: format!(
-                "this upload has {count} parts; part {} does not exist",
-                req.last
-            ),
-        });
+        return Err(bad_request(format!(
+            "this upload has {count} parts; part {} does not exist",
+            req.last
+        )));
     }
     // The upload must still exist before URLs are signed.
     st.uploads.list_parts(&key, &req.upload_id).await?;
@@ -665,47 +733,106 @@ async fn sign_parts(
     Ok(Json(serde_json::json!({ "parts": parts })))
 }
 
+fn bad_request(message: String) -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "bad_request",
+        message,
+    }
+}
+
+/// A completed upload, as `/multipart/complete` answers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Completed {
+    /// The object's key.
+    pub key: String,
+    /// The object's ETag (`{md5 of part md5s}-{part count}`), no quotes.
+    pub etag: String,
+    /// The object's size in bytes.
+    pub size: u64,
+}
+
+/// Checks the parts ([`check_completion`]) and completes; safe to repeat
+/// (see the module docs).
+async fn finish(
+    st: &AppState,
+    key: &ObjectKey,
+    upload_id: &str,
+    rules: &CompletionRules,
+    parts: &[CompletedPart],
+) -> Result<Completed, ApiError> {
+    let listed = match st.uploads.list_parts(key, upload_id).await {
+        Ok(listed) => listed,
+        Err(upload_core::Error::NoSuchUpload { .. }) => {
+            return already_completed(st, key, upload_id, parts).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
+    check_completion(&listed, parts, rules)?;
+    match st
+        .uploads
+        .complete_multipart_upload(key, upload_id, parts)
+        .await
+    {
+        Ok(meta) => {
+            tracing::info!(%key, %upload_id, size = meta.size, "multipart upload completed");
+            Ok(Completed {
+                key: key.as_str().to_owned(),
+                etag: meta.etag,
+                size: meta.size,
+            })
+        }
+        // A concurrent repeat of this request won the race.
+        Err(upload_core::Error::NoSuchUpload { .. }) => {
+            already_completed(st, key, upload_id, parts).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The upload is gone: it was completed (by an earlier try of this very
+/// request) if the key holds the object these parts make.
+async fn already_completed(
+    st: &AppState,
+    key: &ObjectKey,
+    upload_id: &str,
+    parts: &[CompletedPart],
+) -> Result<Completed, ApiError> {
+    let gone = || -> ApiError {
+        upload_core::Error::NoSuchUpload {
+            key: key.as_str().to_owned(),
+            upload_id: upload_id.to_owned(),
+        }
+        .into()
+    };
+    let Ok(expected) = upload_core::storage::multipart_etag(parts.iter().map(|p| p.etag.as_str()))
+    else {
+        return Err(gone());
+    };
+    match st.uploads_objects.head(key).await {
+        Ok(meta) if meta.etag == expected => {
+            tracing::info!(%key, %upload_id, "completion repeated; the object is already there");
+            Ok(Completed {
+                key: key.as_str().to_owned(),
+                etag: meta.etag,
+                size: meta.size,
+            })
+        }
+        Ok(_) | Err(upload_core::Error::NotFound { .. }) => Err(gone()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn complete(
     State(st): State<AppState>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<Complete>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Completed>, ApiError> {
     let owner = owner(&headers)?;
     let key = owned_key(&owner, &req.key)?;
-    let (size, part_size) = check_session(&st, &owner, key.as_str(), &req.upload_id, &req.session)?;
-    // Part URLs cannot bind sizes: the parts must be exactly the planned
-    // 1..=N and add up to exactly the declared size before they become an
-    // object.
-    let count = PartPlan::new(size, part_size)?.part_count();
-    let numbers: Vec<u32> = req.parts.iter().map(|p| p.part_number).collect();
-    if numbers != (1..=count).collect::<Vec<_>>() {
-        return Err(ApiError {
-            status: StatusCode::BAD_REQUEST,
-            code: "invalid_parts",
-            message: format!("complete with parts 1..={count}, in order, each once"),
-        });
-    }
-    let listed = st.uploads.list_parts(&key, &req.upload_id).await?;
-    let total: u64 = req
-        .parts
-        .iter()
-        .filter_map(|p| listed.iter().find(|l| l.part_number == p.part_number))
-        .map(|l| l.size)
-        .sum();
-    if total != size {
-        return Err(ApiError {
-            status: StatusCode::BAD_REQUEST,
-            code: "invalid_parts",
-            message: format!("the parts hold {total} bytes; {size} were declared"),
-        });
-    }
-    let meta = st
-        .uploads
-        .complete_multipart_upload(&key, &req.upload_id, &req.parts)
-        .await?;
-    tracing::info!(%key, upload_id = %req.upload_id, size = meta.size, "multipart upload completed");
+    let rules = check_session(&st, &owner, key.as_str(), &req.upload_id, &req.session)?;
     Ok(Json(
-        serde_json::json!({"key": key.as_str(), "etag": meta.etag, "size": meta.size}),
+        finish(&st, &key, &req.upload_id, &rules, &req.parts).await?,
     ))
 }
 
@@ -721,6 +848,61 @@ async fn abort(
         .abort_multipart_upload(&key, &req.upload_id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartsQuery {
+    key: String,
+    upload_id: String,
+    session: String,
+    #[serde(default)]
+    part_number_marker: u32,
+    #[serde(default)]
+    max_parts: Option<u32>,
+}
+
+/// One page of `GET /multipart/parts`: what a client resumes from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartsPage {
+    /// Stored parts with numbers above the marker, ascending (at most
+    /// `max_parts`, 1..=1000, default 1000, as S3 ListParts).
+    pub parts: Vec<UploadedPart>,
+    /// Whether more parts follow.
+    pub is_truncated: bool,
+    /// The `part_number_marker` of the next page, when truncated.
+    pub next_part_number_marker: Option<u32>,
+}
+
+/// The parts above `marker`, at most `max` of them.
+fn page(mut listed: Vec<UploadedPart>, marker: u32, max: u32) -> PartsPage {
+    listed.sort_by_key(|p| p.part_number);
+    listed.retain(|p| p.part_number > marker);
+    let is_truncated = listed.len() > max as usize;
+    listed.truncate(max as usize);
+    PartsPage {
+        next_part_number_marker: is_truncated
+            .then(|| listed.last().map(|p| p.part_number))
+            .flatten(),
+        parts: listed,
+        is_truncated,
+    }
+}
+
+async fn list_parts_page(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<PartsQuery>,
+) -> Result<Json<PartsPage>, ApiError> {
+    let owner = owner(&headers)?;
+    let key = owned_key(&owner, &q.key)?;
+    check_session(&st, &owner, key.as_str(), &q.upload_id, &q.session)?;
+    let max = q.max_parts.unwrap_or(1000);
+    if !(1..=1000).contains(&max) {
+        return Err(bad_request("max_parts must be 1..=1000".into()));
+    }
+    let listed = st.uploads.list_parts(&key, &q.upload_id).await?;
+    Ok(Json(page(listed, q.part_number_marker, max)))
 }
 
 async fn status(
@@ -758,4 +940,334 @@ async fn status(
         variant_urls,
     })
     .into_response())
+}
+
+/// The routes in the shape of Uppy's `@uppy/aws-s3` plugin (see the
+/// module docs).
+mod uppy {
+    use std::collections::{BTreeMap, HashMap};
+
+    use super::*;
+
+    /// Splits Uppy's `uploadId` into the S3 upload ID and the session token.
+    fn split(upload_id: &str) -> Result<(&str, &str), ApiError> {
+        upload_id.rsplit_once('~').ok_or(ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "bad_session",
+            message: "this uploadId was not issued by this server".into(),
+        })
+    }
+
+    /// Owner, key, S3 upload ID and rules of a call on `/s3/multipart/{uploadId}`.
+    fn session(
+        st: &AppState,
+        headers: &HeaderMap,
+        upload_id: &str,
+        query: &HashMap<String, String>,
+    ) -> Result<(ObjectKey, String, CompletionRules), ApiError> {
+        let owner = owner(headers)?;
+        let key = query
+            .get("key")
+            .ok_or_else(|| bad_request("the key query parameter is required".into()))?;
+        let key = owned_key(&owner, key)?;
+        let (id, token) = split(upload_id)?;
+        let rules = check_session(st, &owner, key.as_str(), id, token)?;
+        Ok((key, id.to_owned(), rules))
+    }
+
+    /// A size Uppy passes in `metadata` or the query: a number or a
+    /// numeric string.
+    fn size_of(v: Option<&serde_json::Value>) -> Result<Option<u64>, ApiError> {
+        let bad = || bad_request("size must be a whole number of bytes, at least 1".into());
+        let size = match v {
+            None | Some(serde_json::Value::Null) => return Ok(None),
+            Some(serde_json::Value::Number(n)) => n.as_u64().ok_or_else(bad)?,
+            Some(serde_json::Value::String(s)) => s.parse::<u64>().map_err(|_| bad())?,
+            Some(_) => return Err(bad()),
+        };
+        if size == 0 {
+            return Err(bad());
+        }
+        Ok(Some(size))
+    }
+
+    /// Uppy's `POST /s3/multipart` body (its `filename` is not used: keys
+    /// never carry client names).
+    #[derive(Debug, Deserialize)]
+    pub(super) struct Create {
+        #[serde(rename = "type")]
+        content_type: String,
+        #[serde(default)]
+        metadata: serde_json::Map<String, serde_json::Value>,
+    }
+
+    pub(super) async fn create(
+        State(st): State<AppState>,
+        headers: HeaderMap,
+        ApiJson(req): ApiJson<Create>,
+    ) -> Result<Json<serde_json::Value>, ApiError> {
+        let owner = owner(&headers)?;
+        let size = size_of(req.metadata.get("size"))?;
+        st.config.policy.check_content_type(&req.content_type)?;
+        if let Some(size) = size {
+            st.config.policy.check_size(size)?;
+            PartPlan::new(size, upload_multipart::MIN_PART_SIZE)?;
+        }
+        let key = new_key(&owner, &req.content_type)?;
+        let opts = PutOptions::default()
+            .with_content_type(upload_core::policy::essence(&req.content_type));
+        let upload_id = st.uploads.create_multipart_upload(&key, opts).await?;
+        // Uppy picks its own part size: 0 binds none, and an undeclared
+        // size binds the policy's maximum.
+        let token = session_token(
+            &st.session_secret,
+            &owner,
+            key.as_str(),
+            &upload_id,
+            size.unwrap_or(0),
+            0,
+        );
+        tracing::info!(%key, %upload_id, ?size, "multipart session (Uppy)");
+        Ok(Json(serde_json::json!({
+            "key": key.as_str(),
+            "uploadId": format!("{upload_id}~{token}"),
+        })))
+    }
+
+    fn part_number(raw: &str, rules: &CompletionRules) -> Result<u32, ApiError> {
+        let limit = part_limit(rules)?;
+        match raw.parse::<u32>() {
+            Ok(n) if (1..=limit).contains(&n) => Ok(n),
+            _ => Err(bad_request(format!(
+                "part number {raw:?} is not within 1..={limit}"
+            ))),
+        }
+    }
+
+    pub(super) async fn sign_part(
+        State(st): State<AppState>,
+        headers: HeaderMap,
+        Path((upload_id, raw)): Path<(String, String)>,
+        ApiQuery(query): ApiQuery<HashMap<String, String>>,
+    ) -> Result<Json<serde_json::Value>, ApiError> {
+        let (key, id, rules) = session(&st, &headers, &upload_id, &query)?;
+        let n = part_number(&raw, &rules)?;
+        let expiry = st.config.policy.expiry();
+        let p = st.presigner.presign_upload_part(
+            st.uploads.bucket(),
+            &key,
+            &id,
+            n,
+            expiry,
+            SystemTime::now(),
+        )?;
+        let headers: BTreeMap<&str, &str> = p
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        Ok(Json(serde_json::json!({
+            "url": p.url.as_str(),
+            "method": "PUT",
+            "headers": headers,
+            "expires": expiry.as_secs(),
+        })))
+    }
+
+    pub(super) async fn sign_batch(
+        State(st): State<AppState>,
+        headers: HeaderMap,
+        Path(upload_id): Path<String>,
+        ApiQuery(query): ApiQuery<HashMap<String, String>>,
+    ) -> Result<Json<serde_json::Value>, ApiError> {
+        let (key, id, rules) = session(&st, &headers, &upload_id, &query)?;
+        let raw = query
+            .get("partNumbers")
+            .ok_or_else(|| bad_request("the partNumbers query parameter is required".into()))?;
+        let numbers = raw
+            .split(',')
+            .map(|n| part_number(n, &rules))
+            .collect::<Result<Vec<u32>, _>>()?;
+        if numbers.len() > upload_multipart::session::MAX_PARTS_PER_BATCH as usize {
+            return Err(bad_request(format!(
+                "at most {} parts per batch",
+                upload_multipart::session::MAX_PARTS_PER_BATCH
+            )));
+        }
+        let now = SystemTime::now();
+        let mut urls = BTreeMap::new();
+        for n in numbers {
+            let p = st.presigner.presign_upload_part(
+                st.uploads.bucket(),
+                &key,
+                &id,
+                n,
+                st.config.policy.expiry(),
+                now,
+            )?;
+            urls.insert(n.to_string(), p.url.to_string());
+        }
+        Ok(Json(
+            serde_json::json!({ "presignedUrls": urls, "headers": {} }),
+        ))
+    }
+
+    pub(super) async fn list_parts(
+        State(st): State<AppState>,
+        headers: HeaderMap,
+        Path(upload_id): Path<String>,
+        ApiQuery(query): ApiQuery<HashMap<String, String>>,
+    ) -> Result<Json<serde_json::Value>, ApiError> {
+        let (key, id, _) = session(&st, &headers, &upload_id, &query)?;
+        let mut parts = st.uploads.list_parts(&key, &id).await?;
+        parts.sort_by_key(|p| p.part_number);
+        let parts: Vec<serde_json::Value> = parts
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "PartNumber": p.part_number,
+                    "Size": p.size,
+                    "ETag": format!("\"{}\"", p.etag.trim_matches('"')),
+                })
+            })
+            .collect();
+        Ok(Json(serde_json::Value::Array(parts)))
+    }
+
+    /// A part in Uppy's completion body.
+    #[derive(Debug, Deserialize)]
+    struct UppyPart {
+        #[serde(rename = "PartNumber")]
+        part_number: u32,
+        #[serde(rename = "ETag")]
+        etag: String,
+    }
+
+    /// Uppy's completion body.
+    #[derive(Debug, Deserialize)]
+    pub(super) struct Complete {
+        parts: Vec<UppyPart>,
+    }
+
+    pub(super) async fn complete(
+        State(st): State<AppState>,
+        headers: HeaderMap,
+        Path(upload_id): Path<String>,
+        ApiQuery(query): ApiQuery<HashMap<String, String>>,
+        ApiJson(req): ApiJson<Complete>,
+    ) -> Result<Json<serde_json::Value>, ApiError> {
+        let (key, id, rules) = session(&st, &headers, &upload_id, &query)?;
+        let parts: Vec<CompletedPart> = req
+            .parts
+            .into_iter()
+            .map(|p| CompletedPart {
+                part_number: p.part_number,
+                etag: p.etag,
+            })
+            .collect();
+        let done = finish(&st, &key, &id, &rules, &parts).await?;
+        // Where the object is (not a download link: originals are never
+        // served; read variants through /uploads/status).
+        let mut location = st
+            .presigner
+            .presign_get(
+                st.uploads.bucket(),
+                &key,
+                Duration::from_secs(60),
+                SystemTime::now(),
+            )?
+            .url;
+        location.set_query(None);
+        Ok(Json(serde_json::json!({
+            "location": location.as_str(),
+            "key": done.key,
+            "etag": done.etag,
+            "size": done.size,
+        })))
+    }
+
+    pub(super) async fn abort(
+        State(st): State<AppState>,
+        headers: HeaderMap,
+        Path(upload_id): Path<String>,
+        ApiQuery(query): ApiQuery<HashMap<String, String>>,
+    ) -> Result<Json<serde_json::Value>, ApiError> {
+        let (key, id, _) = session(&st, &headers, &upload_id, &query)?;
+        st.uploads.abort_multipart_upload(&key, &id).await?;
+        Ok(Json(serde_json::json!({})))
+    }
+
+    /// `GET /s3/params`: a single-request upload for Uppy. Without a size
+    /// it is a POST form bounded by the policy's `content-length-range`;
+    /// with one, a PUT with that exact `Content-Length` signed.
+    pub(super) async fn params(
+        State(st): State<AppState>,
+        headers: HeaderMap,
+        ApiQuery(query): ApiQuery<HashMap<String, String>>,
+    ) -> Result<Json<serde_json::Value>, ApiError> {
+        let owner = owner(&headers)?;
+        let content_type = query
+            .get("type")
+            .ok_or_else(|| bad_request("the type query parameter is required".into()))?;
+        let size = size_of(
+            query
+                .get("size")
+                .map(|s| serde_json::Value::String(s.clone()))
+                .as_ref(),
+        )?;
+        st.config.policy.check_content_type(content_type)?;
+        let key = new_key(&owner, content_type)?;
+        let now = SystemTime::now();
+        let bucket = st.uploads.bucket();
+        if let Some(size) = size {
+            st.config.policy.check_size(size)?;
+            let mut put = PutHeaders::default().with_content_length(size);
+            if let Some(name) = query.get("filename") {
+                put = put
+                    .with_content_disposition(content_disposition(Disposition::Attachment, name));
+            }
+            let p = st.presigner.presign_put_with(
+                bucket,
+                &key,
+                &upload_core::policy::essence(content_type),
+                &put,
+                st.config.policy.expiry(),
+                now,
+            )?;
+            // Content-Length is the browser's to set; the others are sent as signed.
+            let headers: BTreeMap<&str, &str> = p
+                .headers
+                .iter()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case("content-length"))
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            return Ok(Json(serde_json::json!({
+                "method": "PUT",
+                "url": p.url.as_str(),
+                "fields": {},
+                "headers": headers,
+                "key": key.as_str(),
+            })));
+        }
+        let p = presign_post_upload(
+            &st.presigner,
+            &st.config.policy,
+            bucket,
+            &key,
+            content_type,
+            now,
+        )?;
+        let fields: serde_json::Map<String, serde_json::Value> = p
+            .fields
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect();
+        Ok(Json(serde_json::json!({
+            "method": "POST",
+            "url": p.url.as_str(),
+            "fields": fields,
+            "headers": {},
+            "key": key.as_str(),
+        })))
+    }
 }

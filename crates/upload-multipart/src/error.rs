@@ -59,6 +59,9 @@ pub enum Error {
         /// The upload ID.
         upload_id: String,
     },
+    /// A completion was refused before it reached the store.
+    #[error(transparent)]
+    Completion(#[from] crate::session::CompletionError),
     /// A store error (no such upload, invalid part, entity too small, ...).
     #[error(transparent)]
     Store(#[from] upload_core::Error),

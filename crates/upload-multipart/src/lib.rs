@@ -23,5 +23,7 @@ pub use plan::{
     DEFAULT_PART_SIZE, MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, PartPlan,
     PlannedPart,
 };
-pub use session::{PresignedPart, presign_parts};
+pub use session::{
+    CompletionError, CompletionRules, PresignedPart, check_completion, presign_parts,
+};
 pub use sweep::{SweepReport, abort_stale_uploads, lifecycle_rule_json};

@@ -3,11 +3,12 @@
 use std::ops::RangeInclusive;
 use std::time::{Duration, SystemTime};
 
-use upload_core::ObjectKey;
 use upload_core::multipart::{MAX_PART_NUMBER, MIN_PART_NUMBER};
+use upload_core::{CompletedPart, ObjectKey, UploadedPart};
 use upload_presign::{PresignedRequest, Presigner};
 
 use crate::error::{Error, Result};
+use crate::plan::{MAX_PART_SIZE, MIN_PART_SIZE};
 
 /// Most part URLs signed in one call (a batch a client asks for at once).
 pub const MAX_PARTS_PER_BATCH: u32 = 1000;
@@ -54,4 +55,365 @@ pub fn presign_parts(
             })
         })
         .collect()
+}
+
+/// What a session allows its completion to be, checked by
+/// [`check_completion`] before CompleteMultipartUpload is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletionRules {
+    /// The exact object size in bytes declared when the session was
+    /// created, if the client declared one (Uppy does not).
+    pub size: Option<u64>,
+    /// The size in bytes every part but the last must have, if the server
+    /// planned the parts ([`crate::PartPlan::part_size`]); `None` lets the
+    /// client choose one size, still the same for every non-final part.
+    pub part_size: Option<u64>,
+    /// The largest object allowed, in bytes (the upload policy's maximum).
+    pub max_size: u64,
+}
+
+/// Why a CompleteMultipartUpload request was refused before it reached
+/// the store (see [`check_completion`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompletionError {
+    /// The request names no part.
+    #[error("a completion needs at least one part")]
+    NoParts,
+    /// Part numbers are not exactly 1, 2, ..., N in this order.
+    #[error(
+        "parts must be numbered 1..=N in ascending order, each once; position {position} holds part {part_number}"
+    )]
+    PartOrder {
+        /// 1-based position in the request.
+        position: usize,
+        /// The part number found there.
+        part_number: u32,
+    },
+    /// A named part is not stored (never uploaded, or still in flight).
+    #[error("part {part_number} has not been uploaded")]
+    MissingPart {
+        /// The part number.
+        part_number: u32,
+    },
+    /// A named part's ETag is not the stored part's (a stale retry, or
+    /// the ETag of another upload).
+    #[error("part {part_number}: ETag {given} was sent, the stored part has {stored}")]
+    EtagMismatch {
+        /// The part number.
+        part_number: u32,
+        /// The ETag in the request (without quotes).
+        given: String,
+        /// The stored part's ETag (without quotes).
+        stored: String,
+    },
+    /// A part other than the last is below 5 MiB (S3 `EntityTooSmall`) or
+    /// above 5 GiB.
+    #[error(
+        "part {part_number} has {size} bytes; every part but the last must hold 5 MiB..=5 GiB (5242880..=5368709120 bytes)"
+    )]
+    PartSize {
+        /// The part number.
+        part_number: u32,
+        /// Its stored size in bytes.
+        size: u64,
+    },
+    /// A part other than the last differs in size from the others (or
+    /// from the planned part size).
+    #[error("part {part_number} has {size} bytes; every part but the last must have {expected}")]
+    UnequalPart {
+        /// The part number.
+        part_number: u32,
+        /// Its stored size in bytes.
+        size: u64,
+        /// The size the other parts (or the plan) have.
+        expected: u64,
+    },
+    /// The last part is larger than the others.
+    #[error("the last part {part_number} has {size} bytes, more than the part size {part_size}")]
+    LastPartTooLarge {
+        /// The part number.
+        part_number: u32,
+        /// Its stored size in bytes.
+        size: u64,
+        /// The size of the other parts.
+        part_size: u64,
+    },
+    /// The parts do not add up to the declared size.
+    #[error("the parts hold {total} bytes; {declared} were declared")]
+    SizeMismatch {
+        /// Sum of the parts in bytes.
+        total: u64,
+        /// The declared size in bytes.
+        declared: u64,
+    },
+    /// The parts add up to more than the policy allows.
+    #[error("the parts hold {total} bytes, more than the {max} allowed")]
+    TooLarge {
+        /// Sum of the parts in bytes.
+        total: u64,
+        /// The maximum in bytes.
+        max: u64,
+    },
+}
+
+/// Checks a client's CompleteMultipartUpload list against the parts the
+/// store holds (`listed`, from ListParts) and the session's `rules`,
+/// before anything is sent to S3, so a bad completion is refused with a
+/// reason and the upload stays open to be fixed and completed.
+///
+/// It checks, in order: parts are exactly 1..=N ascending (N at most
+/// 10,000); each is stored with the same ETag (quotes ignored); every
+/// part but the last holds 5 MiB..=5 GiB and the same number of bytes
+/// (`rules.part_size` when given); the last is not larger than the
+/// others; the total equals `rules.size` when declared and is at most
+/// `rules.max_size`. Limits per the AWS "Amazon S3 multipart upload
+/// limits" page. Returns the object size in bytes.
+///
+/// # Errors
+/// The first [`CompletionError`] found.
+pub fn check_completion(
+    listed: &[UploadedPart],
+    parts: &[CompletedPart],
+    rules: &CompletionRules,
+) -> std::result::Result<u64, CompletionError> {
+    if parts.is_empty() {
+        return Err(CompletionError::NoParts);
+    }
+    for (i, p) in parts.iter().enumerate() {
+        if u64::from(p.part_number) != i as u64 + 1 || p.part_number > MAX_PART_NUMBER {
+            return Err(CompletionError::PartOrder {
+                position: i + 1,
+                part_number: p.part_number,
+            });
+        }
+    }
+    let mut sizes = Vec::with_capacity(parts.len());
+    for p in parts {
+        let stored = listed
+            .iter()
+            .find(|l| l.part_number == p.part_number)
+            .ok_or(CompletionError::MissingPart {
+                part_number: p.part_number,
+            })?;
+        let (given, have) = (p.etag.trim_matches('"'), stored.etag.trim_matches('"'));
+        if !given.eq_ignore_ascii_case(have) {
+            return Err(CompletionError::EtagMismatch {
+                part_number: p.part_number,
+                given: given.to_owned(),
+                stored: have.to_owned(),
+            });
+        }
+        sizes.push((p.part_number, stored.size));
+    }
+    let (last, body) = sizes.split_last().expect("at least one part");
+    let expected = rules.part_size.or(body.first().map(|b| b.1));
+    for &(part_number, size) in body {
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&size) {
+            return Err(CompletionError::PartSize { part_number, size });
+        }
+        if let Some(expected) = expected
+            && size != expected
+        {
+            return Err(CompletionError::UnequalPart {
+                part_number,
+                size,
+                expected,
+            });
+        }
+    }
+    if let Some(part_size) = expected
+        && last.1 > part_size
+    {
+        return Err(CompletionError::LastPartTooLarge {
+            part_number: last.0,
+            size: last.1,
+            part_size,
+        });
+    }
+    if last.1 > MAX_PART_SIZE {
+        return Err(CompletionError::PartSize {
+            part_number: last.0,
+            size: last.1,
+        });
+    }
+    let total: u64 = sizes.iter().map(|s| s.1).sum();
+    if let Some(declared) = rules.size
+        && total != declared
+    {
+        return Err(CompletionError::SizeMismatch { total, declared });
+    }
+    if total > rules.max_size {
+        return Err(CompletionError::TooLarge {
+            total,
+            max: rules.max_size,
+        });
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+
+    fn stored(sizes: &[u64]) -> (Vec<UploadedPart>, Vec<CompletedPart>) {
+        let listed: Vec<UploadedPart> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| UploadedPart {
+                part_number: i as u32 + 1,
+                etag: format!("{:032x}", i + 1),
+                size,
+            })
+            .collect();
+        let parts = listed
+            .iter()
+            .map(|l| CompletedPart {
+                part_number: l.part_number,
+                etag: format!("\"{}\"", l.etag),
+            })
+            .collect();
+        (listed, parts)
+    }
+
+    const ANY: CompletionRules = CompletionRules {
+        size: None,
+        part_size: None,
+        max_size: 1 << 40,
+    };
+
+    #[test]
+    fn accepts_equal_parts_and_a_shorter_last_one() {
+        let (listed, parts) = stored(&[5 * MIB, 5 * MIB, 7]);
+        assert_eq!(check_completion(&listed, &parts, &ANY), Ok(10 * MIB + 7));
+        let exact = CompletionRules {
+            size: Some(10 * MIB + 7),
+            part_size: Some(5 * MIB),
+            max_size: 11 * MIB,
+        };
+        assert_eq!(check_completion(&listed, &parts, &exact), Ok(10 * MIB + 7));
+        // One part of any size is a valid upload.
+        let (listed, parts) = stored(&[1]);
+        assert_eq!(check_completion(&listed, &parts, &ANY), Ok(1));
+    }
+
+    #[test]
+    fn refuses_a_middle_part_one_byte_short_of_5_mib() {
+        let (listed, parts) = stored(&[5 * MIB, 4_999_999, 5 * MIB, 10]);
+        assert_eq!(
+            check_completion(&listed, &parts, &ANY),
+            Err(CompletionError::PartSize {
+                part_number: 2,
+                size: 4_999_999
+            })
+        );
+        // Also when every non-final part is that size: S3 would answer
+        // EntityTooSmall only after the request.
+        let (listed, parts) = stored(&[4_999_999, 4_999_999, 10]);
+        assert_eq!(
+            check_completion(&listed, &parts, &ANY),
+            Err(CompletionError::PartSize {
+                part_number: 1,
+                size: 4_999_999
+            })
+        );
+    }
+
+    #[test]
+    fn refuses_order_gaps_repeats_and_unknown_parts() {
+        let (listed, mut parts) = stored(&[5 * MIB, 5 * MIB, 1]);
+        parts.swap(0, 1);
+        assert_eq!(
+            check_completion(&listed, &parts, &ANY),
+            Err(CompletionError::PartOrder {
+                position: 1,
+                part_number: 2
+            })
+        );
+        let (listed, mut parts) = stored(&[5 * MIB, 5 * MIB, 1]);
+        parts.remove(1);
+        assert_eq!(
+            check_completion(&listed, &parts, &ANY),
+            Err(CompletionError::PartOrder {
+                position: 2,
+                part_number: 3
+            })
+        );
+        assert_eq!(
+            check_completion(&listed, &[], &ANY),
+            Err(CompletionError::NoParts)
+        );
+        let (mut listed, parts) = stored(&[5 * MIB, 5 * MIB, 1]);
+        listed.remove(2);
+        assert_eq!(
+            check_completion(&listed, &parts, &ANY),
+            Err(CompletionError::MissingPart { part_number: 3 })
+        );
+        let (listed, mut parts) = stored(&[5 * MIB, 1]);
+        parts[1].etag = "0123456789abcdef0123456789abcdef".into();
+        assert!(matches!(
+            check_completion(&listed, &parts, &ANY),
+            Err(CompletionError::EtagMismatch { part_number: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_unequal_parts_wrong_totals_and_oversize() {
+        let (listed, parts) = stored(&[6 * MIB, 5 * MIB, 1]);
+        assert_eq!(
+            check_completion(&listed, &parts, &ANY),
+            Err(CompletionError::UnequalPart {
+                part_number: 2,
+                size: 5 * MIB,
+                expected: 6 * MIB
+            })
+        );
+        let planned = CompletionRules {
+            part_size: Some(8 * MIB),
+            ..ANY
+        };
+        let (listed, parts) = stored(&[5 * MIB, 5 * MIB, 1]);
+        assert!(matches!(
+            check_completion(&listed, &parts, &planned),
+            Err(CompletionError::UnequalPart {
+                part_number: 1,
+                expected: 8_388_608,
+                ..
+            })
+        ));
+        let (listed, parts) = stored(&[5 * MIB, 6 * MIB]);
+        assert_eq!(
+            check_completion(&listed, &parts, &ANY),
+            Err(CompletionError::LastPartTooLarge {
+                part_number: 2,
+                size: 6 * MIB,
+                part_size: 5 * MIB
+            })
+        );
+        let (listed, parts) = stored(&[5 * MIB, 1]);
+        let declared = CompletionRules {
+            size: Some(5 * MIB + 2),
+            ..ANY
+        };
+        assert_eq!(
+            check_completion(&listed, &parts, &declared),
+            Err(CompletionError::SizeMismatch {
+                total: 5 * MIB + 1,
+                declared: 5 * MIB + 2
+            })
+        );
+        let small = CompletionRules {
+            max_size: 5 * MIB,
+            ..ANY
+        };
+        assert_eq!(
+            check_completion(&listed, &parts, &small),
+            Err(CompletionError::TooLarge {
+                total: 5 * MIB + 1,
+                max: 5 * MIB
+            })
+        );
+    }
 }

@@ -1,0 +1,623 @@
+//! The presign server's multipart session API, in both of its shapes (ours
+//! and Uppy's `@uppy/aws-s3` routes), driven over HTTP as a browser would:
+//! part bytes go straight to storage through the presigned part URLs.
+//!
+//! Every scenario runs twice: on in-memory storage behind the local
+//! endpoint, and on moto (the moto test is `#[ignore]`d in plain
+//! `cargo test`; `scripts/test.sh` starts moto and sets
+//! `UPLOAD_SDK_MOTO_ENDPOINT`; without it the test fails, never skips).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use upload_core::s3::aws_config::{self, BehaviorVersion, Region};
+use upload_core::s3::{AwsSettings, S3Storage};
+use upload_core::storage::{etag_of, multipart_etag};
+use upload_core::{MemoryStorage, MultipartStore, ObjectKey, Storage, UploadPolicy};
+use upload_examples::presign_server::{AppState, ServerConfig, router};
+use upload_multipart::MemoryMultipartStore;
+use upload_presign::{AddressingStyle, Credentials, LocalEndpoint, Presigner, Url, Verifier};
+
+const MIB: usize = 1024 * 1024;
+
+struct Harness {
+    api: String,
+    http: reqwest::Client,
+    objects: Arc<dyn Storage>,
+    multipart: Arc<dyn MultipartStore>,
+    // Kept alive for the test.
+    _endpoint: Option<upload_presign::RunningEndpoint>,
+}
+
+fn state(
+    presigner: Presigner,
+    objects: Arc<dyn Storage>,
+    multipart: Arc<dyn MultipartStore>,
+) -> AppState {
+    let policy = UploadPolicy::images_and_pdf(64 * MIB as u64)
+        .unwrap()
+        .with_expiry(Duration::from_secs(300))
+        .unwrap();
+    let mut config = ServerConfig::new(policy);
+    config.multipart_threshold = MIB as u64;
+    config.part_size = 5 * MIB as u64;
+    config.first_batch = 2;
+    let presigner = Arc::new(presigner);
+    AppState {
+        presigner: presigner.clone(),
+        uploads: multipart,
+        uploads_objects: objects.clone(),
+        processed: objects,
+        processed_presigner: presigner,
+        config: Arc::new(config),
+        session_secret: Arc::new([7; 32]),
+    }
+}
+
+async fn serve(state: AppState) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    format!("http://{addr}")
+}
+
+async fn in_memory() -> Harness {
+    let creds = Credentials::random();
+    let storage = Arc::new(MemoryStorage::new("uploads").unwrap());
+    let mp = Arc::new(MemoryMultipartStore::new(storage.clone()));
+    let endpoint = LocalEndpoint::new(Verifier::new("us-east-1", [creds.clone()]))
+        .with_bucket(storage.clone(), Some(mp.clone()))
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let presigner = Presigner::new(endpoint.url(), "us-east-1", creds).unwrap();
+    let api = serve(state(presigner, storage.clone(), mp.clone())).await;
+    Harness {
+        api,
+        http: reqwest::Client::new(),
+        objects: storage,
+        multipart: mp,
+        _endpoint: Some(endpoint),
+    }
+}
+
+async fn on_moto() -> Harness {
+    let endpoint = std::env::var("UPLOAD_SDK_MOTO_ENDPOINT")
+        .expect("UPLOAD_SDK_MOTO_ENDPOINT is not set: run scripts/test.sh, which starts moto");
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(upload_core::s3::aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await;
+    let name = format!("mpapi-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let s3 = S3Storage::new(AwsSettings::local(&endpoint).s3_client(&sdk), name).unwrap();
+    s3.create_bucket().await.unwrap();
+    let presigner = Presigner::new(
+        Url::parse(&endpoint).unwrap(),
+        "us-east-1",
+        Credentials::new("testing", "testing"),
+    )
+    .unwrap()
+    .with_style(AddressingStyle::Path);
+    let s3 = Arc::new(s3);
+    let api = serve(state(presigner, s3.clone(), s3.clone())).await;
+    Harness {
+        api,
+        http: reqwest::Client::new(),
+        objects: s3.clone(),
+        multipart: s3,
+        _endpoint: None,
+    }
+}
+
+fn bytes(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i * 31 + i / 4093) as u8).wrapping_add(seed))
+        .collect()
+}
+
+impl Harness {
+    /// A JSON call to the API as `owner`; returns (status, body).
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        owner: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.api))
+            .header("x-owner", owner);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
+        };
+        (status, v)
+    }
+
+    async fn get(&self, path: &str, owner: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, owner, None).await
+    }
+
+    async fn post(&self, path: &str, owner: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, owner, Some(body))
+            .await
+    }
+
+    /// PUTs a part body to a presigned URL with its signed headers;
+    /// returns the ETag header (quoted, as a browser sees it).
+    async fn put_part(&self, url: &str, headers: &Value, body: Vec<u8>) -> String {
+        let mut req = self.http.put(url).body(body);
+        if let Some(h) = headers.as_object() {
+            for (k, v) in h {
+                req = req.header(k, v.as_str().unwrap());
+            }
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(
+            resp.status().as_u16(),
+            200,
+            "{}",
+            resp.text().await.unwrap()
+        );
+        resp.headers()["etag"].to_str().unwrap().to_owned()
+    }
+
+    async fn object(&self, key: &str) -> Vec<u8> {
+        self.objects
+            .get(&ObjectKey::new(key).unwrap())
+            .await
+            .unwrap()
+            .body
+            .to_vec()
+    }
+}
+
+fn q(s: &str) -> String {
+    url_escape(s)
+}
+
+fn url_escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Our own shape: create, sign in batches, paginated list, refused
+/// completions, an owner who is not the creator, a completion repeated.
+async fn own_api(h: &Harness) {
+    let size = 12 * MIB + 3;
+    let data = bytes(size, 1);
+    let (st, t) = h
+        .post(
+            "/uploads",
+            "alice",
+            json!({"content_type": "image/jpeg", "size": size}),
+        )
+        .await;
+    assert_eq!(st, 200, "{t}");
+    assert_eq!(t["kind"], "multipart");
+    assert_eq!(t["part_size"], 5 * MIB);
+    assert_eq!(t["part_count"], 3);
+    assert_eq!(t["parts"].as_array().unwrap().len(), 2, "first batch of 2");
+    let key = t["key"].as_str().unwrap().to_owned();
+    let upload_id = t["upload_id"].as_str().unwrap().to_owned();
+    let session = t["session"].as_str().unwrap().to_owned();
+    assert!(
+        key.starts_with("uploads/alice/") && key.ends_with(".jpg"),
+        "{key}"
+    );
+    let ids = json!({"key": key, "upload_id": upload_id, "session": session});
+
+    // The rest of the URLs, then the parts.
+    let (st, more) = h
+        .post(
+            "/multipart/sign",
+            "alice",
+            json!({"key": key, "upload_id": upload_id, "session": session, "first": 3, "last": 3}),
+        )
+        .await;
+    assert_eq!(st, 200, "{more}");
+    let (st, e) = h
+        .post(
+            "/multipart/sign",
+            "alice",
+            json!({"key": key, "upload_id": upload_id, "session": session, "first": 1, "last": 4}),
+        )
+        .await;
+    assert_eq!((st, e["error"].as_str()), (400, Some("bad_request")), "{e}");
+    let mut urls: Vec<Value> = t["parts"].as_array().unwrap().clone();
+    urls.extend(more["parts"].as_array().unwrap().iter().cloned());
+    let mut etags = Vec::new();
+    for (i, u) in urls.iter().enumerate() {
+        assert_eq!(u["part_number"], i + 1);
+        let chunk = data[i * 5 * MIB..((i + 1) * 5 * MIB).min(size)].to_vec();
+        let headers: serde_json::Map<String, Value> = u["request"]["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|kv| (kv[0].as_str().unwrap().to_owned(), kv[1].clone()))
+            .collect();
+        let etag = h
+            .put_part(
+                u["request"]["url"].as_str().unwrap(),
+                &Value::Object(headers),
+                chunk.clone(),
+            )
+            .await;
+        assert_eq!(etag.trim_matches('"'), etag_of(&chunk));
+        etags.push(etag);
+    }
+
+    // Paginated ListParts: one part per page.
+    let mut seen = Vec::new();
+    let mut marker = 0;
+    loop {
+        let (st, p) = h
+            .get(
+                &format!(
+                    "/multipart/parts?key={}&upload_id={}&session={}&max_parts=1&part_number_marker={marker}",
+                    q(&key),
+                    q(&upload_id),
+                    q(&session)
+                ),
+                "alice",
+            )
+            .await;
+        assert_eq!(st, 200, "{p}");
+        let parts = p["parts"].as_array().unwrap();
+        assert_eq!(parts.len(), 1, "{p}");
+        seen.push((
+            parts[0]["part_number"].as_u64().unwrap(),
+            parts[0]["size"].as_u64().unwrap(),
+        ));
+        if !p["is_truncated"].as_bool().unwrap() {
+            assert_eq!(p["next_part_number_marker"], Value::Null);
+            break;
+        }
+        marker = p["next_part_number_marker"].as_u64().unwrap();
+    }
+    assert_eq!(
+        seen,
+        [
+            (1, 5 * MIB as u64),
+            (2, 5 * MIB as u64),
+            (3, 2 * MIB as u64 + 3)
+        ]
+    );
+
+    // Another owner, with or without the session, touches nothing.
+    for path in ["/multipart/abort", "/multipart/complete", "/multipart/sign"] {
+        let body = match path {
+            "/multipart/abort" => json!({"key": key, "upload_id": upload_id, "session": session}),
+            "/multipart/sign" => {
+                json!({"key": key, "upload_id": upload_id, "session": session, "first": 1, "last": 1})
+            }
+            _ => json!({"key": key, "upload_id": upload_id, "session": session, "parts": []}),
+        };
+        let (st, e) = h.post(path, "mallory", body.clone()).await;
+        assert_eq!(
+            (st, e["error"].as_str()),
+            (403, Some("not_your_upload")),
+            "{path}: {e}"
+        );
+        // Her own key prefix with Alice's upload ID and session: the
+        // token binds the key.
+        let mut forged = body;
+        forged["key"] = json!(key.replace("/alice/", "/mallory/"));
+        let (st, e) = h.post(path, "mallory", forged).await;
+        assert_eq!(
+            (st, e["error"].as_str()),
+            (403, Some("bad_session")),
+            "{path}: {e}"
+        );
+    }
+    let (st, _) = h
+        .get(
+            &format!(
+                "/multipart/parts?key={}&upload_id={}&session={}",
+                q(&key),
+                q(&upload_id),
+                q(&session)
+            ),
+            "mallory",
+        )
+        .await;
+    assert_eq!(st, 403);
+
+    // Refused before the store sees them: a wrong ETag, a missing part,
+    // parts out of order. The upload stays open.
+    let part = |n: usize| json!({"part_number": n, "etag": etags[n - 1]});
+    for (parts, needle) in [
+        (
+            json!([part(1), {"part_number": 2, "etag": etags[0]}, part(3)]),
+            "part 2: ETag",
+        ),
+        (json!([part(1), part(2)]), "12582915 were declared"),
+        (
+            json!([part(2), part(1), part(3)]),
+            "position 1 holds part 2",
+        ),
+    ] {
+        let mut body = ids.clone();
+        body["parts"] = parts;
+        let (st, e) = h.post("/multipart/complete", "alice", body).await;
+        assert_eq!(
+            (st, e["error"].as_str()),
+            (400, Some("invalid_parts")),
+            "{e}"
+        );
+        let msg = e["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{msg}");
+    }
+    assert_eq!(
+        h.multipart
+            .list_parts(&ObjectKey::new(key.as_str()).unwrap(), &upload_id)
+            .await
+            .unwrap()
+            .len(),
+        3,
+        "refused completions leave the upload open"
+    );
+
+    // Completion, then the same request again (a retry after a lost
+    // answer): the same object is reported both times.
+    let mut body = ids.clone();
+    body["parts"] = json!([part(1), part(2), part(3)]);
+    let (st, done) = h.post("/multipart/complete", "alice", body.clone()).await;
+    assert_eq!(st, 200, "{done}");
+    let expected = multipart_etag(etags.iter().map(|e| e.as_str())).unwrap();
+    assert_eq!(done["etag"], expected);
+    assert_eq!(done["size"], size);
+    let (st, again) = h.post("/multipart/complete", "alice", body).await;
+    assert_eq!((st, &again), (200, &done));
+    assert_eq!(h.object(&key).await, data, "the object is the bytes sent");
+    // A repeat naming other parts is not taken for this object.
+    let mut body = ids.clone();
+    body["parts"] = json!([part(1), part(3), part(2)]);
+    let (st, e) = h.post("/multipart/complete", "alice", body).await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (404, Some("no_such_upload")),
+        "{e}"
+    );
+}
+
+/// Uppy's shape, request for request as `@uppy/aws-s3` sends them.
+async fn uppy_api(h: &Harness) {
+    let (st, c) = h
+        .post(
+            "/s3/multipart",
+            "bob",
+            json!({"filename": "../../etc/passwd.jpg", "type": "image/jpeg", "metadata": {"name": "x.jpg", "size": (10 * MIB + 1).to_string()}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{c}");
+    let key = c["key"].as_str().unwrap().to_owned();
+    let upload_id = c["uploadId"].as_str().unwrap().to_owned();
+    assert!(
+        key.starts_with("uploads/bob/") && !key.contains("passwd"),
+        "{key}"
+    );
+    assert!(upload_id.contains('~'), "{upload_id}");
+    let base = format!("/s3/multipart/{}", q(&upload_id));
+    let kq = format!("key={}", q(&key));
+
+    // Three parts, the middle one 4,999,999 bytes.
+    let sizes = [5 * MIB, 4_999_999, 5 * MIB + 1 - 4_999_999];
+    let mut sent = Vec::new();
+    for (i, len) in sizes.iter().enumerate() {
+        let (st, s) = h.get(&format!("{base}/{}?{kq}", i + 1), "bob").await;
+        assert_eq!(st, 200, "{s}");
+        assert_eq!(s["method"], "PUT");
+        assert_eq!(s["expires"], 300);
+        let body = bytes(*len, i as u8);
+        let etag = h
+            .put_part(s["url"].as_str().unwrap(), &s["headers"], body.clone())
+            .await;
+        sent.push((etag, body));
+    }
+    let (st, listed) = h.get(&format!("{base}?{kq}"), "bob").await;
+    assert_eq!(st, 200, "{listed}");
+    let listed: Vec<(u64, u64, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["PartNumber"].as_u64().unwrap(),
+                p["Size"].as_u64().unwrap(),
+                p["ETag"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        sent.iter()
+            .enumerate()
+            .map(|(i, (e, b))| {
+                assert_eq!(
+                    e.trim_matches('"'),
+                    etag_of(b),
+                    "the part's ETag is its MD5"
+                );
+                (i as u64 + 1, b.len() as u64, format!("\"{}\"", etag_of(b)))
+            })
+            .collect::<Vec<_>>()
+    );
+    let parts = |sent: &[(String, Vec<u8>)]| json!({"parts": sent.iter().enumerate().map(|(i, (e, _))| json!({"PartNumber": i + 1, "ETag": e})).collect::<Vec<_>>()});
+    let (st, e) = h
+        .post(&format!("{base}/complete?{kq}"), "bob", parts(&sent))
+        .await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (400, Some("invalid_parts")),
+        "{e}"
+    );
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("part 2 has 4999999 bytes"),
+        "{e}"
+    );
+
+    // Re-sent at 5 MiB (a fresh signature, as Uppy asks for on retry),
+    // the upload completes.
+    let (_, s) = h.get(&format!("{base}/2?{kq}"), "bob").await;
+    let body = bytes(5 * MIB, 9);
+    let etag = h
+        .put_part(s["url"].as_str().unwrap(), &s["headers"], body.clone())
+        .await;
+    sent[1] = (etag, body);
+    let last = bytes(1, 3);
+    let (_, s) = h.get(&format!("{base}/3?{kq}"), "bob").await;
+    let etag = h
+        .put_part(s["url"].as_str().unwrap(), &s["headers"], last.clone())
+        .await;
+    sent[2] = (etag, last);
+    let (st, done) = h
+        .post(&format!("{base}/complete?{kq}"), "bob", parts(&sent))
+        .await;
+    assert_eq!(st, 200, "{done}");
+    assert!(done["location"].as_str().unwrap().ends_with(&key), "{done}");
+    assert_eq!(done["size"], 10 * MIB + 1);
+    let whole: Vec<u8> = sent.iter().flat_map(|(_, b)| b.clone()).collect();
+    assert_eq!(h.object(&key).await, whole);
+
+    // Old-style batch signing; part numbers beyond S3's limit refused.
+    let (st, c) = h
+        .post("/s3/multipart", "bob", json!({"type": "image/png"}))
+        .await;
+    assert_eq!(st, 200, "{c}");
+    let (key2, id2) = (
+        c["key"].as_str().unwrap().to_owned(),
+        c["uploadId"].as_str().unwrap().to_owned(),
+    );
+    let base2 = format!("/s3/multipart/{}", q(&id2));
+    let kq2 = format!("key={}", q(&key2));
+    let (st, b) = h
+        .get(&format!("{base2}/batch?{kq2}&partNumbers=1,2"), "bob")
+        .await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["presignedUrls"].as_object().unwrap().len(), 2);
+    assert!(
+        b["presignedUrls"]["2"]
+            .as_str()
+            .unwrap()
+            .contains("partNumber=2")
+    );
+    let (st, _) = h.get(&format!("{base2}/10001?{kq2}"), "bob").await;
+    assert_eq!(st, 400);
+    let (st, _) = h.get(&format!("{base2}/0?{kq2}"), "bob").await;
+    assert_eq!(st, 400);
+
+    // Someone else, or a forged upload ID, is refused; then the owner aborts.
+    let (st, e) = h.get(&format!("{base2}/1?{kq2}"), "mallory").await;
+    assert_eq!((st, e["error"].as_str()), (403, Some("not_your_upload")));
+    let (s3_id, _) = id2.rsplit_once('~').unwrap();
+    for forged in [s3_id.to_owned(), format!("{s3_id}~1.0.00")] {
+        let (st, e) = h
+            .get(&format!("/s3/multipart/{}/1?{kq2}", q(&forged)), "bob")
+            .await;
+        assert_eq!(
+            (st, e["error"].as_str()),
+            (403, Some("bad_session")),
+            "{forged}"
+        );
+    }
+    let (st, e) = h
+        .call(
+            reqwest::Method::DELETE,
+            &format!("{base2}?{kq2}"),
+            "mallory",
+            None,
+        )
+        .await;
+    assert_eq!(st, 403, "{e}");
+    let (st, v) = h
+        .call(
+            reqwest::Method::DELETE,
+            &format!("{base2}?{kq2}"),
+            "bob",
+            None,
+        )
+        .await;
+    assert_eq!((st, v), (200, json!({})));
+    assert!(matches!(
+        h.multipart
+            .list_parts(&ObjectKey::new(key2.as_str()).unwrap(), s3_id)
+            .await,
+        Err(upload_core::Error::NoSuchUpload { .. })
+    ));
+
+    // Single uploads: a POST form without a size, a PUT with one.
+    let (st, p) = h
+        .get("/s3/params?filename=a.jpg&type=image%2Fjpeg", "bob")
+        .await;
+    assert_eq!(st, 200, "{p}");
+    assert_eq!(p["method"], "POST");
+    assert!(p["fields"]["policy"].is_string(), "{p}");
+    assert!(
+        p["fields"]["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("uploads/bob/")
+    );
+    let (st, p) = h
+        .get(
+            "/s3/params?filename=a.jpg&type=image%2Fjpeg&size=1234",
+            "bob",
+        )
+        .await;
+    assert_eq!(st, 200, "{p}");
+    assert_eq!(p["method"], "PUT");
+    assert_eq!(p["headers"]["content-type"], "image/jpeg");
+    let (st, e) = h
+        .get("/s3/params?filename=a.html&type=text%2Fhtml", "bob")
+        .await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (415, Some("content_type_not_allowed"))
+    );
+    let (st, e) = h
+        .post(
+            "/s3/multipart",
+            "bob",
+            json!({"type": "image/jpeg", "metadata": {"size": 65 * MIB}}),
+        )
+        .await;
+    assert_eq!((st, e["error"].as_str()), (413, Some("too_large")), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_sessions_in_memory() {
+    let h = in_memory().await;
+    own_api(&h).await;
+    uppy_api(&h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto: run scripts/test.sh"]
+async fn multipart_sessions_on_moto() {
+    let h = on_moto().await;
+    own_api(&h).await;
+    uppy_api(&h).await;
+}
