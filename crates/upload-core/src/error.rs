@@ -154,6 +154,18 @@ pub enum Error {
         /// The minimum part size in bytes.
         min: u64,
     },
+    /// A part's body does not match the checksum sent with it (S3
+    /// `BadDigest`, 400): the bytes changed on the way, nothing was stored.
+    /// Transient: sending the same bytes again is the fix.
+    #[error("part {part_number}: the body does not match its {algorithm} checksum {expected}")]
+    BadDigest {
+        /// The part number (0 when S3 did not say).
+        part_number: u32,
+        /// `CRC32C` or `SHA256`.
+        algorithm: &'static str,
+        /// The checksum that was sent (base64).
+        expected: String,
+    },
     /// The bucket does not exist (S3 `NoSuchBucket`).
     #[error("bucket {bucket} does not exist")]
     NoSuchBucket {
@@ -199,6 +211,6 @@ impl Error {
     /// Whether retrying the same call later may succeed (network and server
     /// errors), as opposed to errors in the request itself.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Unavailable { .. })
+        matches!(self, Error::Unavailable { .. } | Error::BadDigest { .. })
     }
 }

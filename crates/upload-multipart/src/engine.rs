@@ -12,7 +12,10 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
-use upload_core::{CompletedPart, MultipartStore, ObjectKey, ObjectMeta, PutOptions, UploadedPart};
+use upload_core::{
+    ChecksumAlgorithm, CompletedPart, MultipartStore, ObjectKey, ObjectMeta, PutOptions,
+    UploadedPart,
+};
 
 use crate::error::{Error, Result};
 use crate::plan::{DEFAULT_PART_SIZE, PartPlan, PlannedPart};
@@ -37,6 +40,10 @@ pub struct UploadOptions {
     pub retry_max: Duration,
     /// Content type, cache control and tags of the completed object.
     pub put: PutOptions,
+    /// Checksum sent with every part for the store to verify (default
+    /// CRC-32C, `x-amz-checksum-crc32c`): a part that arrives changed is
+    /// refused (`BadDigest`) and sent again. `None` sends none of ours.
+    pub checksum: Option<ChecksumAlgorithm>,
 }
 
 impl Default for UploadOptions {
@@ -48,6 +55,7 @@ impl Default for UploadOptions {
             retry_base: Duration::from_millis(200),
             retry_max: Duration::from_secs(10),
             put: PutOptions::default(),
+            checksum: Some(ChecksumAlgorithm::Crc32c),
         }
     }
 }
@@ -73,6 +81,11 @@ impl UploadOptions {
     /// Sets the options of the completed object.
     pub fn with_put_options(mut self, put: PutOptions) -> Self {
         self.put = put;
+        self
+    }
+    /// Sets the per-part checksum (`None`: none).
+    pub fn with_checksum(mut self, checksum: Option<ChecksumAlgorithm>) -> Self {
+        self.checksum = checksum;
         self
     }
 }
@@ -449,11 +462,26 @@ impl MultipartUploader {
         bytes: Bytes,
     ) -> Result<(UploadedPart, u64)> {
         let mut sent = 0;
+        let checksum = self.options.checksum.map(|a| a.checksum(&bytes));
         let uploaded = self
             .with_retries(key, part.number, || {
                 sent += bytes.len() as u64;
-                self.store
-                    .upload_part(key, upload_id, part.number, bytes.clone())
+                let body = bytes.clone();
+                let checksum = checksum.as_ref();
+                async move {
+                    match checksum {
+                        Some(c) => {
+                            self.store
+                                .upload_part_checked(key, upload_id, part.number, body, c)
+                                .await
+                        }
+                        None => {
+                            self.store
+                                .upload_part(key, upload_id, part.number, body)
+                                .await
+                        }
+                    }
+                }
             })
             .await?;
         Ok((uploaded, sent))

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use upload_core::storage::{etag_of, multipart_etag};
 use upload_core::{
     CompletedPart, Error, MemoryStorage, MultipartStore, MultipartUploadInfo, ObjectKey,
-    ObjectMeta, PutOptions, Result, Storage, UploadedPart,
+    ObjectMeta, PartChecksum, PutOptions, Result, Storage, UploadedPart,
 };
 
 use crate::plan::MIN_PART_SIZE;
@@ -100,6 +100,26 @@ impl MultipartStore for MemoryMultipartStore {
             etag,
             size,
         })
+    }
+
+    /// Verifies the checksum as S3 does, before the part is stored.
+    async fn upload_part_checked(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        part_number: u32,
+        body: Bytes,
+        checksum: &PartChecksum,
+    ) -> Result<UploadedPart> {
+        upload_core::multipart::check_part_number(part_number)?;
+        if !checksum.matches(&body) {
+            return Err(upload_core::Error::BadDigest {
+                part_number,
+                algorithm: checksum.algorithm.as_str(),
+                expected: checksum.value.clone(),
+            });
+        }
+        self.upload_part(key, upload_id, part_number, body).await
     }
 
     async fn list_parts(&self, key: &ObjectKey, upload_id: &str) -> Result<Vec<UploadedPart>> {

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use upload_core::{CompletedPart, MemoryStorage, MultipartStore, ObjectKey, PutOptions, Storage};
+use upload_core::{
+    ChecksumAlgorithm, CompletedPart, MemoryStorage, MultipartStore, ObjectKey, PutOptions, Storage,
+};
 use upload_multipart::{DEFAULT_PART_SIZE, MemoryMultipartStore, PartPlan, presign_parts};
 use upload_presign::{Credentials, LocalEndpoint, Presigner, Verifier};
 
@@ -44,14 +46,34 @@ async fn parts_through_presigned_urls() {
     .unwrap();
     let http = reqwest::Client::new();
     let mut done = Vec::new();
+    // A part whose CRC-32C header does not match its body is refused as
+    // S3 refuses it (400 BadDigest) and not stored.
+    let r = http
+        .put(urls[0].request.url.clone())
+        .header(
+            "x-amz-checksum-crc32c",
+            ChecksumAlgorithm::Crc32c.checksum(b"other").value,
+        )
+        .body(data[..1000].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("<Code>BadDigest</Code>"));
+    assert!(mp.list_parts(&key, &id).await.unwrap().is_empty());
     for (p, u) in plan.parts().zip(&urls) {
         let body = data[p.offset as usize..(p.offset + p.len) as usize].to_vec();
-        let r = http
-            .put(u.request.url.clone())
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        // Parts 1 and 3 carry a matching checksum (CRC-32C, SHA-256).
+        let checksum = match p.number {
+            1 => Some(ChecksumAlgorithm::Crc32c.checksum(&body)),
+            3 => Some(ChecksumAlgorithm::Sha256.checksum(&body)),
+            _ => None,
+        };
+        let mut req = http.put(u.request.url.clone());
+        if let Some(c) = checksum {
+            req = req.header(c.algorithm.header_name(), c.value);
+        }
+        let r = req.body(body).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 200);
         done.push(CompletedPart {
             part_number: p.number,

@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use upload_core::{
-    CompletedPart, MemoryStorage, MultipartStore, MultipartUploadInfo, ObjectKey, ObjectMeta,
-    PutOptions, Result, Storage, UploadedPart,
+    ChecksumAlgorithm, CompletedPart, MemoryStorage, MultipartStore, MultipartUploadInfo,
+    ObjectKey, ObjectMeta, PartChecksum, PutOptions, Result, Storage, UploadedPart,
 };
 use upload_multipart::{Error, MemoryMultipartStore, MultipartUploader, Progress, UploadOptions};
 
@@ -40,7 +40,11 @@ struct Faulty {
     transient_every: AtomicU32,
     /// This part number fails with a permanent error.
     permanent_part: Option<u32>,
+    /// Every n-th checksummed part arrives with one byte flipped (0: none).
+    corrupt_every: AtomicU32,
     sent: Mutex<Vec<u32>>,
+    /// Checksums the store was given, by part number.
+    checksums: Mutex<Vec<(u32, PartChecksum)>>,
 }
 
 impl Faulty {
@@ -50,7 +54,43 @@ impl Faulty {
             calls: AtomicU32::new(0),
             transient_every: AtomicU32::new(transient_every),
             permanent_part,
+            corrupt_every: AtomicU32::new(0),
             sent: Mutex::default(),
+            checksums: Mutex::default(),
+        }
+    }
+
+    /// Records the call and fails it as configured; returns the call number.
+    async fn fault(&self, key: &ObjectKey, part_number: u32) -> Result<u32> {
+        self.sent.lock().unwrap().push(part_number);
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        if self.permanent_part == Some(part_number) {
+            return Err(upload_core::Error::AccessDenied {
+                bucket: "uploads".into(),
+                key: key.to_string(),
+                reason: "injected".into(),
+            });
+        }
+        let every = self.transient_every.load(Ordering::SeqCst);
+        if every > 0 && n.is_multiple_of(every) {
+            return Err(upload_core::Error::Unavailable {
+                reason: format!("injected 503 on call {n}"),
+            });
+        }
+        Ok(n)
+    }
+
+    /// The body as it arrives: one byte flipped on every `corrupt_every`-th call.
+    fn arrive(&self, n: u32, body: Bytes) -> Bytes {
+        let every = self.corrupt_every.load(Ordering::SeqCst);
+        if every > 0 && n.is_multiple_of(every) {
+            let mut b = body.to_vec();
+            let i = b.len() / 2;
+            b[i] ^= 0x20;
+            Bytes::from(b)
+        } else {
+            body
         }
     }
 }
@@ -70,24 +110,26 @@ impl MultipartStore for Faulty {
         part_number: u32,
         body: Bytes,
     ) -> Result<UploadedPart> {
-        self.sent.lock().unwrap().push(part_number);
-        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        if self.permanent_part == Some(part_number) {
-            return Err(upload_core::Error::AccessDenied {
-                bucket: "uploads".into(),
-                key: key.to_string(),
-                reason: "injected".into(),
-            });
-        }
-        let every = self.transient_every.load(Ordering::SeqCst);
-        if every > 0 && n.is_multiple_of(every) {
-            return Err(upload_core::Error::Unavailable {
-                reason: format!("injected 503 on call {n}"),
-            });
-        }
+        let n = self.fault(key, part_number).await?;
         self.inner
-            .upload_part(key, upload_id, part_number, body)
+            .upload_part(key, upload_id, part_number, self.arrive(n, body))
+            .await
+    }
+    async fn upload_part_checked(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        part_number: u32,
+        body: Bytes,
+        checksum: &PartChecksum,
+    ) -> Result<UploadedPart> {
+        let n = self.fault(key, part_number).await?;
+        self.checksums
+            .lock()
+            .unwrap()
+            .push((part_number, checksum.clone()));
+        self.inner
+            .upload_part_checked(key, upload_id, part_number, self.arrive(n, body), checksum)
             .await
     }
     async fn list_parts(&self, key: &ObjectKey, upload_id: &str) -> Result<Vec<UploadedPart>> {
@@ -167,6 +209,59 @@ async fn transient_part_failures_are_retried_and_the_bytes_arrive_whole() {
         "retries counted in bytes sent"
     );
     assert_eq!(store.inner.uploads_in_progress(), 0);
+}
+
+/// Every second part arrives with a byte flipped on the way: the CRC-32C
+/// sent with it (the default) makes the store refuse it, the engine sends
+/// it again, and the object is the input. SHA-256 works the same way;
+/// without a checksum, corruption would go into the object.
+#[tokio::test]
+async fn parts_changed_in_transit_are_refused_by_their_checksum_and_resent() {
+    let data = body(16 * MIB + 3);
+    let key = ObjectKey::new("uploads/crc.bin").unwrap();
+    for algorithm in [ChecksumAlgorithm::Crc32c, ChecksumAlgorithm::Sha256] {
+        let storage = Arc::new(MemoryStorage::new("uploads").unwrap());
+        let store = Arc::new(Faulty::new(storage.clone(), 0, None));
+        store.corrupt_every.store(2, Ordering::SeqCst);
+        let uploader =
+            MultipartUploader::new(store.clone(), options().with_checksum(Some(algorithm)));
+        let meta = upload_all(&uploader, &key, &data, data.len() as u64, None)
+            .await
+            .unwrap();
+        assert_eq!(meta.size, data.len() as u64);
+        assert_eq!(storage.get(&key).await.unwrap().body.as_ref(), &data[..]);
+        let sent = store.sent.lock().unwrap().clone();
+        // 4 parts of 5 MiB; every second request corrupted and resent.
+        assert!(
+            sent.len() >= 4 + 2,
+            "corrupted parts were sent again: {sent:?}"
+        );
+        assert_eq!(sent.iter().collect::<BTreeSet<_>>().len(), 4);
+        let checksums = store.checksums.lock().unwrap().clone();
+        assert_eq!(checksums.len(), sent.len(), "every request carried one");
+        let part1 = checksums.iter().find(|(n, _)| *n == 1).unwrap();
+        assert_eq!(part1.1, algorithm.checksum(&data[..5 * MIB]));
+        assert_eq!(
+            part1.1.value.len(),
+            if algorithm == ChecksumAlgorithm::Crc32c {
+                8
+            } else {
+                44
+            }
+        );
+    }
+    // The control: with no checksum, the flipped byte is not caught.
+    let storage = Arc::new(MemoryStorage::new("uploads").unwrap());
+    let store = Arc::new(Faulty::new(storage.clone(), 0, None));
+    store.corrupt_every.store(2, Ordering::SeqCst);
+    let uploader = MultipartUploader::new(store.clone(), options().with_checksum(None));
+    upload_all(&uploader, &key, &data, data.len() as u64, None)
+        .await
+        .unwrap();
+    assert!(store.checksums.lock().unwrap().is_empty());
+    let stored = storage.get(&key).await.unwrap().body;
+    assert_eq!(stored.len(), data.len());
+    assert!(stored.as_ref() != &data[..], "the corruption went through");
 }
 
 /// The upload is killed after two parts; resumed from its state file, only

@@ -19,7 +19,9 @@
 //! ```
 //!
 //! Signatures are verified before the body is read, so a refused request
-//! stores nothing.
+//! stores nothing. A PutObject or UploadPart carrying
+//! `x-amz-checksum-crc32c` or `x-amz-checksum-sha256` is checked against
+//! its body and refused with 400 `BadDigest` when they differ.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,7 +35,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::percent_decode_str;
 use tokio::sync::oneshot;
-use upload_core::{MultipartStore, ObjectKey, ObjectMeta, PutOptions, Storage};
+use upload_core::{
+    ChecksumAlgorithm, MultipartStore, ObjectKey, ObjectMeta, PartChecksum, PutOptions, Storage,
+};
 use url::Url;
 
 use crate::verify::{IncomingRequest, Verifier};
@@ -203,12 +207,59 @@ impl S3Error {
             E::InvalidPart { .. } => (400, "InvalidPart"),
             E::InvalidPartOrder => (400, "InvalidPartOrder"),
             E::EntityTooSmall { .. } => (400, "EntityTooSmall"),
+            E::BadDigest { .. } => (400, "BadDigest"),
             E::TooLarge { .. } => (400, "EntityTooLarge"),
             E::Unavailable { .. } => (503, "ServiceUnavailable"),
             _ => (400, "InvalidArgument"),
         };
         Self::new(status, code, e.to_string(), resource)
     }
+}
+
+/// The `x-amz-checksum-crc32c` or `x-amz-checksum-sha256` header of a
+/// PutObject or UploadPart, verified against the body as S3 does (other
+/// algorithms are refused as not implemented; two at once is invalid).
+fn body_checksum(headers: &HeaderMap, resource: &str) -> Result<Option<PartChecksum>, S3Error> {
+    let mut found = None;
+    for (name, value) in headers {
+        let name = name.as_str();
+        if !name.starts_with("x-amz-checksum-") || name == "x-amz-checksum-type" {
+            continue;
+        }
+        let algorithm = match name {
+            "x-amz-checksum-crc32c" => ChecksumAlgorithm::Crc32c,
+            "x-amz-checksum-sha256" => ChecksumAlgorithm::Sha256,
+            _ => {
+                return Err(S3Error::new(
+                    501,
+                    "NotImplemented",
+                    format!("{name} is not supported here; use CRC32C or SHA256"),
+                    resource,
+                ));
+            }
+        };
+        if found.is_some() {
+            return Err(S3Error::new(
+                400,
+                "InvalidRequest",
+                "Expecting a single x-amz-checksum- header",
+                resource,
+            ));
+        }
+        let value = value.to_str().map_err(|_| {
+            S3Error::new(
+                400,
+                "InvalidRequest",
+                format!("{name} is not ASCII"),
+                resource,
+            )
+        })?;
+        found = Some(PartChecksum {
+            algorithm,
+            value: value.to_owned(),
+        });
+    }
+    Ok(found)
 }
 
 impl IntoResponse for S3Error {
@@ -330,6 +381,7 @@ async fn handle_inner(st: &Inner, req: Request) -> Result<Response, S3Error> {
                     resource,
                 )
             })?;
+            let checksum = body_checksum(&parts.headers, resource)?;
             let etag = match (verified.param("uploadId"), verified.param("partNumber")) {
                 (Some(upload_id), Some(n)) => {
                     let mp = bucket.multipart.as_ref().ok_or_else(|| {
@@ -348,12 +400,27 @@ async fn handle_inner(st: &Inner, req: Request) -> Result<Response, S3Error> {
                             resource,
                         )
                     })?;
-                    mp.upload_part(&key, upload_id, n, body)
-                        .await
-                        .map_err(|e| S3Error::from_core(&e, resource))?
-                        .etag
+                    match &checksum {
+                        Some(c) => mp.upload_part_checked(&key, upload_id, n, body, c).await,
+                        None => mp.upload_part(&key, upload_id, n, body).await,
+                    }
+                    .map_err(|e| S3Error::from_core(&e, resource))?
+                    .etag
                 }
                 (None, None) => {
+                    if let Some(c) = &checksum
+                        && !c.matches(&body)
+                    {
+                        return Err(S3Error::new(
+                            400,
+                            "BadDigest",
+                            format!(
+                                "the {} you specified did not match the body",
+                                c.algorithm.as_str()
+                            ),
+                            resource,
+                        ));
+                    }
                     let mut opts = PutOptions::default();
                     opts.content_type = header_str(&parts.headers, header::CONTENT_TYPE);
                     opts.cache_control = header_str(&parts.headers, header::CACHE_CONTROL);

@@ -84,6 +84,11 @@ impl S3ErrorContext<'_> {
                 part_number: 0,
                 etag: message,
             },
+            "BadDigest" | "InvalidDigest" | "XAmzContentChecksumMismatch" => Error::BadDigest {
+                part_number: 0,
+                algorithm: "checksum",
+                expected: message,
+            },
             "EntityTooSmall" => Error::EntityTooSmall {
                 part_number: 0,
                 size: 0,

@@ -46,8 +46,8 @@ pub use {aws_config, aws_sdk_s3};
 use crate::error::{Error, Result};
 use crate::key::ObjectKey;
 use crate::multipart::{
-    CompletedPart, MAX_PART_NUMBER, MultipartStore, MultipartUploadInfo, UploadedPart,
-    check_part_number,
+    ChecksumAlgorithm, CompletedPart, MAX_PART_NUMBER, MultipartStore, MultipartUploadInfo,
+    PartChecksum, UploadedPart, check_part_number,
 };
 use crate::storage::{
     ByteStream, GetResult, ObjectMeta, PutOptions, Storage, Tags, check_bucket_name, multipart_etag,
@@ -586,6 +586,60 @@ impl Storage for S3Storage {
     }
 }
 
+impl S3Storage {
+    /// UploadPart; with `checksum`, its header is sent as given (the SDK
+    /// then computes none of its own) and S3 verifies it.
+    async fn send_part(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        part_number: u32,
+        body: Bytes,
+        checksum: Option<&PartChecksum>,
+    ) -> Result<UploadedPart> {
+        check_part_number(part_number)?;
+        let size = body.len() as u64;
+        let mut req = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .upload_id(upload_id)
+            .part_number(part_number as i32)
+            .content_length(size as i64)
+            .body(SdkByteStream::from(body));
+        req = match checksum {
+            Some(PartChecksum {
+                algorithm: ChecksumAlgorithm::Crc32c,
+                value,
+            }) => req.checksum_crc32_c(value),
+            Some(PartChecksum {
+                algorithm: ChecksumAlgorithm::Sha256,
+                value,
+            }) => req.checksum_sha256(value),
+            None => req,
+        };
+        let out = req.send().await.map_err(|e| {
+            let err = self
+                .ctx_upload("UploadPart", key.as_str(), upload_id)
+                .map(e);
+            match (err, checksum) {
+                (Error::BadDigest { .. }, Some(c)) => Error::BadDigest {
+                    part_number,
+                    algorithm: c.algorithm.as_str(),
+                    expected: c.value.clone(),
+                },
+                (err, _) => err,
+            }
+        })?;
+        Ok(UploadedPart {
+            part_number,
+            etag: out.e_tag().map(unquote).unwrap_or_default(),
+            size,
+        })
+    }
+}
+
 #[async_trait]
 impl MultipartStore for S3Storage {
     fn bucket(&self) -> &str {
@@ -621,28 +675,20 @@ impl MultipartStore for S3Storage {
         part_number: u32,
         body: Bytes,
     ) -> Result<UploadedPart> {
-        check_part_number(part_number)?;
-        let size = body.len() as u64;
-        let out = self
-            .client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .upload_id(upload_id)
-            .part_number(part_number as i32)
-            .content_length(size as i64)
-            .body(SdkByteStream::from(body))
-            .send()
+        self.send_part(key, upload_id, part_number, body, None)
             .await
-            .map_err(|e| {
-                self.ctx_upload("UploadPart", key.as_str(), upload_id)
-                    .map(e)
-            })?;
-        Ok(UploadedPart {
-            part_number,
-            etag: out.e_tag().map(unquote).unwrap_or_default(),
-            size,
-        })
+    }
+
+    async fn upload_part_checked(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        part_number: u32,
+        body: Bytes,
+        checksum: &PartChecksum,
+    ) -> Result<UploadedPart> {
+        self.send_part(key, upload_id, part_number, body, Some(checksum))
+            .await
     }
 
     /// ListParts, every page, sorted by part number (some servers answer

@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::key;
 use crate::error::Error;
-use crate::multipart::{CompletedPart, MultipartStore};
+use crate::multipart::{ChecksumAlgorithm, CompletedPart, MultipartStore};
 use crate::storage::{PutOptions, Storage, etag_of, multipart_etag};
 
 /// 5 MiB, the S3 minimum for every part but the last.
@@ -19,6 +19,86 @@ pub async fn run_all(m: &dyn MultipartStore, s: &dyn Storage, prefix: &str) {
     completion_can_be_repeated(m, s, prefix).await;
     upload_part_needs_its_upload(m, prefix).await;
     lists_uploads_in_progress(m, prefix).await;
+    part_checksums_are_verified(m, s, prefix, true).await;
+}
+
+/// A part sent with a CRC-32C or SHA-256 checksum is stored when it
+/// matches and, when `refuses_mismatches`, refused with `BadDigest` when
+/// it does not (nothing stored); the completed object is the parts'
+/// bytes. (moto 5.1 and s3s-fs 0.14 take part checksums without checking
+/// them: their tests pass `false`, and check that they still do.)
+pub async fn part_checksums_are_verified(
+    m: &dyn MultipartStore,
+    s: &dyn Storage,
+    prefix: &str,
+    refuses_mismatches: bool,
+) {
+    let k = key(prefix, "checksums");
+    let id = m
+        .create_multipart_upload(&k, PutOptions::default())
+        .await
+        .unwrap();
+    let p1 = Bytes::from(vec![b'c'; MIB5]);
+    let p2 = Bytes::from_static(b"tail bytes");
+    let good = ChecksumAlgorithm::Crc32c.checksum(&p1);
+    let u1 = m
+        .upload_part_checked(&k, &id, 1, p1.clone(), &good)
+        .await
+        .expect("matching CRC-32C");
+    assert_eq!(u1.etag, etag_of(&p1));
+    for algorithm in [ChecksumAlgorithm::Crc32c, ChecksumAlgorithm::Sha256] {
+        let wrong = algorithm.checksum(b"other bytes");
+        let got = m.upload_part_checked(&k, &id, 2, p2.clone(), &wrong).await;
+        if refuses_mismatches {
+            let err = got.expect_err("a checksum of other bytes is refused");
+            assert!(
+                matches!(err, Error::BadDigest { .. }),
+                "{algorithm:?}: {err:?}"
+            );
+            assert!(err.is_transient(), "a bad digest is worth sending again");
+        } else {
+            assert!(
+                got.is_ok(),
+                "the server now refuses bad part checksums: pass true ({got:?})"
+            );
+        }
+    }
+    if refuses_mismatches {
+        let listed = m.list_parts(&k, &id).await.unwrap();
+        assert_eq!(
+            listed.iter().map(|p| p.part_number).collect::<Vec<_>>(),
+            [1],
+            "refused parts are not stored"
+        );
+    }
+    let sha = ChecksumAlgorithm::Sha256.checksum(&p2);
+    assert_eq!(sha.value.len(), 44);
+    let u2 = m
+        .upload_part_checked(&k, &id, 2, p2.clone(), &sha)
+        .await
+        .expect("matching SHA-256");
+    let meta = m
+        .complete_multipart_upload(
+            &k,
+            &id,
+            &[
+                CompletedPart {
+                    part_number: 1,
+                    etag: u1.etag,
+                },
+                CompletedPart {
+                    part_number: 2,
+                    etag: u2.etag,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(meta.size, (MIB5 + p2.len()) as u64);
+    let got = s.get(&k).await.unwrap().body;
+    assert_eq!(&got[..MIB5], &p1[..]);
+    assert_eq!(&got[MIB5..], &p2[..]);
+    s.delete(&k).await.unwrap();
 }
 
 /// Uploads in progress are listed by prefix until completed or aborted.
