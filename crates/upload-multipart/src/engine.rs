@@ -201,7 +201,51 @@ impl MultipartUploader {
     pub async fn upload<R: AsyncRead + Unpin + Send>(
         &self,
         key: &ObjectKey,
-        mut body: R,
+        body: R,
+        size: u64,
+        state_file: Option<&Path>,
+        progress: impl FnMut(Progress) + Send,
+        cancel: impl Future<Output = ()> + Send,
+    ) -> Result<ObjectMeta> {
+        self.upload_from(key, Sequential(body), size, state_file, progress, cancel)
+            .await
+    }
+
+    /// [`MultipartUploader::upload`] of the file at `path`, its size taken
+    /// from its metadata. On Unix, parts are read with positioned reads
+    /// (`pread`) on blocking threads straight into the part buffers: no
+    /// intermediate copy. A file that changes size while it is uploaded
+    /// fails with [`Error::ShortBody`] or [`Error::LongBody`].
+    ///
+    /// # Errors
+    /// As [`MultipartUploader::upload`]; [`Error::File`] when the file
+    /// cannot be opened.
+    pub async fn upload_file(
+        &self,
+        key: &ObjectKey,
+        path: &Path,
+        state_file: Option<&Path>,
+        progress: impl FnMut(Progress) + Send,
+        cancel: impl Future<Output = ()> + Send,
+    ) -> Result<ObjectMeta> {
+        let cannot = |e: std::io::Error| Error::File {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        };
+        let file = std::fs::File::open(path).map_err(cannot)?;
+        let size = file.metadata().map_err(cannot)?.len();
+        #[cfg(unix)]
+        let source = PositionedFile(Arc::new(file));
+        #[cfg(not(unix))]
+        let source = Sequential(tokio::fs::File::from_std(file));
+        self.upload_from(key, source, size, state_file, progress, cancel)
+            .await
+    }
+
+    async fn upload_from<S: PartSource>(
+        &self,
+        key: &ObjectKey,
+        mut body: S,
         size: u64,
         state_file: Option<&Path>,
         mut progress: impl FnMut(Progress) + Send,
@@ -371,10 +415,10 @@ impl MultipartUploader {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn send_parts<R: AsyncRead + Unpin + Send, C: Future<Output = ()>>(
+    async fn send_parts<S: PartSource, C: Future<Output = ()>>(
         &self,
         key: &ObjectKey,
-        body: &mut R,
+        body: &mut S,
         plan: &PartPlan,
         state: &mut ResumeState,
         state_file: Option<&Path>,
@@ -391,6 +435,9 @@ impl MultipartUploader {
         let mut parts = plan.parts();
         let mut in_flight = FuturesUnordered::new();
         let concurrency = self.options.concurrency.max(1);
+        // Part buffers come back once sent and are read into again: no
+        // new allocation, page faults or zeroing per part.
+        let mut spare: Vec<BytesMut> = Vec::with_capacity(concurrency);
         loop {
             // Fill the free slots, reading parts in order. A part already
             // stored is read too and checked against its ETag (the MD5 of
@@ -402,11 +449,12 @@ impl MultipartUploader {
                     _ = cancel.as_mut() => {
                         return Err(Error::Cancelled { upload_id: upload_id.clone() });
                     }
-                    r = read_part(body, part.len) => r.map_err(|e| short(e, part.offset, plan))?,
+                    r = read_part(body, part.offset, part.len, spare.pop()) => r.map_err(|e| short(e, part.offset, plan))?,
                 };
                 if let Some(etag) = stored.get(&part.number) {
                     let md5 = upload_core::storage::etag_of(&bytes);
                     if !is_md5(etag) || *etag == md5 {
+                        spare.extend(bytes.try_into_mut().ok());
                         continue;
                     }
                     tracing::warn!(%key, part = part.number, "stored part differs from the file; sending it again");
@@ -425,7 +473,8 @@ impl MultipartUploader {
                     return Err(Error::Cancelled { upload_id: upload_id.clone() });
                 }
                 Some(sent) = in_flight.next() => {
-                    let (uploaded, bytes_sent) = sent?;
+                    let (uploaded, bytes_sent, buffer) = sent?;
+                    spare.extend(buffer.try_into_mut().ok());
                     report.bytes_done += uploaded.size;
                     report.parts_done += 1;
                     report.bytes_sent += bytes_sent;
@@ -438,12 +487,10 @@ impl MultipartUploader {
             }
         }
         // The body must end here: a file that grew is not cut silently.
-        let mut probe = [0u8; 1];
-        if body
-            .read(&mut probe)
+        if !body
+            .at_end(plan.object_size())
             .await
             .map_err(|e| short(e, plan.object_size(), plan))?
-            != 0
         {
             return Err(Error::LongBody {
                 expected: plan.object_size(),
@@ -452,15 +499,15 @@ impl MultipartUploader {
         Ok(())
     }
 
-    /// Sends one part, retrying transient errors; returns it and the bytes
-    /// sent (retries included).
+    /// Sends one part, retrying transient errors; returns it, the bytes
+    /// sent (retries included) and the buffer, for reuse.
     async fn send_part(
         &self,
         key: &ObjectKey,
         upload_id: &str,
         part: PlannedPart,
         bytes: Bytes,
-    ) -> Result<(UploadedPart, u64)> {
+    ) -> Result<(UploadedPart, u64, Bytes)> {
         let mut sent = 0;
         let checksum = self.options.checksum.map(|a| a.checksum(&bytes));
         let uploaded = self
@@ -484,7 +531,7 @@ impl MultipartUploader {
                 }
             })
             .await?;
-        Ok((uploaded, sent))
+        Ok((uploaded, sent, bytes))
     }
 
     fn retry_delay(&self, attempt: u32, salt: u32) -> Duration {
@@ -525,17 +572,88 @@ fn short(e: std::io::Error, offset: u64, plan: &PartPlan) -> Error {
     }
 }
 
-/// Reads exactly `len` bytes.
-async fn read_part<R: AsyncRead + Unpin>(body: &mut R, len: u64) -> std::io::Result<Bytes> {
+/// Where parts are read from.
+trait PartSource: Send {
+    /// Fills all of `buf` with the bytes at `offset` (parts are asked for
+    /// in order) and gives it back.
+    fn read_into(
+        &mut self,
+        offset: u64,
+        buf: BytesMut,
+    ) -> impl Future<Output = std::io::Result<BytesMut>> + Send;
+
+    /// Whether the body ends at `size` (no byte there).
+    fn at_end(&mut self, size: u64) -> impl Future<Output = std::io::Result<bool>> + Send;
+}
+
+/// Any `AsyncRead`, read in order.
+struct Sequential<R>(R);
+
+impl<R: AsyncRead + Unpin + Send> PartSource for Sequential<R> {
+    async fn read_into(&mut self, _offset: u64, mut buf: BytesMut) -> std::io::Result<BytesMut> {
+        self.0.read_exact(&mut buf).await?;
+        Ok(buf)
+    }
+
+    async fn at_end(&mut self, _size: u64) -> std::io::Result<bool> {
+        let mut probe = [0u8; 1];
+        Ok(self.0.read(&mut probe).await? == 0)
+    }
+}
+
+/// A file read with positioned reads on a blocking thread, straight into
+/// the part buffer.
+#[cfg(unix)]
+struct PositionedFile(Arc<std::fs::File>);
+
+#[cfg(unix)]
+impl PartSource for PositionedFile {
+    async fn read_into(&mut self, offset: u64, mut buf: BytesMut) -> std::io::Result<BytesMut> {
+        use std::os::unix::fs::FileExt as _;
+        let file = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            file.read_exact_at(&mut buf, offset)?;
+            Ok(buf)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
+    async fn at_end(&mut self, size: u64) -> std::io::Result<bool> {
+        use std::os::unix::fs::FileExt as _;
+        let file = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut probe = [0u8; 1];
+            Ok(file.read_at(&mut probe, size)? == 0)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+}
+
+/// Reads the `len` bytes at `offset`, into `reuse` when it is large
+/// enough (its old contents are overwritten, never exposed: the source
+/// fills all of it or fails).
+async fn read_part<S: PartSource>(
+    body: &mut S,
+    offset: u64,
+    len: u64,
+    reuse: Option<BytesMut>,
+) -> std::io::Result<Bytes> {
     let len = usize::try_from(len).map_err(|_| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "part larger than this platform's memory",
         )
     })?;
-    let mut buf = BytesMut::zeroed(len);
-    body.read_exact(&mut buf).await?;
-    Ok(buf.freeze())
+    let buf = match reuse {
+        Some(mut b) if b.len() >= len => {
+            b.truncate(len);
+            b
+        }
+        _ => BytesMut::zeroed(len),
+    };
+    Ok(body.read_into(offset, buf).await?.freeze())
 }
 
 /// A state file path next to `target` (`{target}.upload-state.json`).

@@ -43,6 +43,14 @@ pub enum Error {
         /// The declared size in bytes.
         expected: u64,
     },
+    /// The file to upload could not be opened or its size read.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        reason: String,
+    },
     /// A resume state file could not be read or written, or is for another
     /// upload.
     #[error("resume state {path}: {reason}")]

@@ -487,3 +487,75 @@ async fn without_a_state_file_a_cancel_aborts_and_long_bodies_are_refused() {
     assert_eq!(store.inner.uploads_in_progress(), 0, "aborted");
     assert!(storage.head(&key).await.is_err());
 }
+
+/// A file is uploaded with positioned reads; one that grows or shrinks
+/// while it is uploaded is refused (never a cut or padded object), and a
+/// missing one is a typed error.
+#[tokio::test]
+async fn files_upload_with_positioned_reads_and_must_keep_their_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("photo.bin");
+    let data = body(12 * MIB + 5);
+    std::fs::write(&path, &data).unwrap();
+    let storage = Arc::new(MemoryStorage::new("uploads").unwrap());
+    let store = Arc::new(Faulty::new(storage.clone(), 4, None));
+    let uploader = MultipartUploader::new(store.clone(), options());
+    let key = ObjectKey::new("uploads/file.bin").unwrap();
+    let meta = uploader
+        .upload_file(&key, &path, None, |_| {}, std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(meta.size, data.len() as u64);
+    assert!(meta.etag.ends_with("-3"), "{}", meta.etag);
+    assert_eq!(storage.get(&key).await.unwrap().body.as_ref(), &data[..]);
+
+    // Grows after the first part: the upload is not completed with a cut copy.
+    let grow = |p: Progress| {
+        if p.parts_done == 1 {
+            use std::io::Write as _;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
+            f.write_all(b"more").unwrap();
+        }
+    };
+    let key2 = ObjectKey::new("uploads/grown.bin").unwrap();
+    let err = uploader
+        .upload_file(&key2, &path, None, grow, std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::LongBody { expected } if expected == data.len() as u64),
+        "{err:?}"
+    );
+    // Shrinks after the first part (one part in flight, so the last one is
+    // read after): the last part cannot be read whole.
+    std::fs::write(&path, &data).unwrap();
+    let uploader = MultipartUploader::new(store.clone(), options().with_concurrency(1));
+    let shrink = |p: Progress| {
+        if p.parts_done == 1 {
+            let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            f.set_len(11 * MIB as u64).unwrap();
+        }
+    };
+    let err = uploader
+        .upload_file(&key2, &path, None, shrink, std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ShortBody { .. }), "{err:?}");
+    assert!(storage.head(&key2).await.is_err(), "nothing was completed");
+    assert_eq!(store.inner.uploads_in_progress(), 0, "both were aborted");
+
+    let err = uploader
+        .upload_file(
+            &key2,
+            &dir.path().join("missing"),
+            None,
+            |_| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::File { .. }), "{err:?}");
+}

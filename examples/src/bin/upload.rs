@@ -16,12 +16,23 @@ use std::time::{Duration, SystemTime};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use upload_core::s3::S3Storage;
-use upload_core::{ObjectKey, PutOptions};
+use upload_core::{ChecksumAlgorithm, ObjectKey, PutOptions};
 use upload_examples::aws_args::{AwsArgs, init_tracing, shutdown_signal};
 use upload_multipart::{Error, MultipartUploader, UploadOptions, state_file_for};
 use upload_presign::s3::SdkPresigner;
 
 const MIB: u64 = 1024 * 1024;
+
+/// The per-part checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Checksum {
+    /// CRC-32C (`x-amz-checksum-crc32c`), cheap.
+    Crc32c,
+    /// SHA-256 (`x-amz-checksum-sha256`).
+    Sha256,
+    /// None of ours.
+    None,
+}
 
 /// Uploads a file to an S3 bucket, in parts when it is large.
 #[derive(Debug, Parser)]
@@ -50,6 +61,10 @@ struct Args {
     /// Parts in flight at once; memory held is at most this many parts.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Checksum sent with every part, verified by the server before it
+    /// stores the part (`x-amz-checksum-*`).
+    #[arg(long, value_enum, default_value_t = Checksum::Crc32c)]
+    checksum: Checksum,
     /// Go on with an interrupted multipart upload of this file (its state
     /// is kept in FILE.upload-state.json): parts already stored are not
     /// sent again.
@@ -177,13 +192,17 @@ async fn run(args: Args) -> Result<serde_json::Value, (u8, String)> {
     let options = UploadOptions::default()
         .with_part_size(args.part_size)
         .with_concurrency(args.concurrency)
+        .with_checksum(match args.checksum {
+            Checksum::Crc32c => Some(ChecksumAlgorithm::Crc32c),
+            Checksum::Sha256 => Some(ChecksumAlgorithm::Sha256),
+            Checksum::None => None,
+        })
         .with_put_options(PutOptions::default().with_content_type(content_type));
     let mut parts = 0;
     let result = MultipartUploader::new(store, options)
-        .upload(
+        .upload_file(
             &key,
-            tokio::io::BufReader::with_capacity(1 << 20, file),
-            size,
+            &args.file,
             Some(&state),
             |p| {
                 parts = p.parts_total;
