@@ -100,3 +100,182 @@ async fn killed_upload_resumes_on_moto_and_the_sweeper_aborts_leftovers() {
             .is_empty()
     );
 }
+
+/// What the fault proxy did.
+#[derive(Debug, Default)]
+struct ProxyStats {
+    slowdowns: std::sync::atomic::AtomicU32,
+    resets: std::sync::atomic::AtomicU32,
+    cut: std::sync::atomic::AtomicU32,
+    part_requests: std::sync::atomic::AtomicU32,
+}
+
+/// A TCP proxy in front of the real server that breaks part uploads the
+/// ways networks and S3 do. Of the connections whose first request is an
+/// UploadPart, one in three gets `503 SlowDown` (S3's XML) and is closed,
+/// one in three is cut after 1 MiB of its body is forwarded, and the rest
+/// pass; a passing connection is cut after 24 MiB so that connections keep
+/// being replaced and faults keep coming.
+async fn fault_proxy(upstream: String) -> (String, Arc<ProxyStats>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stats = Arc::new(ProxyStats::default());
+    let st = stats.clone();
+    tokio::spawn(async move {
+        let mut n = 0u32;
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            n += 1;
+            let (st, upstream) = (st.clone(), upstream.clone());
+            tokio::spawn(async move {
+                // The head of the first request.
+                let mut head = Vec::new();
+                let mut buf = [0u8; 8192];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+                    match client.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => head.extend_from_slice(&buf[..k]),
+                    }
+                }
+                let first_line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
+                let is_part = first_line.starts_with(b"PUT ")
+                    && first_line.windows(11).any(|w| w == b"partNumber=");
+                if is_part {
+                    st.part_requests.fetch_add(1, Relaxed);
+                }
+                if is_part && n % 3 == 0 {
+                    st.slowdowns.fetch_add(1, Relaxed);
+                    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>proxy</RequestId></Error>";
+                    let resp = format!(
+                        "HTTP/1.1 503 Slow Down\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = client.write_all(resp.as_bytes()).await;
+                    return;
+                }
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                let cap = if is_part && n % 3 == 1 {
+                    st.resets.fetch_add(1, Relaxed);
+                    MIB
+                } else {
+                    24 * MIB
+                };
+                let up = async {
+                    if to_server.write_all(&head).await.is_err() {
+                        return;
+                    }
+                    let mut sent = head.len();
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        match from_client.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => {
+                                if sent + k > cap {
+                                    st.cut.fetch_add(1, Relaxed);
+                                    return;
+                                }
+                                if to_server.write_all(&buf[..k]).await.is_err() {
+                                    return;
+                                }
+                                sent += k;
+                            }
+                        }
+                    }
+                };
+                let down = tokio::io::copy(&mut from_server, &mut to_client);
+                // Whichever side ends first ends the connection (a cut
+                // drops both halves: the client sees a reset mid-request).
+                tokio::select! {
+                    _ = up => {}
+                    _ = down => {}
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), stats)
+}
+
+/// The engine through the fault proxy to moto: 503 SlowDown, connections
+/// cut mid-body and recycled connections; every part arrives, the object
+/// is byte for byte the file, and the faults did happen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto: run scripts/test.sh"]
+async fn uploads_through_a_faulty_network_to_moto_arrive_whole() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let direct = moto_bucket().await;
+    let endpoint = std::env::var("UPLOAD_SDK_MOTO_ENDPOINT").unwrap();
+    let upstream = endpoint.trim_start_matches("http://").to_owned();
+    let (proxy, stats) = fault_proxy(upstream).await;
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .load()
+        .await;
+    let through = S3Storage::new(
+        AwsSettings::local(proxy).s3_client(&sdk),
+        Storage::bucket(&direct).to_owned(),
+    )
+    .unwrap();
+    let data: Vec<u8> = (0..(42 * MIB + 17))
+        .map(|i| ((i * 131) ^ (i >> 11)) as u8)
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.bin");
+    std::fs::write(&path, &data).unwrap();
+    let key = ObjectKey::new("uploads/through-faults.bin").unwrap();
+    let uploader = MultipartUploader::new(
+        Arc::new(through),
+        UploadOptions::default()
+            .with_part_size(5 * MIB as u64)
+            .with_concurrency(4)
+            .with_retries(8, Duration::from_millis(20), Duration::from_millis(200)),
+    );
+    let mut last = None;
+    let meta = uploader
+        .upload_file(
+            &key,
+            &path,
+            None,
+            |p| last = Some(p),
+            std::future::pending(),
+        )
+        .await
+        .expect("the upload survives the faults");
+    assert_eq!(meta.size, data.len() as u64);
+    assert!(meta.etag.ends_with("-9"), "{}", meta.etag);
+    let got = direct.get(&key).await.unwrap().body;
+    assert!(got[..] == data[..], "the object is the file, byte for byte");
+    let p = last.unwrap();
+    assert_eq!((p.parts_done, p.parts_total), (9, 9));
+    let (slow, resets, cut) = (
+        stats.slowdowns.load(Relaxed),
+        stats.resets.load(Relaxed),
+        stats.cut.load(Relaxed),
+    );
+    eprintln!("fault proxy: {stats:?}");
+    assert!(
+        slow >= 1 && resets >= 1 && cut >= 1,
+        "faults injected: {stats:?}"
+    );
+    assert!(
+        stats.part_requests.load(Relaxed) > 9,
+        "failed parts were sent again: {stats:?}"
+    );
+    assert!(
+        direct
+            .list_multipart_uploads("uploads/")
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing left open"
+    );
+    direct.delete(&key).await.unwrap();
+}
