@@ -1163,6 +1163,7 @@ mod uppy {
             .map(|p| CompletedPart {
                 part_number: p.part_number,
                 etag: p.etag,
+                checksum: None,
             })
             .collect();
         let done = finish(&st, &key, &id, &rules, &parts).await?;

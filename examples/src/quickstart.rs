@@ -416,6 +416,7 @@ async fn upload_one(
                     Ok(CompletedPart {
                         part_number: part.number,
                         etag,
+                        checksum: None,
                     })
                 }
             })

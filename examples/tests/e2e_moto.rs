@@ -175,6 +175,7 @@ async fn upload(
                     CompletedPart {
                         part_number: p.part_number,
                         etag,
+                        checksum: None,
                     }
                 }
             });

@@ -342,6 +342,17 @@ async fn own_api(h: &Harness) {
         .await;
     assert_eq!(st, 403);
 
+    // The owner's own token with another of her keys: the token binds
+    // the key, not just the owner.
+    let (st, e) = h
+        .post(
+            "/multipart/abort",
+            "alice",
+            json!({"key": "uploads/alice/other.jpg", "upload_id": upload_id, "session": session}),
+        )
+        .await;
+    assert_eq!((st, e["error"].as_str()), (403, Some("bad_session")), "{e}");
+
     // Refused before the store sees them: a wrong ETag, a missing part,
     // parts out of order. The upload stays open.
     let part = |n: usize| json!({"part_number": n, "etag": etags[n - 1]});
@@ -552,6 +563,13 @@ async fn uppy_api(h: &Harness) {
         )
         .await;
     assert_eq!(st, 403, "{e}");
+    let (st, e) = h
+        .get(
+            &format!("{base2}/1?key={}", q("uploads/bob/other.png")),
+            "bob",
+        )
+        .await;
+    assert_eq!((st, e["error"].as_str()), (403, Some("bad_session")), "{e}");
     let (st, v) = h
         .call(
             reqwest::Method::DELETE,

@@ -110,6 +110,9 @@ pub struct UploadedPart {
     pub etag: String,
     /// Size in bytes.
     pub size: u64,
+    /// The part's checksum, when its upload declared an algorithm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<PartChecksum>,
 }
 
 /// An upload in progress: created, neither completed nor aborted (an
@@ -132,6 +135,32 @@ pub struct CompletedPart {
     pub part_number: u32,
     /// The ETag the store returned for the part (quotes are ignored).
     pub etag: String,
+    /// The part's checksum; required when the upload declared an
+    /// algorithm ([`crate::PutOptions::checksum`]), as S3 requires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<PartChecksum>,
+}
+
+impl CompletedPart {
+    /// A part named by number and ETag, without a checksum.
+    pub fn new(part_number: u32, etag: impl Into<String>) -> Self {
+        Self {
+            part_number,
+            etag: etag.into(),
+            checksum: None,
+        }
+    }
+}
+
+impl From<&UploadedPart> for CompletedPart {
+    /// The completion entry of a stored part (number, ETag, checksum).
+    fn from(p: &UploadedPart) -> Self {
+        Self {
+            part_number: p.part_number,
+            etag: p.etag.clone(),
+            checksum: p.checksum.clone(),
+        }
+    }
 }
 
 /// The multipart side of one bucket.

@@ -41,8 +41,11 @@ pub struct UploadOptions {
     /// Content type, cache control and tags of the completed object.
     pub put: PutOptions,
     /// Checksum sent with every part for the store to verify (default
-    /// CRC-32C, `x-amz-checksum-crc32c`): a part that arrives changed is
-    /// refused (`BadDigest`) and sent again. `None` sends none of ours.
+    /// CRC-32C, `x-amz-checksum-crc32c`): the upload is created with this
+    /// algorithm, a part that arrives changed is refused (`BadDigest`) and
+    /// sent again, and the completion names every part's checksum. `None`
+    /// sends none. A resumed upload keeps the algorithm it was created
+    /// with.
     pub checksum: Option<ChecksumAlgorithm>,
 }
 
@@ -106,6 +109,10 @@ pub struct ResumeState {
     pub part_size: u64,
     /// Parts stored so far.
     pub parts: Vec<UploadedPart>,
+    /// The checksum algorithm the upload was created with: its parts must
+    /// carry that one, whatever the options of the resuming run say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<ChecksumAlgorithm>,
 }
 
 impl ResumeState {
@@ -258,17 +265,19 @@ impl MultipartUploader {
         };
         let mut state = match resumed {
             Some(state) => state,
-            None => ResumeState {
-                bucket: self.store.bucket().to_owned(),
-                key: key.as_str().to_owned(),
-                upload_id: self
-                    .store
-                    .create_multipart_upload(key, self.options.put.clone())
-                    .await?,
-                object_size: size,
-                part_size: plan.part_size(),
-                parts: Vec::new(),
-            },
+            None => {
+                let mut put = self.options.put.clone();
+                put.checksum = self.options.checksum;
+                ResumeState {
+                    bucket: self.store.bucket().to_owned(),
+                    key: key.as_str().to_owned(),
+                    upload_id: self.store.create_multipart_upload(key, put).await?,
+                    object_size: size,
+                    part_size: plan.part_size(),
+                    parts: Vec::new(),
+                    checksum: self.options.checksum,
+                }
+            }
         };
         let mut report = Progress {
             bytes_done: state.parts.iter().map(|p| p.size).sum(),
@@ -295,14 +304,7 @@ impl MultipartUploader {
             )
             .await?;
             state.parts.sort_by_key(|p| p.part_number);
-            let parts: Vec<CompletedPart> = state
-                .parts
-                .iter()
-                .map(|p| CompletedPart {
-                    part_number: p.part_number,
-                    etag: p.etag.clone(),
-                })
-                .collect();
+            let parts: Vec<CompletedPart> = state.parts.iter().map(CompletedPart::from).collect();
             // Safe to repeat: a repeated completion returns the object.
             self.with_retries(key, 0, || {
                 self.store
@@ -462,7 +464,7 @@ impl MultipartUploader {
                     report.bytes_done -= part.len;
                     report.parts_done -= 1;
                 }
-                in_flight.push(self.send_part(key, &upload_id, part, bytes));
+                in_flight.push(self.send_part(key, &upload_id, state.checksum, part, bytes));
             }
             if in_flight.is_empty() {
                 break;
@@ -505,11 +507,12 @@ impl MultipartUploader {
         &self,
         key: &ObjectKey,
         upload_id: &str,
+        algorithm: Option<ChecksumAlgorithm>,
         part: PlannedPart,
         bytes: Bytes,
     ) -> Result<(UploadedPart, u64, Bytes)> {
         let mut sent = 0;
-        let checksum = self.options.checksum.map(|a| a.checksum(&bytes));
+        let checksum = algorithm.map(|a| a.checksum(&bytes));
         let uploaded = self
             .with_retries(key, part.number, || {
                 sent += bytes.len() as u64;

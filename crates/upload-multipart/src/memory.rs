@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use upload_core::storage::{etag_of, multipart_etag};
 use upload_core::{
-    CompletedPart, Error, MemoryStorage, MultipartStore, MultipartUploadInfo, ObjectKey,
-    ObjectMeta, PartChecksum, PutOptions, Result, Storage, UploadedPart,
+    ChecksumAlgorithm, CompletedPart, Error, MemoryStorage, MultipartStore, MultipartUploadInfo,
+    ObjectKey, ObjectMeta, PartChecksum, PutOptions, Result, Storage, UploadedPart,
 };
 
 use crate::plan::MIN_PART_SIZE;
@@ -18,7 +18,7 @@ struct Upload {
     key: ObjectKey,
     initiated: std::time::SystemTime,
     opts: PutOptions,
-    parts: BTreeMap<u32, (Bytes, String)>,
+    parts: BTreeMap<u32, (Bytes, String, Option<PartChecksum>)>,
 }
 
 /// Multipart uploads into a [`MemoryStorage`] bucket, with S3's rules:
@@ -26,7 +26,11 @@ struct Upload {
 /// completion checks order, ETags and the 5 MiB minimum of every part but the
 /// last, the completed object gets the multipart ETag and an
 /// `ObjectCreated:CompleteMultipartUpload` event, and a completed or aborted
-/// upload ID is gone (`NoSuchUpload`).
+/// upload ID is gone (`NoSuchUpload`). Checksums follow S3 too: an upload
+/// created with an algorithm ([`PutOptions::checksum`]) takes only parts
+/// with that checksum, verified (`BadDigest`), and a completion that names
+/// each part's checksum; one created without takes no part checksums
+/// (`InvalidRequest`, "Checksum Type mismatch").
 #[derive(Debug)]
 pub struct MemoryMultipartStore {
     storage: Arc<MemoryStorage>,
@@ -49,6 +53,50 @@ impl MemoryMultipartStore {
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Upload>> {
         self.uploads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores a part after S3's checks of its checksum type.
+    fn store_part(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        part_number: u32,
+        body: Bytes,
+        checksum: Option<&PartChecksum>,
+    ) -> Result<UploadedPart> {
+        upload_core::multipart::check_part_number(part_number)?;
+        let etag = etag_of(&body);
+        let size = body.len() as u64;
+        let mut uploads = self.lock();
+        let up = uploads
+            .get_mut(upload_id)
+            .filter(|u| u.key == *key)
+            .ok_or_else(|| Self::no_such_upload(key, upload_id))?;
+        let expected = up.opts.checksum;
+        let actual = checksum.map(|c| c.algorithm);
+        if expected != actual {
+            let name = |a: Option<ChecksumAlgorithm>| {
+                a.map_or("null".to_owned(), |a| a.as_str().to_lowercase())
+            };
+            return Err(Error::S3 {
+                operation: "UploadPart",
+                code: "InvalidRequest".into(),
+                status: 400,
+                message: format!(
+                    "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+                    name(expected),
+                    name(actual)
+                ),
+            });
+        }
+        up.parts
+            .insert(part_number, (body, etag.clone(), checksum.cloned()));
+        Ok(UploadedPart {
+            part_number,
+            etag,
+            size,
+            checksum: checksum.cloned(),
+        })
     }
 
     fn no_such_upload(key: &ObjectKey, upload_id: &str) -> Error {
@@ -86,20 +134,7 @@ impl MultipartStore for MemoryMultipartStore {
         part_number: u32,
         body: Bytes,
     ) -> Result<UploadedPart> {
-        upload_core::multipart::check_part_number(part_number)?;
-        let etag = etag_of(&body);
-        let size = body.len() as u64;
-        let mut uploads = self.lock();
-        let up = uploads
-            .get_mut(upload_id)
-            .filter(|u| u.key == *key)
-            .ok_or_else(|| Self::no_such_upload(key, upload_id))?;
-        up.parts.insert(part_number, (body, etag.clone()));
-        Ok(UploadedPart {
-            part_number,
-            etag,
-            size,
-        })
+        self.store_part(key, upload_id, part_number, body, None)
     }
 
     /// Verifies the checksum as S3 does, before the part is stored.
@@ -119,7 +154,7 @@ impl MultipartStore for MemoryMultipartStore {
                 expected: checksum.value.clone(),
             });
         }
-        self.upload_part(key, upload_id, part_number, body).await
+        self.store_part(key, upload_id, part_number, body, Some(checksum))
     }
 
     async fn list_parts(&self, key: &ObjectKey, upload_id: &str) -> Result<Vec<UploadedPart>> {
@@ -131,10 +166,11 @@ impl MultipartStore for MemoryMultipartStore {
         Ok(up
             .parts
             .iter()
-            .map(|(n, (b, e))| UploadedPart {
+            .map(|(n, (b, e, c))| UploadedPart {
                 part_number: *n,
                 etag: e.clone(),
                 size: b.len() as u64,
+                checksum: c.clone(),
             })
             .collect())
     }
@@ -174,10 +210,26 @@ impl MultipartStore for MemoryMultipartStore {
             }
             let mut chosen = Vec::with_capacity(parts.len());
             for p in parts {
+                if let Some(alg) = up.opts.checksum
+                    && p.checksum.as_ref().is_none_or(|c| c.algorithm != alg)
+                {
+                    return Err(Error::S3 {
+                        operation: "CompleteMultipartUpload",
+                        code: "InvalidRequest".into(),
+                        status: 400,
+                        message: format!(
+                            "The upload was created using a {} checksum. The complete request must include the checksum for each part.",
+                            alg.as_str().to_lowercase()
+                        ),
+                    });
+                }
                 let stored = up
                     .parts
                     .get(&p.part_number)
-                    .filter(|(_, e)| e == p.etag.trim_matches('"'))
+                    .filter(|(_, e, c)| {
+                        e == p.etag.trim_matches('"')
+                            && (up.opts.checksum.is_none() || *c == p.checksum)
+                    })
                     .ok_or_else(|| Error::InvalidPart {
                         part_number: p.part_number,
                         etag: p.etag.clone(),
@@ -185,7 +237,7 @@ impl MultipartStore for MemoryMultipartStore {
                 chosen.push((p.part_number, stored));
             }
             let last = chosen.len() - 1;
-            for (i, (n, (b, _))) in chosen.iter().enumerate() {
+            for (i, (n, (b, _, _))) in chosen.iter().enumerate() {
                 if i < last && (b.len() as u64) < MIN_PART_SIZE {
                     return Err(Error::EntityTooSmall {
                         part_number: *n,
@@ -194,9 +246,10 @@ impl MultipartStore for MemoryMultipartStore {
                     });
                 }
             }
-            let etag = multipart_etag(chosen.iter().map(|(_, (_, e))| e.as_str()))?;
-            let mut body = BytesMut::with_capacity(chosen.iter().map(|(_, (b, _))| b.len()).sum());
-            for (_, (b, _)) in &chosen {
+            let etag = multipart_etag(chosen.iter().map(|(_, (_, e, _))| e.as_str()))?;
+            let mut body =
+                BytesMut::with_capacity(chosen.iter().map(|(_, (b, _, _))| b.len()).sum());
+            for (_, (b, _, _)) in &chosen {
                 body.extend_from_slice(b);
             }
             (body.freeze(), etag, up.opts.clone())

@@ -188,11 +188,12 @@ pub fn check_completion(
             });
         }
     }
+    let by_number: std::collections::HashMap<u32, &UploadedPart> =
+        listed.iter().map(|l| (l.part_number, l)).collect();
     let mut sizes = Vec::with_capacity(parts.len());
     for p in parts {
-        let stored = listed
-            .iter()
-            .find(|l| l.part_number == p.part_number)
+        let stored = *by_number
+            .get(&p.part_number)
             .ok_or(CompletionError::MissingPart {
                 part_number: p.part_number,
             })?;
@@ -266,6 +267,7 @@ mod tests {
                 part_number: i as u32 + 1,
                 etag: format!("{:032x}", i + 1),
                 size,
+                checksum: None,
             })
             .collect();
         let parts = listed
@@ -273,6 +275,7 @@ mod tests {
             .map(|l| CompletedPart {
                 part_number: l.part_number,
                 etag: format!("\"{}\"", l.etag),
+                checksum: None,
             })
             .collect();
         (listed, parts)
@@ -317,6 +320,44 @@ mod tests {
             Err(CompletionError::PartSize {
                 part_number: 1,
                 size: 4_999_999
+            })
+        );
+    }
+
+    #[test]
+    fn part_size_bounds_are_exact() {
+        // 5 MiB - 1 is refused, 5 MiB taken; 5 GiB taken, 5 GiB + 1 refused.
+        let (listed, parts) = stored(&[5 * MIB - 1, 1]);
+        assert_eq!(
+            check_completion(&listed, &parts, &ANY),
+            Err(CompletionError::PartSize {
+                part_number: 1,
+                size: 5_242_879
+            })
+        );
+        let (listed, parts) = stored(&[5 * MIB, 1]);
+        assert_eq!(check_completion(&listed, &parts, &ANY), Ok(5 * MIB + 1));
+        let (listed, parts) = stored(&[5 * 1024 * MIB, 5 * 1024 * MIB]);
+        assert_eq!(check_completion(&listed, &parts, &ANY), Ok(10 * 1024 * MIB));
+        let (listed, parts) = stored(&[5 * 1024 * MIB + 1, 1]);
+        assert!(matches!(
+            check_completion(&listed, &parts, &ANY),
+            Err(CompletionError::PartSize { part_number: 1, .. })
+        ));
+        // A last part over 5 GiB, alone.
+        let (listed, parts) = stored(&[5 * 1024 * MIB + 1]);
+        assert!(matches!(
+            check_completion(&listed, &parts, &ANY),
+            Err(CompletionError::PartSize { part_number: 1, .. })
+        ));
+        // 10,001 parts: the last number is out of S3's range.
+        let sizes = vec![5 * MIB; 10_001];
+        let (listed, parts) = stored(&sizes);
+        assert_eq!(
+            check_completion(&listed, &parts, &ANY),
+            Err(CompletionError::PartOrder {
+                position: 10_001,
+                part_number: 10_001
             })
         );
     }

@@ -30,7 +30,9 @@ async fn parts_through_presigned_urls() {
     let id = mp
         .create_multipart_upload(
             &key,
-            PutOptions::default().with_content_type("application/octet-stream"),
+            PutOptions::default()
+                .with_content_type("application/octet-stream")
+                .with_checksum(ChecksumAlgorithm::Crc32c),
         )
         .await
         .unwrap();
@@ -63,21 +65,31 @@ async fn parts_through_presigned_urls() {
     assert!(mp.list_parts(&key, &id).await.unwrap().is_empty());
     for (p, u) in plan.parts().zip(&urls) {
         let body = data[p.offset as usize..(p.offset + p.len) as usize].to_vec();
-        // Parts 1 and 3 carry a matching checksum (CRC-32C, SHA-256).
-        let checksum = match p.number {
-            1 => Some(ChecksumAlgorithm::Crc32c.checksum(&body)),
-            3 => Some(ChecksumAlgorithm::Sha256.checksum(&body)),
-            _ => None,
-        };
-        let mut req = http.put(u.request.url.clone());
-        if let Some(c) = checksum {
-            req = req.header(c.algorithm.header_name(), c.value);
+        // The upload was created for CRC-32C: a part without it, or with
+        // SHA-256 instead, is refused (S3's checksum type mismatch).
+        let sha = ChecksumAlgorithm::Sha256.checksum(&body);
+        for bad in [None, Some(&sha)] {
+            let mut req = http.put(u.request.url.clone());
+            if let Some(c) = bad {
+                req = req.header(c.algorithm.header_name(), c.value.clone());
+            }
+            let r = req.body(body.clone()).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 400);
+            assert!(r.text().await.unwrap().contains("Checksum Type mismatch"));
         }
-        let r = req.body(body).send().await.unwrap();
+        let checksum = ChecksumAlgorithm::Crc32c.checksum(&body);
+        let r = http
+            .put(u.request.url.clone())
+            .header(checksum.algorithm.header_name(), checksum.value.clone())
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 200);
         done.push(CompletedPart {
             part_number: p.number,
             etag: r.headers()["etag"].to_str().unwrap().to_owned(),
+            checksum: Some(checksum),
         });
     }
     // A part URL for another upload ID is refused by the store, not stored.

@@ -344,6 +344,7 @@ async fn short_bodies_and_foreign_state_files_are_refused() {
         object_size: data.len() as u64,
         part_size: 5 * MIB as u64,
         parts: vec![],
+        checksum: None,
     };
     std::fs::write(&state, serde_json::to_vec(&other).unwrap()).unwrap();
     let err = upload_all(&uploader, &key, &data, data.len() as u64, Some(&state))
@@ -558,4 +559,113 @@ async fn files_upload_with_positioned_reads_and_must_keep_their_size() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::File { .. }), "{err:?}");
+}
+
+/// A store that keeps a copy of each part and drops the body it was given
+/// (as the S3 client does once a part is sent), recording where each body
+/// it saw lived in memory.
+#[derive(Debug)]
+struct Copying {
+    inner: MemoryMultipartStore,
+    addresses: Mutex<Vec<usize>>,
+}
+
+#[async_trait]
+impl MultipartStore for Copying {
+    fn bucket(&self) -> &str {
+        self.inner.bucket()
+    }
+    async fn create_multipart_upload(&self, key: &ObjectKey, opts: PutOptions) -> Result<String> {
+        self.inner.create_multipart_upload(key, opts).await
+    }
+    async fn upload_part(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        part_number: u32,
+        body: Bytes,
+    ) -> Result<UploadedPart> {
+        self.addresses.lock().unwrap().push(body.as_ptr() as usize);
+        let copy = Bytes::copy_from_slice(&body);
+        drop(body);
+        self.inner
+            .upload_part(key, upload_id, part_number, copy)
+            .await
+    }
+    async fn upload_part_checked(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        part_number: u32,
+        body: Bytes,
+        checksum: &PartChecksum,
+    ) -> Result<UploadedPart> {
+        self.addresses.lock().unwrap().push(body.as_ptr() as usize);
+        let copy = Bytes::copy_from_slice(&body);
+        drop(body);
+        // Yield, so parts overlap as they do on a network.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        self.inner
+            .upload_part_checked(key, upload_id, part_number, copy, checksum)
+            .await
+    }
+    async fn list_parts(&self, key: &ObjectKey, upload_id: &str) -> Result<Vec<UploadedPart>> {
+        self.inner.list_parts(key, upload_id).await
+    }
+    async fn complete_multipart_upload(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<ObjectMeta> {
+        self.inner
+            .complete_multipart_upload(key, upload_id, parts)
+            .await
+    }
+    async fn abort_multipart_upload(&self, key: &ObjectKey, upload_id: &str) -> Result<()> {
+        self.inner.abort_multipart_upload(key, upload_id).await
+    }
+    async fn list_multipart_uploads(&self, prefix: &str) -> Result<Vec<MultipartUploadInfo>> {
+        self.inner.list_multipart_uploads(prefix).await
+    }
+}
+
+/// Part buffers the store has let go of are read into again: 20 parts go
+/// through at most concurrency + 1 buffers, and every part still carries
+/// its own bytes (each part of the input differs from every other).
+#[tokio::test]
+async fn part_buffers_are_reused_and_never_mix_parts() {
+    let storage = Arc::new(MemoryStorage::new("uploads").unwrap());
+    let store = Arc::new(Copying {
+        inner: MemoryMultipartStore::new(storage.clone()),
+        addresses: Mutex::default(),
+    });
+    let uploader = MultipartUploader::new(store.clone(), options().with_concurrency(3));
+    let data = body(20 * 5 * MIB - 123);
+    let key = ObjectKey::new("uploads/reuse.bin").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reuse.bin");
+    std::fs::write(&path, &data).unwrap();
+    for (i, how) in ["reader", "file"].iter().enumerate() {
+        store.addresses.lock().unwrap().clear();
+        let meta = if i == 0 {
+            upload_all(&uploader, &key, &data, data.len() as u64, None).await
+        } else {
+            uploader
+                .upload_file(&key, &path, None, |_| {}, std::future::pending())
+                .await
+        }
+        .unwrap();
+        assert!(meta.etag.ends_with("-20"), "{how}: {}", meta.etag);
+        let got = storage.get(&key).await.unwrap().body;
+        assert!(got[..] == data[..], "{how}: the object is the input");
+        let addresses = store.addresses.lock().unwrap().clone();
+        assert_eq!(addresses.len(), 20);
+        let distinct: BTreeSet<usize> = addresses.into_iter().collect();
+        assert!(
+            distinct.len() <= 4,
+            "{how}: {} buffers for 20 parts at 3 in flight",
+            distinct.len()
+        );
+    }
 }

@@ -372,6 +372,8 @@ async fn handle_inner(st: &Inner, req: Request) -> Result<Response, S3Error> {
                 }
                 Some(_) => {}
             }
+            // Refused before the body is read, like a bad signature.
+            let checksum = body_checksum(&parts.headers, resource)?;
             let limit = usize::try_from(st.max_object_bytes).unwrap_or(usize::MAX);
             let body = axum::body::to_bytes(body, limit).await.map_err(|e| {
                 S3Error::new(
@@ -381,7 +383,6 @@ async fn handle_inner(st: &Inner, req: Request) -> Result<Response, S3Error> {
                     resource,
                 )
             })?;
-            let checksum = body_checksum(&parts.headers, resource)?;
             let etag = match (verified.param("uploadId"), verified.param("partNumber")) {
                 (Some(upload_id), Some(n)) => {
                     let mp = bucket.multipart.as_ref().ok_or_else(|| {

@@ -263,6 +263,7 @@ async fn presigned_upload_parts_complete_into_the_object() {
         done.push(CompletedPart {
             part_number: n,
             etag,
+            checksum: None,
         });
     }
     let meta = f

@@ -188,7 +188,13 @@ async fn run(args: Args) -> Result<serde_json::Value, (u8, String)> {
             state.display()
         )));
     }
-    let store = Arc::new(S3Storage::new(client, args.bucket.clone()).map_err(|e| fail(&e))?);
+    // Over TLS to a server that checks part checksums, parts go without a
+    // payload hash (see S3Storage::with_unsigned_checksummed_parts).
+    let store = Arc::new(
+        S3Storage::new(client, args.bucket.clone())
+            .map_err(|e| fail(&e))?
+            .with_unsigned_checksummed_parts(settings.verifies_part_checksums()),
+    );
     let options = UploadOptions::default()
         .with_part_size(args.part_size)
         .with_concurrency(args.concurrency)

@@ -84,7 +84,7 @@ impl S3ErrorContext<'_> {
                 part_number: 0,
                 etag: message,
             },
-            "BadDigest" | "InvalidDigest" | "XAmzContentChecksumMismatch" => Error::BadDigest {
+            "BadDigest" | "XAmzContentSHA256Mismatch" => Error::BadDigest {
                 part_number: 0,
                 algorithm: "checksum",
                 expected: message,

@@ -94,6 +94,17 @@ impl AwsSettings {
         }
     }
 
+    /// Whether parts sent with a checksum may skip the payload hash
+    /// ([`S3Storage::with_unsigned_checksummed_parts`]): true for AWS
+    /// itself (no endpoint) and for `https://` endpoints, where TLS
+    /// protects the bytes on the way and the checksum is checked on
+    /// arrival.
+    pub fn verifies_part_checksums(&self) -> bool {
+        self.endpoint_url
+            .as_deref()
+            .is_none_or(|u| u.starts_with("https://"))
+    }
+
     /// Sets the endpoint URL.
     pub fn with_endpoint_url(mut self, url: impl Into<String>) -> Self {
         self.endpoint_url = Some(url.into());
@@ -153,6 +164,7 @@ pub struct S3Storage {
     bucket: String,
     copy_part_size: u64,
     multipart_copy_threshold: u64,
+    unsigned_checksummed_parts: bool,
 }
 
 /// Part size of multipart copies, 512 MiB: a 5 TiB object is 10,240 parts
@@ -173,7 +185,23 @@ impl S3Storage {
             bucket,
             copy_part_size: DEFAULT_COPY_PART_SIZE,
             multipart_copy_threshold: MAX_SINGLE_COPY_BYTES,
+            unsigned_checksummed_parts: false,
         })
+    }
+
+    /// Whether a part sent with a checksum goes `UNSIGNED-PAYLOAD` (its
+    /// body not hashed into the SigV4 signature; the signed checksum header
+    /// binds it, and the server verifies the checksum), as the AWS transfer
+    /// manager sends parts. That saves a SHA-256 pass over every byte.
+    ///
+    /// Default off: some S3-compatible servers (moto 5.1, s3s-fs 0.14)
+    /// store parts without checking their checksum but do check a signed
+    /// payload hash. Turn it on for AWS and other servers that check part
+    /// checksums over TLS; [`AwsSettings::verifies_part_checksums`] says
+    /// whether a configuration is one.
+    pub fn with_unsigned_checksummed_parts(mut self, on: bool) -> Self {
+        self.unsigned_checksummed_parts = on;
+        self
     }
 
     /// Copies objects larger than `threshold` bytes with a multipart copy
@@ -264,6 +292,7 @@ impl S3Storage {
                 parts.push(CompletedPart {
                     part_number: n,
                     etag,
+                    checksum: None,
                 });
                 start = end;
                 n += 1;
@@ -588,9 +617,7 @@ impl Storage for S3Storage {
 
 impl S3Storage {
     /// UploadPart; with `checksum`, its header is sent as given (the SDK
-    /// then computes none of its own), S3 verifies it, and the payload is
-    /// not hashed into the signature (the signed checksum header binds
-    /// it).
+    /// then computes none of its own) and S3 verifies it.
     async fn send_part(
         &self,
         key: &ObjectKey,
@@ -622,13 +649,13 @@ impl S3Storage {
             None => req,
         };
         // With a checksum the server verifies the body against it, and the
-        // checksum header is signed: the body itself then goes unsigned
-        // (UNSIGNED-PAYLOAD, as the AWS transfer manager sends parts),
-        // which saves a SHA-256 pass over every part. Without one, the
-        // payload hash is signed as usual.
+        // checksum header is signed: where that is enough (see
+        // `with_unsigned_checksummed_parts`) the body goes unsigned.
         let sent = match checksum {
-            Some(_) => req.customize().disable_payload_signing().send().await,
-            None => req.send().await,
+            Some(_) if self.unsigned_checksummed_parts => {
+                req.customize().disable_payload_signing().send().await
+            }
+            _ => req.send().await,
         };
         let out = sent.map_err(|e| {
             let err = self
@@ -647,6 +674,7 @@ impl S3Storage {
             part_number,
             etag: out.e_tag().map(unquote).unwrap_or_default(),
             size,
+            checksum: checksum.cloned(),
         })
     }
 }
@@ -668,6 +696,15 @@ impl MultipartStore for S3Storage {
         if !opts.tags.is_empty() {
             req = req.tagging(opts.tags.to_query_string());
         }
+        req = match opts.checksum {
+            Some(ChecksumAlgorithm::Crc32c) => {
+                req.checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32C)
+            }
+            Some(ChecksumAlgorithm::Sha256) => {
+                req.checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
+            }
+            None => req,
+        };
         let out = req
             .send()
             .await
@@ -722,10 +759,22 @@ impl MultipartStore for S3Storage {
                 let Some(n) = p.part_number().and_then(|n| u32::try_from(n).ok()) else {
                     continue;
                 };
+                let checksum = match (p.checksum_crc32_c(), p.checksum_sha256()) {
+                    (Some(v), _) => Some(PartChecksum {
+                        algorithm: ChecksumAlgorithm::Crc32c,
+                        value: v.to_owned(),
+                    }),
+                    (None, Some(v)) => Some(PartChecksum {
+                        algorithm: ChecksumAlgorithm::Sha256,
+                        value: v.to_owned(),
+                    }),
+                    _ => None,
+                };
                 parts.push(UploadedPart {
                     part_number: n,
                     etag: p.e_tag().map(unquote).unwrap_or_default(),
                     size: size_of(p.size()),
+                    checksum,
                 });
             }
             match (out.is_truncated(), out.next_part_number_marker()) {
@@ -789,10 +838,21 @@ impl MultipartStore for S3Storage {
                 parts
                     .iter()
                     .map(|p| {
-                        SdkCompletedPart::builder()
+                        let b = SdkCompletedPart::builder()
                             .part_number(p.part_number as i32)
-                            .e_tag(quoted(&p.etag))
-                            .build()
+                            .e_tag(quoted(&p.etag));
+                        match &p.checksum {
+                            Some(PartChecksum {
+                                algorithm: ChecksumAlgorithm::Crc32c,
+                                value,
+                            }) => b.checksum_crc32_c(value),
+                            Some(PartChecksum {
+                                algorithm: ChecksumAlgorithm::Sha256,
+                                value,
+                            }) => b.checksum_sha256(value),
+                            None => b,
+                        }
+                        .build()
                     })
                     .collect(),
             ))

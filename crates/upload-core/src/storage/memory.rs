@@ -290,6 +290,7 @@ impl Storage for MemoryStorage {
             create_only: false,
             if_match: None,
             tags: src.tags,
+            checksum: None,
         };
         let (meta, seq) = self.store(to, src.body, opts, src.meta.etag)?;
         self.emit(to, "ObjectCreated:Copy", Some(&meta), seq).await;

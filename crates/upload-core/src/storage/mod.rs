@@ -153,9 +153,19 @@ pub struct PutOptions {
     pub if_match: Option<String>,
     /// Tags set atomically with the object.
     pub tags: Tags,
+    /// Multipart uploads only: the checksum algorithm every part must
+    /// carry (S3 CreateMultipartUpload `x-amz-checksum-algorithm`, composite
+    /// checksum type). S3 then refuses parts without it or with another
+    /// one, and the completion must name each part's checksum.
+    pub checksum: Option<crate::multipart::ChecksumAlgorithm>,
 }
 
 impl PutOptions {
+    /// Sets the checksum algorithm of a multipart upload's parts.
+    pub fn with_checksum(mut self, algorithm: crate::multipart::ChecksumAlgorithm) -> Self {
+        self.checksum = Some(algorithm);
+        self
+    }
     /// Sets the `Content-Type`.
     pub fn with_content_type(mut self, ct: impl Into<String>) -> Self {
         self.content_type = Some(ct.into());

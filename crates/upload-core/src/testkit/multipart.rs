@@ -22,83 +22,107 @@ pub async fn run_all(m: &dyn MultipartStore, s: &dyn Storage, prefix: &str) {
     part_checksums_are_verified(m, s, prefix, true).await;
 }
 
-/// A part sent with a CRC-32C or SHA-256 checksum is stored when it
-/// matches and, when `refuses_mismatches`, refused with `BadDigest` when
-/// it does not (nothing stored); the completed object is the parts'
-/// bytes. (moto 5.1 and s3s-fs 0.14 take part checksums without checking
-/// them: their tests pass `false`, and check that they still do.)
+/// Part checksums as S3 has them: an upload created with an algorithm
+/// ([`PutOptions::with_checksum`]) takes parts carrying that checksum,
+/// lists them with it, and completes when the completion names each one;
+/// when `strict`, a part whose checksum does not match its body is
+/// refused with `BadDigest` and not stored, a part without the checksum
+/// or with another algorithm is refused, and so is a completion that does
+/// not name the checksums. (moto 5.1 and s3s-fs 0.14 check none of it:
+/// their tests pass `false`, and check that they still do not.)
 pub async fn part_checksums_are_verified(
     m: &dyn MultipartStore,
     s: &dyn Storage,
     prefix: &str,
-    refuses_mismatches: bool,
+    strict: bool,
 ) {
-    let k = key(prefix, "checksums");
-    let id = m
-        .create_multipart_upload(&k, PutOptions::default())
-        .await
-        .unwrap();
-    let p1 = Bytes::from(vec![b'c'; MIB5]);
-    let p2 = Bytes::from_static(b"tail bytes");
-    let good = ChecksumAlgorithm::Crc32c.checksum(&p1);
-    let u1 = m
-        .upload_part_checked(&k, &id, 1, p1.clone(), &good)
-        .await
-        .expect("matching CRC-32C");
-    assert_eq!(u1.etag, etag_of(&p1));
     for algorithm in [ChecksumAlgorithm::Crc32c, ChecksumAlgorithm::Sha256] {
-        let wrong = algorithm.checksum(b"other bytes");
-        let got = m.upload_part_checked(&k, &id, 2, p2.clone(), &wrong).await;
-        if refuses_mismatches {
-            let err = got.expect_err("a checksum of other bytes is refused");
-            assert!(
-                matches!(err, Error::BadDigest { .. }),
-                "{algorithm:?}: {err:?}"
-            );
+        let k = key(prefix, &format!("checksums-{}", algorithm.as_str()));
+        let id = m
+            .create_multipart_upload(&k, PutOptions::default().with_checksum(algorithm))
+            .await
+            .unwrap();
+        let p1 = Bytes::from(vec![b'c'; MIB5]);
+        let p2 = Bytes::from_static(b"tail bytes");
+        let u1 = m
+            .upload_part_checked(&k, &id, 1, p1.clone(), &algorithm.checksum(&p1))
+            .await
+            .expect("a matching checksum");
+        assert_eq!(u1.etag, etag_of(&p1));
+        assert_eq!(u1.checksum, Some(algorithm.checksum(&p1)));
+        let other = match algorithm {
+            ChecksumAlgorithm::Crc32c => ChecksumAlgorithm::Sha256,
+            ChecksumAlgorithm::Sha256 => ChecksumAlgorithm::Crc32c,
+        };
+        let wrong = m
+            .upload_part_checked(&k, &id, 2, p2.clone(), &algorithm.checksum(b"other"))
+            .await;
+        let unchecked = m.upload_part(&k, &id, 3, p2.clone()).await;
+        let mismatched = m
+            .upload_part_checked(&k, &id, 4, p2.clone(), &other.checksum(&p2))
+            .await;
+        if strict {
+            let err = wrong.expect_err("a checksum of other bytes is refused");
+            assert!(matches!(err, Error::BadDigest { .. }), "{err:?}");
             assert!(err.is_transient(), "a bad digest is worth sending again");
+            unchecked.expect_err("a part without the upload's checksum is refused");
+            mismatched.expect_err("a part with another algorithm is refused");
+            let listed = m.list_parts(&k, &id).await.unwrap();
+            assert_eq!(
+                listed
+                    .iter()
+                    .map(|p| (p.part_number, p.checksum.clone()))
+                    .collect::<Vec<_>>(),
+                [(1, Some(algorithm.checksum(&p1)))],
+                "refused parts are not stored; stored ones are listed with their checksum"
+            );
         } else {
+            // Parts 3 and 4 stay out of the completion below.
             assert!(
-                got.is_ok(),
-                "the server now refuses bad part checksums: pass true ({got:?})"
+                wrong.is_ok() && unchecked.is_ok() && mismatched.is_ok(),
+                "the server now checks part checksums: pass true"
             );
         }
+        let u2 = m
+            .upload_part_checked(&k, &id, 2, p2.clone(), &algorithm.checksum(&p2))
+            .await
+            .expect("a matching checksum");
+        let named = [CompletedPart::from(&u1), CompletedPart::from(&u2)];
+        if strict {
+            let bare = [
+                CompletedPart::new(1, u1.etag.clone()),
+                CompletedPart::new(2, u2.etag.clone()),
+            ];
+            m.complete_multipart_upload(&k, &id, &bare)
+                .await
+                .expect_err("a completion must name the checksums");
+        }
+        let meta = m.complete_multipart_upload(&k, &id, &named).await.unwrap();
+        assert_eq!(meta.size, (MIB5 + p2.len()) as u64);
+        let got = s.get(&k).await.unwrap().body;
+        assert_eq!(&got[..MIB5], &p1[..]);
+        assert_eq!(&got[MIB5..], &p2[..]);
+        s.delete(&k).await.unwrap();
     }
-    if refuses_mismatches {
-        let listed = m.list_parts(&k, &id).await.unwrap();
-        assert_eq!(
-            listed.iter().map(|p| p.part_number).collect::<Vec<_>>(),
-            [1],
-            "refused parts are not stored"
-        );
-    }
-    let sha = ChecksumAlgorithm::Sha256.checksum(&p2);
-    assert_eq!(sha.value.len(), 44);
-    let u2 = m
-        .upload_part_checked(&k, &id, 2, p2.clone(), &sha)
-        .await
-        .expect("matching SHA-256");
-    let meta = m
-        .complete_multipart_upload(
+    // An upload created without an algorithm takes no part checksum.
+    if strict {
+        let k = key(prefix, "checksums-none");
+        let id = m
+            .create_multipart_upload(&k, PutOptions::default())
+            .await
+            .unwrap();
+        let body = Bytes::from_static(b"x");
+        m.upload_part_checked(
             &k,
             &id,
-            &[
-                CompletedPart {
-                    part_number: 1,
-                    etag: u1.etag,
-                },
-                CompletedPart {
-                    part_number: 2,
-                    etag: u2.etag,
-                },
-            ],
+            1,
+            body.clone(),
+            &ChecksumAlgorithm::Crc32c.checksum(&body),
         )
         .await
-        .unwrap();
-    assert_eq!(meta.size, (MIB5 + p2.len()) as u64);
-    let got = s.get(&k).await.unwrap().body;
-    assert_eq!(&got[..MIB5], &p1[..]);
-    assert_eq!(&got[MIB5..], &p2[..]);
-    s.delete(&k).await.unwrap();
+        .expect_err("checksum type mismatch: the upload declared none");
+        m.abort_multipart_upload(&k, &id).await.unwrap();
+    }
 }
 
 /// Uploads in progress are listed by prefix until completed or aborted.
@@ -193,6 +217,7 @@ pub async fn upload_list_complete(m: &dyn MultipartStore, s: &dyn Storage, prefi
         .map(|u| CompletedPart {
             part_number: u.part_number,
             etag: format!("\"{}\"", u.etag),
+            checksum: None,
         })
         .collect();
     let meta = m
@@ -229,6 +254,7 @@ pub async fn refuses_bad_completions(m: &dyn MultipartStore, prefix: &str) {
     let cp = |n: u32, e: &str| CompletedPart {
         part_number: n,
         etag: e.to_owned(),
+        checksum: None,
     };
     let err = m
         .complete_multipart_upload(&k, &id, &[cp(1, &small.etag), cp(2, &last.etag)])
@@ -300,6 +326,7 @@ pub async fn abort_frees_upload(m: &dyn MultipartStore, s: &dyn Storage, prefix:
             &[CompletedPart {
                 part_number: 1,
                 etag: p.etag,
+                checksum: None,
             }],
         )
         .await
@@ -330,10 +357,12 @@ pub async fn completion_can_be_repeated(m: &dyn MultipartStore, s: &dyn Storage,
         CompletedPart {
             part_number: 1,
             etag: p1.etag.clone(),
+            checksum: None,
         },
         CompletedPart {
             part_number: 2,
             etag: p2.etag.clone(),
+            checksum: None,
         },
     ];
     let first = m

@@ -1,0 +1,33 @@
+//! Fuzz target `clamd_reply`: the parser of clamd's INSTREAM replies.
+//!
+//! Whatever a (possibly hostile or broken) clamd answers, the parser gives
+//! a verdict only for a reply that says one: `Clean` only for `OK`,
+//! `Infected` only with a non-empty, trimmed signature name that appears in
+//! the reply before ` FOUND`; anything else is an error (retry), never a
+//! panic.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use upload_scan::Verdict;
+use upload_scan::clamd::parse_reply;
+
+fuzz_target!(|data: &[u8]| {
+    let reply = String::from_utf8_lossy(data);
+    let body = reply.trim_end_matches(['\0', '\n', '\r']).trim();
+    let body = body.strip_prefix("stream: ").unwrap_or(body);
+    match parse_reply(&reply) {
+        Ok(Verdict::Clean) => assert_eq!(body, "OK", "{reply:?}"),
+        Ok(Verdict::Infected { signature }) => {
+            assert!(!signature.is_empty(), "{reply:?}");
+            assert_eq!(signature, signature.trim(), "{reply:?}");
+            assert!(body.ends_with(" FOUND"), "{reply:?}");
+            assert!(body.contains(&format!("{signature} FOUND")), "{reply:?}");
+        }
+        Ok(Verdict::Unscannable { .. }) => assert!(
+            body.ends_with(" FOUND") || body.ends_with(" ERROR") || body.contains("size limit exceeded"),
+            "{reply:?}"
+        ),
+        Err(reason) => assert!(!reason.is_empty()),
+    }
+});
