@@ -8,6 +8,8 @@
 #
 # Environment:
 #   FUZZ_SANITIZER  address (default) or none; passed to `cargo fuzz --sanitizer`
+#   FUZZ_RUNS       stop a target after this many executions if it gets
+#                   there before SECONDS (libFuzzer -runs); default: no limit
 #
 # cargo fuzz passes nightly-only rustc flags (-Zsanitizer=...); on stable
 # they are accepted with RUSTC_BOOTSTRAP=1, which this script sets for the
@@ -55,7 +57,8 @@ for t in "${targets[@]}"; do
     started=$(date +%s)
     set +e
     RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer "$SANITIZER" "$t" -- \
-        -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 >"$log" 2>&1
+        -max_total_time="$SECONDS_PER_TARGET" ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} \
+        -print_final_stats=1 >"$log" 2>&1
     rc=$?
     set -e
     elapsed=$(($(date +%s) - started))

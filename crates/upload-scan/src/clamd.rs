@@ -388,6 +388,12 @@ pub fn parse_reply(reply: &str) -> std::result::Result<Verdict, String> {
         if name.is_empty() {
             return Err(format!("FOUND without a signature name: {reply:?}"));
         }
+        // Signature names are printable ASCII without spaces
+        // (`Win.Test.EICAR_HDB-1`); anything else is a garbled reply, and
+        // must not reach tags, manifests or logs as a name.
+        if !name.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!("FOUND with a malformed signature name: {reply:?}"));
+        }
         if name.starts_with("Heuristics.Encrypted") {
             return Ok(Verdict::Unscannable {
                 reason: UnscannableReason::Encrypted,
@@ -482,6 +488,23 @@ mod tests {
             "stream:  FOUND",
             "UNKNOWN COMMAND",
             "stream: maybe",
+        ] {
+            assert!(parse_reply(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// Found by the `clamd_reply` fuzz target: a garbled reply ending in
+    /// ` FOUND` gave a "signature" with NULs, newlines and non-ASCII bytes.
+    #[test]
+    fn garbled_signature_names_are_not_verdicts() {
+        let crash = include_bytes!("../tests/data/fuzz/clamd_reply-garbled-signature.bin");
+        let reply = String::from_utf8_lossy(crash);
+        let err = parse_reply(&reply).expect_err("no verdict from a garbled reply");
+        assert!(err.contains("malformed signature name"), "{err}");
+        for bad in [
+            "stream: Win.Test\0EICAR FOUND",
+            "stream: two words FOUND",
+            "stream: \u{e9}t\u{e9} FOUND",
         ] {
             assert!(parse_reply(bad).is_err(), "{bad:?}");
         }
