@@ -22,6 +22,10 @@ if ! [[ "$SECONDS_PER_TARGET" =~ ^[1-9][0-9]*$ ]]; then
     exit 2
 fi
 SANITIZER="${FUZZ_SANITIZER:-address}"
+if [[ -n "${FUZZ_RUNS:-}" ]] && ! [[ "$FUZZ_RUNS" =~ ^[1-9][0-9]*$ ]]; then
+    echo "FUZZ_RUNS must be a positive number of executions" >&2
+    exit 2
+fi
 # 0.13.2 is the newest cargo-fuzz and builds on Rust 1.95 with --locked.
 CARGO_FUZZ_VERSION="0.13.2"
 
@@ -57,7 +61,7 @@ for t in "${targets[@]}"; do
     started=$(date +%s)
     set +e
     RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer "$SANITIZER" "$t" -- \
-        -max_total_time="$SECONDS_PER_TARGET" ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} \
+        -max_total_time="$SECONDS_PER_TARGET" ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} -timeout=30 \
         -print_final_stats=1 >"$log" 2>&1
     rc=$?
     set -e
@@ -77,14 +81,14 @@ for t in "${targets[@]}"; do
     [[ "$secs" -gt 0 ]] || secs=1
     rate=$((execs / secs))
 
-    if [[ $rc -eq 0 ]] && ! grep -q -e '^==[0-9]*==ERROR' -e '^SUMMARY: libFuzzer' "$log"; then
+    if [[ $rc -eq 0 ]] && ! grep -q -e '^==[0-9]*== *ERROR' -e '^SUMMARY: libFuzzer' "$log"; then
         status="no crash"
     else
         failed=1
         artifact="$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)"
         status="CRASH (exit $rc${artifact:+, input: $artifact})"
         echo "-- $t failed; the panic or sanitizer report from $log:"
-        grep -m 3 -A 4 -e 'panicked at' -e '^==[0-9]*==ERROR' -e '^error' "$log" || true
+        grep -m 3 -A 4 -e 'panicked at' -e '^==[0-9]*== *ERROR' -e '^error' "$log" || true
         grep -A 2 -e '^Failing input' -e '^Output of `std::fmt::Debug`' "$log" || true
     fi
     line="$t: $execs executions in ${secs}s ($rate exec/s), $status"

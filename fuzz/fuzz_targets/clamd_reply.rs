@@ -16,7 +16,23 @@ fuzz_target!(|data: &[u8]| {
     let reply = String::from_utf8_lossy(data);
     let body = reply.trim_end_matches(['\0', '\n', '\r']).trim();
     let body = body.strip_prefix("stream: ").unwrap_or(body);
-    match parse_reply(&reply) {
+    let got = parse_reply(&reply);
+    // What must be recognised: OK, and FOUND with a well-formed name.
+    if body == "OK" {
+        assert_eq!(got, Ok(Verdict::Clean), "{reply:?}");
+    }
+    if let Some(name) = body.strip_suffix(" FOUND").map(str::trim)
+        && !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_graphic())
+    {
+        assert!(
+            matches!(&got, Ok(Verdict::Infected { signature }) if signature == name)
+                || (name.starts_with("Heuristics.Encrypted")
+                    && matches!(got, Ok(Verdict::Unscannable { .. }))),
+            "{reply:?}: {got:?}"
+        );
+    }
+    match got {
         Ok(Verdict::Clean) => assert_eq!(body, "OK", "{reply:?}"),
         Ok(Verdict::Infected { signature }) => {
             let named = body.strip_suffix(" FOUND").map(str::trim);
@@ -31,6 +47,6 @@ fuzz_target!(|data: &[u8]| {
             body.ends_with(" FOUND") || body.ends_with(" ERROR") || body.contains("size limit exceeded"),
             "{reply:?}"
         ),
-        Err(reason) => assert!(!reason.is_empty()),
+        Err(_) => assert!(body != "OK", "{reply:?}"),
     }
 });

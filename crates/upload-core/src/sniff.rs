@@ -4,8 +4,10 @@
 //! client controls both. [`sniff`] looks only at the bytes, using the
 //! [`infer`] crate's signature table.
 
-/// How many leading bytes [`sniff`] needs to see: 8 KiB, enough for every
-/// signature `infer` knows (ZIP-based formats look furthest in).
+/// How many leading bytes [`sniff`] needs to see: 8 KiB, enough for the
+/// binary signatures `infer` knows (ZIP-based formats look furthest in).
+/// Text formats can need more (HTML or XML after more than 8 KiB of
+/// whitespace); none of them is an upload type the policies allow.
 pub const SNIFF_LEN: usize = 8192;
 
 /// A content type recognised from magic bytes.

@@ -30,7 +30,7 @@ mod limits;
 mod standard;
 
 pub use limits::DecodeLimits;
-pub use standard::StandardCodec;
+pub use standard::{StandardCodec, WEBP_LOSSLESS_TABLES};
 
 use crate::error::{Error, Result};
 
