@@ -79,6 +79,28 @@ pub fn extension_for(content_type: &str) -> Option<&'static str> {
 mod tests {
     use super::*;
 
+    /// Found by the `sniff` fuzz target: 338 bytes that are both an
+    /// ISO-BMFF (HEIF `ftyp` box declaring 16 KiB) and a PDF (`%PDF` in
+    /// the first 1024 bytes, where `infer` looks for it). Alone it sniffs
+    /// as PDF; followed by enough bytes to hold its `ftyp` box, as HEIF.
+    /// The worker sniffs the first `SNIFF_LEN` bytes of the object, so the
+    /// answer is always the one for what it read; a polyglot whose declared
+    /// type is not that answer is rejected. Image magic at offset 0 wins
+    /// over an embedded `%PDF`.
+    #[test]
+    fn polyglots_sniff_as_what_the_worker_reads() {
+        let input = include_bytes!("../tests/data/fuzz/sniff-heif-ftyp-past-sniff-len.bin");
+        assert_eq!(sniff(input).map(|s| s.mime), Some("application/pdf"));
+        let mut long = input.to_vec();
+        while long.len() < 3 * SNIFF_LEN {
+            long.extend_from_slice(input);
+        }
+        assert_eq!(sniff(&long).map(|s| s.mime), Some("image/heif"));
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
+        jpeg.extend_from_slice(input);
+        assert_eq!(sniff(&jpeg).map(|s| s.mime), Some("image/jpeg"));
+    }
+
     #[test]
     fn sniffs_magic_bytes_not_names() {
         let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F'];

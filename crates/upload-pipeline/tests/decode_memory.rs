@@ -6,13 +6,19 @@
 //! groups; image-webp builds ~270 MB of tables for it, outside the
 //! `image` crate's allocation limits. The codec now reserves
 //! `WEBP_LOSSLESS_TABLES` from `max_alloc` for every lossless WebP.
+//!
+//! `tests/data/fuzz/image_decode-webp-frame-larger-than-canvas.webp`:
+//! 3.6 KB, a 128×128 `VP8X` canvas over a `VP8 ` bitstream that declares
+//! a much larger frame; the decoder allocated ~110 MB for the frame before
+//! comparing it with the canvas. Each bitstream's own size is now checked
+//! against the limits first.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use upload_pipeline::codec::{DecodeLimits, ImageCodec, StandardCodec, WEBP_LOSSLESS_TABLES};
 use upload_pipeline::Error;
+use upload_pipeline::codec::{DecodeLimits, ImageCodec, StandardCodec, WEBP_LOSSLESS_TABLES};
 
 struct Counting;
 
@@ -69,24 +75,32 @@ fn lossless_webp_tables_are_refused_under_a_small_budget() {
         .with_max_pixels(4_000_000)
         .with_max_alloc(16 << 20);
     let (got, peak) = measured(BOMB, &limits);
-    assert!(
-        matches!(got, Err(Error::ImageTooLarge { .. })),
-        "{got:?}"
-    );
+    assert!(matches!(got, Err(Error::ImageTooLarge { .. })), "{got:?}");
     assert!(peak < 4 << 20, "refused before decoding: {peak} bytes");
 }
 
 #[test]
 fn lossless_webp_tables_stay_within_the_reserve_under_the_default_budget() {
     let (got, peak) = measured(BOMB, &DecodeLimits::default());
-    // Decoded or refused as corrupt: either way within the reserve, the
-    // 200x150 pixel buffer and slack.
+    // Decoded, or refused before decoding (its bitstream declares more
+    // than its canvas): either way within the reserve, the 200x150 pixel
+    // buffer and slack.
     if let Ok(dims) = got {
         assert_eq!(dims, (200, 150));
     }
     let cap = WEBP_LOSSLESS_TABLES as usize + 200 * 150 * 4 * 2 + (16 << 20);
     assert!(peak <= cap, "peak {peak} bytes, cap {cap}");
-    assert!(peak > 100 << 20, "the measurement sees the tables: {peak}");
+    // The allocator does see decodes: a real 128x128 JPEG costs at least
+    // its RGB pixel buffer.
+    let (got, jpeg_peak) = measured(
+        include_bytes!("../../../samples/testdata/hopper.jpg"),
+        &DecodeLimits::default(),
+    );
+    let (w, h) = got.unwrap();
+    assert!(
+        jpeg_peak >= (w * h * 3) as usize,
+        "{jpeg_peak} bytes for {w}x{h}"
+    );
 }
 
 #[test]
@@ -107,4 +121,47 @@ fn lossy_webp_and_other_formats_are_not_charged_the_reserve() {
         let (got, _) = measured(bytes, &limits);
         assert!(got.is_ok(), "{name}: {got:?}");
     }
+}
+
+const FRAME_BOMB: &[u8] =
+    include_bytes!("data/fuzz/image_decode-webp-frame-larger-than-canvas.webp");
+
+#[test]
+fn webp_frames_larger_than_their_canvas_are_checked_against_the_limits() {
+    let limits = DecodeLimits::default()
+        .with_max_width(4096)
+        .with_max_height(4096)
+        .with_max_pixels(4_000_000)
+        .with_max_alloc(16 << 20);
+    let (got, peak) = measured(FRAME_BOMB, &limits);
+    match got {
+        Err(Error::ImageTooLarge { width, height, .. }) => {
+            assert!(
+                u64::from(width) * u64::from(height) > 4_000_000
+                    || width.max(height) > 4096
+                    || u64::from(width) * u64::from(height) * 4 > 16 << 20,
+                "refused for its frame size: {width}x{height}"
+            );
+        }
+        other => panic!("expected ImageTooLarge, got {other:?}"),
+    }
+    assert!(peak < 4 << 20, "refused before decoding: {peak} bytes");
+}
+
+/// A real WebP with a losslessly compressed alpha plane (`ALPH`, method 1)
+/// is charged the table reserve: refused under a 16 MiB budget with a
+/// reason that says so, decoded under the default one.
+#[test]
+fn real_lossless_alpha_webp_is_charged_the_table_reserve() {
+    let bytes = include_bytes!("../../../samples/testdata/transparent.webp");
+    let small = DecodeLimits::default().with_max_alloc(16 << 20);
+    let (got, _) = measured(bytes, &small);
+    match got {
+        Err(e @ Error::ImageTooLarge { .. }) => {
+            assert!(e.to_string().contains("lossless WebP"), "{e}")
+        }
+        other => panic!("expected ImageTooLarge, got {other:?}"),
+    }
+    let (got, _) = measured(bytes, &DecodeLimits::default());
+    assert!(got.is_ok(), "{got:?}");
 }

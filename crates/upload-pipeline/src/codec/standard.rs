@@ -122,40 +122,72 @@ fn map_image_error(
 /// the 274 MB measured on the fuzzer's input.
 pub const WEBP_LOSSLESS_TABLES: u64 = 320 * 1024 * 1024;
 
-/// Whether a WebP file holds lossless data: a `VP8L` chunk, or an `ALPH`
-/// chunk whose compression method is 1 (lossless), at the top level or in
-/// an animation frame (`ANMF`). Malformed containers count as lossless
-/// (the safe side).
-fn webp_is_lossless(bytes: &[u8]) -> bool {
-    fn scan(mut chunks: &[u8], depth: u8) -> bool {
+/// What the chunks of a WebP file declare, read before any decoder runs.
+#[derive(Debug, Default)]
+struct WebpChunks {
+    /// A `VP8L` bitstream, or an `ALPH` chunk with compression method 1
+    /// (lossless), at the top level or in an animation frame (`ANMF`).
+    lossless: bool,
+    /// The frame size each `VP8 `/`VP8L` bitstream declares itself (the
+    /// decoder allocates for it, whatever the canvas in `VP8X` says).
+    frames: Vec<(u32, u32)>,
+}
+
+/// Reads the chunk list of a WebP file. Malformed containers count as
+/// lossless (the safe side); the decoder then reports what is wrong.
+fn webp_chunks(bytes: &[u8]) -> WebpChunks {
+    fn scan(mut chunks: &[u8], depth: u8, out: &mut WebpChunks) {
         while chunks.len() >= 8 {
             let id = &chunks[..4];
             let len = u32::from_le_bytes([chunks[4], chunks[5], chunks[6], chunks[7]]) as usize;
             let Some(payload) = chunks.get(8..8usize.saturating_add(len)) else {
-                return true;
+                out.lossless = true;
+                return;
             };
             match id {
-                b"VP8L" => return true,
-                b"ALPH" if payload.first().is_none_or(|b| b & 0b11 == 1) => return true,
-                b"ANMF" if depth == 0 => {
-                    if payload.len() < 16 || scan(&payload[16..], 1) {
-                        return true;
+                b"VP8 " => {
+                    // Frame tag (3 bytes), start code 9d 01 2a, then 14-bit
+                    // width and height, little endian.
+                    if let Some(h) = payload.get(3..10)
+                        && h[..3] == [0x9d, 0x01, 0x2a]
+                    {
+                        let w = u32::from(u16::from_le_bytes([h[3], h[4]]) & 0x3fff);
+                        let ht = u32::from(u16::from_le_bytes([h[5], h[6]]) & 0x3fff);
+                        out.frames.push((w, ht));
                     }
                 }
+                b"VP8L" => {
+                    out.lossless = true;
+                    // Signature 0x2f, then 14 bits width - 1, 14 bits
+                    // height - 1.
+                    if let Some(h) = payload.get(..5)
+                        && h[0] == 0x2f
+                    {
+                        let bits = u32::from_le_bytes([h[1], h[2], h[3], h[4]]);
+                        out.frames
+                            .push(((bits & 0x3fff) + 1, ((bits >> 14) & 0x3fff) + 1));
+                    }
+                }
+                b"ALPH" if payload.first().is_none_or(|b| b & 0b11 == 1) => out.lossless = true,
+                b"ANMF" if depth == 0 => match payload.get(16..) {
+                    Some(frame) => scan(frame, 1, out),
+                    None => out.lossless = true,
+                },
                 _ => {}
             }
             // Chunks are padded to an even length.
             let next = 8usize.saturating_add(len).saturating_add(len & 1);
             chunks = chunks.get(next..).unwrap_or(&[]);
         }
-        false
     }
+    let mut out = WebpChunks::default();
     match bytes.get(12..) {
         Some(chunks) if bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") => {
-            scan(chunks, 0)
+            scan(chunks, 0, &mut out)
         }
-        _ => true,
+        _ => out.lossless = true,
     }
+    out
 }
 
 fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage> {
@@ -206,6 +238,24 @@ fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage> {
 
     let (width, height) = decoder.dimensions();
     check_dimensions(width, height, limits)?;
+    // The bitstreams of a WebP declare their own frame size, and the
+    // decoder allocates for that before it compares it with the canvas:
+    // each must pass the limits too (a 128x128 canvas over a 16383x16383
+    // VP8 frame was found by the image_decode fuzz target).
+    let webp = (format == ImageFormat::WebP).then(|| webp_chunks(bytes));
+    for &(w, h) in webp.iter().flat_map(|c| &c.frames) {
+        check_dimensions(w, h, limits)?;
+        if u64::from(w) * u64::from(h) * 4 > limits.max_alloc {
+            return Err(too_large(
+                w,
+                h,
+                format!(
+                    "max_alloc = {} bytes (a {w}x{h} WebP frame)",
+                    limits.max_alloc
+                ),
+            ));
+        }
+    }
     if width == 0 || height == 0 {
         return Err(corrupt(format!(
             "the image declares {width}x{height} pixels"
@@ -234,8 +284,7 @@ fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage> {
     // decoder builds their tables outside any limit: about 270 MB for an
     // 11 KB file (found by the image_decode fuzz target). Reserve that
     // worst case from the budget too, or refuse the image.
-    if format == ImageFormat::WebP
-        && webp_is_lossless(bytes)
+    if webp.as_ref().is_some_and(|w| w.lossless)
         && decoder_limits.reserve(WEBP_LOSSLESS_TABLES).is_err()
     {
         return Err(too_large(
