@@ -103,9 +103,6 @@ pub struct AppState {
     pub presigner: Arc<Presigner>,
     /// The uploads bucket, for multipart sessions.
     pub uploads: Arc<dyn MultipartStore>,
-    /// The same bucket's objects: a repeated completion HEADs the key to
-    /// tell "already completed" from "no such upload".
-    pub uploads_objects: Arc<dyn Storage>,
     /// The processed bucket, for manifests and variants.
     pub processed: Arc<dyn Storage>,
     /// Signs GETs for the processed bucket.
@@ -753,7 +750,9 @@ pub struct Completed {
 }
 
 /// Checks the parts ([`check_completion`]) and completes; safe to repeat
-/// (see the module docs).
+/// (see the module docs): the store itself reports an upload that is
+/// gone because these very parts were completed into the object at the
+/// key ([`MultipartStore::complete_multipart_upload`]).
 async fn finish(
     st: &AppState,
     key: &ObjectKey,
@@ -761,66 +760,37 @@ async fn finish(
     rules: &CompletionRules,
     parts: &[CompletedPart],
 ) -> Result<Completed, ApiError> {
-    let listed = match st.uploads.list_parts(key, upload_id).await {
-        Ok(listed) => listed,
+    let meta = match st.uploads.list_parts(key, upload_id).await {
+        Ok(listed) => {
+            check_completion(&listed, parts, rules)?;
+            match st
+                .uploads
+                .complete_multipart_upload(key, upload_id, parts)
+                .await
+            {
+                // A concurrent repeat of this request won the race: asked
+                // again, the store reports the object it made.
+                Err(upload_core::Error::NoSuchUpload { .. }) => {
+                    st.uploads
+                        .complete_multipart_upload(key, upload_id, parts)
+                        .await?
+                }
+                done => done?,
+            }
+        }
         Err(upload_core::Error::NoSuchUpload { .. }) => {
-            return already_completed(st, key, upload_id, parts).await;
+            st.uploads
+                .complete_multipart_upload(key, upload_id, parts)
+                .await?
         }
         Err(e) => return Err(e.into()),
     };
-    check_completion(&listed, parts, rules)?;
-    match st
-        .uploads
-        .complete_multipart_upload(key, upload_id, parts)
-        .await
-    {
-        Ok(meta) => {
-            tracing::info!(%key, %upload_id, size = meta.size, "multipart upload completed");
-            Ok(Completed {
-                key: key.as_str().to_owned(),
-                etag: meta.etag,
-                size: meta.size,
-            })
-        }
-        // A concurrent repeat of this request won the race.
-        Err(upload_core::Error::NoSuchUpload { .. }) => {
-            already_completed(st, key, upload_id, parts).await
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The upload is gone: it was completed (by an earlier try of this very
-/// request) if the key holds the object these parts make.
-async fn already_completed(
-    st: &AppState,
-    key: &ObjectKey,
-    upload_id: &str,
-    parts: &[CompletedPart],
-) -> Result<Completed, ApiError> {
-    let gone = || -> ApiError {
-        upload_core::Error::NoSuchUpload {
-            key: key.as_str().to_owned(),
-            upload_id: upload_id.to_owned(),
-        }
-        .into()
-    };
-    let Ok(expected) = upload_core::storage::multipart_etag(parts.iter().map(|p| p.etag.as_str()))
-    else {
-        return Err(gone());
-    };
-    match st.uploads_objects.head(key).await {
-        Ok(meta) if meta.etag == expected => {
-            tracing::info!(%key, %upload_id, "completion repeated; the object is already there");
-            Ok(Completed {
-                key: key.as_str().to_owned(),
-                etag: meta.etag,
-                size: meta.size,
-            })
-        }
-        Ok(_) | Err(upload_core::Error::NotFound { .. }) => Err(gone()),
-        Err(e) => Err(e.into()),
-    }
+    tracing::info!(%key, %upload_id, size = meta.size, "multipart upload completed");
+    Ok(Completed {
+        key: key.as_str().to_owned(),
+        etag: meta.etag,
+        size: meta.size,
+    })
 }
 
 async fn complete(

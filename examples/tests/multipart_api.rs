@@ -47,7 +47,6 @@ fn state(
     AppState {
         presigner: presigner.clone(),
         uploads: multipart,
-        uploads_objects: objects.clone(),
         processed: objects,
         processed_presigner: presigner,
         config: Arc::new(config),

@@ -133,7 +133,6 @@ async fn serve(args: Args) -> Result<(), String> {
     let state = AppState {
         session_secret: Arc::new(session_secret),
         presigner: presigner.clone(),
-        uploads_objects: Arc::new(uploads.clone()),
         uploads: Arc::new(uploads),
         processed: Arc::new(processed),
         processed_presigner: presigner,
