@@ -199,6 +199,21 @@ fn check_session(
     })
 }
 
+/// The multipart session a request names: the caller's key (refused as
+/// another owner's otherwise) and what its session token allows.
+fn open_session(
+    st: &AppState,
+    headers: &HeaderMap,
+    key: &str,
+    upload_id: &str,
+    token: &str,
+) -> Result<(ObjectKey, CompletionRules), ApiError> {
+    let owner = owner(headers)?;
+    let key = owned_key(&owner, key)?;
+    let rules = check_session(st, &owner, key.as_str(), upload_id, token)?;
+    Ok((key, rules))
+}
+
 /// The number of parts a session may have: the plan's when the size is
 /// declared, else up to the S3 limit.
 fn part_limit(rules: &CompletionRules) -> Result<u32, ApiError> {
@@ -699,9 +714,7 @@ async fn sign_parts(
     headers: HeaderMap,
     ApiJson(req): ApiJson<SignParts>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let owner = owner(&headers)?;
-    let key = owned_key(&owner, &req.key)?;
-    let rules = check_session(&st, &owner, key.as_str(), &req.upload_id, &req.session)?;
+    let (key, rules) = open_session(&st, &headers, &req.key, &req.upload_id, &req.session)?;
     let count = part_limit(&rules)?;
     if req.last > count {
         return Err(bad_request(format!(
@@ -798,9 +811,7 @@ async fn complete(
     headers: HeaderMap,
     ApiJson(req): ApiJson<Complete>,
 ) -> Result<Json<Completed>, ApiError> {
-    let owner = owner(&headers)?;
-    let key = owned_key(&owner, &req.key)?;
-    let rules = check_session(&st, &owner, key.as_str(), &req.upload_id, &req.session)?;
+    let (key, rules) = open_session(&st, &headers, &req.key, &req.upload_id, &req.session)?;
     Ok(Json(
         finish(&st, &key, &req.upload_id, &rules, &req.parts).await?,
     ))
@@ -811,9 +822,7 @@ async fn abort(
     headers: HeaderMap,
     ApiJson(req): ApiJson<Abort>,
 ) -> Result<StatusCode, ApiError> {
-    let owner = owner(&headers)?;
-    let key = owned_key(&owner, &req.key)?;
-    check_session(&st, &owner, key.as_str(), &req.upload_id, &req.session)?;
+    let (key, _) = open_session(&st, &headers, &req.key, &req.upload_id, &req.session)?;
     st.uploads
         .abort_multipart_upload(&key, &req.upload_id)
         .await?;
@@ -864,9 +873,7 @@ async fn list_parts_page(
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<PartsQuery>,
 ) -> Result<Json<PartsPage>, ApiError> {
-    let owner = owner(&headers)?;
-    let key = owned_key(&owner, &q.key)?;
-    check_session(&st, &owner, key.as_str(), &q.upload_id, &q.session)?;
+    let (key, _) = open_session(&st, &headers, &q.key, &q.upload_id, &q.session)?;
     let max = q.max_parts.unwrap_or(1000);
     if !(1..=1000).contains(&max) {
         return Err(bad_request("max_parts must be 1..=1000".into()));
@@ -919,15 +926,6 @@ mod uppy {
 
     use super::*;
 
-    /// Splits Uppy's `uploadId` into the S3 upload ID and the session token.
-    fn split(upload_id: &str) -> Result<(&str, &str), ApiError> {
-        upload_id.rsplit_once('~').ok_or(ApiError {
-            status: StatusCode::FORBIDDEN,
-            code: "bad_session",
-            message: "this uploadId was not issued by this server".into(),
-        })
-    }
-
     /// Owner, key, S3 upload ID and rules of a call on `/s3/multipart/{uploadId}`.
     fn session(
         st: &AppState,
@@ -935,13 +933,13 @@ mod uppy {
         upload_id: &str,
         query: &HashMap<String, String>,
     ) -> Result<(ObjectKey, String, CompletionRules), ApiError> {
-        let owner = owner(headers)?;
         let key = query
             .get("key")
             .ok_or_else(|| bad_request("the key query parameter is required".into()))?;
-        let key = owned_key(&owner, key)?;
-        let (id, token) = split(upload_id)?;
-        let rules = check_session(st, &owner, key.as_str(), id, token)?;
+        // `{S3 upload ID}~{token}`; without a `~` the empty token fails
+        // the session check (403), after the owner and key checks.
+        let (id, token) = upload_id.rsplit_once('~').unwrap_or((upload_id, ""));
+        let (key, rules) = open_session(st, headers, key, id, token)?;
         Ok((key, id.to_owned(), rules))
     }
 
