@@ -45,6 +45,11 @@ struct Faulty {
     sent: Mutex<Vec<u32>>,
     /// Checksums the store was given, by part number.
     checksums: Mutex<Vec<(u32, PartChecksum)>>,
+    /// Keep a copy of each part and drop the body given, as the S3 client
+    /// does once a part is sent (the in-memory store keeps the body).
+    copy_bodies: std::sync::atomic::AtomicBool,
+    /// Where each body given lived in memory.
+    addresses: Mutex<Vec<usize>>,
 }
 
 impl Faulty {
@@ -57,6 +62,8 @@ impl Faulty {
             corrupt_every: AtomicU32::new(0),
             sent: Mutex::default(),
             checksums: Mutex::default(),
+            copy_bodies: std::sync::atomic::AtomicBool::new(false),
+            addresses: Mutex::default(),
         }
     }
 
@@ -81,14 +88,18 @@ impl Faulty {
         Ok(n)
     }
 
-    /// The body as it arrives: one byte flipped on every `corrupt_every`-th call.
+    /// The body as it arrives: one byte flipped on every `corrupt_every`-th
+    /// call; a copy when `copy_bodies`.
     fn arrive(&self, n: u32, body: Bytes) -> Bytes {
+        self.addresses.lock().unwrap().push(body.as_ptr() as usize);
         let every = self.corrupt_every.load(Ordering::SeqCst);
         if every > 0 && n.is_multiple_of(every) {
             let mut b = body.to_vec();
             let i = b.len() / 2;
             b[i] ^= 0x20;
             Bytes::from(b)
+        } else if self.copy_bodies.load(Ordering::SeqCst) {
+            Bytes::copy_from_slice(&body)
         } else {
             body
         }
@@ -561,85 +572,14 @@ async fn files_upload_with_positioned_reads_and_must_keep_their_size() {
     assert!(matches!(err, Error::File { .. }), "{err:?}");
 }
 
-/// A store that keeps a copy of each part and drops the body it was given
-/// (as the S3 client does once a part is sent), recording where each body
-/// it saw lived in memory.
-#[derive(Debug)]
-struct Copying {
-    inner: MemoryMultipartStore,
-    addresses: Mutex<Vec<usize>>,
-}
-
-#[async_trait]
-impl MultipartStore for Copying {
-    fn bucket(&self) -> &str {
-        self.inner.bucket()
-    }
-    async fn create_multipart_upload(&self, key: &ObjectKey, opts: PutOptions) -> Result<String> {
-        self.inner.create_multipart_upload(key, opts).await
-    }
-    async fn upload_part(
-        &self,
-        key: &ObjectKey,
-        upload_id: &str,
-        part_number: u32,
-        body: Bytes,
-    ) -> Result<UploadedPart> {
-        self.addresses.lock().unwrap().push(body.as_ptr() as usize);
-        let copy = Bytes::copy_from_slice(&body);
-        drop(body);
-        self.inner
-            .upload_part(key, upload_id, part_number, copy)
-            .await
-    }
-    async fn upload_part_checked(
-        &self,
-        key: &ObjectKey,
-        upload_id: &str,
-        part_number: u32,
-        body: Bytes,
-        checksum: &PartChecksum,
-    ) -> Result<UploadedPart> {
-        self.addresses.lock().unwrap().push(body.as_ptr() as usize);
-        let copy = Bytes::copy_from_slice(&body);
-        drop(body);
-        // Yield, so parts overlap as they do on a network.
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        self.inner
-            .upload_part_checked(key, upload_id, part_number, copy, checksum)
-            .await
-    }
-    async fn list_parts(&self, key: &ObjectKey, upload_id: &str) -> Result<Vec<UploadedPart>> {
-        self.inner.list_parts(key, upload_id).await
-    }
-    async fn complete_multipart_upload(
-        &self,
-        key: &ObjectKey,
-        upload_id: &str,
-        parts: &[CompletedPart],
-    ) -> Result<ObjectMeta> {
-        self.inner
-            .complete_multipart_upload(key, upload_id, parts)
-            .await
-    }
-    async fn abort_multipart_upload(&self, key: &ObjectKey, upload_id: &str) -> Result<()> {
-        self.inner.abort_multipart_upload(key, upload_id).await
-    }
-    async fn list_multipart_uploads(&self, prefix: &str) -> Result<Vec<MultipartUploadInfo>> {
-        self.inner.list_multipart_uploads(prefix).await
-    }
-}
-
 /// Part buffers the store has let go of are read into again: 20 parts go
 /// through at most concurrency + 1 buffers, and every part still carries
 /// its own bytes (each part of the input differs from every other).
 #[tokio::test]
 async fn part_buffers_are_reused_and_never_mix_parts() {
     let storage = Arc::new(MemoryStorage::new("uploads").unwrap());
-    let store = Arc::new(Copying {
-        inner: MemoryMultipartStore::new(storage.clone()),
-        addresses: Mutex::default(),
-    });
+    let store = Arc::new(Faulty::new(storage.clone(), 0, None));
+    store.copy_bodies.store(true, Ordering::SeqCst);
     let uploader = MultipartUploader::new(store.clone(), options().with_concurrency(3));
     let data = body(20 * 5 * MIB - 123);
     let key = ObjectKey::new("uploads/reuse.bin").unwrap();
