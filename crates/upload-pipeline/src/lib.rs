@@ -5,7 +5,9 @@
 //! - [`Worker`]: per ObjectCreated event, sniff, policy check, scan,
 //!   quarantine, variants, manifest; then delete the message.
 //! - [`codec`]: the [`ImageCodec`] trait and [`StandardCodec`] (decode under
-//!   limits, EXIF orientation, resize, WebP encode, metadata stripped).
+//!   limits with shrink-on-load for JPEG, EXIF orientation, ICC to sRGB,
+//!   resize with `contain`/`cover`/`fill`, WebP/AVIF/JPEG/PNG encode,
+//!   metadata stripped) and [`Placeholder`] (ThumbHash, dominant colour).
 //!
 //! All fallible functions return this crate's [`Error`].
 
@@ -20,11 +22,11 @@ pub mod testkit;
 pub mod worker;
 
 pub use codec::{
-    DecodeLimits, DecodedImage, EncodedVariant, ImageCodec, OutputFormat, StandardCodec,
-    VariantSpec,
+    DecodeLimits, DecodedImage, EncodedVariant, Fit, ImageCodec, OutputFormat, Placeholder,
+    StandardCodec, VariantSpec,
 };
 pub use error::{Error, Result};
-pub use manifest::{Manifest, Outcome, VariantRecord};
+pub use manifest::{ImageInfo, Manifest, Outcome, VariantRecord};
 pub use queue::{MemoryQueue, Queue, QueueMessage, ReceiveOptions};
 pub use worker::{
     Handled, Health, HealthSnapshot, Heartbeat, RecordHandler, RunStats, UploadProcessor, Worker,

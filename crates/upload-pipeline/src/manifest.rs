@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use upload_core::ObjectKey;
 
+use crate::codec::{Placeholder, VariantSpec};
+
 /// Version of the manifest format written by this crate.
 pub const MANIFEST_VERSION: u32 = 1;
 /// File name of the manifest under an upload's processed prefix.
@@ -30,6 +32,9 @@ pub struct Manifest {
     pub quarantine: Option<Location>,
     /// The variants written (empty unless clean and an image).
     pub variants: Vec<VariantRecord>,
+    /// The decoded image's size and placeholder, when variants were made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageInfo>,
     /// When processing finished, RFC 3339 UTC.
     pub processed_at: String,
 }
@@ -47,6 +52,7 @@ impl Manifest {
             reason: None,
             quarantine: None,
             variants: Vec::new(),
+            image: None,
             processed_at: upload_core::timestamp::now_rfc3339(),
         }
     }
@@ -113,6 +119,18 @@ impl Outcome {
     }
 }
 
+/// The original image, as decoded for its variants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    /// Width in pixels at full scale, after EXIF orientation.
+    pub width: u32,
+    /// Height in pixels at full scale, after EXIF orientation.
+    pub height: u32,
+    /// The ThumbHash and dominant colour to show while a variant loads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<Placeholder>,
+}
+
 /// One written variant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VariantRecord {
@@ -141,31 +159,36 @@ pub fn manifest_key(original: &ObjectKey) -> upload_core::Result<ObjectKey> {
 /// Hex digits of an ETag kept in variant keys: 16 (64 bits of the MD5).
 pub const VARIANT_VERSION_LEN: usize = 16;
 
-/// The key of variant `name` with extension `ext` of the original version
-/// whose ETag is `etag`: `{original}/{name}-{v}.{ext}`, where `v` is the
-/// first [`VARIANT_VERSION_LEN`] ASCII letters and digits of the ETag
-/// (quotes and the multipart `-N` suffix never reach it).
+/// The key of the variant `spec` of the original version whose ETag is
+/// `etag`: `{original}/{name}-{v}-{s}.{ext}`, where `v` is the first
+/// [`VARIANT_VERSION_LEN`] ASCII letters and digits of the ETag (quotes and
+/// the multipart `-N` suffix never reach it) and `s` the spec's
+/// [`VariantSpec::fingerprint`].
 ///
-/// The key is a pure function of the original key, the variant and the
+/// The key is a pure function of the original key, the spec and the
 /// version, so a redelivered event writes the same keys (create-only: a
-/// second write is refused by the store), and a new version of the
-/// original gets new keys: variants can be cached as `immutable`, and two
-/// versions processed at once never overwrite each other's variants.
+/// second write is refused by the store), while a new version of the
+/// original, or a changed spec, gets new keys: variants can be cached as
+/// `immutable`, and two versions processed at once never overwrite each
+/// other's variants.
 ///
 /// ```
 /// # use upload_core::ObjectKey;
-/// # use upload_pipeline::manifest::variant_key;
+/// # use upload_pipeline::{manifest::variant_key, VariantSpec};
 /// let k = ObjectKey::new("uploads/u1/a.jpg").unwrap();
-/// let v = variant_key(&k, "thumb", "webp", "\"9bb58f26192e4ba00f01e2e7b136bbd8\"").unwrap();
-/// assert_eq!(v.as_str(), "uploads/u1/a.jpg/thumb-9bb58f26192e4ba0.webp");
+/// let thumb = VariantSpec::thumb();
+/// let v = variant_key(&k, &thumb, "\"9bb58f26192e4ba00f01e2e7b136bbd8\"").unwrap();
+/// assert_eq!(
+///     v.as_str(),
+///     format!("uploads/u1/a.jpg/thumb-9bb58f26192e4ba0-{}.webp", thumb.fingerprint())
+/// );
 /// ```
 ///
 /// # Errors
 /// [`upload_core::Error::InvalidKey`] if the result exceeds 1024 bytes.
 pub fn variant_key(
     original: &ObjectKey,
-    name: &str,
-    ext: &str,
+    spec: &VariantSpec,
     etag: &str,
 ) -> upload_core::Result<ObjectKey> {
     let v: String = etag
@@ -173,5 +196,10 @@ pub fn variant_key(
         .filter(char::is_ascii_alphanumeric)
         .take(VARIANT_VERSION_LEN)
         .collect();
-    original.join(&format!("{name}-{v}.{ext}"))
+    original.join(&format!(
+        "{}-{v}-{}.{}",
+        spec.name,
+        spec.fingerprint(),
+        spec.format.extension()
+    ))
 }

@@ -165,3 +165,116 @@ fn real_lossless_alpha_webp_is_charged_the_table_reserve() {
     let (got, _) = measured(bytes, &DecodeLimits::default());
     assert!(got.is_ok(), "{got:?}");
 }
+
+/// A complete PNG: IHDR (`width` × `height`, `bit_depth`, grey), the extra
+/// `chunks`, then IDAT holding the zlib stream of all-zero rows.
+fn png_of_zero_rows(
+    width: u32,
+    height: u32,
+    bit_depth: u8,
+    chunks: &[([u8; 4], Vec<u8>)],
+) -> Vec<u8> {
+    use upload_pipeline::testkit::codec::png_chunk;
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[bit_depth, 0, 0, 0, 0]);
+    png_chunk(&mut out, b"IHDR", &ihdr);
+    for (kind, data) in chunks {
+        png_chunk(&mut out, kind, data);
+    }
+    // Each row: filter byte 0 and ceil(width * depth / 8) zero bytes.
+    let row = 1 + (width as usize * usize::from(bit_depth)).div_ceil(8);
+    let raw = vec![0u8; row * height as usize];
+    png_chunk(
+        &mut out,
+        b"IDAT",
+        &miniz_oxide::deflate::compress_to_vec_zlib(&raw, 9),
+    );
+    png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// A valid 20000×20000 1-bit PNG (400 MP in about 50 KB) is refused from
+/// its header, before any pixel or row buffer: by `max_width` under the
+/// defaults, by `max_pixels` when the sides are allowed.
+#[test]
+fn valid_twenty_thousand_square_one_bit_png_is_refused_from_its_header() {
+    let bomb = png_of_zero_rows(20_000, 20_000, 1, &[]);
+    assert!(bomb.len() < 200_000, "{} bytes", bomb.len());
+    let wide_sides = DecodeLimits::default()
+        .with_max_width(20_000)
+        .with_max_height(20_000);
+    for (limits, which) in [
+        (DecodeLimits::default(), "max_width"),
+        (wide_sides, "max_pixels"),
+    ] {
+        let (got, peak) = measured(&bomb, &limits);
+        match got {
+            Err(Error::ImageTooLarge {
+                width,
+                height,
+                limit,
+            }) => {
+                assert_eq!((width, height), (20_000, 20_000));
+                assert!(limit.contains(which), "{limit}");
+            }
+            other => panic!("expected ImageTooLarge, got {other:?}"),
+        }
+        assert!(peak < 1 << 20, "refused before decoding: {peak} bytes");
+    }
+    // The same file is a real image: under limits that allow it, the
+    // decoder reads it (its 1-bit rows are small), so the refusal above
+    // is the limit's doing.
+    let small = png_of_zero_rows(2_000, 2_000, 1, &[]);
+    let (got, _) = measured(&small, &DecodeLimits::default());
+    assert_eq!(got.unwrap(), (2_000, 2_000));
+}
+
+/// A PNG whose compressed text chunks inflate to 64 MiB each decodes its
+/// 16×16 pixels without inflating them: the peak heap stays small.
+#[test]
+fn png_text_chunks_that_inflate_without_bound_are_not_inflated() {
+    let inflated = vec![b'A'; 64 << 20];
+    let compressed = miniz_oxide::deflate::compress_to_vec_zlib(&inflated, 9);
+    drop(inflated);
+    let mut ztxt = b"Comment\0\0".to_vec();
+    ztxt.extend_from_slice(&compressed);
+    let mut itxt = b"XML:com.adobe.xmp\0\x01\0\0\0".to_vec();
+    itxt.extend_from_slice(&compressed);
+    let chunks = [(*b"zTXt", ztxt.clone()), (*b"zTXt", ztxt), (*b"iTXt", itxt)];
+    let bomb = png_of_zero_rows(16, 16, 8, &chunks);
+    assert!(bomb.len() < 1 << 20, "{} bytes", bomb.len());
+    let (got, peak) = measured(&bomb, &DecodeLimits::default());
+    assert_eq!(got.unwrap(), (16, 16));
+    assert!(peak < 4 << 20, "the text was inflated: peak {peak} bytes");
+}
+
+/// Shrink-on-load bounds memory too: a 4K JPEG decoded for a thumbnail
+/// peaks far below its full-scale pixel buffer (3840 × 2160 × 3 bytes).
+#[test]
+fn shrink_on_load_peaks_below_the_full_scale_pixel_buffer() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../samples/photos/derived_kleiber_3840x2160_q90_420.jpg"
+    ))
+    .unwrap();
+    let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let before = LIVE.load(Relaxed);
+    PEAK.store(before, Relaxed);
+    let decoded = StandardCodec::default()
+        .decode_for(
+            &bytes,
+            &DecodeLimits::default(),
+            &[upload_pipeline::VariantSpec::thumb()],
+        )
+        .unwrap();
+    let peak = PEAK.load(Relaxed).saturating_sub(before);
+    assert_eq!((decoded.width(), decoded.height()), (960, 540));
+    let full = 3840 * 2160 * 3;
+    assert!(
+        peak < full / 3,
+        "peak {peak} bytes, full-scale buffer {full}"
+    );
+}

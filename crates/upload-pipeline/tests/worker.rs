@@ -39,13 +39,33 @@ async fn orientation_6_photo_gets_rotated_variants_without_metadata() {
         .collect();
     // 2560x1600 rotated by orientation 6 is 1600x2560.
     assert_eq!(dims, [("thumb", 160, 256), ("medium", 640, 1024)]);
-    for v in &m.variants {
+    let image = m.image.as_ref().expect("image info in the manifest");
+    assert_eq!((image.width, image.height), (1600, 2560), "upright size");
+    let placeholder = image.placeholder.as_ref().expect("placeholder");
+    assert_eq!(placeholder.dominant_color.len(), 7);
+    assert!(placeholder.dominant_color.starts_with('#'));
+    // A ThumbHash of a portrait photo: about 25 bytes, 36 in base64.
+    assert!(
+        (28..=40).contains(&placeholder.thumbhash.len()),
+        "{}",
+        placeholder.thumbhash
+    );
+    for (v, spec) in m
+        .variants
+        .iter()
+        .zip(upload_pipeline::VariantSpec::defaults())
+    {
         // The first 16 hex digits of the original's ETag name its version.
         let etag = upload_core::storage::etag_of(&sample("photos/derived_bythewater_orient6.jpg"));
         assert_eq!(m.source.etag, etag);
         assert_eq!(
             v.key.as_str(),
-            format!("uploads/u/rot.jpg/{}-{}.webp", v.name, &etag[..16])
+            format!(
+                "uploads/u/rot.jpg/{}-{}-{}.webp",
+                v.name,
+                &etag[..16],
+                spec.fingerprint()
+            )
         );
         let got = w.processed.get(&v.key).await.unwrap();
         assert_eq!(got.meta.content_type.as_deref(), Some("image/webp"));

@@ -25,11 +25,14 @@
 //! # }
 //! ```
 
+mod color;
 mod jpeg;
 mod limits;
+mod placeholder;
 mod standard;
 
 pub use limits::DecodeLimits;
+pub use placeholder::Placeholder;
 pub use standard::{StandardCodec, WEBP_LOSSLESS_TABLES};
 
 use crate::error::{Error, Result};
@@ -61,26 +64,45 @@ pub enum OutputFormat {
     },
     /// Lossless PNG, 8 bits per channel, RGB or RGBA.
     Png,
+    /// AVIF (AV1 still image, 8-bit 4:4:4) encoded by rav1e through
+    /// `ravif`, with an alpha channel when the source has one.
+    ///
+    /// Needs this crate's `avif` feature; without it rendering fails with
+    /// [`Error::EncodeFailed`] naming the feature.
+    Avif {
+        /// Quality, `1..=100` (higher is better and larger); 50–70 suits
+        /// photos (AVIF at 60 looks about like JPEG at 85).
+        quality: u8,
+        /// rav1e speed preset, `1..=10`: 10 is the fastest and largest; the
+        /// default [`OutputFormat::AVIF_DEFAULT_SPEED`] is fast.
+        speed: u8,
+    },
 }
 
 impl OutputFormat {
-    /// The `Content-Type` of this format: `image/webp`, `image/jpeg` or
-    /// `image/png`.
+    /// The default [`OutputFormat::Avif`] speed: 8 of rav1e's `1..=10`
+    /// (about 0.1 s for a 1024-pixel photo on one core).
+    pub const AVIF_DEFAULT_SPEED: u8 = 8;
+
+    /// The `Content-Type` of this format: `image/webp`, `image/jpeg`,
+    /// `image/png` or `image/avif`.
     pub fn content_type(&self) -> &'static str {
         match self {
             OutputFormat::WebP { .. } => "image/webp",
             OutputFormat::Jpeg { .. } => "image/jpeg",
             OutputFormat::Png => "image/png",
+            OutputFormat::Avif { .. } => "image/avif",
         }
     }
 
     /// The usual file extension of this format, without the dot: `webp`,
-    /// `jpg` or `png`.
+    /// `jpg`, `png` or `avif`.
     pub fn extension(&self) -> &'static str {
         match self {
             OutputFormat::WebP { .. } => "webp",
             OutputFormat::Jpeg { .. } => "jpg",
             OutputFormat::Png => "png",
+            OutputFormat::Avif { .. } => "avif",
         }
     }
 
@@ -93,26 +115,66 @@ impl OutputFormat {
             OutputFormat::Jpeg { quality } if !(1..=100).contains(&quality) => Err(format!(
                 "JPEG quality must be within 1..=100, got {quality}"
             )),
+            OutputFormat::Avif { quality, .. } if !(1..=100).contains(&quality) => Err(format!(
+                "AVIF quality must be within 1..=100, got {quality}"
+            )),
+            OutputFormat::Avif { speed, .. } if !(1..=10).contains(&speed) => {
+                Err(format!("AVIF speed must be within 1..=10, got {speed}"))
+            }
             _ => Ok(()),
         }
     }
 }
 
-/// One variant to render: a name, a bounding box and an output format.
+/// How a variant fills its `width` × `height` box (the names of CSS
+/// `object-fit`, libvips and imgproxy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fit {
+    /// Scaled to fit within the box, aspect ratio kept, never enlarged:
+    /// one side equals the box (or both are the source's when it is
+    /// smaller), each side rounded to the nearest pixel, at least 1.
+    #[default]
+    Contain,
+    /// Scaled to cover the box, aspect ratio kept, then cropped around
+    /// the centre to exactly `width` × `height`. Never enlarged: a source
+    /// smaller than the box gives the largest centred crop of the box's
+    /// aspect ratio, at the source's scale.
+    Cover,
+    /// Stretched to exactly `width` × `height`, each axis scaled on its
+    /// own (the aspect ratio is not kept; this may enlarge).
+    Fill,
+}
+
+impl Fit {
+    /// The name used by [`VariantSpec::parse`]: `contain`, `cover` or
+    /// `fill`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Fit::Contain => "contain",
+            Fit::Cover => "cover",
+            Fit::Fill => "fill",
+        }
+    }
+}
+
+/// One variant to render: a name, a box (`width` × `height`), how the
+/// image fits it ([`Fit`]) and an output format.
 ///
-/// The image is scaled down to fit within `max_width` × `max_height`
-/// keeping its aspect ratio (never enlarged; each side rounded to the
-/// nearest pixel and at least 1 pixel).
+/// With the default [`Fit::Contain`] the image is scaled down to fit
+/// within the box keeping its aspect ratio (never enlarged; each side
+/// rounded to the nearest pixel and at least 1 pixel).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct VariantSpec {
     /// The variant name, used in object keys: 1 to 64 characters of
     /// `[a-z0-9_-]`.
     pub name: String,
-    /// Largest width of the variant, in pixels, `1..=16384`.
-    pub max_width: u32,
-    /// Largest height of the variant, in pixels, `1..=16384`.
-    pub max_height: u32,
+    /// Width of the box, in pixels, `1..=16384`.
+    pub width: u32,
+    /// Height of the box, in pixels, `1..=16384`.
+    pub height: u32,
+    /// How the image fills the box; default [`Fit::Contain`].
+    pub fit: Fit,
     /// The output encoding.
     pub format: OutputFormat,
 }
@@ -123,26 +185,82 @@ impl VariantSpec {
     /// # Errors
     ///
     /// [`Error::InvalidVariantSpec`] when `name` is empty, longer than 64
-    /// bytes or has a character outside `[a-z0-9_-]`, when `max_width` or
-    /// `max_height` is outside `1..=16384`, or when the format's quality is
-    /// out of range (WebP `0.0..=100.0`, not NaN; JPEG `1..=100`).
-    pub fn new(name: &str, max_width: u32, max_height: u32, format: OutputFormat) -> Result<Self> {
+    /// bytes or has a character outside `[a-z0-9_-]`, when `width` or
+    /// `height` is outside `1..=16384`, or when the format's parameters
+    /// are out of range (WebP quality `0.0..=100.0`, not NaN; JPEG and AVIF
+    /// quality `1..=100`; AVIF speed `1..=10`).
+    ///
+    /// The spec fits with [`Fit::Contain`]; see [`VariantSpec::with_fit`].
+    pub fn new(name: &str, width: u32, height: u32, format: OutputFormat) -> Result<Self> {
         let spec = Self {
             name: name.to_owned(),
-            max_width,
-            max_height,
+            width,
+            height,
+            fit: Fit::Contain,
             format,
         };
         spec.validate()?;
         Ok(spec)
     }
 
+    /// This spec with `fit` instead of its current [`Fit`].
+    pub fn with_fit(mut self, fit: Fit) -> Self {
+        self.fit = fit;
+        self
+    }
+
+    /// Eight hex digits that change whenever the rendering of this spec
+    /// does (box, fit, format and its parameters; not the name): a stable
+    /// FNV-1a hash of its canonical form, e.g. `256x256:contain:webp:80`.
+    /// Part of the variant's key, so that a changed spec never reuses the
+    /// key of bytes rendered the old way.
+    ///
+    /// ```
+    /// use upload_pipeline::{Fit, VariantSpec};
+    /// let thumb = VariantSpec::thumb();
+    /// assert_eq!(thumb.fingerprint().len(), 8);
+    /// assert_ne!(thumb.fingerprint(), thumb.clone().with_fit(Fit::Cover).fingerprint());
+    /// ```
+    pub fn fingerprint(&self) -> String {
+        let format = match self.format {
+            OutputFormat::WebP { quality } => format!("webp:{quality}"),
+            OutputFormat::Jpeg { quality } => format!("jpeg:{quality}"),
+            OutputFormat::Png => "png".to_owned(),
+            OutputFormat::Avif { quality, speed } => format!("avif:{quality}:{speed}"),
+        };
+        let canonical = format!(
+            "{}x{}:{}:{format}",
+            self.width,
+            self.height,
+            self.fit.as_str()
+        );
+        let hash = canonical.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        format!("{:08x}", (hash >> 32) ^ (hash & 0xffff_ffff))
+    }
+
+    /// The scale (output pixels per source pixel, at most 1 for
+    /// [`Fit::Contain`] and [`Fit::Cover`]) at which this variant samples a
+    /// `width` × `height` image, on the axis that needs the most detail:
+    /// what shrink-on-load must keep.
+    pub(crate) fn sample_scale(&self, width: u32, height: u32) -> f64 {
+        let sx = f64::from(self.width) / f64::from(width.max(1));
+        let sy = f64::from(self.height) / f64::from(height.max(1));
+        match self.fit {
+            Fit::Contain => sx.min(sy).min(1.0),
+            Fit::Cover => sx.max(sy).min(1.0),
+            Fit::Fill => sx.max(sy),
+        }
+    }
+
     /// `thumb`: fits within 256 × 256, lossy WebP at quality 80.
     pub fn thumb() -> Self {
         Self {
             name: "thumb".to_owned(),
-            max_width: 256,
-            max_height: 256,
+            width: 256,
+            height: 256,
+            fit: Fit::Contain,
             format: OutputFormat::WebP { quality: 80.0 },
         }
     }
@@ -151,8 +269,9 @@ impl VariantSpec {
     pub fn medium() -> Self {
         Self {
             name: "medium".to_owned(),
-            max_width: 1024,
-            max_height: 1024,
+            width: 1024,
+            height: 1024,
+            fit: Fit::Contain,
             format: OutputFormat::WebP { quality: 80.0 },
         }
     }
@@ -162,17 +281,20 @@ impl VariantSpec {
         vec![Self::thumb(), Self::medium()]
     }
 
-    /// Parses `NAME=WIDTHxHEIGHT[:FORMAT[:QUALITY]]`, the form of a
-    /// command-line flag: `thumb=256x256` (WebP quality 80),
-    /// `card=1200x630:jpeg:85`, `icon=64x64:png`. Formats: `webp` (quality
-    /// `0..=100`, default 80), `jpeg` or `jpg` (quality `1..=100`, default
-    /// 85), `png`.
+    /// Parses `NAME=WIDTHxHEIGHT[:FIT][:FORMAT[:QUALITY[:SPEED]]]`, the
+    /// form of a command-line flag: `thumb=256x256` (contain, WebP quality
+    /// 80), `card=1200x630:cover:jpeg:85`, `icon=64x64:png`,
+    /// `hero=1600x900:avif:60:6`. Fits: `contain` (default), `cover`,
+    /// `fill`. Formats: `webp` (quality `0..=100`, default 80), `jpeg` or
+    /// `jpg` (quality `1..=100`, default 85), `png`, `avif` (quality
+    /// `1..=100`, default 60; speed `1..=10`, default
+    /// [`OutputFormat::AVIF_DEFAULT_SPEED`]).
     ///
     /// ```
-    /// use upload_pipeline::{OutputFormat, VariantSpec};
-    /// let v = VariantSpec::parse("card=1200x630:jpeg:85").unwrap();
-    /// assert_eq!((v.name.as_str(), v.max_width, v.max_height), ("card", 1200, 630));
-    /// assert_eq!(v.format, OutputFormat::Jpeg { quality: 85 });
+    /// use upload_pipeline::{Fit, OutputFormat, VariantSpec};
+    /// let v = VariantSpec::parse("card=1200x630:cover:jpeg:85").unwrap();
+    /// assert_eq!((v.name.as_str(), v.width, v.height), ("card", 1200, 630));
+    /// assert_eq!((v.fit, v.format), (Fit::Cover, OutputFormat::Jpeg { quality: 85 }));
     /// assert!(VariantSpec::parse("thumb=0x10").is_err());
     /// ```
     ///
@@ -182,7 +304,9 @@ impl VariantSpec {
     pub fn parse(text: &str) -> Result<Self> {
         let invalid = |reason: &str| Error::InvalidVariantSpec {
             name: text.chars().take(80).collect(),
-            reason: format!("{reason}; expected NAME=WIDTHxHEIGHT[:webp|jpeg|png[:QUALITY]]"),
+            reason: format!(
+                "{reason}; expected NAME=WIDTHxHEIGHT[:contain|cover|fill][:webp|jpeg|png|avif[:QUALITY[:SPEED]]]"
+            ),
         };
         let (name, rest) = text.split_once('=').ok_or_else(|| invalid("no '='"))?;
         let mut parts = rest.split(':');
@@ -195,9 +319,20 @@ impl VariantSpec {
                 .map_err(|_| invalid("width and height are whole pixels"))
         };
         let (w, h) = (side(w)?, side(h)?);
-        let format = parts.next().unwrap_or("webp");
+        let mut format = parts.next();
+        let fit = match format {
+            Some("contain") => Some(Fit::Contain),
+            Some("cover") => Some(Fit::Cover),
+            Some("fill") => Some(Fit::Fill),
+            _ => None,
+        };
+        if fit.is_some() {
+            format = parts.next();
+        }
+        let format = format.unwrap_or("webp");
         let quality = parts.next();
-        if parts.next().is_some() {
+        let speed = parts.next();
+        if parts.next().is_some() || (speed.is_some() && format != "avif") {
             return Err(invalid("too many ':' parts"));
         }
         let format = match (format, quality) {
@@ -211,11 +346,19 @@ impl VariantSpec {
                     .map_or(Ok(85), str::parse)
                     .map_err(|_| invalid("JPEG quality is 1..=100"))?,
             },
+            ("avif", q) => OutputFormat::Avif {
+                quality: q
+                    .map_or(Ok(60), str::parse)
+                    .map_err(|_| invalid("AVIF quality is 1..=100"))?,
+                speed: speed
+                    .map_or(Ok(OutputFormat::AVIF_DEFAULT_SPEED), str::parse)
+                    .map_err(|_| invalid("AVIF speed is 1..=10"))?,
+            },
             ("png", None) => OutputFormat::Png,
             ("png", Some(_)) => return Err(invalid("PNG takes no quality")),
             _ => return Err(invalid("unknown format")),
         };
-        Self::new(name, w, h, format)
+        Ok(Self::new(name, w, h, format)?.with_fit(fit.unwrap_or_default()))
     }
 
     /// Checks the rules of [`VariantSpec::new`] again (the fields are
@@ -240,10 +383,7 @@ impl VariantSpec {
                 "name may only hold [a-z0-9_-], found {c:?}"
             )));
         }
-        for (what, value) in [
-            ("max_width", self.max_width),
-            ("max_height", self.max_height),
-        ] {
+        for (what, value) in [("width", self.width), ("height", self.height)] {
             if !(1..=MAX_VARIANT_SIDE).contains(&value) {
                 return Err(invalid(format!(
                     "{what} must be within 1..={MAX_VARIANT_SIDE}, got {value}"
@@ -254,7 +394,8 @@ impl VariantSpec {
     }
 }
 
-/// A decoded image with EXIF orientation already applied.
+/// A decoded image with EXIF orientation already applied, possibly at a
+/// reduced scale (shrink-on-load, see [`ImageCodec::decode_for`]).
 ///
 /// [`StandardCodec`] always yields 8-bit RGB (`DynamicImage::ImageRgb8`)
 /// or, when the source has an alpha channel, 8-bit RGBA
@@ -269,6 +410,10 @@ pub struct DecodedImage {
     /// The EXIF orientation (`1..=8`) that was applied to the pixels; `1`
     /// when the source had none.
     pub orientation: u8,
+    /// Width × height of the source at full scale, in pixels, after
+    /// orientation: larger than the pixels' when the decoder shrank on
+    /// load.
+    pub source_size: (u32, u32),
 }
 
 impl DecodedImage {
@@ -326,9 +471,29 @@ pub trait ImageCodec: Send + Sync + std::fmt::Debug {
     /// - [`Error::CorruptImage`] when the image is truncated or corrupt.
     fn decode(&self, bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage>;
 
-    /// Renders `image` as the variant `spec`: scaled to fit within
-    /// `spec.max_width` × `spec.max_height` (aspect ratio kept, never
-    /// enlarged) and encoded as `spec.format` without metadata.
+    /// Like [`ImageCodec::decode`], for rendering `variants` only: a codec
+    /// may then decode at a reduced scale (JPEG DCT scaling at 1/2, 1/4 or
+    /// 1/8) as long as the pixels keep at least twice the detail the most
+    /// demanding variant samples, so that the final Lanczos3 resize still
+    /// has real pixels to work from. The default decodes at full scale.
+    ///
+    /// # Errors
+    ///
+    /// As [`ImageCodec::decode`].
+    fn decode_for(
+        &self,
+        bytes: &[u8],
+        limits: &DecodeLimits,
+        variants: &[VariantSpec],
+    ) -> Result<DecodedImage> {
+        let _ = variants;
+        self.decode(bytes, limits)
+    }
+
+    /// Renders `image` as the variant `spec`: scaled into its `width` ×
+    /// `height` box as its [`Fit`] says (aspect ratio kept and never
+    /// enlarged unless the fit is [`Fit::Fill`]) and encoded as
+    /// `spec.format` without metadata.
     ///
     /// # Errors
     ///

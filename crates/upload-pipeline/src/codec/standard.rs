@@ -15,9 +15,10 @@ use image::{
     ImageReader, RgbImage, RgbaImage,
 };
 
+use super::color;
 use super::{
-    DecodeLimits, DecodedImage, EncodedVariant, ImageCodec, OutputFormat, VariantSpec, fit_within,
-    jpeg,
+    DecodeLimits, DecodedImage, EncodedVariant, Fit, ImageCodec, OutputFormat, VariantSpec,
+    fit_within, jpeg,
 };
 use crate::error::{Error, Result};
 
@@ -54,7 +55,22 @@ pub struct StandardCodec {
 
 impl ImageCodec for StandardCodec {
     fn decode(&self, bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage> {
-        catch_unwind(AssertUnwindSafe(|| decode(bytes, limits))).unwrap_or_else(|_| {
+        self.decode_for(bytes, limits, &[])
+    }
+
+    /// Shrink-on-load for JPEG: when every variant samples the image at
+    /// 1/4 of full scale or less, the JPEG is decoded at 1/2, 1/4 or 1/8
+    /// scale (DCT scaling, `jpeg-decoder`): the smallest that keeps at
+    /// least twice the pixels the variants sample. A 4K photo for a
+    /// 256-pixel thumbnail decodes at 1/4 (960 × 540). Other formats, and
+    /// JPEGs that need more, decode at full scale.
+    fn decode_for(
+        &self,
+        bytes: &[u8],
+        limits: &DecodeLimits,
+        variants: &[VariantSpec],
+    ) -> Result<DecodedImage> {
+        catch_unwind(AssertUnwindSafe(|| decode(bytes, limits, variants))).unwrap_or_else(|_| {
             Err(Error::CorruptImage {
                 reason: "the decoder panicked".to_owned(),
             })
@@ -78,7 +94,7 @@ fn format_name(bytes: &[u8], fallback: Option<ImageFormat>) -> String {
         .to_owned()
 }
 
-fn too_large(width: u32, height: u32, limit: String) -> Error {
+pub(super) fn too_large(width: u32, height: u32, limit: String) -> Error {
     Error::ImageTooLarge {
         width,
         height,
@@ -86,7 +102,7 @@ fn too_large(width: u32, height: u32, limit: String) -> Error {
     }
 }
 
-fn corrupt(reason: impl Into<String>) -> Error {
+pub(super) fn corrupt(reason: impl Into<String>) -> Error {
     Error::CorruptImage {
         reason: reason.into(),
     }
@@ -190,7 +206,7 @@ fn webp_chunks(bytes: &[u8]) -> WebpChunks {
     out
 }
 
-fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage> {
+fn decode(bytes: &[u8], limits: &DecodeLimits, variants: &[VariantSpec]) -> Result<DecodedImage> {
     let input_len = bytes.len() as u64;
     if input_len > limits.max_input_bytes {
         return Err(too_large(
@@ -217,7 +233,12 @@ fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage> {
         }
     };
     match format {
-        ImageFormat::Jpeg => jpeg::check_complete(bytes).map_err(corrupt)?,
+        ImageFormat::Jpeg => {
+            jpeg::check_complete(bytes).map_err(corrupt)?;
+            if let Some(decoded) = jpeg::decode_scaled(bytes, limits, variants)? {
+                return Ok(decoded);
+            }
+        }
         ImageFormat::Png => {
             if let Some((width, height)) = png_header_dimensions(bytes) {
                 check_dimensions(width, height, limits)?;
@@ -301,16 +322,30 @@ fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage> {
         .map_err(|e| map_image_error(e, bytes, format, (width, height), limits))?;
 
     let orientation = exif_orientation(&mut decoder);
+    let icc = decoder.icc_profile().ok().flatten();
 
     let mut image = DynamicImage::from_decoder(decoder)
         .map_err(|e| map_image_error(e, bytes, format, (width, height), limits))?;
     image.apply_orientation(orientation);
+    let mut image = into_rgb8_or_rgba8(image);
+    if let Some(icc) = icc {
+        apply_icc(&mut image, &icc);
+    }
 
     Ok(DecodedImage {
-        image: into_rgb8_or_rgba8(image),
+        source_size: (image.width(), image.height()),
+        image,
         source_format: format,
         orientation: orientation.to_exif(),
     })
+}
+
+/// Converts `image` (8-bit RGB or RGBA) to sRGB from the colour space of
+/// the embedded ICC profile `icc`; see [`StandardCodec`] for which
+/// profiles are used.
+pub(super) fn apply_icc(image: &mut DynamicImage, icc: &[u8]) {
+    let outcome = color::to_srgb(image, icc);
+    tracing::trace!(?outcome, profile_bytes = icc.len(), "embedded ICC profile");
 }
 
 /// The EXIF orientation the decoder reports; unreadable EXIF is not worth
@@ -348,7 +383,7 @@ fn png_header_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
 }
 
 /// Refuses `width` × `height` when it breaks a dimension limit.
-fn check_dimensions(width: u32, height: u32, limits: &DecodeLimits) -> Result<()> {
+pub(super) fn check_dimensions(width: u32, height: u32, limits: &DecodeLimits) -> Result<()> {
     let pixels = u64::from(width) * u64::from(height);
     if width > limits.max_width {
         return Err(too_large(
@@ -413,19 +448,30 @@ fn render(decoded: &DecodedImage, spec: &VariantSpec) -> Result<EncodedVariant> 
             format!("the image is empty ({width}x{height})"),
         ));
     }
-    let (mut max_width, mut max_height) = (spec.max_width, spec.max_height);
+    let (mut box_width, mut box_height) = (spec.width, spec.height);
     if let OutputFormat::WebP { .. } = spec.format {
-        max_width = max_width.min(WEBP_MAX_SIDE);
-        max_height = max_height.min(WEBP_MAX_SIDE);
+        box_width = box_width.min(WEBP_MAX_SIDE);
+        box_height = box_height.min(WEBP_MAX_SIDE);
     }
-    let (target_width, target_height) = fit_within(width, height, max_width, max_height);
+    let (crop, (target_width, target_height)) =
+        geometry(width, height, box_width, box_height, spec.fit);
 
     let source = as_rgb8_or_rgba8(&decoded.image);
-    let resized = if (target_width, target_height) == (width, height) {
+    let resized = if (target_width, target_height) == (width, height) && crop.is_none() {
         source
     } else {
         let mut target = DynamicImage::new(target_width, target_height, source.color());
-        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+        let mut options =
+            ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+        if let Some(Crop {
+            left,
+            top,
+            width,
+            height,
+        }) = crop
+        {
+            options = options.crop(left, top, width, height);
+        }
         // `mul_div_alpha` is on by default: RGBA8 is premultiplied while
         // it is resized and divided back afterwards.
         Resizer::new()
@@ -438,6 +484,7 @@ fn render(decoded: &DecodedImage, spec: &VariantSpec) -> Result<EncodedVariant> 
         OutputFormat::WebP { quality } => encode_webp(&resized, quality, spec)?,
         OutputFormat::Jpeg { quality } => encode_jpeg(&resized, quality, spec)?,
         OutputFormat::Png => encode_png(&resized, spec)?,
+        OutputFormat::Avif { quality, speed } => encode_avif(&resized, quality, speed, spec)?,
     };
     Ok(EncodedVariant {
         name: spec.name.clone(),
@@ -447,6 +494,60 @@ fn render(decoded: &DecodedImage, spec: &VariantSpec) -> Result<EncodedVariant> 
         width: target_width,
         height: target_height,
     })
+}
+
+/// The part of the source a variant samples, in source pixels (fractional:
+/// the resizer samples sub-pixel crops exactly).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Crop {
+    left: f64,
+    top: f64,
+    width: f64,
+    height: f64,
+}
+
+/// Where a `width` × `height` image goes in a `box_width` × `box_height`
+/// box under `fit`: the source crop (`None` for the whole image) and the
+/// output size.
+fn geometry(
+    width: u32,
+    height: u32,
+    box_width: u32,
+    box_height: u32,
+    fit: Fit,
+) -> (Option<Crop>, (u32, u32)) {
+    match fit {
+        Fit::Contain => (None, fit_within(width, height, box_width, box_height)),
+        Fit::Fill => (None, (box_width, box_height)),
+        Fit::Cover => {
+            let (w, h) = (f64::from(width), f64::from(height));
+            let (bw, bh) = (f64::from(box_width), f64::from(box_height));
+            // The largest centred rectangle of the box's aspect ratio.
+            let (cw, ch) = if w * bh >= h * bw {
+                (h * bw / bh, h)
+            } else {
+                (w, w * bh / bw)
+            };
+            let crop = Crop {
+                left: (w - cw) / 2.0,
+                top: (h - ch) / 2.0,
+                width: cw,
+                height: ch,
+            };
+            let size = if cw >= bw {
+                (box_width, box_height)
+            } else {
+                // Smaller than the box: keep the source's scale. The
+                // rounded sides are at most the source's, as cw <= w.
+                (
+                    (cw.round() as u32).clamp(1, width),
+                    (ch.round() as u32).clamp(1, height),
+                )
+            };
+            let whole = crop.width == w && crop.height == h;
+            ((!whole).then_some(crop), size)
+        }
+    }
 }
 
 /// The RGB8 or RGBA8 buffer of `image`, as produced by [`as_rgb8_or_rgba8`].
@@ -516,6 +617,37 @@ fn encode_png(image: &DynamicImage, spec: &VariantSpec) -> Result<Bytes> {
     };
     result.map_err(|e| encode_failed(spec, e.to_string()))?;
     Ok(Bytes::from(out))
+}
+
+#[cfg(feature = "avif")]
+fn encode_avif(image: &DynamicImage, quality: u8, speed: u8, spec: &VariantSpec) -> Result<Bytes> {
+    use image::codecs::avif::AvifEncoder;
+    let mut out = Vec::new();
+    let encoder = AvifEncoder::new_with_speed_quality(&mut out, speed, quality);
+    let result = match pixels(image, spec)? {
+        Pixels::Rgb(buffer) => encoder.write_image(
+            buffer,
+            buffer.width(),
+            buffer.height(),
+            ExtendedColorType::Rgb8,
+        ),
+        Pixels::Rgba(buffer) => encoder.write_image(
+            buffer,
+            buffer.width(),
+            buffer.height(),
+            ExtendedColorType::Rgba8,
+        ),
+    };
+    result.map_err(|e| encode_failed(spec, e.to_string()))?;
+    Ok(Bytes::from(out))
+}
+
+#[cfg(not(feature = "avif"))]
+fn encode_avif(_: &DynamicImage, _: u8, _: u8, spec: &VariantSpec) -> Result<Bytes> {
+    Err(encode_failed(
+        spec,
+        "AVIF output needs the `avif` feature of upload-pipeline",
+    ))
 }
 
 /// Composites straight-alpha RGBA over an opaque white background.

@@ -454,6 +454,7 @@ fn image_format(format: OutputFormat) -> ImageFormat {
         OutputFormat::WebP { .. } => ImageFormat::WebP,
         OutputFormat::Jpeg { .. } => ImageFormat::Jpeg,
         OutputFormat::Png => ImageFormat::Png,
+        OutputFormat::Avif { .. } => ImageFormat::Avif,
     }
 }
 
@@ -1077,6 +1078,7 @@ pub fn renders_images_of_any_colour_type(codec: &dyn ImageCodec) {
             image,
             source_format: ImageFormat::Png,
             orientation: 1,
+            source_size: (40, 20),
         };
         for format in [OutputFormat::Png, WEBP_Q] {
             let variant = codec
@@ -1123,6 +1125,7 @@ pub fn writes_no_metadata(codec: &dyn ImageCodec) {
                 OutputFormat::WebP { .. } => assert_clean_webp(&variant.bytes, &label),
                 OutputFormat::Jpeg { .. } => assert_clean_jpeg(&variant.bytes, &label),
                 OutputFormat::Png => assert_clean_png(&variant.bytes, &label),
+                OutputFormat::Avif { .. } => unreachable!("not rendered here"),
             }
             for needle in [&b"Exif"[..], b"MM\0*", b"acsp"] {
                 assert!(
@@ -1140,7 +1143,7 @@ pub fn writes_no_metadata(codec: &dyn ImageCodec) {
 pub fn rejects_invalid_specs_and_empty_images(codec: &dyn ImageCodec) {
     let decoded = decode_ok(codec, &png(&gradient(8, 8).into()), "gradient");
     let mut broken = VariantSpec::thumb();
-    broken.max_width = 0;
+    broken.width = 0;
     assert!(matches!(
         codec.render(&decoded, &broken),
         Err(Error::InvalidVariantSpec { .. })
@@ -1162,6 +1165,7 @@ pub fn rejects_invalid_specs_and_empty_images(codec: &dyn ImageCodec) {
         image: DynamicImage::new_rgb8(0, 0),
         source_format: ImageFormat::Png,
         orientation: 1,
+        source_size: (0, 0),
     };
     assert!(codec.render(&empty, &VariantSpec::thumb()).is_err());
 }

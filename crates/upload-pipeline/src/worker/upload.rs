@@ -17,11 +17,19 @@ use upload_core::{
 use upload_scan::{Quarantine, Scanner, Verdict, clean_tags};
 
 use super::{Handled, RecordHandler, WorkerConfig};
-use crate::codec::{DecodeLimits, EncodedVariant, ImageCodec, VariantSpec};
+use crate::codec::{DecodeLimits, EncodedVariant, ImageCodec, Placeholder, VariantSpec};
 use crate::error::{Error, Result};
 use crate::manifest::{
-    Location, Manifest, Outcome, SourceObject, VariantRecord, manifest_key, variant_key,
+    ImageInfo, Location, Manifest, Outcome, SourceObject, VariantRecord, manifest_key, variant_key,
 };
+
+/// What the blocking decode-and-render step hands back.
+struct Rendered {
+    /// Each spec with its rendered variant, in spec order.
+    variants: Vec<(VariantSpec, EncodedVariant)>,
+    /// The original's size and placeholder, for the manifest.
+    image: ImageInfo,
+}
 
 /// `Cache-Control` of variants: a variant key names one version of the
 /// original ([`variant_key`]), so it never changes.
@@ -378,24 +386,38 @@ impl UploadProcessor {
         let specs = self.variants.clone();
         let limits = self.decode_limits.clone();
         let span = tracing::Span::current();
-        let rendered = tokio::task::spawn_blocking(move || -> Result<Vec<EncodedVariant>> {
+        let rendered = tokio::task::spawn_blocking(move || -> Result<Rendered> {
             let img = tracing::info_span!(parent: &span, "decode", bytes = body.len())
-                .in_scope(|| codec.decode(&body, &limits))?;
+                .in_scope(|| codec.decode_for(&body, &limits, &specs))?;
             drop(body);
-            specs
+            let variants = specs
                 .iter()
                 .map(|s| {
                     tracing::info_span!(parent: &span, "encode", variant = %s.name)
                         .in_scope(|| codec.render(&img, s))
+                        .map(|v| (s.clone(), v))
                 })
-                .collect()
+                .collect::<Result<_>>()?;
+            // The placeholder is an extra: an image it fails on still gets
+            // its variants.
+            let placeholder = Placeholder::from_image(&img)
+                .inspect_err(|e| tracing::warn!(error = %e, "no placeholder"))
+                .ok();
+            Ok(Rendered {
+                variants,
+                image: ImageInfo {
+                    width: img.source_size.0,
+                    height: img.source_size.1,
+                    placeholder,
+                },
+            })
         })
         .await
         .map_err(|e| Error::TaskFailed {
             reason: e.to_string(),
         })?;
-        let variants = match rendered {
-            Ok(v) => v,
+        let Rendered { variants, image } = match rendered {
+            Ok(r) => r,
             Err(
                 e @ (Error::UnsupportedImage { .. }
                 | Error::ImageTooLarge { .. }
@@ -405,8 +427,9 @@ impl UploadProcessor {
             }
             Err(e) => return Err(e),
         };
-        for v in variants {
-            let vkey = variant_key(key, &v.name, v.extension, &meta.etag)?;
+        manifest.image = Some(image);
+        for (spec, v) in variants {
+            let vkey = variant_key(key, &spec, &meta.etag)?;
             let size = v.bytes.len() as u64;
             let put = self.processed.put(
                 &vkey,
@@ -465,7 +488,7 @@ impl UploadProcessor {
         manifest_key(key).map_err(|e| e.to_string())?;
         let etag = "0".repeat(crate::manifest::VARIANT_VERSION_LEN);
         for v in self.variants.iter() {
-            variant_key(key, &v.name, v.format.extension(), &etag).map_err(|e| e.to_string())?;
+            variant_key(key, v, &etag).map_err(|e| e.to_string())?;
         }
         self.quarantine.key_for(key).map_err(|e| e.to_string())?;
         Ok(())

@@ -1,0 +1,540 @@
+//! Media processing on real files from `samples/` (licences in
+//! `samples/MANIFEST.tsv`): shrink-on-load, CMYK, ICC profiles, fits,
+//! alpha edges, placeholders, AVIF, and the whole corpus.
+
+use std::path::{Path, PathBuf};
+
+use image::codecs::png::PngEncoder;
+use image::{DynamicImage, ExtendedColorType, ImageEncoder, ImageFormat, RgbImage, RgbaImage};
+use upload_pipeline::testkit::codec::mean_abs_diff;
+use upload_pipeline::{
+    DecodeLimits, DecodedImage, EncodedVariant, Error, Fit, ImageCodec, OutputFormat, Placeholder,
+    StandardCodec, VariantSpec,
+};
+
+fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples")
+}
+
+fn read(path: &str) -> Vec<u8> {
+    std::fs::read(samples().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn decode_for(bytes: &[u8], specs: &[VariantSpec]) -> DecodedImage {
+    StandardCodec::default()
+        .decode_for(bytes, &DecodeLimits::default(), specs)
+        .unwrap_or_else(|e| panic!("decode failed: {e}"))
+}
+
+fn decode_full(bytes: &[u8]) -> DecodedImage {
+    decode_for(bytes, &[])
+}
+
+fn render(decoded: &DecodedImage, spec: &VariantSpec) -> EncodedVariant {
+    StandardCodec::default()
+        .render(decoded, spec)
+        .unwrap_or_else(|e| panic!("render {} failed: {e}", spec.name))
+}
+
+fn spec(name: &str, w: u32, h: u32, format: OutputFormat) -> VariantSpec {
+    VariantSpec::new(name, w, h, format).unwrap()
+}
+
+const PNG: OutputFormat = OutputFormat::Png;
+
+fn rgb(variant: &EncodedVariant) -> RgbImage {
+    let format = ImageFormat::from_mime_type(variant.content_type).unwrap();
+    let image = image::load_from_memory_with_format(&variant.bytes, format).unwrap();
+    assert_eq!(
+        (image.width(), image.height()),
+        (variant.width, variant.height)
+    );
+    image.to_rgb8()
+}
+
+/// Mean of each channel.
+fn mean_rgb(image: &RgbImage) -> [f64; 3] {
+    let n = f64::from(image.width() * image.height());
+    let mut sum = [0f64; 3];
+    for p in image.pixels() {
+        for c in 0..3 {
+            sum[c] += f64::from(p.0[c]);
+        }
+    }
+    sum.map(|s| s / n)
+}
+
+#[test]
+fn four_k_jpeg_for_a_thumbnail_decodes_at_quarter_scale_with_the_same_result() {
+    let bytes = read("photos/derived_kleiber_3840x2160_q90_420.jpg");
+    let thumb = VariantSpec::thumb();
+    let small = decode_for(&bytes, std::slice::from_ref(&thumb));
+    // 256/3840 of the detail is needed; 1/8 would keep less than twice
+    // that (480 < 512), 1/4 keeps 960.
+    assert_eq!((small.width(), small.height()), (960, 540));
+    assert_eq!(small.source_size, (3840, 2160));
+    let full = decode_full(&bytes);
+    assert_eq!((full.width(), full.height()), (3840, 2160));
+    assert_eq!(full.source_size, (3840, 2160));
+
+    let (a, b) = (render(&small, &thumb), render(&full, &thumb));
+    assert_eq!((a.width, a.height), (256, 144));
+    assert_eq!((b.width, b.height), (256, 144));
+    let mad = mean_abs_diff(&rgb(&a), &rgb(&b));
+    assert!(mad < 2.0, "shrink-on-load thumb differs by {mad:.2}");
+
+    // The default variants need 1024 px: 1/2 (1920) keeps less than twice
+    // that, so the decode is at full scale.
+    let both = decode_for(&bytes, &VariantSpec::defaults());
+    assert_eq!((both.width(), both.height()), (3840, 2160));
+    // A 64-pixel icon: 1/8.
+    let icon = decode_for(&bytes, &[spec("icon", 64, 64, PNG)]);
+    assert_eq!((icon.width(), icon.height()), (480, 270));
+}
+
+#[test]
+fn shrink_on_load_applies_every_exif_orientation() {
+    let upright = decode_for(&read("testdata/hopper.jpg"), &[spec("s", 32, 32, PNG)]);
+    // 32 of 128 pixels: 1/2 scale.
+    assert_eq!((upright.width(), upright.height()), (64, 64));
+    let reference = upright.image.to_rgb8();
+    for n in 2..=8 {
+        let bytes = read(&format!("testdata/hopper_orientation_{n}.jpg"));
+        let decoded = decode_for(&bytes, &[spec("s", 32, 32, PNG)]);
+        assert_eq!(decoded.orientation, n);
+        assert_eq!((decoded.width(), decoded.height()), (64, 64));
+        let mad = mean_abs_diff(&decoded.image.to_rgb8(), &reference);
+        // Same bounds as the full-scale test in tests/codec.rs.
+        assert!(mad < 7.0, "orientation {n}: {mad:.2} from upright");
+    }
+    // Orientation 6 turns a 2560x1600 photo into a portrait.
+    let bytes = read("photos/derived_bythewater_orient6.jpg");
+    let decoded = decode_for(&bytes, &[VariantSpec::thumb()]);
+    assert_eq!(decoded.source_size, (1600, 2560));
+    assert_eq!((decoded.width(), decoded.height()), (400, 640));
+    let thumb = render(&decoded, &VariantSpec::thumb());
+    assert_eq!((thumb.width, thumb.height), (160, 256));
+}
+
+#[test]
+fn cmyk_jpeg_matches_its_rgb_original_on_both_decode_paths() {
+    // ImageMagick's Adobe (inverted) CMYK conversion of the RGB photo.
+    let cmyk = read("testdata/derived_fallenleaf_2560x1600_cmyk.jpg");
+    let original = read("testdata/photo_fallenleaf_2560x1600.jpg");
+    let card = spec("card", 320, 320, PNG);
+    let want = rgb(&render(&decode_full(&original), &card));
+    for (path, decoded) in [
+        ("full scale", decode_full(&cmyk)),
+        ("1/4 scale", decode_for(&cmyk, std::slice::from_ref(&card))),
+    ] {
+        let got = rgb(&render(&decoded, &card));
+        let mad = mean_abs_diff(&got, &want);
+        assert!(
+            mad < 4.0,
+            "{path}: CMYK differs from the RGB original by {mad:.2}"
+        );
+        let (g, w) = (mean_rgb(&got), mean_rgb(&want));
+        for c in 0..3 {
+            assert!(
+                (g[c] - w[c]).abs() < 3.0,
+                "{path}: channel {c}: {g:?} vs {w:?}"
+            );
+        }
+    }
+    // Pillow's CMYK sample: both paths agree with each other.
+    let sample = read("testdata/pil_sample_cmyk.jpg");
+    let tiny = spec("tiny", 25, 25, PNG);
+    let a = rgb(&render(&decode_full(&sample), &tiny));
+    let b = rgb(&render(
+        &decode_for(&sample, std::slice::from_ref(&tiny)),
+        &tiny,
+    ));
+    let mad = mean_abs_diff(&a, &b);
+    assert!(mad < 6.0, "pil_sample_cmyk: paths differ by {mad:.2}");
+}
+
+/// Adobe RGB (1998) to sRGB by the published matrices (both D65), with
+/// Adobe's gamma 563/256 and the sRGB transfer function: an oracle
+/// independent of the colour engine.
+fn adobe_to_srgb(rgb: [u8; 3]) -> [f64; 3] {
+    let lin = rgb.map(|c| (f64::from(c) / 255.0).powf(563.0 / 256.0));
+    let to_xyz = [
+        [0.576_730_9, 0.185_554_0, 0.188_185_2],
+        [0.297_376_9, 0.627_349_1, 0.075_274_1],
+        [0.027_034_3, 0.070_687_2, 0.991_108_5],
+    ];
+    let to_srgb = [
+        [3.240_454_2, -1.537_138_5, -0.498_531_4],
+        [-0.969_266_0, 1.876_010_8, 0.041_556_0],
+        [0.055_643_4, -0.204_025_9, 1.057_225_2],
+    ];
+    let mul = |m: [[f64; 3]; 3], v: [f64; 3]| {
+        [0, 1, 2].map(|r| m[r][0] * v[0] + m[r][1] * v[1] + m[r][2] * v[2])
+    };
+    mul(to_srgb, mul(to_xyz, lin)).map(|l| {
+        let l = l.clamp(0.0, 1.0);
+        let e = if l <= 0.003_130_8 {
+            12.92 * l
+        } else {
+            1.055 * l.powf(1.0 / 2.4) - 0.055
+        };
+        e * 255.0
+    })
+}
+
+#[test]
+fn adobe_rgb_profile_is_converted_to_srgb() {
+    // The Adobe RGB (1998) profile of a real camera JPEG.
+    let camera = read("testdata/exiftool_ExifTool.jpg");
+    let mut decoder = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(&camera)).unwrap();
+    let icc = image::ImageDecoder::icc_profile(&mut decoder)
+        .unwrap()
+        .expect("the sample carries an ICC profile");
+    assert!(icc.windows(9).any(|w| w == b"Adobe RGB"), "not Adobe RGB");
+
+    let colours: [[u8; 3]; 6] = [
+        [200, 100, 50],
+        [50, 160, 90],
+        [40, 60, 200],
+        [128, 128, 128],
+        [0, 200, 0],
+        [230, 220, 120],
+    ];
+    let image = RgbImage::from_fn(6, 1, |x, _| image::Rgb(colours[x as usize]));
+    let mut png = Vec::new();
+    let mut encoder = PngEncoder::new(&mut png);
+    encoder.set_icc_profile(icc).unwrap();
+    encoder
+        .write_image(image.as_raw(), 6, 1, ExtendedColorType::Rgb8)
+        .unwrap();
+
+    let decoded = decode_full(&png).image.to_rgb8();
+    for (x, colour) in colours.iter().enumerate() {
+        let got = decoded.get_pixel(x as u32, 0).0;
+        let want = adobe_to_srgb(*colour);
+        for c in 0..3 {
+            assert!(
+                (f64::from(got[c]) - want[c]).abs() <= 3.0,
+                "Adobe RGB {colour:?}: got {got:?}, want {want:?}"
+            );
+        }
+    }
+    // The saturated green really moved (Adobe RGB's green is outside sRGB).
+    let green = decoded.get_pixel(4, 0).0;
+    assert!(green[0] < 50 && green[1] > 200, "{green:?}");
+    assert_ne!(decoded.get_pixel(0, 0).0, colours[0], "not converted");
+}
+
+#[test]
+fn srgb_profiles_leave_pixels_alone() {
+    // A camera JPEG tagged with an sRGB profile: the same pixels as
+    // without it (the `image` crate ignores profiles).
+    let bytes = read("photos/photo_colorfulcups_2560x1600_gps.jpg");
+    assert!(bytes.windows(4).any(|w| w == b"acsp"), "no ICC profile");
+    let ours = decode_full(&bytes).image.to_rgb8();
+    let plain = image::load_from_memory(&bytes).unwrap().to_rgb8();
+    assert_eq!(mean_abs_diff(&ours, &plain), 0.0);
+}
+
+#[test]
+fn cover_crops_around_the_centre_and_fill_stretches() {
+    let bytes = read("photos/derived_kleiber_3840x2160_q90_420.jpg");
+    let cover = spec("square", 256, 256, PNG).with_fit(Fit::Cover);
+    let decoded = decode_for(&bytes, std::slice::from_ref(&cover));
+    // Cover samples 256/2160 of the height: 1/4 keeps 540, over twice 256.
+    assert_eq!((decoded.width(), decoded.height()), (960, 540));
+    let got = render(&decoded, &cover);
+    assert_eq!((got.width, got.height), (256, 256));
+    // The reference: the centred 2160x2160 square, then contained.
+    let full = decode_full(&bytes);
+    let square = full.image.crop_imm(840, 0, 2160, 2160);
+    let reference = DecodedImage {
+        image: square,
+        ..full.clone()
+    };
+    let want = render(&reference, &spec("square", 256, 256, PNG));
+    let mad = mean_abs_diff(&rgb(&got), &rgb(&want));
+    assert!(mad < 2.5, "cover differs from the centred crop by {mad:.2}");
+
+    let fill = render(&full, &spec("strip", 300, 100, PNG).with_fit(Fit::Fill));
+    assert_eq!((fill.width, fill.height), (300, 100));
+
+    // Never enlarged: a 128x128 source covering a 400x200 box gives the
+    // centred 128x64 crop at full scale.
+    let hopper = decode_full(&read("testdata/hopper.jpg"));
+    let wide = render(&hopper, &spec("wide", 400, 200, PNG).with_fit(Fit::Cover));
+    assert_eq!((wide.width, wide.height), (128, 64));
+    let crop = hopper.image.crop_imm(0, 32, 128, 64).to_rgb8();
+    assert!(mean_abs_diff(&rgb(&wide), &crop) < 1.0);
+}
+
+#[test]
+fn white_on_transparent_edges_have_no_dark_halo() {
+    // A white disc on fully transparent black: resized straight, the
+    // black of the transparent pixels bleeds into the edge.
+    let image = RgbaImage::from_fn(400, 400, |x, y| {
+        let (dx, dy) = (f64::from(x) - 200.0, f64::from(y) - 200.0);
+        if dx * dx + dy * dy < 150.0 * 150.0 {
+            image::Rgba([255, 255, 255, 255])
+        } else {
+            image::Rgba([0, 0, 0, 0])
+        }
+    });
+    let mut png = Vec::new();
+    DynamicImage::ImageRgba8(image)
+        .write_to(&mut std::io::Cursor::new(&mut png), ImageFormat::Png)
+        .unwrap();
+    let decoded = decode_full(&png);
+    let small = render(&decoded, &spec("s", 37, 37, PNG));
+    let out = image::load_from_memory(&small.bytes).unwrap().to_rgba8();
+    let mut edge = 0;
+    for p in out.pixels() {
+        let [r, g, b, a] = p.0;
+        if a >= 16 && a < 250 {
+            edge += 1;
+        }
+        if a >= 16 {
+            assert!(r.min(g).min(b) >= 245, "dark halo pixel {:?}", p.0);
+        }
+    }
+    assert!(edge > 20, "the edge is antialiased ({edge} partial pixels)");
+}
+
+#[test]
+fn placeholder_decodes_to_the_image_shape_and_colour() {
+    let bytes = read("photos/derived_kleiber_3840x2160_q90_420.jpg");
+    let decoded = decode_for(&bytes, &[VariantSpec::thumb()]);
+    let placeholder = Placeholder::from_image(&decoded).unwrap();
+    let hash = base64_decode(&placeholder.thumbhash);
+    assert!(hash.len() <= 25, "{} bytes", hash.len());
+    let (w, h, rgba) = thumbhash::thumb_hash_to_rgba(&hash).unwrap();
+    let ratio = w as f64 / h as f64;
+    assert!((ratio - 16.0 / 9.0).abs() < 0.1, "{w}x{h}");
+    let (r, g, b, _) = thumbhash::thumb_hash_to_average_rgba(&hash).unwrap();
+    let mean = mean_rgb(&decoded.image.to_rgb8());
+    for (got, want) in [r, g, b].iter().zip(mean) {
+        assert!(
+            (f64::from(*got) * 255.0 - want).abs() < 12.0,
+            "{r} {g} {b} vs {mean:?}"
+        );
+    }
+    assert_eq!(rgba.len(), w * h * 4);
+    // Dominant colour: a real colour of the photo, formatted #rrggbb.
+    let hex = &placeholder.dominant_color;
+    assert!(hex.len() == 7 && hex.starts_with('#'), "{hex}");
+    let c: Vec<u8> = (0..3)
+        .map(|i| u8::from_str_radix(&hex[1 + 2 * i..3 + 2 * i], 16).unwrap())
+        .collect();
+    let small = decoded.image.thumbnail(100, 100).to_rgb8();
+    let close = small
+        .pixels()
+        .filter(|p| (0..3).all(|i| p.0[i].abs_diff(c[i]) <= 16))
+        .count();
+    assert!(
+        close * 20 > small.pixels().len(),
+        "{hex} covers {close} pixels"
+    );
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {c}"),
+    };
+    let digits: Vec<u8> = text.bytes().filter(|&c| c != b'=').map(value).collect();
+    digits
+        .chunks(4)
+        .flat_map(|q| {
+            let n = q.iter().fold(0u32, |n, &d| n << 6 | u32::from(d)) << (6 * (4 - q.len()));
+            n.to_be_bytes()[1..q.len()].to_vec()
+        })
+        .collect()
+}
+
+/// Width and height of an AVIF from its `ispe` property.
+fn avif_size(bytes: &[u8]) -> (u32, u32) {
+    let at = bytes
+        .windows(4)
+        .position(|w| w == b"ispe")
+        .expect("an ispe box");
+    let field = |o: usize| u32::from_be_bytes(bytes[at + o..at + o + 4].try_into().unwrap());
+    (field(8), field(12))
+}
+
+#[cfg(feature = "avif")]
+#[test]
+fn avif_variants_are_avif_of_the_right_size_with_alpha_kept() {
+    let photo = decode_full(&read("testdata/flower.jpg"));
+    let avif = OutputFormat::Avif {
+        quality: 60,
+        speed: OutputFormat::AVIF_DEFAULT_SPEED,
+    };
+    let v = render(&photo, &spec("a", 160, 160, avif));
+    assert_eq!((v.content_type, v.extension), ("image/avif", "avif"));
+    assert_eq!(&v.bytes[4..12], b"ftypavif");
+    assert_eq!((v.width, v.height), (160, 120));
+    assert_eq!(avif_size(&v.bytes), (160, 120));
+    assert!(!v.bytes.windows(4).any(|w| w == b"Exif"));
+    // Smaller than the PNG of the same variant.
+    let png = render(&photo, &spec("a", 160, 160, PNG));
+    assert!(
+        v.bytes.len() * 4 < png.bytes.len(),
+        "{} vs {}",
+        v.bytes.len(),
+        png.bytes.len()
+    );
+
+    let transparent = decode_full(&read("photos/transparent.png"));
+    let v = render(&transparent, &spec("t", 64, 64, avif));
+    // An alpha plane is an auxiliary image item.
+    assert!(v.bytes.windows(4).any(|w| w == b"auxC"), "no alpha item");
+}
+
+#[cfg(not(feature = "avif"))]
+#[test]
+fn avif_without_the_feature_is_a_clear_error() {
+    let photo = decode_full(&read("testdata/hopper.jpg"));
+    let avif = OutputFormat::Avif {
+        quality: 60,
+        speed: 8,
+    };
+    match StandardCodec::default().render(&photo, &spec("a", 64, 64, avif)) {
+        Err(Error::EncodeFailed { reason, .. }) => assert!(reason.contains("avif"), "{reason}"),
+        other => panic!("expected EncodeFailed, got {other:?}"),
+    }
+    let _ = avif_size;
+}
+
+/// Files that are not images the codec decodes, and why.
+const NOT_DECODED: [(&str, &str); 12] = [
+    ("photos/exiftool_PDF.pdf", "unsupported"),
+    ("testdata/exiftool_QuickTime.heic", "unsupported"),
+    ("testdata/photo_example_1280x854.heic", "unsupported"),
+    ("testdata/photo_example_800x533.avif", "unsupported"),
+    ("testdata/exiftool_JXL.jxl", "unsupported"),
+    ("testdata/exiftool_Photoshop.psd", "unsupported"),
+    ("testdata/exiftool_BMP.bmp", "unsupported"),
+    ("testdata/exiftool_ExifTool.tif", "unsupported"),
+    ("testdata/exiftool_XMP.svg", "unsupported"),
+    ("testdata/exiftool_ZIP.zip", "unsupported"),
+    ("testdata/exiftool_OOXML.docx", "unsupported"),
+    ("testdata/truncated_jpeg.jpg", "corrupt"),
+];
+
+/// Every sample gives valid variants without metadata, or the typed error
+/// listed in `NOT_DECODED`, on both decode paths.
+#[test]
+fn every_sample_gives_clean_variants_or_a_typed_error() {
+    let codec = StandardCodec::default();
+    let specs = [
+        VariantSpec::thumb(),
+        spec("card", 300, 200, OutputFormat::Jpeg { quality: 85 }).with_fit(Fit::Cover),
+        spec("icon", 48, 48, PNG).with_fit(Fit::Fill),
+    ];
+    let mut seen = 0;
+    for dir in ["photos", "testdata"] {
+        let mut names: Vec<_> = std::fs::read_dir(samples().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        for name in names {
+            let path = format!("{dir}/{name}");
+            let bytes = read(&path);
+            seen += 1;
+            let expected = NOT_DECODED.iter().find(|(p, _)| *p == path).map(|e| e.1);
+            for variants in [&[][..], &specs[..]] {
+                let result = codec.decode_for(&bytes, &DecodeLimits::default(), variants);
+                match (result, expected) {
+                    (Ok(decoded), None) => {
+                        for spec in &specs {
+                            let v = codec
+                                .render(&decoded, spec)
+                                .unwrap_or_else(|e| panic!("{path} as {}: {e}", spec.name));
+                            let image = rgb(&v);
+                            assert!(image.width() >= 1 && image.height() >= 1);
+                            for needle in
+                                [&b"Exif"[..], b"acsp", b"http://ns.adobe.com/xap", b"GPS"]
+                            {
+                                assert!(
+                                    !v.bytes.windows(needle.len()).any(|w| w == needle),
+                                    "{path} as {}: carries {:?}",
+                                    spec.name,
+                                    String::from_utf8_lossy(needle)
+                                );
+                            }
+                        }
+                    }
+                    (Err(Error::UnsupportedImage { .. }), Some("unsupported"))
+                    | (Err(Error::CorruptImage { .. }), Some("corrupt")) => {}
+                    (other, expected) => panic!(
+                        "{path}: expected {:?}, got {:?}",
+                        expected.unwrap_or("variants"),
+                        other.map(|d| (d.width(), d.height()))
+                    ),
+                }
+            }
+        }
+    }
+    assert!(seen >= 45, "only {seen} samples");
+}
+
+#[test]
+fn variant_specs_parse_fits_and_avif() {
+    let v = VariantSpec::parse("hero=1600x900:cover:avif:55:6").unwrap();
+    assert_eq!((v.width, v.height, v.fit), (1600, 900, Fit::Cover));
+    assert_eq!(
+        v.format,
+        OutputFormat::Avif {
+            quality: 55,
+            speed: 6
+        }
+    );
+    let v = VariantSpec::parse("hero=1600x900:avif").unwrap();
+    assert_eq!(
+        v.format,
+        OutputFormat::Avif {
+            quality: 60,
+            speed: 8
+        }
+    );
+    let v = VariantSpec::parse("s=10x20:fill").unwrap();
+    assert_eq!(
+        (v.fit, v.format),
+        (Fit::Fill, OutputFormat::WebP { quality: 80.0 })
+    );
+    for bad in [
+        "a=1x1:avif:0",
+        "a=1x1:avif:60:11",
+        "a=1x1:webp:80:3",
+        "a=1x1:cover:cover",
+    ] {
+        assert!(
+            matches!(
+                VariantSpec::parse(bad),
+                Err(Error::InvalidVariantSpec { .. })
+            ),
+            "{bad}"
+        );
+    }
+    // The fingerprint follows what is rendered, not the name.
+    let a = VariantSpec::parse("a=256x256").unwrap();
+    let b = VariantSpec::parse("b=256x256").unwrap();
+    assert_eq!(a.fingerprint(), b.fingerprint());
+    for other in [
+        "a=256x255",
+        "a=256x256:cover",
+        "a=256x256:webp:81",
+        "a=256x256:png",
+    ] {
+        assert_ne!(
+            a.fingerprint(),
+            VariantSpec::parse(other).unwrap().fingerprint(),
+            "{other}"
+        );
+    }
+}
