@@ -12,7 +12,7 @@
 //!
 //! | step    | [`ours_thumbnail`] (`StandardCodec`)             | [`baseline_thumbnail`] (`image` alone)   |
 //! |---------|--------------------------------------------------|------------------------------------------|
-//! | decode  | `image` under [`DecodeLimits`], EXIF orientation  | `image::load_from_memory`, no limits     |
+//! | decode  | shrink-on-load under [`DecodeLimits`], EXIF, ICC | `image::load_from_memory`, no limits     |
 //! | resize  | `fast_image_resize`, Lanczos3                     | `DynamicImage::resize`, Lanczos3         |
 //! | encode  | libwebp, **lossy** quality 80                     | `image`'s `WebPEncoder::new_lossless`    |
 //!
@@ -46,18 +46,24 @@ pub fn read_sample(relative: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
 }
 
-/// Our thumbnail: [`StandardCodec::decode`] under [`DecodeLimits::default`],
-/// then [`ImageCodec::render`] with [`VariantSpec::thumb`] (fits 256 × 256,
+/// Our thumbnail: [`ImageCodec::decode_for`] the thumb under
+/// [`DecodeLimits::default`] (shrink-on-load for JPEG), then
+/// [`ImageCodec::render`] with [`VariantSpec::thumb`] (fits 256 × 256,
 /// lossy WebP at quality 80). Returns the WebP bytes.
 ///
 /// # Panics
 /// If the codec fails on `bytes`.
 pub fn ours_thumbnail(codec: &StandardCodec, bytes: &[u8]) -> Vec<u8> {
+    let thumb = VariantSpec::thumb();
     let decoded = codec
-        .decode(bytes, &DecodeLimits::default())
+        .decode_for(
+            bytes,
+            &DecodeLimits::default(),
+            std::slice::from_ref(&thumb),
+        )
         .expect("StandardCodec decodes the photo");
     let thumb = codec
-        .render(&decoded, &VariantSpec::thumb())
+        .render(&decoded, &thumb)
         .expect("StandardCodec renders the thumb");
     thumb.bytes.to_vec()
 }

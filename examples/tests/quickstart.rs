@@ -32,7 +32,7 @@ async fn bundled_photos_and_hostile_files_end_to_end() {
     let inputs = tmp.path().join("in");
     std::fs::create_dir_all(&inputs).unwrap();
     let mut files = quickstart::bundled_samples().unwrap();
-    assert_eq!(files.len(), 5, "{files:?}");
+    assert_eq!(files.len(), 7, "{files:?}");
     let eicar = [b"%PDF-1.4\n".as_slice(), &upload_scan::eicar()].concat();
     files.push(write(&inputs, "eicar.pdf", &eicar));
     files.push(write(
@@ -167,8 +167,8 @@ async fn bundled_photos_and_hostile_files_end_to_end() {
 
     assert_eq!(
         world.uploads.len(),
-        6,
-        "5 bundled + fake jpg; EICAR moved, txt never uploaded"
+        8,
+        "7 bundled + fake jpg; EICAR moved, txt never uploaded"
     );
     assert_eq!(world.multipart.uploads_in_progress(), 0);
     assert!(world.queue.is_empty(), "every message handled and deleted");

@@ -57,8 +57,8 @@ fn mean_rgb(image: &RgbImage) -> [f64; 3] {
     let n = f64::from(image.width() * image.height());
     let mut sum = [0f64; 3];
     for p in image.pixels() {
-        for c in 0..3 {
-            sum[c] += f64::from(p.0[c]);
+        for (s, c) in sum.iter_mut().zip(p.0) {
+            *s += f64::from(c);
         }
     }
     sum.map(|s| s / n)
@@ -290,7 +290,7 @@ fn white_on_transparent_edges_have_no_dark_halo() {
     let mut edge = 0;
     for p in out.pixels() {
         let [r, g, b, a] = p.0;
-        if a >= 16 && a < 250 {
+        if (16..250).contains(&a) {
             edge += 1;
         }
         if a >= 16 {

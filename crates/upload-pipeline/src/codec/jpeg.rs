@@ -87,43 +87,6 @@ pub(super) fn check_complete(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::check_complete;
-
-    /// SOI, an APP0 segment of 4 bytes, SOS with a 1-byte header payload,
-    /// entropy data with a stuffed 0xFF00 and a restart marker, then EOI.
-    const MINIMAL: &[u8] = &[
-        0xFF, 0xD8, // SOI
-        0xFF, 0xE0, 0x00, 0x04, 0xAA, 0xBB, // APP0
-        0xFF, 0xDA, 0x00, 0x03, 0x01, // SOS
-        0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56, // scan data
-        0xFF, 0xD9, // EOI
-    ];
-
-    #[test]
-    fn complete_file_passes_and_every_truncation_fails() {
-        assert_eq!(check_complete(MINIMAL), Ok(()));
-        for cut in 0..MINIMAL.len() {
-            assert!(check_complete(&MINIMAL[..cut]).is_err(), "cut at {cut}");
-        }
-    }
-
-    #[test]
-    fn trailing_bytes_after_eoi_are_ignored() {
-        let mut with_trailer = MINIMAL.to_vec();
-        with_trailer.extend_from_slice(b"....ftypmp42 appended video");
-        assert_eq!(check_complete(&with_trailer), Ok(()));
-    }
-
-    #[test]
-    fn a_segment_length_past_the_end_fails() {
-        let bytes = [0xFF, 0xD8, 0xFF, 0xE1, 0xFF, 0xFF, 0x00];
-        assert!(check_complete(&bytes).unwrap_err().contains("0xFFE1"));
-        assert!(check_complete(b"not a jpeg").is_err());
-    }
-}
-
 /// Shrink-on-load: decodes the JPEG `bytes` at 1/2, 1/4 or 1/8 scale
 /// (DCT scaling, `jpeg-decoder`) when that keeps at least twice the detail
 /// the most demanding of `variants` samples; `None` when no reduced scale
@@ -244,4 +207,41 @@ fn swaps_axes(orientation: Orientation) -> bool {
             | Orientation::Rotate90FlipH
             | Orientation::Rotate270FlipH
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_complete;
+
+    /// SOI, an APP0 segment of 4 bytes, SOS with a 1-byte header payload,
+    /// entropy data with a stuffed 0xFF00 and a restart marker, then EOI.
+    const MINIMAL: &[u8] = &[
+        0xFF, 0xD8, // SOI
+        0xFF, 0xE0, 0x00, 0x04, 0xAA, 0xBB, // APP0
+        0xFF, 0xDA, 0x00, 0x03, 0x01, // SOS
+        0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56, // scan data
+        0xFF, 0xD9, // EOI
+    ];
+
+    #[test]
+    fn complete_file_passes_and_every_truncation_fails() {
+        assert_eq!(check_complete(MINIMAL), Ok(()));
+        for cut in 0..MINIMAL.len() {
+            assert!(check_complete(&MINIMAL[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_after_eoi_are_ignored() {
+        let mut with_trailer = MINIMAL.to_vec();
+        with_trailer.extend_from_slice(b"....ftypmp42 appended video");
+        assert_eq!(check_complete(&with_trailer), Ok(()));
+    }
+
+    #[test]
+    fn a_segment_length_past_the_end_fails() {
+        let bytes = [0xFF, 0xD8, 0xFF, 0xE1, 0xFF, 0xFF, 0x00];
+        assert!(check_complete(&bytes).unwrap_err().contains("0xFFE1"));
+        assert!(check_complete(b"not a jpeg").is_err());
+    }
 }

@@ -111,7 +111,7 @@ fn dominant_color(rgba: &RgbaImage) -> String {
         }
         n += 1;
     }
-    let mean = |s: u64| if n == 0 { 0 } else { (s + n / 2) / n };
+    let mean = |s: u64| (s + n / 2).checked_div(n).unwrap_or(0);
     format!(
         "#{:02x}{:02x}{:02x}",
         mean(sum[0]),
