@@ -108,7 +108,7 @@ pub(super) fn decode_scaled(
         return Ok(None);
     }
     let mut decoder = jpeg_decoder::Decoder::new(bytes);
-    decoder.read_info().map_err(|e| corrupt(e.to_string()))?;
+    decoder.read_info().map_err(decode_error)?;
     let Some(info) = decoder.info() else {
         return Ok(None);
     };
@@ -144,13 +144,8 @@ pub(super) fn decode_scaled(
             info.width.div_ceil(denominator),
             info.height.div_ceil(denominator),
         )
-        .map_err(|e| corrupt(e.to_string()))?;
-    let pixels = decoder.decode().map_err(|e| match e {
-        jpeg_decoder::Error::Unsupported(what) => Error::UnsupportedImage {
-            format: format!("image/jpeg ({what:?})"),
-        },
-        other => corrupt(other.to_string()),
-    })?;
+        .map_err(decode_error)?;
+    let pixels = decoder.decode().map_err(decode_error)?;
     let (w, h) = (u32::from(w), u32::from(h));
     let format = decoder.info().map_or(info.pixel_format, |i| i.pixel_format);
     let short = || corrupt("the decoder returned fewer pixels than it declared");
@@ -195,6 +190,18 @@ pub(super) fn decode_scaled(
         orientation: orientation.to_exif(),
         source_size: upright,
     }))
+}
+
+/// A `jpeg-decoder` error as this crate's: a feature it lacks (arithmetic
+/// coding, for one) is an unsupported image, as on the full-scale path;
+/// anything else is corrupt data.
+fn decode_error(e: jpeg_decoder::Error) -> Error {
+    match e {
+        jpeg_decoder::Error::Unsupported(what) => Error::UnsupportedImage {
+            format: format!("image/jpeg ({what:?})"),
+        },
+        other => corrupt(other.to_string()),
+    }
 }
 
 /// Whether `orientation` turns the image a quarter (EXIF 5 to 8), so that

@@ -35,12 +35,18 @@ const WEBP_MAX_SIDE: u32 = 16_383;
 ///   truncated. Animated GIF and WebP yield their **first frame** as a
 ///   still. The EXIF orientation of JPEG, WebP and PNG (an `eXIf` chunk
 ///   before the image data) is applied. The decoded image is normalised to
-///   8-bit RGB, or 8-bit RGBA when the source has an alpha channel. ICC
-///   profiles are not applied: pixels are taken as sRGB.
-/// - **Resizes** with Lanczos3 (`fast_image_resize`), alpha premultiplied
+///   8-bit RGB, or 8-bit RGBA when the source has an alpha channel. An
+///   embedded RGB ICC profile (JPEG, PNG, WebP) is converted to sRGB with
+///   `moxcms`, skipped when it moves no probe colour by more than one
+///   level (an sRGB profile); CMYK, grey and unreadable profiles are
+///   ignored and the pixels taken as sRGB. JPEGs decode at 1/2, 1/4 or 1/8
+///   scale when the variants allow ([`ImageCodec::decode_for`]).
+/// - **Resizes** into the variant's box by its [`Fit`] (`contain`, `cover`
+///   with a centred crop, `fill`) with Lanczos3 (`fast_image_resize`), alpha premultiplied
 ///   during the resize so that transparent pixels do not bleed their
 ///   colour into the edges.
-/// - **Encodes** lossy WebP with libwebp (alpha kept), baseline JPEG (alpha
+/// - **Encodes** lossy WebP with libwebp (alpha kept), AVIF with rav1e
+///   (feature `avif`, alpha kept), baseline JPEG (alpha
 ///   composited over white) or PNG, from raw pixels, so no metadata is
 ///   carried over.
 ///
@@ -601,29 +607,25 @@ fn encode_jpeg(image: &DynamicImage, quality: u8, spec: &VariantSpec) -> Result<
 
 fn encode_png(image: &DynamicImage, spec: &VariantSpec) -> Result<Bytes> {
     let mut out = Vec::new();
-    let result = match pixels(image, spec)? {
-        Pixels::Rgb(buffer) => PngEncoder::new(&mut out).write_image(
-            buffer,
-            buffer.width(),
-            buffer.height(),
-            ExtendedColorType::Rgb8,
-        ),
-        Pixels::Rgba(buffer) => PngEncoder::new(&mut out).write_image(
-            buffer,
-            buffer.width(),
-            buffer.height(),
-            ExtendedColorType::Rgba8,
-        ),
-    };
-    result.map_err(|e| encode_failed(spec, e.to_string()))?;
+    write_pixels(PngEncoder::new(&mut out), image, spec)?;
     Ok(Bytes::from(out))
 }
 
 #[cfg(feature = "avif")]
 fn encode_avif(image: &DynamicImage, quality: u8, speed: u8, spec: &VariantSpec) -> Result<Bytes> {
-    use image::codecs::avif::AvifEncoder;
     let mut out = Vec::new();
-    let encoder = AvifEncoder::new_with_speed_quality(&mut out, speed, quality);
+    let encoder =
+        image::codecs::avif::AvifEncoder::new_with_speed_quality(&mut out, speed, quality);
+    write_pixels(encoder, image, spec)?;
+    Ok(Bytes::from(out))
+}
+
+/// Writes the RGB8 or RGBA8 pixels of `image` with `encoder`.
+fn write_pixels(
+    encoder: impl ImageEncoder,
+    image: &DynamicImage,
+    spec: &VariantSpec,
+) -> Result<()> {
     let result = match pixels(image, spec)? {
         Pixels::Rgb(buffer) => encoder.write_image(
             buffer,
@@ -638,8 +640,7 @@ fn encode_avif(image: &DynamicImage, quality: u8, speed: u8, spec: &VariantSpec)
             ExtendedColorType::Rgba8,
         ),
     };
-    result.map_err(|e| encode_failed(spec, e.to_string()))?;
-    Ok(Bytes::from(out))
+    result.map_err(|e| encode_failed(spec, e.to_string()))
 }
 
 #[cfg(not(feature = "avif"))]
