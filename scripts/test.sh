@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README "Test"), and what CI runs via .ci/run.
 #
-# Runs from a clean clone with only Rust, gcc and git: formatting, clippy
+# Runs from a clean clone with only Rust, gcc and git (it installs cmake
+# and nasm from Debian for the `turbojpeg` feature): formatting, clippy
 # with warnings denied, every test of the workspace (including the
 # conformance suites behind the `testkit` features and the end-to-end
 # quickstart test over real HTTP on 127.0.0.1), the docs with warnings
@@ -46,6 +47,15 @@ cleanup() {
     exit $status
 }
 trap cleanup EXIT
+
+step "build tools: cmake and nasm (libjpeg-turbo of upload-pipeline's turbojpeg feature)"
+if ! command -v cmake >/dev/null || ! command -v nasm >/dev/null; then
+    echo "installing cmake and nasm from Debian" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends cmake nasm >/dev/null
+fi
+echo "$(cmake --version | head -n 1), $(nasm -v)"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 

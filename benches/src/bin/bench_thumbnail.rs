@@ -1,6 +1,8 @@
 //! `bench-thumbnail`: a batch of JPEG photos thumbnailed to 256-pixel WebP
 //! at quality 80 on one thread, by our pipeline ([`StandardCodec`]:
-//! shrink-on-load, Lanczos3, libwebp) and by libvips's `vipsthumbnail`
+//! shrink-on-load, Lanczos3, libwebp; JPEG through libjpeg-turbo, feature
+//! `turbojpeg`, and also measured with the pure-Rust decoders that are the
+//! default without it) and by libvips's `vipsthumbnail`
 //! (shrink-on-load through libjpeg-turbo, `VIPS_CONCURRENCY=1`, one
 //! process over the whole batch), in the same run.
 //!
@@ -68,10 +70,10 @@ fn run(mut command: Command) -> Result<Usage, String> {
     })
 }
 
-/// The child: thumbnails `files` with `pipeline` (`ours`, `image`, `avif`)
-/// into `out`.
+/// The child: thumbnails `files` with `pipeline` (`ours`, `pure`, `image`,
+/// `avif`) into `out`.
 fn child(pipeline: &str, out: &Path, files: &[String]) -> Result<(), String> {
-    let codec = StandardCodec::default();
+    let codec = StandardCodec::default().with_libjpeg_turbo(pipeline != "pure");
     let thumb = VariantSpec::thumb();
     let avif = VariantSpec::new(
         "thumb",
@@ -87,8 +89,8 @@ fn child(pipeline: &str, out: &Path, files: &[String]) -> Result<(), String> {
         let bytes = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
         let encoded = match pipeline {
             "image" => baseline_thumbnail(&bytes),
-            "ours" | "avif" => {
-                let spec = if pipeline == "ours" { &thumb } else { &avif };
+            "ours" | "pure" | "avif" => {
+                let spec = if pipeline == "avif" { &avif } else { &thumb };
                 let decoded = codec
                     .decode_for(&bytes, &DecodeLimits::default(), std::slice::from_ref(spec))
                     .map_err(|e| format!("{file}: {e}"))?;
@@ -284,6 +286,7 @@ fn bench(args: &[String]) -> Result<(), String> {
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
 
     let (mut o, mut v, mut img, mut avif) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut pure = Vec::new();
     let (mut o_rss, mut v_rss) = (Vec::new(), Vec::new());
     // A warm-up of each, not counted (page cache, lazy binding).
     ours("ours", &out, &batch)?;
@@ -299,15 +302,17 @@ fn bench(args: &[String]) -> Result<(), String> {
         v.push(b.cpu);
         o_rss.push(a.rss_mb);
         v_rss.push(b.rss_mb);
+        pure.push(ours("pure", &out, &batch)?.cpu);
         img.push(ours("image", &out, &batch)?.cpu);
         avif.push(ours("avif", &out, &batch)?.cpu);
     }
     let n = batch.len() as f64;
     let ratio = med(&o) / med(&v);
     println!(
-        "batch CPU per photo (median of {rounds}): ours {:.1} ms, libvips {:.1} ms, image crate alone {:.1} ms, ours to AVIF {:.1} ms",
+        "batch CPU per photo (median of {rounds}): ours {:.1} ms, libvips {:.1} ms, ours with the pure-Rust JPEG decoders {:.1} ms, image crate alone {:.1} ms, ours to AVIF {:.1} ms",
         med(&o) / n * 1e3,
         med(&v) / n * 1e3,
+        med(&pure) / n * 1e3,
         med(&img) / n * 1e3,
         med(&avif) / n * 1e3
     );
@@ -318,19 +323,21 @@ fn bench(args: &[String]) -> Result<(), String> {
     );
 
     let one = std::slice::from_ref(&baseline_4k.path);
-    let (mut rss, mut rss_vips) = (Vec::new(), Vec::new());
+    let (mut rss, mut rss_vips, mut rss_pure) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         rss.push(ours("ours", &out, one)?.rss_mb);
+        rss_pure.push(ours("pure", &out, one)?.rss_mb);
         rss_vips.push(vips(&out, one)?.rss_mb);
     }
     println!(
-        "one 4K baseline JPEG ({}) to 256 px: peak RSS ours {:.1} MB, libvips {:.1} MB",
+        "one 4K baseline JPEG ({}) to 256 px: peak RSS ours {:.1} MB (pure Rust {:.1} MB), libvips {:.1} MB",
         baseline_4k
             .path
             .file_name()
             .unwrap_or_default()
             .to_string_lossy(),
         med(&rss),
+        med(&rss_pure),
         med(&rss_vips)
     );
 
@@ -358,8 +365,10 @@ fn bench(args: &[String]) -> Result<(), String> {
     }
     let _ = std::fs::remove_dir_all(&out);
     println!(
-        "RESULT cpu_ratio_vs_libvips={ratio:.2} peak_rss_mb={:.1} libvips_peak_rss_mb={:.1} ours_ms_per_photo={:.1} libvips_ms_per_photo={:.1} image_only_cpu_ratio_vs_libvips={:.2} avif_cpu_ratio_vs_libvips={:.2}{large_fields}",
+        "RESULT cpu_ratio_vs_libvips={ratio:.2} peak_rss_mb={:.1} pure_rust_cpu_ratio_vs_libvips={:.2} pure_rust_peak_rss_mb={:.1} libvips_peak_rss_mb={:.1} ours_ms_per_photo={:.1} libvips_ms_per_photo={:.1} image_only_cpu_ratio_vs_libvips={:.2} avif_cpu_ratio_vs_libvips={:.2}{large_fields}",
         med(&rss),
+        med(&pure) / med(&v),
+        med(&rss_pure),
         med(&rss_vips),
         med(&o) / n * 1e3,
         med(&v) / n * 1e3,

@@ -6,13 +6,13 @@
 //! EOI marker, so a truncated upload becomes an error rather than a
 //! half-grey variant.
 //!
-//! It also holds the shrink-on-load path, [`decode_scaled`].
+//! It also holds the JPEG decoder behind shrink-on-load, [`decode`].
 
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageFormat, RgbImage};
 use jpeg_decoder::PixelFormat;
 
-use super::standard::{apply_icc, check_dimensions, corrupt};
+use super::standard::{apply_icc, check_dimensions, corrupt, too_large};
 use super::{DecodeLimits, DecodedImage, VariantSpec};
 use crate::error::{Error, Result};
 
@@ -87,26 +87,27 @@ pub(super) fn check_complete(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
-/// Shrink-on-load: decodes the JPEG `bytes` at 1/2, 1/4 or 1/8 scale
-/// (DCT scaling, `jpeg-decoder`) when that keeps at least twice the detail
-/// the most demanding of `variants` samples; `None` when no reduced scale
-/// does (or there are no variants), for the caller to decode at full
-/// scale.
+/// Decodes the JPEG `bytes` itself rather than through the `image` crate,
+/// when that pays: shrink-on-load at 1/2, 1/4 or 1/8 scale (DCT scaling)
+/// when that keeps at least twice the detail the most demanding of
+/// `variants` samples, or any scale when `libjpeg_turbo` is set and the
+/// JPEG is YCbCr, RGB or grey. `None` means: decode it at full scale the
+/// usual way (no variants, or no reduced scale fits, and no libjpeg-turbo).
 ///
-/// The header's dimensions pass [`DecodeLimits`] first; the reduced pixel
-/// buffer and the decoder's own buffers (the full-size coefficients of a
-/// progressive JPEG) are bounded by `max_alloc`. EXIF orientation and an
-/// embedded RGB ICC profile are applied as on the full-scale path; CMYK is
-/// converted the way the full-scale decoder does (Adobe inverted CMYK
-/// read back to ink amounts, then `(255 - C)(255 - K) / 255`).
-pub(super) fn decode_scaled(
+/// The header's dimensions pass [`DecodeLimits`] first, and the reduced
+/// pixel buffer must fit `max_alloc`; `jpeg-decoder` also bounds its own
+/// buffers (the full-size coefficients of a progressive JPEG) by
+/// `max_alloc`, libjpeg-turbo refuses progressive JPEGs of more than
+/// [`MAX_SCANS`] scans. EXIF orientation and an embedded RGB ICC profile
+/// are applied as on the full-scale path; CMYK (always `jpeg-decoder`) is
+/// converted the way the full-scale decoder does (Adobe inverted CMYK read
+/// back to ink amounts, then `(255 - C)(255 - K) / 255`).
+pub(super) fn decode(
     bytes: &[u8],
     limits: &DecodeLimits,
     variants: &[VariantSpec],
+    libjpeg_turbo: bool,
 ) -> Result<Option<DecodedImage>> {
-    if variants.is_empty() {
-        return Ok(None);
-    }
     let mut decoder = jpeg_decoder::Decoder::new(bytes);
     decoder.read_info().map_err(decode_error)?;
     let Some(info) = decoder.info() else {
@@ -132,11 +133,65 @@ pub(super) fn decode_scaled(
         .iter()
         .map(|v| v.sample_scale(upright.0, upright.1))
         .fold(0.0_f64, f64::max);
-    let Some(denominator) = [8u16, 4, 2]
-        .into_iter()
-        .find(|&d| 1.0 / f64::from(d) >= 2.0 * needed)
-    else {
+    let denominator = if variants.is_empty() {
+        1
+    } else {
+        [8u16, 4, 2]
+            .into_iter()
+            .find(|&d| 1.0 / f64::from(d) >= 2.0 * needed)
+            .unwrap_or(1)
+    };
+    let turbo = libjpeg_turbo && matches!(info.pixel_format, PixelFormat::RGB24 | PixelFormat::L8);
+    if denominator == 1 && !turbo {
         return Ok(None);
+    }
+    let (w, h) = (
+        u32::from(info.width.div_ceil(denominator)),
+        u32::from(info.height.div_ceil(denominator)),
+    );
+    let channels = if info.pixel_format == PixelFormat::CMYK32 {
+        4
+    } else {
+        3
+    };
+    let buffer = u64::from(w) * u64::from(h) * channels;
+    if buffer > limits.max_alloc {
+        return Err(too_large(
+            width,
+            height,
+            format!(
+                "max_alloc = {} bytes (the {w}x{h} pixel buffer needs {buffer})",
+                limits.max_alloc
+            ),
+        ));
+    }
+    let icc = decoder.icc_profile();
+    let mut image = if turbo {
+        turbo::decode(bytes, denominator, info.pixel_format == PixelFormat::L8)?
+    } else {
+        decode_with(decoder, limits, denominator)?
+    };
+    image.apply_orientation(orientation);
+    if let Some(icc) = icc {
+        apply_icc(&mut image, &icc);
+    }
+    Ok(Some(DecodedImage {
+        image,
+        source_format: ImageFormat::Jpeg,
+        orientation: orientation.to_exif(),
+        source_size: upright,
+    }))
+}
+
+/// Decodes with `jpeg-decoder` (whose header is read) at 1/`denominator`
+/// scale, as 8-bit RGB.
+fn decode_with(
+    mut decoder: jpeg_decoder::Decoder<&[u8]>,
+    limits: &DecodeLimits,
+    denominator: u16,
+) -> Result<DynamicImage> {
+    let Some(info) = decoder.info() else {
+        return Err(corrupt("no JPEG header"));
     };
     decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc).unwrap_or(usize::MAX));
     let (w, h) = decoder
@@ -149,7 +204,7 @@ pub(super) fn decode_scaled(
     let (w, h) = (u32::from(w), u32::from(h));
     let format = decoder.info().map_or(info.pixel_format, |i| i.pixel_format);
     let short = || corrupt("the decoder returned fewer pixels than it declared");
-    let image = match format {
+    Ok(match format {
         PixelFormat::RGB24 => {
             DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, pixels).ok_or_else(short)?)
         }
@@ -177,19 +232,77 @@ pub(super) fn decode_scaled(
                 .collect();
             DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, rgb).ok_or_else(short)?)
         }
-    };
-    let icc = decoder.icc_profile();
-    let mut image = image;
-    image.apply_orientation(orientation);
-    if let Some(icc) = icc {
-        apply_icc(&mut image, &icc);
+    })
+}
+
+/// Most scans libjpeg-turbo reads from a progressive JPEG (the limit its
+/// own tools recommend against crafted files of thousands of tiny scans);
+/// real encoders write about 10.
+pub const MAX_SCANS: u32 = 500;
+
+#[cfg(feature = "turbojpeg")]
+mod turbo {
+    use image::{DynamicImage, RgbImage};
+    use turbojpeg::{Decompressor, Image, PixelFormat, ScalingFactor};
+
+    use super::{MAX_SCANS, corrupt};
+    use crate::error::{Error, Result};
+
+    /// Decodes a YCbCr, RGB or (`gray`) grey JPEG with libjpeg-turbo at
+    /// 1/`denominator` scale, as 8-bit RGB.
+    pub(super) fn decode(bytes: &[u8], denominator: u16, gray: bool) -> Result<DynamicImage> {
+        let failed = |e: turbojpeg::Error| match e {
+            turbojpeg::Error::TurboJpegError(text) if text.contains("Unsupported") => {
+                Error::UnsupportedImage {
+                    format: format!("image/jpeg ({text})"),
+                }
+            }
+            other => corrupt(format!("libjpeg-turbo: {other}")),
+        };
+        let mut decompressor = Decompressor::new().map_err(failed)?;
+        let scale = ScalingFactor::new(1, usize::from(denominator));
+        decompressor.set_scaling_factor(scale).map_err(failed)?;
+        decompressor.set_scan_limit(MAX_SCANS).map_err(failed)?;
+        let header = decompressor
+            .read_header(bytes)
+            .map_err(failed)?
+            .scaled(scale);
+        let (format, channels) = if gray {
+            (PixelFormat::GRAY, 1)
+        } else {
+            (PixelFormat::RGB, 3)
+        };
+        let mut image = Image {
+            pixels: vec![0; channels * header.width * header.height],
+            width: header.width,
+            pitch: channels * header.width,
+            height: header.height,
+            format,
+        };
+        decompressor
+            .decompress(bytes, image.as_deref_mut())
+            .map_err(failed)?;
+        let (w, h) = (header.width as u32, header.height as u32);
+        let short = || corrupt("libjpeg-turbo returned fewer pixels than it declared");
+        Ok(if gray {
+            let luma = image::GrayImage::from_raw(w, h, image.pixels).ok_or_else(short)?;
+            DynamicImage::ImageRgb8(DynamicImage::ImageLuma8(luma).to_rgb8())
+        } else {
+            DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, image.pixels).ok_or_else(short)?)
+        })
     }
-    Ok(Some(DecodedImage {
-        image,
-        source_format: ImageFormat::Jpeg,
-        orientation: orientation.to_exif(),
-        source_size: upright,
-    }))
+}
+
+#[cfg(not(feature = "turbojpeg"))]
+mod turbo {
+    use image::DynamicImage;
+
+    use crate::error::Result;
+
+    /// Never called: `libjpeg_turbo` is only set with the feature.
+    pub(super) fn decode(_: &[u8], _: u16, _: bool) -> Result<DynamicImage> {
+        Err(super::corrupt("built without the turbojpeg feature"))
+    }
 }
 
 /// A `jpeg-decoder` error as this crate's: a feature it lacks (arithmetic
