@@ -586,3 +586,54 @@ fn libjpeg_turbo_and_the_pure_rust_decoders_agree() {
         }
     }
 }
+
+fn frames_refused(result: upload_pipeline::Result<DecodedImage>, frames: u64) {
+    match result {
+        Err(Error::ImageTooLarge { limit, .. }) => assert!(
+            limit.contains("max_frames") && limit.contains(&format!("has {frames} frames")),
+            "{limit}"
+        ),
+        other => panic!(
+            "expected max_frames, got {:?}",
+            other.map(|d| d.orientation)
+        ),
+    }
+}
+
+#[test]
+fn animations_over_max_frames_are_refused_before_decoding() {
+    let codec = StandardCodec::default();
+    for (path, frames) in [
+        ("testdata/fire.gif", 33),
+        ("testdata/iss634.webp", 42),
+        ("testdata/welcome2.gif", 0),
+    ] {
+        let bytes = read(path);
+        let limits = DecodeLimits::default();
+        if frames == 0 {
+            // Counted, whatever it is, within the default.
+            codec.decode(&bytes, &limits).unwrap();
+            continue;
+        }
+        let at = limits.clone().with_max_frames(frames);
+        let decoded = codec.decode(&bytes, &at).unwrap();
+        assert!(decoded.width() > 0, "{path}: first frame");
+        frames_refused(
+            codec.decode(&bytes, &at.with_max_frames(frames - 1)),
+            frames,
+        );
+    }
+    // An APNG declares its frame count in acTL, before IDAT.
+    let mut png = Vec::new();
+    DynamicImage::new_rgb8(4, 4)
+        .write_to(&mut std::io::Cursor::new(&mut png), ImageFormat::Png)
+        .unwrap();
+    let idat = png.windows(4).position(|w| w == b"IDAT").unwrap() - 4;
+    let mut actl = Vec::new();
+    let mut data = 7u32.to_be_bytes().to_vec();
+    data.extend_from_slice(&0u32.to_be_bytes());
+    upload_pipeline::testkit::codec::png_chunk(&mut actl, b"acTL", &data);
+    png.splice(idat..idat, actl);
+    let limits = DecodeLimits::default().with_max_frames(6);
+    frames_refused(codec.decode(&png, &limits), 7);
+}

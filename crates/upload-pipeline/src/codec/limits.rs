@@ -10,7 +10,8 @@
 /// field names the limit and its value. The checks run in this order:
 /// `max_input_bytes` (on the encoded size), then `max_width`, `max_height`
 /// and `max_pixels` (on the dimensions declared by the header), then
-/// `max_alloc` (on the size of the decoded pixel buffer).
+/// `max_frames` (on the frames an animation holds), then `max_alloc` (on
+/// the size of the decoded pixel buffer).
 ///
 /// Build one from [`DecodeLimits::default`] and the `with_*` builders:
 ///
@@ -46,6 +47,12 @@ pub struct DecodeLimits {
     pub max_alloc: u64,
     /// Largest accepted encoded input, in bytes. Default 64 MiB.
     pub max_input_bytes: u64,
+    /// Most frames an animated GIF, WebP or APNG may hold (counted from
+    /// its container before decoding: GIF image descriptors, WebP `ANMF`
+    /// chunks, the APNG `acTL` frame count). Only the first frame is ever
+    /// decoded, so this is a policy limit on what uploads are accepted,
+    /// not a memory one. Default 10 000.
+    pub max_frames: u64,
 }
 
 impl DecodeLimits {
@@ -59,6 +66,8 @@ impl DecodeLimits {
     pub const DEFAULT_MAX_ALLOC: u64 = 512 * 1024 * 1024;
     /// Default for [`DecodeLimits::max_input_bytes`]: 64 MiB, in bytes.
     pub const DEFAULT_MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
+    /// Default for [`DecodeLimits::max_frames`]: 10 000 frames.
+    pub const DEFAULT_MAX_FRAMES: u64 = 10_000;
 
     /// Returns these limits with [`max_width`](Self::max_width) set, in
     /// pixels.
@@ -99,11 +108,18 @@ impl DecodeLimits {
         self.max_input_bytes = bytes;
         self
     }
+
+    /// Returns these limits with [`max_frames`](Self::max_frames) set.
+    #[must_use]
+    pub fn with_max_frames(mut self, frames: u64) -> Self {
+        self.max_frames = frames;
+        self
+    }
 }
 
 impl Default for DecodeLimits {
     /// 16 384 × 16 384 pixels at most, 40 megapixels, a 512 MiB pixel
-    /// buffer and a 64 MiB input.
+    /// buffer, a 64 MiB input and 10 000 animation frames.
     fn default() -> Self {
         Self {
             max_width: Self::DEFAULT_MAX_WIDTH,
@@ -111,6 +127,7 @@ impl Default for DecodeLimits {
             max_pixels: Self::DEFAULT_MAX_PIXELS,
             max_alloc: Self::DEFAULT_MAX_ALLOC,
             max_input_bytes: Self::DEFAULT_MAX_INPUT_BYTES,
+            max_frames: Self::DEFAULT_MAX_FRAMES,
         }
     }
 }

@@ -605,7 +605,9 @@ mod tests {
             .with_max_height(2)
             .with_max_pixels(3)
             .with_max_alloc(4)
-            .with_max_input_bytes(5);
+            .with_max_input_bytes(5)
+            .with_max_frames(6);
+        assert_eq!(limits.max_frames, 6);
         assert_eq!(
             (limits.max_width, limits.max_height, limits.max_pixels),
             (1, 2, 3)
@@ -616,5 +618,6 @@ mod tests {
         assert_eq!(d.max_pixels, 40_000_000);
         assert_eq!(d.max_alloc, 512 << 20);
         assert_eq!(d.max_input_bytes, 64 << 20);
+        assert_eq!(d.max_frames, 10_000);
     }
 }

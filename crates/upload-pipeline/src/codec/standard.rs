@@ -180,6 +180,8 @@ struct WebpChunks {
     /// The frame size each `VP8 `/`VP8L` bitstream declares itself (the
     /// decoder allocates for it, whatever the canvas in `VP8X` says).
     frames: Vec<(u32, u32)>,
+    /// `ANMF` chunks: the frames of an animation.
+    animation_frames: u64,
 }
 
 /// Reads the chunk list of a WebP file. Malformed containers count as
@@ -218,10 +220,13 @@ fn webp_chunks(bytes: &[u8]) -> WebpChunks {
                     }
                 }
                 b"ALPH" if payload.first().is_none_or(|b| b & 0b11 == 1) => out.lossless = true,
-                b"ANMF" if depth == 0 => match payload.get(16..) {
-                    Some(frame) => scan(frame, 1, out),
-                    None => out.lossless = true,
-                },
+                b"ANMF" if depth == 0 => {
+                    out.animation_frames += 1;
+                    match payload.get(16..) {
+                        Some(frame) => scan(frame, 1, out),
+                        None => out.lossless = true,
+                    }
+                }
                 _ => {}
             }
             // Chunks are padded to an even length.
@@ -302,6 +307,21 @@ fn decode(
     // each must pass the limits too (a 128x128 canvas over a 16383x16383
     // VP8 frame was found by the image_decode fuzz target).
     let webp = (format == ImageFormat::WebP).then(|| webp_chunks(bytes));
+    let frames = match format {
+        ImageFormat::Gif => gif_frames(bytes),
+        ImageFormat::Png => apng_frames(bytes),
+        _ => webp.as_ref().map_or(0, |w| w.animation_frames),
+    };
+    if frames > limits.max_frames {
+        return Err(too_large(
+            width,
+            height,
+            format!(
+                "max_frames = {} (the animation has {frames} frames)",
+                limits.max_frames
+            ),
+        ));
+    }
     for &(w, h) in webp.iter().flat_map(|c| &c.frames) {
         check_dimensions(w, h, limits)?;
         if u64::from(w) * u64::from(h) * 4 > limits.max_alloc {
@@ -404,6 +424,79 @@ fn exif_orientation(decoder: &mut impl ImageDecoder) -> Orientation {
             .unwrap_or(Orientation::NoTransforms),
         _ => Orientation::NoTransforms,
     }
+}
+
+/// The image descriptors of a GIF: its frames, counted by walking its
+/// blocks (extensions and image data are sub-block chains). A malformed
+/// file counts the frames before the damage.
+fn gif_frames(bytes: &[u8]) -> u64 {
+    /// The offset after the sub-block chain starting at `pos`.
+    fn skip_sub_blocks(bytes: &[u8], mut pos: usize) -> Option<usize> {
+        loop {
+            let len = usize::from(*bytes.get(pos)?);
+            pos += 1;
+            if len == 0 {
+                return Some(pos);
+            }
+            pos += len;
+        }
+    }
+    /// Bytes of a colour table announced by a packed-fields byte.
+    fn color_table(flags: u8) -> usize {
+        if flags & 0x80 == 0 {
+            0
+        } else {
+            3 << ((flags & 0x07) + 1)
+        }
+    }
+    let Some(&flags) = bytes.get(10) else {
+        return 0;
+    };
+    let mut pos = 13 + color_table(flags);
+    let mut frames = 0;
+    while let Some(&block) = bytes.get(pos) {
+        pos = match block {
+            0x21 => match skip_sub_blocks(bytes, pos + 2) {
+                Some(next) => next,
+                None => break,
+            },
+            0x2C => {
+                frames += 1;
+                let Some(&local) = bytes.get(pos + 9) else {
+                    break;
+                };
+                // Descriptor (10 bytes), local colour table, LZW minimum
+                // code size (1 byte), then the data sub-blocks.
+                match skip_sub_blocks(bytes, pos + 10 + color_table(local) + 1) {
+                    Some(next) => next,
+                    None => break,
+                }
+            }
+            _ => break,
+        };
+    }
+    frames
+}
+
+/// The frame count an APNG declares in its `acTL` chunk (read up to the
+/// first `IDAT`); 0 for a still PNG.
+fn apng_frames(bytes: &[u8]) -> u64 {
+    let mut pos = 8;
+    while let Some(header) = bytes.get(pos..pos + 8) {
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        match &header[4..8] {
+            b"acTL" => {
+                return bytes.get(pos + 8..pos + 12).map_or(0, |n| {
+                    u64::from(u32::from_be_bytes([n[0], n[1], n[2], n[3]]))
+                });
+            }
+            b"IDAT" => return 0,
+            _ => {}
+        }
+        // Length, type, data, CRC.
+        pos = pos.saturating_add(12).saturating_add(len);
+    }
+    0
 }
 
 /// The width and height declared by a PNG's IHDR chunk, read straight from
