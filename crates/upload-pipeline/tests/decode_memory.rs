@@ -269,7 +269,12 @@ fn shrink_on_load_peaks_below_the_full_scale_pixel_buffer() {
     let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let before = LIVE.load(Relaxed);
     PEAK.store(before, Relaxed);
-    let decoded = StandardCodec::default()
+    // The pure-Rust path: libjpeg-turbo's C allocations (feature
+    // `turbojpeg`) are not seen by this allocator.
+    let codec = StandardCodec::default();
+    #[cfg(feature = "turbojpeg")]
+    let codec = codec.with_libjpeg_turbo(false);
+    let decoded = codec
         .decode_for(
             &bytes,
             &DecodeLimits::default(),

@@ -257,6 +257,7 @@ fn cover_crops_around_the_centre_and_fill_stretches() {
     let square = full.image.crop_imm(840, 0, 2160, 2160);
     let reference = DecodedImage {
         image: square,
+        source_size: (2160, 2160),
         ..full.clone()
     };
     let want = render(&reference, &spec("square", 256, 256, PNG));
@@ -561,7 +562,6 @@ fn libjpeg_turbo_and_the_pure_rust_decoders_agree() {
         "photos/derived_bythewater_orient6.jpg",
         "testdata/photo_grey_2560x1600_grayscale.jpg",
         "testdata/hopper_orientation_5.jpg",
-        "testdata/derived_fallenleaf_2560x1600_cmyk.jpg",
     ] {
         let bytes = read(path);
         for variants in [vec![], vec![VariantSpec::thumb()]] {
@@ -636,4 +636,118 @@ fn animations_over_max_frames_are_refused_before_decoding() {
     png.splice(idat..idat, actl);
     let limits = DecodeLimits::default().with_max_frames(6);
     frames_refused(codec.decode(&png, &limits), 7);
+}
+
+/// The offset of the first marker `FF code` at a segment boundary.
+fn marker_at(bytes: &[u8], code: u8) -> usize {
+    let mut pos = 2;
+    loop {
+        assert_eq!(bytes[pos], 0xFF, "segment boundary at {pos}");
+        if bytes[pos + 1] == code {
+            return pos;
+        }
+        pos += 2 + usize::from(u16::from_be_bytes([bytes[pos + 2], bytes[pos + 3]]));
+    }
+}
+
+#[test]
+fn jpegs_of_more_than_a_hundred_scans_are_refused_on_every_path() {
+    // A real progressive JPEG with its last scan sent 120 more times.
+    let bytes = read("photos/photo_colorfulcups_2560x1600_gps.jpg");
+    let eoi = bytes.len() - 2;
+    assert_eq!(&bytes[eoi..], &[0xFF, 0xD9]);
+    let last_sos = bytes[..eoi]
+        .windows(2)
+        .rposition(|w| w == [0xFF, 0xDA])
+        .unwrap();
+    let mut bomb = bytes[..eoi].to_vec();
+    for _ in 0..120 {
+        bomb.extend_from_slice(&bytes[last_sos..eoi]);
+    }
+    bomb.extend_from_slice(&[0xFF, 0xD9]);
+    let codec = StandardCodec::default();
+    for variants in [&[][..], &[VariantSpec::thumb()][..]] {
+        match codec.decode_for(&bomb, &DecodeLimits::default(), variants) {
+            Err(Error::CorruptImage { reason }) => assert!(reason.contains("scans"), "{reason}"),
+            other => panic!("expected CorruptImage, got {:?}", other.map(|d| d.width())),
+        }
+    }
+    // The file itself decodes: it is the scan count that is refused.
+    codec.decode(&bytes, &DecodeLimits::default()).unwrap();
+}
+
+#[test]
+fn progressive_coefficients_count_against_max_alloc_when_shrinking_on_load() {
+    // 3840x2160 progressive: the 960x540 output is small, the full-scale
+    // coefficients (up to 3840 x 2160 x 3 x 2 bytes) are not.
+    let bytes = read("photos/photo_elephants_3840x2160_progressive.jpg");
+    let small = DecodeLimits::default().with_max_alloc(16 << 20);
+    let thumb = [VariantSpec::thumb()];
+    match StandardCodec::default().decode_for(&bytes, &small, &thumb) {
+        Err(Error::ImageTooLarge { limit, .. }) => {
+            assert!(
+                limit.contains("max_alloc") && limit.contains("needs up to"),
+                "{limit}"
+            )
+        }
+        other => panic!("expected ImageTooLarge, got {:?}", other.map(|d| d.width())),
+    }
+    let roomy = DecodeLimits::default().with_max_alloc(64 << 20);
+    let decoded = StandardCodec::default()
+        .decode_for(&bytes, &roomy, &thumb)
+        .unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (960, 540));
+}
+
+#[test]
+fn stray_bytes_before_a_marker_decode_on_every_path() {
+    // libjpeg warns about "extraneous bytes before marker"; libjpeg-turbo's
+    // API fails on warnings, the codec then reads the file itself.
+    let bytes = read("testdata/flower.jpg");
+    let sos = marker_at(&bytes, 0xDA);
+    let mut damaged = bytes[..sos].to_vec();
+    damaged.extend_from_slice(b"\x01\x02\x03");
+    damaged.extend_from_slice(&bytes[sos..]);
+    let codec = StandardCodec::default();
+    let clean = codec.decode(&bytes, &DecodeLimits::default()).unwrap();
+    for variants in [&[][..], &[spec("s", 100, 100, PNG)][..]] {
+        let got = codec
+            .decode_for(&damaged, &DecodeLimits::default(), variants)
+            .unwrap_or_else(|e| panic!("{} variants: {e}", variants.len()));
+        if variants.is_empty() {
+            let mad = mean_abs_diff(&got.image.to_rgb8(), &clean.image.to_rgb8());
+            assert!(mad < 1.0, "{mad:.2}");
+        } else {
+            assert_eq!((got.width(), got.height()), (240, 180));
+        }
+    }
+}
+
+#[test]
+fn a_variant_has_the_same_size_whether_or_not_it_was_shrunk_on_load() {
+    // 2001 x 1871: halving rounds 935.5 up, which must not change the
+    // thumbnail's 256 x 239 (1871 * 256 / 2001 = 239.4).
+    let image = RgbImage::from_fn(2001, 1871, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, 90])
+    });
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .encode_image(&image)
+        .unwrap();
+    for spec in [
+        VariantSpec::thumb(),
+        spec("c", 300, 120, PNG).with_fit(Fit::Cover),
+        spec("f", 97, 33, PNG).with_fit(Fit::Fill),
+    ] {
+        let full = render(&decode_full(&jpeg), &spec);
+        let shrunk = decode_for(&jpeg, std::slice::from_ref(&spec));
+        assert!(shrunk.width() < 2001, "{}: not shrunk", spec.name);
+        let small = render(&shrunk, &spec);
+        assert_eq!(
+            (small.width, small.height),
+            (full.width, full.height),
+            "{}",
+            spec.name
+        );
+    }
 }

@@ -4,27 +4,30 @@
 //! which fills the missing part of a truncated file with grey instead of
 //! failing. This walk refuses a file whose marker structure ends before its
 //! EOI marker, so a truncated upload becomes an error rather than a
-//! half-grey variant.
+//! half-grey variant. It also refuses files of more than [`MAX_SCANS`]
+//! scans, whichever decoder would read them.
 //!
 //! It also holds the JPEG decoder behind shrink-on-load, [`decode`].
 
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageFormat, RgbImage};
-use jpeg_decoder::PixelFormat;
+use jpeg_decoder::{CodingProcess, PixelFormat};
 
 use super::standard::{apply_icc, check_dimensions, corrupt, too_large};
 use super::{DecodeLimits, DecodedImage, VariantSpec};
 use crate::error::{Error, Result};
 
 /// Walks the marker segments and entropy-coded data of a JPEG and returns
-/// the reason when the file ends before its EOI marker (`FF D9`) or is not
-/// a JPEG at all. Bytes after EOI (e.g. an appended video) are ignored.
+/// the reason when the file ends before its EOI marker (`FF D9`), holds
+/// more than [`MAX_SCANS`] scans, or is not a JPEG at all. Bytes after EOI
+/// (e.g. an appended video) are ignored.
 pub(super) fn check_complete(bytes: &[u8]) -> Result<(), String> {
     if !bytes.starts_with(&[0xFF, 0xD8]) {
         return Err("missing JPEG SOI marker".to_owned());
     }
     let len = bytes.len();
     let mut pos = 2;
+    let mut scans = 0u32;
     loop {
         // Find the next marker; tolerate stray bytes between segments the
         // way libjpeg does, and any number of 0xFF fill bytes.
@@ -67,6 +70,14 @@ pub(super) fn check_complete(bytes: &[u8]) -> Result<(), String> {
         }
         pos += seg_len;
         if marker == 0xDA {
+            // Each scan walks every block of the image again: thousands of
+            // tiny scans cost hours of CPU in a few megabytes.
+            scans += 1;
+            if scans > MAX_SCANS {
+                return Err(format!(
+                    "more than {MAX_SCANS} scans (real encoders write about 10)"
+                ));
+            }
             // Start of scan: skip entropy-coded data up to the next marker
             // other than a stuffed zero or a restart marker.
             loop {
@@ -94,11 +105,11 @@ pub(super) fn check_complete(bytes: &[u8]) -> Result<(), String> {
 /// JPEG is YCbCr, RGB or grey. `None` means: decode it at full scale the
 /// usual way (no variants, or no reduced scale fits, and no libjpeg-turbo).
 ///
-/// The header's dimensions pass [`DecodeLimits`] first, and the reduced
-/// pixel buffer must fit `max_alloc`; `jpeg-decoder` also bounds its own
-/// buffers (the full-size coefficients of a progressive JPEG) by
-/// `max_alloc`, libjpeg-turbo refuses progressive JPEGs of more than
-/// [`MAX_SCANS`] scans. EXIF orientation and an embedded RGB ICC profile
+/// The header's dimensions pass [`DecodeLimits`] first, and what the decode
+/// may allocate (the reduced pixels, their RGB copy and, for a progressive
+/// JPEG, the full-scale coefficients: [`memory_needed`]) must fit
+/// `max_alloc`. A header `jpeg-decoder` refuses and lossless JPEGs return
+/// `None`, for the usual decoder to judge. EXIF orientation and an embedded RGB ICC profile
 /// are applied as on the full-scale path; CMYK (always `jpeg-decoder`) is
 /// converted the way the full-scale decoder does (Adobe inverted CMYK read
 /// back to ink amounts, then `(255 - C)(255 - K) / 255`).
@@ -109,10 +120,17 @@ pub(super) fn decode(
     libjpeg_turbo: bool,
 ) -> Result<Option<DecodedImage>> {
     let mut decoder = jpeg_decoder::Decoder::new(bytes);
-    decoder.read_info().map_err(decode_error)?;
+    // A header jpeg-decoder refuses, or a lossless JPEG (whose decoder
+    // ignores the scale), goes the usual way; that decoder has the say.
+    if decoder.read_info().is_err() {
+        return Ok(None);
+    }
     let Some(info) = decoder.info() else {
         return Ok(None);
     };
+    if info.coding_process == CodingProcess::Lossless {
+        return Ok(None);
+    }
     let (width, height) = (u32::from(info.width), u32::from(info.height));
     check_dimensions(width, height, limits)?;
     if width == 0 || height == 0 {
@@ -149,27 +167,33 @@ pub(super) fn decode(
         u32::from(info.width.div_ceil(denominator)),
         u32::from(info.height.div_ceil(denominator)),
     );
-    let channels = if info.pixel_format == PixelFormat::CMYK32 {
-        4
-    } else {
-        3
-    };
-    let buffer = u64::from(w) * u64::from(h) * channels;
-    if buffer > limits.max_alloc {
+    let needed = memory_needed(&info, (w, h));
+    if needed > limits.max_alloc {
         return Err(too_large(
             width,
             height,
             format!(
-                "max_alloc = {} bytes (the {w}x{h} pixel buffer needs {buffer})",
+                "max_alloc = {} bytes (decoding to {w}x{h} needs up to {needed})",
                 limits.max_alloc
             ),
         ));
     }
     let icc = decoder.icc_profile();
-    let mut image = if turbo {
-        turbo::decode(bytes, denominator, info.pixel_format == PixelFormat::L8)?
+    let decoded = if turbo {
+        // libjpeg-turbo fails on what libjpeg only warns about (stray
+        // bytes before a marker, for one): the pure-Rust decoder then
+        // reads the file, as it would without the feature.
+        turbo::decode(bytes, denominator, info.pixel_format == PixelFormat::L8)
+            .inspect_err(
+                |e| tracing::debug!(error = %e, "libjpeg-turbo refused; jpeg-decoder reads it"),
+            )
+            .ok()
     } else {
-        decode_with(decoder, limits, denominator)?
+        None
+    };
+    let mut image = match decoded {
+        Some(image) => image,
+        None => decode_with(decoder, limits, denominator)?,
     };
     image.apply_orientation(orientation);
     if let Some(icc) = icc {
@@ -181,6 +205,34 @@ pub(super) fn decode(
         orientation: orientation.to_exif(),
         source_size: upright,
     }))
+}
+
+/// Peak bytes a decode of `info` to `scaled` (width, height) may take: the
+/// decoder's output (1 to 4 bytes per pixel) plus the RGB copy made from
+/// it, plus, for a progressive JPEG, the coefficients of every block at
+/// full scale (2 bytes per sample, each component counted at full
+/// resolution: the 4:4:4 worst case). libjpeg-turbo and `jpeg-decoder`
+/// both keep those for the whole image.
+fn memory_needed(info: &jpeg_decoder::ImageInfo, (w, h): (u32, u32)) -> u64 {
+    let components: u64 = match info.pixel_format {
+        PixelFormat::L8 => 1,
+        PixelFormat::L16 => 2,
+        PixelFormat::RGB24 => 3,
+        PixelFormat::CMYK32 => 4,
+    };
+    let pixels = u64::from(w) * u64::from(h) * (components + 3);
+    let coefficients = if info.coding_process == CodingProcess::DctProgressive {
+        let blocks = |side: u16| u64::from(side.div_ceil(8)) * 8;
+        let samples = if info.pixel_format == PixelFormat::L16 {
+            1
+        } else {
+            components
+        };
+        blocks(info.width) * blocks(info.height) * samples * 2
+    } else {
+        0
+    };
+    pixels + coefficients
 }
 
 /// Decodes with `jpeg-decoder` (whose header is read) at 1/`denominator`
@@ -203,6 +255,18 @@ fn decode_with(
     let pixels = decoder.decode().map_err(decode_error)?;
     let (w, h) = (u32::from(w), u32::from(h));
     let format = decoder.info().map_or(info.pixel_format, |i| i.pixel_format);
+    let bytes_per_pixel = match format {
+        PixelFormat::L8 => 1,
+        PixelFormat::L16 => 2,
+        PixelFormat::RGB24 => 3,
+        PixelFormat::CMYK32 => 4,
+    };
+    if pixels.len() as u64 != u64::from(w) * u64::from(h) * bytes_per_pixel {
+        return Err(corrupt(format!(
+            "the decoder returned {} bytes for {w}x{h} pixels of {format:?}",
+            pixels.len()
+        )));
+    }
     let short = || corrupt("the decoder returned fewer pixels than it declared");
     Ok(match format {
         PixelFormat::RGB24 => {
@@ -235,10 +299,11 @@ fn decode_with(
     })
 }
 
-/// Most scans libjpeg-turbo reads from a progressive JPEG (the limit its
-/// own tools recommend against crafted files of thousands of tiny scans);
-/// real encoders write about 10.
-pub const MAX_SCANS: u32 = 500;
+/// Most scans a JPEG may hold, whichever decoder reads it (zune-jpeg's own
+/// limit; real encoders write about 10): a crafted progressive file of
+/// thousands of tiny scans makes every decoder walk every block again for
+/// each.
+pub const MAX_SCANS: u32 = 100;
 
 #[cfg(feature = "turbojpeg")]
 mod turbo {

@@ -584,8 +584,34 @@ fn render(decoded: &DecodedImage, spec: &VariantSpec) -> Result<EncodedVariant> 
         box_width = box_width.min(WEBP_MAX_SIDE);
         box_height = box_height.min(WEBP_MAX_SIDE);
     }
+    // The geometry follows the full-scale source, so that a variant has
+    // the same size whether or not its source was shrunk on load (whose
+    // sides are rounded up), then maps onto the decoded pixels.
+    // A source size of another shape than the pixels (a codec that does
+    // not fill it in, an edited image) is not used.
+    let (source_width, source_height) = match decoded.source_size {
+        (sw, sh)
+            if sw >= width
+                && sh >= height
+                && (f64::from(sh) * f64::from(width) / f64::from(sw) - f64::from(height)).abs()
+                    <= 1.0 =>
+        {
+            (sw, sh)
+        }
+        _ => (width, height),
+    };
     let (crop, (target_width, target_height)) =
-        geometry(width, height, box_width, box_height, spec.fit);
+        geometry(source_width, source_height, box_width, box_height, spec.fit);
+    let (fx, fy) = (
+        f64::from(width) / f64::from(source_width),
+        f64::from(height) / f64::from(source_height),
+    );
+    let crop = crop.map(|c| Crop {
+        left: c.left * fx,
+        top: c.top * fy,
+        width: c.width * fx,
+        height: c.height * fy,
+    });
 
     let source = as_rgb8_or_rgba8(&decoded.image);
     let resized = if (target_width, target_height) == (width, height) && crop.is_none() {
