@@ -111,13 +111,13 @@ cat "$out/report.jsonl"
 python3 - "$out/report.jsonl" <<'PY'
 import json, os, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-assert len(lines) == 5, f"expected 5 JSON lines, got {len(lines)}"
+assert len(lines) == 7, f"expected 7 JSON lines (samples/photos), got {len(lines)}"
 for r in lines:
     assert r["verdict"] == "clean", r
     for v in r["variants"]:
         assert os.path.getsize(v["path"]) == v["bytes"] > 0, v
         assert v["width"] <= 1024 and v["height"] <= 1024, v
-big = [r for r in lines if "3840x2160" in r["file"]][0]
+big = [r for r in lines if "elephants_3840x2160" in r["file"]][0]
 assert big["upload"] == "multipart" and big["parts"] == 2, big
 assert [(v["width"], v["height"]) for v in big["variants"]] == [(256, 144), (1024, 576)], big
 print(f"quickstart: {len(lines)} files, {sum(len(r['variants']) for r in lines)} variants checked")
