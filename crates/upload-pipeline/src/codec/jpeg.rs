@@ -214,19 +214,15 @@ pub(super) fn decode(
 /// resolution: the 4:4:4 worst case). libjpeg-turbo and `jpeg-decoder`
 /// both keep those for the whole image.
 fn memory_needed(info: &jpeg_decoder::ImageInfo, (w, h): (u32, u32)) -> u64 {
-    let components: u64 = match info.pixel_format {
-        PixelFormat::L8 => 1,
-        PixelFormat::L16 => 2,
-        PixelFormat::RGB24 => 3,
-        PixelFormat::CMYK32 => 4,
-    };
-    let pixels = u64::from(w) * u64::from(h) * (components + 3);
+    let pixel_bytes = info.pixel_format.pixel_bytes() as u64;
+    let pixels = u64::from(w) * u64::from(h) * (pixel_bytes + 3);
     let coefficients = if info.coding_process == CodingProcess::DctProgressive {
         let blocks = |side: u16| u64::from(side.div_ceil(8)) * 8;
+        // Samples per pixel: L16 is one 2-byte sample.
         let samples = if info.pixel_format == PixelFormat::L16 {
             1
         } else {
-            components
+            pixel_bytes
         };
         blocks(info.width) * blocks(info.height) * samples * 2
     } else {
@@ -255,12 +251,7 @@ fn decode_with(
     let pixels = decoder.decode().map_err(decode_error)?;
     let (w, h) = (u32::from(w), u32::from(h));
     let format = decoder.info().map_or(info.pixel_format, |i| i.pixel_format);
-    let bytes_per_pixel = match format {
-        PixelFormat::L8 => 1,
-        PixelFormat::L16 => 2,
-        PixelFormat::RGB24 => 3,
-        PixelFormat::CMYK32 => 4,
-    };
+    let bytes_per_pixel = format.pixel_bytes() as u64;
     if pixels.len() as u64 != u64::from(w) * u64::from(h) * bytes_per_pixel {
         return Err(corrupt(format!(
             "the decoder returned {} bytes for {w}x{h} pixels of {format:?}",
@@ -269,13 +260,8 @@ fn decode_with(
     }
     let short = || corrupt("the decoder returned fewer pixels than it declared");
     Ok(match format {
-        PixelFormat::RGB24 => {
-            DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, pixels).ok_or_else(short)?)
-        }
-        PixelFormat::L8 => DynamicImage::ImageRgb8(
-            DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, pixels).ok_or_else(short)?)
-                .to_rgb8(),
-        ),
+        PixelFormat::RGB24 => rgb8(w, h, pixels, false).ok_or_else(short)?,
+        PixelFormat::L8 => rgb8(w, h, pixels, true).ok_or_else(short)?,
         PixelFormat::L16 => {
             let samples = pixels
                 .chunks_exact(2)
@@ -299,6 +285,16 @@ fn decode_with(
     })
 }
 
+/// 8-bit RGB from a decoder's 8-bit RGB, or (`gray`) grey, `w` × `h`
+/// pixels; `None` when `pixels` is too short for them.
+fn rgb8(w: u32, h: u32, pixels: Vec<u8>, gray: bool) -> Option<DynamicImage> {
+    Some(DynamicImage::ImageRgb8(if gray {
+        DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, pixels)?).to_rgb8()
+    } else {
+        RgbImage::from_raw(w, h, pixels)?
+    }))
+}
+
 /// Most scans a JPEG may hold, whichever decoder reads it (zune-jpeg's own
 /// limit; real encoders write about 10): a crafted progressive file of
 /// thousands of tiny scans makes every decoder walk every block again for
@@ -307,10 +303,10 @@ pub const MAX_SCANS: u32 = 100;
 
 #[cfg(feature = "turbojpeg")]
 mod turbo {
-    use image::{DynamicImage, RgbImage};
+    use image::DynamicImage;
     use turbojpeg::{Decompressor, Image, PixelFormat, ScalingFactor};
 
-    use super::{MAX_SCANS, corrupt};
+    use super::{MAX_SCANS, corrupt, rgb8};
     use crate::error::{Error, Result};
 
     /// Decodes a YCbCr, RGB or (`gray`) grey JPEG with libjpeg-turbo at
@@ -349,12 +345,7 @@ mod turbo {
             .map_err(failed)?;
         let (w, h) = (header.width as u32, header.height as u32);
         let short = || corrupt("libjpeg-turbo returned fewer pixels than it declared");
-        Ok(if gray {
-            let luma = image::GrayImage::from_raw(w, h, image.pixels).ok_or_else(short)?;
-            DynamicImage::ImageRgb8(DynamicImage::ImageLuma8(luma).to_rgb8())
-        } else {
-            DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, image.pixels).ok_or_else(short)?)
-        })
+        rgb8(w, h, image.pixels, gray).ok_or_else(short)
     }
 }
 
