@@ -12,11 +12,15 @@
 //!   `s3:TestEvent`) with URL-decoded keys.
 //! - [`Storage`] with [`MemoryStorage`], and [`MultipartStore`]: the object
 //!   store seen by presigning, scanning and the pipeline.
+//! - [`cors::CorsConfig`]: the bucket CORS rule browser uploads need, and
+//!   how S3 evaluates it (applied on S3 with the `s3` feature, answered by
+//!   `upload-presign`'s local endpoint).
 //! - [`Error`]: the one error type of this crate.
 //!
 //! With the `testkit` feature, [`testkit`] holds the conformance suites that
 //! every implementation of [`Storage`] and [`MultipartStore`] must pass.
 
+pub mod cors;
 pub mod error;
 pub mod event;
 pub mod key;

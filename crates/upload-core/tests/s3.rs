@@ -209,9 +209,9 @@ async fn cors_and_lifecycle_rules_round_trip() {
         rules[0].allowed_origins(),
         ["http://127.0.0.1:8080", "https://app.example.com"]
     );
-    assert!(
-        rules[0].expose_headers().iter().any(|h| h == "ETag"),
-        "ETag exposed"
+    assert_eq!(
+        rules[0].expose_headers(),
+        ["ETag", "Location", "x-amz-version-id"]
     );
     let mut methods = rules[0].allowed_methods().to_vec();
     methods.sort();

@@ -22,6 +22,15 @@
 //! stores nothing. A PutObject or UploadPart carrying
 //! `x-amz-checksum-crc32c` or `x-amz-checksum-sha256` is checked against
 //! its body and refused with 400 `BadDigest` when they differ.
+//!
+//! **CORS**, for pages on another origin: a bucket given a
+//! [`CorsConfig`] ([`LocalEndpoint::with_cors`]) answers preflights
+//! (`OPTIONS`, no signature needed) and adds the CORS headers to the answer
+//! of every request from an allowed origin, exposing `ETag` and `Location`,
+//! as S3 does ([`CorsConfig::preflight`], [`CorsConfig::response_headers`]).
+//! A bucket without one refuses preflights with 403 `AccessForbidden`
+//! ("CORS is not enabled for this bucket"), so browsers on other origins
+//! cannot use it, as on S3.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -35,6 +44,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::percent_decode_str;
 use tokio::sync::oneshot;
+use upload_core::cors::{CorsConfig, CorsRefusal};
 use upload_core::{
     ChecksumAlgorithm, MultipartStore, ObjectKey, ObjectMeta, PartChecksum, PutOptions, Storage,
 };
@@ -61,6 +71,7 @@ pub struct EndpointBucket {
 pub struct LocalEndpoint {
     verifier: Verifier,
     buckets: HashMap<String, EndpointBucket>,
+    cors: HashMap<String, CorsConfig>,
     max_object_bytes: u64,
 }
 
@@ -68,6 +79,7 @@ pub struct LocalEndpoint {
 struct Inner {
     verifier: Verifier,
     buckets: HashMap<String, EndpointBucket>,
+    cors: HashMap<String, CorsConfig>,
     max_object_bytes: u64,
 }
 
@@ -78,8 +90,19 @@ impl LocalEndpoint {
         Self {
             verifier,
             buckets: HashMap::new(),
+            cors: HashMap::new(),
             max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
         }
+    }
+
+    /// Gives `bucket` a CORS configuration, as `PutBucketCors` does on S3:
+    /// preflights from its allowed origins get 200 with the rule's headers,
+    /// and its answers to them carry `Access-Control-Allow-Origin` and
+    /// `Access-Control-Expose-Headers: ETag, Location, x-amz-version-id`.
+    /// Without it the bucket refuses preflights (403).
+    pub fn with_cors(mut self, bucket: impl Into<String>, cors: CorsConfig) -> Self {
+        self.cors.insert(bucket.into(), cors);
+        self
     }
 
     /// Serves `storage` under its bucket name, with part uploads going to
@@ -108,6 +131,7 @@ impl LocalEndpoint {
         Router::new().fallback(handle).with_state(Arc::new(Inner {
             verifier: self.verifier,
             buckets: self.buckets,
+            cors: self.cors,
             max_object_bytes: self.max_object_bytes,
         }))
     }
@@ -287,9 +311,60 @@ impl IntoResponse for S3Error {
 }
 
 async fn handle(State(st): State<Arc<Inner>>, req: Request) -> Response {
-    match handle_inner(&st, req).await {
+    let path = req.uri().path().to_owned();
+    let bucket_enc = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    let bucket = percent_decode_str(bucket_enc)
+        .decode_utf8_lossy()
+        .into_owned();
+    let origin = header_str(req.headers(), header::ORIGIN);
+    if req.method() == axum::http::Method::OPTIONS {
+        let h = req.headers();
+        return preflight(
+            &st,
+            &bucket,
+            origin.as_deref(),
+            header_str(h, header::ACCESS_CONTROL_REQUEST_METHOD).as_deref(),
+            header_str(h, header::ACCESS_CONTROL_REQUEST_HEADERS).as_deref(),
+        )
+        .unwrap_or_else(|refusal| {
+            S3Error::new(refusal.status(), refusal.code(), refusal.to_string(), &path)
+                .into_response()
+        });
+    }
+    let method = req.method().as_str().to_owned();
+    let mut r = match handle_inner(&st, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
+    };
+    if let Some(cors) = st.cors.get(&bucket) {
+        insert_headers(
+            r.headers_mut(),
+            cors.response_headers(origin.as_deref(), &method),
+        );
+    }
+    r
+}
+
+/// A preflight: 200 with the bucket rule's headers, or S3's refusal.
+fn preflight(
+    st: &Inner,
+    bucket: &str,
+    origin: Option<&str>,
+    method: Option<&str>,
+    request_headers: Option<&str>,
+) -> Result<Response, CorsRefusal> {
+    let cors = st.cors.get(bucket).ok_or(CorsRefusal::NotEnabled)?;
+    let headers = cors.preflight(origin, method, request_headers)?;
+    let mut r = StatusCode::OK.into_response();
+    insert_headers(r.headers_mut(), headers);
+    Ok(r)
+}
+
+fn insert_headers(h: &mut HeaderMap, headers: Vec<(&'static str, String)>) {
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
     }
 }
 
@@ -496,6 +571,7 @@ async fn handle_inner(st: &Inner, req: Request) -> Result<Response, S3Error> {
 async fn handle_post(st: &Inner, req: Request) -> Result<Response, S3Error> {
     use axum::extract::FromRequest;
     let raw_path = req.uri().path().to_owned();
+    let host = header_str(req.headers(), header::HOST);
     let resource = raw_path.as_str();
     let bucket_name = percent_decode_str(raw_path.trim_start_matches('/').trim_end_matches('/'))
         .decode_utf8_lossy()
@@ -612,8 +688,28 @@ async fn handle_post(st: &Inner, req: Request) -> Result<Response, S3Error> {
     if let Ok(v) = HeaderValue::from_str(&etag) {
         r.headers_mut().insert(header::ETAG, v);
     }
+    // S3 answers every successful POST with the object's URL.
+    if let Some(host) = host {
+        let location = format!(
+            "http://{host}/{}/{}",
+            percent_encoding::utf8_percent_encode(&bucket_name, KEY_PATH),
+            percent_encoding::utf8_percent_encode(verified.key.as_str(), KEY_PATH)
+        );
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+    }
     Ok(r)
 }
+
+/// What a key's path keeps unencoded in a `Location`: RFC 3986 unreserved
+/// characters and `/`.
+const KEY_PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
 
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<String> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)

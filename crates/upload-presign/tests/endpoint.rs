@@ -320,8 +320,27 @@ async fn presigned_post_is_verified_like_s3() {
         "nothing stored by refused POSTs"
     );
 
-    let (status, body) = post_form(&f, &p, &p.fields, vec![1; 100]).await;
+    let mut form = reqwest::multipart::Form::new();
+    for (n, v) in &p.fields {
+        form = form.text(n.clone(), v.clone());
+    }
+    let r = f
+        .http
+        .post(p.url.clone())
+        .multipart(form.part("file", reqwest::multipart::Part::bytes(vec![1; 100])))
+        .send()
+        .await
+        .unwrap();
+    let (status, location) = (
+        r.status().as_u16(),
+        r.headers()["location"].to_str().unwrap().to_owned(),
+    );
+    let body = r.text().await.unwrap();
     assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        location,
+        format!("{}uploads/uploads/bob/form.jpg", f.endpoint.url())
+    );
     assert!(body.contains("<Key>uploads/bob/form.jpg</Key>"), "{body}");
     let got = f.storage.get(&k).await.unwrap();
     assert_eq!(got.body.len(), 100);
@@ -334,4 +353,152 @@ async fn presigned_post_is_verified_like_s3() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
+}
+
+const PAGE: &str = "http://127.0.0.1:8080";
+
+/// A preflight of `url` from `origin` for `method`, as a browser sends it.
+async fn preflight(
+    http: &reqwest::Client,
+    url: &str,
+    origin: Option<&str>,
+    method: &str,
+) -> reqwest::Response {
+    let mut req = http
+        .request(reqwest::Method::OPTIONS, url)
+        .header("access-control-request-method", method)
+        .header("access-control-request-headers", "content-type");
+    if let Some(o) = origin {
+        req = req.header("origin", o);
+    }
+    req.send().await.unwrap()
+}
+
+fn header<'a>(r: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    r.headers().get(name).map(|v| v.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn cors_preflights_and_answers_like_s3_exposing_etag() {
+    use upload_core::cors::CorsConfig;
+    let creds = Credentials::random();
+    let storage = Arc::new(MemoryStorage::new("uploads").unwrap());
+    let other = Arc::new(MemoryStorage::new("private").unwrap());
+    let endpoint = LocalEndpoint::new(Verifier::new("us-east-1", [creds.clone()]))
+        .with_bucket(storage.clone(), None)
+        .with_bucket(other, None)
+        .with_cors("uploads", CorsConfig::new([PAGE]).unwrap())
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let presigner = Presigner::new(endpoint.url(), "us-east-1", creds).unwrap();
+    let http = reqwest::Client::new();
+    let k = key("uploads/web/page.jpg");
+    let put_req = presigner
+        .presign_put(
+            "uploads",
+            &k,
+            "image/jpeg",
+            Some(5),
+            Duration::from_secs(60),
+            SystemTime::now(),
+        )
+        .unwrap();
+    let url = put_req.url.as_str();
+
+    // The preflight of a presigned PUT: no signature needed, 200.
+    let r = preflight(&http, url, Some(PAGE), "PUT").await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(header(&r, "access-control-allow-origin"), Some(PAGE));
+    assert_eq!(
+        header(&r, "access-control-allow-headers"),
+        Some("content-type")
+    );
+    assert_eq!(
+        header(&r, "access-control-allow-methods"),
+        Some("PUT, POST, GET, HEAD")
+    );
+    assert_eq!(header(&r, "access-control-max-age"), Some("3000"));
+    assert!(
+        lists_item(&r, "access-control-expose-headers", "ETag"),
+        "{:?}",
+        r.headers()
+    );
+    assert!(storage.list("").await.unwrap().is_empty());
+
+    // The PUT itself: its answer lets the page read the ETag.
+    let r = http
+        .put(url)
+        .header("origin", PAGE)
+        .header("content-type", "image/jpeg")
+        .body(&b"hello"[..])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(header(&r, "access-control-allow-origin"), Some(PAGE));
+    assert_eq!(
+        header(&r, "access-control-expose-headers"),
+        Some("ETag, Location, x-amz-version-id")
+    );
+    assert_eq!(
+        header(&r, "etag"),
+        Some("\"5d41402abc4b2a76b9719d911017c592\"")
+    );
+    // A refusal carries the CORS headers too, so the page can read why.
+    let r = http
+        .put(url)
+        .header("origin", PAGE)
+        .header("content-type", "image/png")
+        .body(&b"hello"[..])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(header(&r, "access-control-allow-origin"), Some(PAGE));
+
+    // Another origin: the preflight is refused and answers carry no grant.
+    let r = preflight(&http, url, Some("http://evil.example"), "PUT").await;
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(header(&r, "access-control-allow-origin"), None);
+    let body = r.text().await.unwrap();
+    assert_eq!(code(&body), "AccessForbidden");
+    assert!(body.contains("This CORS request is not allowed"), "{body}");
+    let r = http
+        .get(url)
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&r, "access-control-allow-origin"), None);
+
+    // No Origin, a method the rule does not allow, a bucket without CORS.
+    let r = preflight(&http, url, None, "PUT").await;
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Origin request header needed")
+    );
+    let r = preflight(&http, url, Some(PAGE), "DELETE").await;
+    assert_eq!(r.status().as_u16(), 403);
+    let r = preflight(
+        &http,
+        &format!("{}private/a.jpg", endpoint.url()),
+        Some(PAGE),
+        "PUT",
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("CORS is not enabled for this bucket")
+    );
+}
+
+fn lists_item(r: &reqwest::Response, name: &str, item: &str) -> bool {
+    header(r, name).is_some_and(|v| v.split(", ").any(|x| x == item))
 }

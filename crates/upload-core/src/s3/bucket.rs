@@ -9,80 +9,25 @@ use aws_sdk_s3::types::{
 };
 
 use super::S3Storage;
+use crate::cors::{CORS_ALLOWED_METHODS, CORS_EXPOSE_HEADERS, CorsConfig};
 use crate::error::{Error, Result};
-
-/// Default `MaxAgeSeconds` of the CORS rule: browsers cache a preflight
-/// for 3000 s (50 min), the value in AWS's own CORS examples.
-pub const DEFAULT_CORS_MAX_AGE_SECS: i32 = 3000;
 
 /// Identifier of the lifecycle rule written by
 /// [`S3Storage::configure_abort_incomplete_multipart`].
 pub const ABORT_INCOMPLETE_RULE_ID: &str = "upload-sdk-abort-incomplete-multipart";
 
-/// The CORS rule that lets browsers on `allowed_origins` upload straight to
-/// the bucket with presigned PUT, POST and multipart part URLs.
-///
-/// Methods PUT, POST, GET and HEAD; any request header (presigned PUTs send
-/// `Content-Type` and `x-amz-*` headers); `ETag` exposed, because a browser
-/// completing a multipart upload must read each part's ETag from the
-/// response, which it cannot unless the bucket exposes it (the most common
-/// reason browser multipart uploads fail; see the AWS "Configuring CORS"
-/// guide and Uppy's `@uppy/aws-s3` docs).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CorsConfig {
-    /// Origins allowed, e.g. `https://app.example.com`; `*` for any.
-    pub allowed_origins: Vec<String>,
-    /// How long browsers may cache a preflight answer, in seconds.
-    pub max_age_secs: i32,
-}
-
 impl CorsConfig {
-    /// The rule for `allowed_origins`, with the default max age.
+    /// The SDK's CORS configuration for this rule (`s3` feature).
     ///
     /// # Errors
-    /// [`Error::InvalidPolicy`] when the list is empty or an origin is not
-    /// `*` or an `http(s)://host[:port]` origin (no path, no trailing `/`).
-    pub fn new<I, S>(allowed_origins: I) -> Result<Self>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        let allowed_origins: Vec<String> = allowed_origins.into_iter().map(Into::into).collect();
-        if allowed_origins.is_empty() {
-            return Err(Error::InvalidPolicy {
-                reason: "a CORS rule needs at least one allowed origin".into(),
-            });
-        }
-        for o in &allowed_origins {
-            let ok = o == "*"
-                || ["http://", "https://"].iter().any(|p| {
-                    o.strip_prefix(p)
-                        .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
-                });
-            if !ok {
-                return Err(Error::InvalidPolicy {
-                    reason: format!("CORS origin {o:?} must be * or scheme://host[:port]"),
-                });
-            }
-        }
-        Ok(Self {
-            allowed_origins,
-            max_age_secs: DEFAULT_CORS_MAX_AGE_SECS,
-        })
-    }
-
-    /// The SDK's CORS configuration for this rule.
+    /// [`Error::InvalidPolicy`] when the SDK's builder refuses a field.
     pub fn to_sdk(&self) -> Result<CorsConfiguration> {
         let rule = CorsRule::builder()
             .id("upload-sdk-direct-upload")
             .set_allowed_origins(Some(self.allowed_origins.clone()))
-            .set_allowed_methods(Some(
-                ["PUT", "POST", "GET", "HEAD"].map(String::from).to_vec(),
-            ))
+            .set_allowed_methods(Some(CORS_ALLOWED_METHODS.map(String::from).to_vec()))
             .allowed_headers("*")
-            .expose_headers("ETag")
-            .expose_headers("x-amz-version-id")
+            .set_expose_headers(Some(CORS_EXPOSE_HEADERS.map(String::from).to_vec()))
             .max_age_seconds(self.max_age_secs)
             .build()
             .map_err(sdk_build_error)?;

@@ -34,10 +34,11 @@ use aws_sdk_s3::types::{
 use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+/// The CORS rule, here too for the S3 side ([`CorsConfig::to_sdk`],
+/// [`S3Storage::configure_cors`]).
+pub use crate::cors::{CorsConfig, DEFAULT_CORS_MAX_AGE_SECS};
 pub use aws_config::SdkConfig;
-pub use bucket::{
-    ABORT_INCOMPLETE_RULE_ID, CorsConfig, DEFAULT_CORS_MAX_AGE_SECS, abort_incomplete_rule,
-};
+pub use bucket::{ABORT_INCOMPLETE_RULE_ID, abort_incomplete_rule};
 pub use error::S3ErrorContext;
 /// The `aws-config` and `aws-sdk-s3` versions this crate is built with, so
 /// callers need not match them.
