@@ -10,11 +10,14 @@
 //! - [`presign_server`]: the backend's HTTP API that hands out presigned
 //!   PUTs and multipart sessions under an upload policy, and reports what
 //!   the worker made of an upload.
+//! - [`demo`]: the browser demo pages (`/` and `/uppy.html`) that
+//!   `presign-server --demo` serves beside that API.
 //! - [`worker_cli`]: the worker on SQS + S3 + clamd.
 //! - [`setup`]: buckets, queue, dead-letter queue, notifications, CORS and
 //!   lifecycle, in one idempotent call.
 
 pub mod aws_args;
+pub mod demo;
 pub mod presign_server;
 pub mod quickstart;
 pub mod setup;

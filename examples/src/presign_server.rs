@@ -13,6 +13,7 @@
 //! | `POST /multipart/abort` | `{"key", "upload_id", "session"}` | 204 |
 //! | `GET /multipart/parts?key&upload_id&session[&part_number_marker][&max_parts]` | | [`PartsPage`] |
 //! | `GET /uploads/status?key=K` | | [`UploadStatus`] |
+//! | `GET /config` | | [`ClientConfig`]: what a client needs to choose PUT or multipart |
 //!
 //! The same sessions are also served in the shape of Uppy's
 //! `@uppy/aws-s3` plugin (its `endpoint` option, the Companion routes), so
@@ -235,6 +236,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/uploads", post(create_upload))
         .route("/uploads/status", get(status))
+        .route("/config", get(client_config))
         .route("/multipart/sign", post(sign_parts))
         .route("/multipart/complete", post(complete))
         .route("/multipart/abort", post(abort))
@@ -260,6 +262,30 @@ pub fn router(state: AppState) -> Router {
             }
         })
         .with_state(state)
+}
+
+/// The answer to `GET /config`: the policy and multipart settings a
+/// client needs to pick its upload path and check files before asking.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Content types accepted (`image/jpeg`, ...).
+    pub content_types: Vec<String>,
+    /// Largest upload accepted, in bytes.
+    pub max_bytes: u64,
+    /// Uploads larger than this many bytes go multipart.
+    pub multipart_threshold: u64,
+    /// Part size the server plans multipart uploads with, in bytes.
+    pub part_size: u64,
+}
+
+async fn client_config(State(st): State<AppState>) -> Json<ClientConfig> {
+    let c = &st.config;
+    Json(ClientConfig {
+        content_types: c.policy.allowed_content_types().to_vec(),
+        max_bytes: c.policy.max_bytes(),
+        multipart_threshold: c.multipart_threshold,
+        part_size: c.part_size,
+    })
 }
 
 /// `POST /uploads` request.

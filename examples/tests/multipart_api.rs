@@ -638,3 +638,71 @@ async fn multipart_sessions_on_moto() {
     own_api(&h).await;
     uppy_api(&h).await;
 }
+
+#[tokio::test]
+async fn client_config_and_demo_pages() {
+    let h = in_memory().await;
+    let config: Value = h
+        .http
+        .get(format!("{}/config", h.api))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        config,
+        json!({
+            "content_types": ["image/jpeg", "image/png", "image/webp", "image/gif", "application/pdf"],
+            "max_bytes": 64 * MIB,
+            "multipart_threshold": MIB,
+            "part_size": 5 * MIB,
+        })
+    );
+
+    // The pages, with a stand-in for Uppy's bundle, and without one.
+    let web = tempfile::tempdir().unwrap();
+    let dist = upload_examples::demo::uppy_dist(web.path());
+    std::fs::create_dir_all(&dist).unwrap();
+    std::fs::write(dist.join("uppy.min.mjs"), "export const Uppy = 1;\n").unwrap();
+    let bare = tempfile::tempdir().unwrap();
+    let mut bases = Vec::new();
+    for dir in [web.path(), bare.path()] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = upload_examples::demo::routes(dir);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        bases.push(format!("http://{addr}"));
+    }
+    let get = |url: String| {
+        let http = h.http.clone();
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+            (r.status().as_u16(), ct, r.text().await.unwrap())
+        }
+    };
+    let (status, ct, body) = get(format!("{}/", bases[0])).await;
+    assert_eq!((status, ct.as_str()), (200, "text/html; charset=utf-8"));
+    assert!(body.contains(r#"<script type="module" src="/demo.js">"#));
+    let (status, ct, body) = get(format!("{}/demo.js", bases[0])).await;
+    assert_eq!(
+        (status, ct.as_str()),
+        (200, "text/javascript; charset=utf-8")
+    );
+    assert!(body.contains("/multipart/complete") && body.contains("/multipart/parts"));
+    let (status, _, body) = get(format!("{}/uppy.html", bases[0])).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("/vendor/uppy/uppy.min.mjs"));
+    let (status, _, body) = get(format!("{}/vendor/uppy/uppy.min.mjs", bases[0])).await;
+    assert_eq!((status, body.as_str()), (200, "export const Uppy = 1;\n"));
+    let (status, ct, body) = get(format!("{}/vendor/uppy/uppy.min.mjs", bases[1])).await;
+    assert_eq!((status, ct.as_str()), (404, "application/json"));
+    let err: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(err["error"], "not_found");
+    assert!(
+        err["message"].as_str().unwrap().contains("run `npm ci` in"),
+        "{err}"
+    );
+}

@@ -4,8 +4,12 @@
 //!
 //! ```text
 //! presign-server --endpoint-url http://127.0.0.1:5000 --uploads-bucket uploads \
-//!     --processed-bucket processed --listen 127.0.0.1:8080
+//!     --processed-bucket processed --listen 127.0.0.1:8080 [--demo]
 //! ```
+//!
+//! With `--demo` it also serves the browser demo pages
+//! (`upload_examples::demo`); `scripts/demo.sh` starts everything they
+//! need.
 //!
 //! URLs are signed with the credentials of the AWS chain
 //! (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, profile,
@@ -62,6 +66,16 @@ struct Args {
     /// Lifetime of presigned upload URLs, in seconds (1..=604800).
     #[arg(long, default_value_t = 300)]
     expiry_seconds: u64,
+    /// Also serve the browser demo pages: `/` (our page) and `/uppy.html`
+    /// (Uppy). The bucket's CORS rule must allow this server's origin
+    /// (`upload-setup --cors-origin http://LISTEN`).
+    #[arg(long)]
+    demo: bool,
+    /// Directory of the demo's npm packages (`npm ci` there installs Uppy,
+    /// served under `/vendor/uppy/`); this source tree's `examples/web` by
+    /// default.
+    #[arg(long, default_value = upload_examples::demo::WEB_DIR)]
+    web_dir: std::path::PathBuf,
 }
 
 #[tokio::main]
@@ -148,7 +162,15 @@ async fn serve(args: Args) -> Result<(), String> {
         serde_json::json!({"listening": format!("http://{addr}")})
     );
     tracing::info!(%addr, uploads = %args.uploads_bucket, "presign server listening");
-    axum::serve(listener, router(state))
+    let mut app = router(state);
+    if args.demo {
+        if !upload_examples::demo::uppy_dist(&args.web_dir).is_dir() {
+            tracing::warn!(web_dir = %args.web_dir.display(), "Uppy's bundle is missing (run `npm ci` there); /uppy.html will not load");
+        }
+        app = upload_examples::demo::routes(&args.web_dir).merge(app);
+        tracing::info!("demo pages on http://{addr}/ and http://{addr}/uppy.html");
+    }
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| e.to_string())

@@ -1,0 +1,76 @@
+//! The browser demo pages, served by `presign-server --demo` on the same
+//! origin as its API (so the API needs no CORS of its own; the bucket's
+//! CORS rule lets the pages upload straight to storage):
+//!
+//! | path | what |
+//! |---|---|
+//! | `/`, `/index.html` | our page: presigned PUT or POST (a toggle), multipart above the server's threshold with parallel, resumable parts, progress bars, the worker's thumbnail once the manifest is written |
+//! | `/uppy.html` | the same API driven by Uppy's Dashboard and `@uppy/aws-s3` (its `endpoint` option) |
+//! | `/demo.js`, `/demo.css` | the page's script and style (plain JS, no build step) |
+//! | `/vendor/uppy/*` | Uppy's prebuilt bundle, from `examples/web/node_modules/uppy/dist` after `npm ci` in `examples/web` (the versions are pinned in its `package.json` and `package-lock.json`) |
+//!
+//! The pages are compiled into the binary; only Uppy's bundle is read from
+//! disk. Without it `/vendor/uppy/*` answers 404 with a JSON error naming
+//! the `npm ci` to run.
+
+use std::path::{Path, PathBuf};
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tower_http::services::ServeDir;
+
+/// `examples/web` of this source tree, where `npm ci` puts Uppy's bundle
+/// (`node_modules/uppy/dist`).
+pub const WEB_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/web");
+
+const INDEX_HTML: &str = include_str!("../web/index.html");
+const UPPY_HTML: &str = include_str!("../web/uppy.html");
+const DEMO_JS: &str = include_str!("../web/demo.js");
+const DEMO_CSS: &str = include_str!("../web/demo.css");
+
+/// Uppy's bundle directory under `web_dir`: `node_modules/uppy/dist`.
+pub fn uppy_dist(web_dir: &Path) -> PathBuf {
+    web_dir.join("node_modules/uppy/dist")
+}
+
+/// The demo routes, to merge with [`crate::presign_server::router`]:
+/// the pages, and Uppy's bundle from [`uppy_dist`]`(web_dir)`.
+pub fn routes(web_dir: &Path) -> Router {
+    let dist = uppy_dist(web_dir);
+    let missing = format!(
+        "Uppy's bundle is not in {}: run `npm ci` in {}",
+        dist.display(),
+        web_dir.display()
+    );
+    let vendor = ServeDir::new(&dist).fallback(get(move || {
+        let message = missing.clone();
+        async move {
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(serde_json::json!({"error": "not_found", "message": message})),
+            )
+        }
+    }));
+    let page = |ty: &'static str, body: &'static str| {
+        get(move || async move {
+            (
+                [
+                    (header::CONTENT_TYPE, ty),
+                    (header::CACHE_CONTROL, "no-cache"),
+                ],
+                body,
+            )
+                .into_response()
+        })
+    };
+    let html = "text/html; charset=utf-8";
+    Router::new()
+        .route("/", page(html, INDEX_HTML))
+        .route("/index.html", page(html, INDEX_HTML))
+        .route("/uppy.html", page(html, UPPY_HTML))
+        .route("/demo.js", page("text/javascript; charset=utf-8", DEMO_JS))
+        .route("/demo.css", page("text/css; charset=utf-8", DEMO_CSS))
+        .nest_service("/vendor/uppy", vendor)
+}

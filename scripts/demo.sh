@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The browser demo on 127.0.0.1, everything it needs included: moto (S3 +
+# SQS, scripts/moto.sh), clamd (scripts/clamd.sh, 128M stream limit), the
+# buckets, queue, notifications and CORS rule for the page's origin
+# (upload-setup), the worker, and presign-server --demo serving the pages.
+#
+#   scripts/demo.sh [PORT]           # foreground, page on http://127.0.0.1:PORT/ (default 8080); Ctrl-C stops all
+#   scripts/demo.sh start DIR PORT   # background; returns once the page answers; addresses in DIR/env
+#   scripts/demo.sh stop DIR
+#
+# Installs what is missing: Node.js and npm (Debian) for `npm ci` in
+# examples/web, which fetches the pinned Uppy bundle (and playwright-core,
+# for scripts/browser-tests.sh). Builds the example binaries in release mode
+# (several minutes the first time). Logs: DIR/{moto/moto.log,clamd/clamd.log,
+# worker.log,server.log}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+stop() {
+    local dir=$1
+    for p in server worker; do
+        if [ -f "$dir/$p.pid" ]; then
+            kill "$(cat "$dir/$p.pid")" 2>/dev/null || true
+            rm -f "$dir/$p.pid"
+        fi
+    done
+    scripts/clamd.sh stop "$dir/clamd" || true
+    scripts/moto.sh stop "$dir/moto" || true
+}
+
+npm_packages() {
+    if ! command -v npm >/dev/null; then
+        echo "installing Node.js and npm from Debian" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+    fi
+    # npm ci only when the lock file changed since the last install.
+    if ! cmp -s examples/web/package-lock.json examples/web/node_modules/.installed-lock.json; then
+        (cd examples/web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+        cp examples/web/package-lock.json examples/web/node_modules/.installed-lock.json
+    fi
+}
+
+start() {
+    local dir=$1 port=$2
+    mkdir -p "$dir"
+    stop "$dir"
+    npm_packages
+    cargo build --release --locked -p upload-examples --bin upload-setup --bin worker --bin presign-server
+    local bin
+    bin=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release
+
+    local moto_port clamd_port endpoint origin
+    moto_port=$(free_port)
+    scripts/moto.sh start "$dir/moto" "$moto_port"
+    clamd_port=$(free_port)
+    scripts/clamd.sh start "$dir/clamd" "$clamd_port" 128M
+    endpoint=http://127.0.0.1:$moto_port
+    origin=http://127.0.0.1:$port
+
+    # moto takes any credentials; the presigner signs with these.
+    export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_REGION=us-east-1
+    unset AWS_PROFILE AWS_SESSION_TOKEN
+    local aws=(--endpoint-url "$endpoint" --region us-east-1)
+    local buckets=(--uploads-bucket demo-uploads --processed-bucket demo-processed)
+    "$bin/upload-setup" "${aws[@]}" "${buckets[@]}" --queue-name demo-events --cors-origin "$origin" >"$dir/setup.json"
+    local queue_url
+    queue_url=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["queue_url"])' "$dir/setup.json")
+
+    "$bin/worker" "${aws[@]}" "${buckets[@]}" --queue-url "$queue_url" \
+        --clamd "127.0.0.1:$clamd_port" --wait-seconds 1 >"$dir/worker.out" 2>"$dir/worker.log" &
+    echo $! >"$dir/worker.pid"
+    "$bin/presign-server" "${aws[@]}" "${buckets[@]}" --listen "127.0.0.1:$port" --demo \
+        >"$dir/server.out" 2>"$dir/server.log" &
+    echo $! >"$dir/server.pid"
+
+    if ! python3 - "$origin/config" <<'PY'; then
+import sys, time, urllib.request
+for _ in range(100):
+    try:
+        urllib.request.urlopen(sys.argv[1], timeout=1).read()
+        sys.exit(0)
+    except Exception:
+        time.sleep(0.1)
+sys.exit(1)
+PY
+        echo "presign-server did not answer on $origin:" >&2
+        tail -n 20 "$dir/server.log" >&2
+        stop "$dir"
+        exit 1
+    fi
+    cat >"$dir/env" <<EOF
+DEMO_URL=$origin
+DEMO_S3_ENDPOINT=$endpoint
+DEMO_UPLOADS_BUCKET=demo-uploads
+DEMO_PROCESSED_BUCKET=demo-processed
+EOF
+}
+
+case "${1:-}" in
+start)
+    start "${2:?usage: demo.sh start DIR PORT}" "${3:?usage: demo.sh start DIR PORT}"
+    ;;
+stop)
+    stop "${2:?usage: demo.sh stop DIR}"
+    ;;
+"" | [0-9]*)
+    port=${1:-8080}
+    dir=target/demo
+    trap 'stop "$dir"' EXIT
+    start "$dir" "$port"
+    echo
+    echo "demo page:  http://127.0.0.1:$port/"
+    echo "with Uppy:  http://127.0.0.1:$port/uppy.html"
+    echo "(storage at $(grep DEMO_S3_ENDPOINT "$dir/env" | cut -d= -f2); logs in $dir; Ctrl-C stops everything)"
+    wait
+    ;;
+*)
+    echo "usage: demo.sh [PORT] | start DIR PORT | stop DIR" >&2
+    exit 2
+    ;;
+esac
