@@ -22,6 +22,11 @@
 #     every presigned-URL test.
 # The tests that need them are #[ignore]d in plain `cargo test` and run here
 # with --include-ignored: without the servers they fail, they never skip.
+#
+# Last, the browser tests (scripts/browser-tests.sh): Debian's chromium
+# (installed when missing) driven by playwright-core from npm, against the
+# demo of scripts/demo.sh (its own moto, clamd, worker and presign-server
+# --demo); screenshots in target/browser-artifacts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -123,6 +128,12 @@ assert [(v["width"], v["height"]) for v in big["variants"]] == [(256, 144), (102
 print(f"quickstart: {len(lines)} files, {sum(len(r['variants']) for r in lines)} variants checked")
 PY
 rm -rf "$out"
+
+step "browser tests (scripts/browser-tests.sh): the demo pages and Uppy in headless Chromium"
+scripts/browser-tests.sh target/browser-artifacts 2>&1 | tee "$services/browser-tests.log"
+browser=$(awk '/^browser tests:/ { p = $3; f = $5 } END { printf "%d %d", p, f }' "$services/browser-tests.log")
+counts=$(python3 -c 'import sys; p, f = map(int, sys.argv[1].replace(" passed,", "").replace(" failed", "").split()); bp, bf = map(int, sys.argv[2].split()); print(f"{p + bp} passed, {f + bf} failed")' "$counts" "$browser")
+echo "screenshots: target/browser-artifacts/*.png"
 
 step "all checks passed"
 echo "tests: $counts"

@@ -1,0 +1,348 @@
+// Browser tests of the demo pages, in headless Debian Chromium driven by
+// playwright-core (no browser download). scripts/browser-tests.sh starts
+// the demo (scripts/demo.sh: moto, clamd, worker, presign-server --demo)
+// and runs this with the addresses in the environment:
+//
+//   DEMO_URL               the presign server with the pages
+//   DEMO_S3_ENDPOINT       moto (read back objects, change the bucket's CORS)
+//   DEMO_UPLOADS_BUCKET    the uploads bucket
+//   ARTIFACTS              where screenshots go
+//   CHROMIUM               the browser (default /usr/bin/chromium)
+//
+// Each test drives a page as a person would (file input, toggle, reload)
+// and checks what reached storage: the object's bytes (SHA-256 against the
+// file), the part requests the browser sent (how many overlapped, which
+// part numbers), what the page says. A failure exits 1 with the page's own
+// status text, so a missing CORS rule or unexposed ETag reads as such.
+
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync, copyFileSync } from "node:fs";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { deflateSync } from "node:zlib";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = join(here, "../../..");
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set (run scripts/browser-tests.sh)`);
+  return v;
+};
+const DEMO = env("DEMO_URL");
+const S3 = env("DEMO_S3_ENDPOINT");
+const BUCKET = env("DEMO_UPLOADS_BUCKET");
+const ARTIFACTS = env("ARTIFACTS");
+const MiB = 1024 * 1024;
+
+mkdirSync(ARTIFACTS, { recursive: true });
+const work = join(ARTIFACTS, "files");
+mkdirSync(work, { recursive: true });
+
+// --- test files -------------------------------------------------------------
+
+/**
+ * A PNG of random RGB pixels, padded with a tEXt chunk to exactly `size`
+ * bytes (the pixels are incompressible, so they must fit below it).
+ */
+function noisePng(width, height, size) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const out = Buffer.alloc(12 + data.length);
+    out.writeUInt32BE(data.length, 0);
+    out.write(type, 4, "latin1");
+    data.copy(out, 8);
+    out.writeUInt32BE(crc(out.subarray(4, 8 + data.length)), 8 + data.length);
+    return out;
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  const stride = width * 3 + 1;
+  const raw = randomBytes(stride * height);
+  for (let y = 0; y < height; y++) raw[y * stride] = 0; // filter: none
+  const head = [Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", ihdr)];
+  const tail = [chunk("IDAT", deflateSync(raw, { level: 0 })), chunk("IEND", Buffer.alloc(0))];
+  const used = [...head, ...tail].reduce((n, b) => n + b.length, 0) + 12;
+  if (used + 8 > size) throw new Error(`${width}x${height} pixels do not fit in ${size} bytes`);
+  const text = Buffer.alloc(size - used, 0x20);
+  text.write("Comment\0", "latin1");
+  return Buffer.concat([...head, chunk("tEXt", text), ...tail]);
+}
+
+const files = {
+  put: join(work, "put-bythewater.jpg"),
+  post: join(work, "post-colorfulcups.jpg"),
+  refused: join(work, "drawing.svg"),
+  big: join(work, "big-noise-40mib.png"),
+  resume: join(work, "resume-noise-40mib.png"),
+  uppyBig: join(work, "uppy-noise-40mib.png"),
+  uppySmall: join(work, "uppy-kleiber.jpg"),
+  noEtag: join(work, "no-etag-kleiber.jpg"),
+};
+copyFileSync(join(repo, "samples/photos/derived_bythewater_orient6.jpg"), files.put);
+copyFileSync(join(repo, "samples/photos/photo_colorfulcups_2560x1600_gps.jpg"), files.post);
+copyFileSync(join(repo, "samples/photos/derived_kleiber_3840x2160_q90_420.jpg"), files.uppySmall);
+copyFileSync(join(repo, "samples/photos/derived_kleiber_3840x2160_q90_420.jpg"), files.noEtag);
+writeFileSync(files.refused, '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>');
+// Exactly 40 MiB (3600 x 3800 RGB, 41.0 MB of pixels): 5 parts of 8 MiB.
+for (const f of [files.big, files.resume, files.uppyBig]) writeFileSync(f, noisePng(3600, 3800, 40 * MiB));
+const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
+
+// --- helpers ----------------------------------------------------------------
+
+const results = [];
+async function test(name, fn) {
+  const started = Date.now();
+  try {
+    await fn();
+    results.push({ name, ok: true });
+    console.log(`ok   ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    results.push({ name, ok: false });
+    console.log(`FAIL ${name}: ${e.stack ?? e}`);
+  }
+}
+
+function assert(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+/**
+ * The object at `key` in the uploads bucket. moto checks no signature, but
+ * refuses anonymous reads of private objects: any Authorization header
+ * will do.
+ */
+async function stored(key) {
+  const res = await fetch(`${S3}/${BUCKET}/${key.split("/").map(encodeURIComponent).join("/")}`, {
+    headers: {
+      authorization:
+        "AWS4-HMAC-SHA256 Credential=demo/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0",
+    },
+  });
+  assert(res.ok, `GET ${key} from storage: HTTP ${res.status}`);
+  return Buffer.from(await res.arrayBuffer());
+}
+
+async function assertStoredBytes(key, path) {
+  const want = readFileSync(path);
+  const got = await stored(key);
+  assert(got.length === want.length, `${key}: ${got.length} bytes stored, the file has ${want.length}`);
+  assert(sha256(got) === sha256(want), `${key}: stored bytes differ from the file (SHA-256)`);
+}
+
+/**
+ * Waits for the upload row of `name` to reach a final state and returns
+ * its data attributes and texts; throws with the page's message when the
+ * state is not `want`.
+ */
+async function finished(page, name, want, timeout = 240_000) {
+  const row = page.locator(`li.upload[data-name="${name}"]`).first();
+  await row.waitFor({ timeout: 30_000 });
+  await page.waitForFunction(
+    (n) => {
+      const el = document.querySelector(`li.upload[data-name="${n}"]`);
+      return el && ["done", "rejected", "infected", "error"].includes(el.dataset.state);
+    },
+    name,
+    { timeout },
+  );
+  const info = await row.evaluate((el) => ({
+    ...el.dataset,
+    status: el.querySelector(".status")?.textContent ?? "",
+    detail: el.querySelector(".detail")?.textContent ?? "",
+    thumbWidth: el.querySelector(".thumb img")?.naturalWidth ?? 0,
+  }));
+  assert(info.state === want, `${name}: expected ${want}, the page says ${info.state}: ${info.status}`);
+  return info;
+}
+
+/** Records the part uploads (PUTs with an uploadId) a page sends. */
+function watchParts(page) {
+  const log = { sent: [], inFlight: 0, maxInFlight: 0, failed: [] };
+  const isPart = (r) => r.method() === "PUT" && new URL(r.url()).searchParams.has("uploadId");
+  page.on("request", (r) => {
+    if (!isPart(r)) return;
+    log.sent.push(Number(new URL(r.url()).searchParams.get("partNumber")));
+    log.inFlight++;
+    log.maxInFlight = Math.max(log.maxInFlight, log.inFlight);
+  });
+  const end = (r) => {
+    if (isPart(r)) log.inFlight--;
+  };
+  page.on("requestfinished", end);
+  page.on("requestfailed", (r) => {
+    end(r);
+    if (isPart(r)) log.failed.push(r.url());
+  });
+  return log;
+}
+
+/** Puts a CORS configuration on the uploads bucket (moto: unsigned). */
+async function putCors(exposeEtag) {
+  const expose = exposeEtag ? "<ExposeHeader>ETag</ExposeHeader>" : "";
+  const xml =
+    `<CORSConfiguration><CORSRule><AllowedOrigin>${DEMO}</AllowedOrigin>` +
+    "<AllowedMethod>PUT</AllowedMethod><AllowedMethod>POST</AllowedMethod>" +
+    "<AllowedMethod>GET</AllowedMethod><AllowedMethod>HEAD</AllowedMethod>" +
+    `<AllowedHeader>*</AllowedHeader>${expose}<MaxAgeSeconds>3000</MaxAgeSeconds></CORSRule></CORSConfiguration>`;
+  const res = await fetch(`${S3}/${BUCKET}?cors`, {
+    method: "PUT",
+    headers: { "content-md5": createHash("md5").update(xml).digest("base64") },
+    body: xml,
+  });
+  assert(res.ok, `PutBucketCors: HTTP ${res.status} ${await res.text()}`);
+}
+
+// --- the tests --------------------------------------------------------------
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox"],
+});
+const context = await browser.newContext({ viewport: { width: 1100, height: 1400 } });
+const page = await context.newPage();
+page.on("pageerror", (e) => console.log(`page error: ${e.message}`));
+await page.goto(DEMO);
+await page.locator("#config").filter({ hasText: "Multipart above" }).waitFor();
+
+await test("a small JPEG by presigned PUT, thumbnail shown", async () => {
+  await page.setInputFiles("#files", files.put);
+  const r = await finished(page, "put-bythewater.jpg", "done");
+  assert(r.kind === "put", `kind ${r.kind}`);
+  assert(r.thumbWidth > 0 && r.thumbWidth <= 256, `thumbnail width ${r.thumbWidth}`);
+  assert(/thumb 160×256/.test(r.detail), `variants: ${r.detail}`);
+  await assertStoredBytes(r.key, files.put);
+});
+
+await test("a JPEG by presigned POST (the toggle)", async () => {
+  await page.check("input[name=form][value=post]");
+  await page.setInputFiles("#files", files.post);
+  const r = await finished(page, "post-colorfulcups.jpg", "done");
+  assert(r.kind === "post", `kind ${r.kind}`);
+  assert(r.thumbWidth > 0, "no thumbnail");
+  await assertStoredBytes(r.key, files.post);
+  await page.check("input[name=form][value=put]");
+});
+
+await test("a disallowed type is refused with a clear message", async () => {
+  await page.setInputFiles("#files", files.refused);
+  const r = await finished(page, "drawing.svg", "error", 30_000);
+  assert(
+    r.status.includes("Refused by the server") && r.status.includes('"image/svg+xml" is not allowed'),
+    `message: ${r.status}`,
+  );
+});
+
+await test("40 MiB by multipart through our page: parallel parts, exact bytes", async () => {
+  const parts = watchParts(page);
+  await page.setInputFiles("#files", files.big);
+  const r = await finished(page, "big-noise-40mib.png", "done");
+  assert(r.kind === "multipart" && r.parts === "5", `kind ${r.kind}, ${r.parts} parts`);
+  assert(
+    JSON.stringify([...parts.sent].sort()) === "[1,2,3,4,5]",
+    `part requests: ${parts.sent}`,
+  );
+  assert(parts.maxInFlight >= 2, `at most ${parts.maxInFlight} part request in flight: not parallel`);
+  console.log(`     parts in flight at once: up to ${parts.maxInFlight}`);
+  assert(r.thumbWidth > 0, "no thumbnail");
+  await assertStoredBytes(r.key, files.big);
+});
+
+await test("screenshot of the finished demo page (PUT, POST, refused type, multipart)", async () => {
+  await page.screenshot({ path: join(ARTIFACTS, "demo-page.png"), fullPage: true });
+  console.log(`     ${join(ARTIFACTS, "demo-page.png")}`);
+});
+
+await test("an interrupted multipart upload resumes after a reload without resending stored parts", async () => {
+  // Parts 1 and 2 go through; the others are held until the reload cuts them.
+  const held = [];
+  await page.route(
+    (url) => url.searchParams.has("uploadId") && url.searchParams.has("partNumber"),
+    (route) => {
+      const n = Number(new URL(route.request().url()).searchParams.get("partNumber"));
+      if (route.request().method() === "PUT" && n > 2) held.push(route);
+      else route.continue();
+    },
+  );
+  await page.setInputFiles("#files", files.resume);
+  await page
+    .locator('li.upload[data-name="resume-noise-40mib.png"] .status')
+    .filter({ hasText: "Uploaded 2 of 5 parts" })
+    .waitFor({ timeout: 60_000 });
+  assert(held.length >= 1, "no part was held");
+  await page.unrouteAll({ behavior: "ignoreErrors" });
+  await page.reload();
+  await page.locator("#resumable-list li").filter({ hasText: "resume-noise-40mib.png" }).waitFor();
+
+  const parts = watchParts(page);
+  await page.setInputFiles("#files", files.resume);
+  const r = await finished(page, "resume-noise-40mib.png", "done");
+  assert(r.skippedParts === "1,2", `parts found stored: ${r.skippedParts}`);
+  assert(
+    JSON.stringify([...parts.sent].sort()) === "[3,4,5]",
+    `parts sent after the reload: ${parts.sent} (1 and 2 were stored)`,
+  );
+  assert(await page.locator("#resumable").isHidden(), "the finished upload is still listed as resumable");
+  await assertStoredBytes(r.key, files.resume);
+  await page.screenshot({ path: join(ARTIFACTS, "demo-page-resumed.png"), fullPage: true });
+});
+
+await test("Uppy (pinned @uppy/aws-s3): a small JPEG by form, 40 MiB multipart with parallel parts", async () => {
+  const pinned = JSON.parse(readFileSync(join(here, "../package.json"), "utf8")).dependencies["@uppy/aws-s3"];
+  const uppy = await context.newPage();
+  uppy.on("pageerror", (e) => console.log(`uppy page error: ${e.message}`));
+  const parts = watchParts(uppy);
+  await uppy.goto(`${DEMO}/uppy.html`);
+  await uppy.waitForFunction(() => window.uppyVersion !== undefined);
+  const version = await uppy.evaluate(() => window.uppyVersion);
+  assert(version === pinned, `@uppy/aws-s3 ${version} loaded, ${pinned} pinned`);
+  await uppy.setInputFiles(".uppy-Dashboard-input >> nth=0", [files.uppySmall, files.uppyBig]);
+  await uppy.waitForFunction(() => window.uppyResults.length >= 2, null, { timeout: 120_000 });
+  const errors = (await uppy.evaluate(() => window.uppyResults)).filter((x) => x.error);
+  assert(errors.length === 0, `Uppy errors: ${JSON.stringify(errors)}`);
+  const big = await finished(uppy, "uppy-noise-40mib.png", "done");
+  const small = await finished(uppy, "uppy-kleiber.jpg", "done");
+  assert(big.kind === "multipart" && small.kind === "single", `kinds ${big.kind}, ${small.kind}`);
+  assert(JSON.stringify([...parts.sent].sort()) === "[1,2,3,4,5]", `part requests: ${parts.sent}`);
+  assert(parts.maxInFlight >= 2, `at most ${parts.maxInFlight} part request in flight: not parallel`);
+  console.log(`     parts in flight at once: up to ${parts.maxInFlight}`);
+  assert(big.thumbWidth > 0 && small.thumbWidth > 0, "missing thumbnails");
+  await assertStoredBytes(big.key, files.uppyBig);
+  await assertStoredBytes(small.key, files.uppySmall);
+  await uppy.screenshot({ path: join(ARTIFACTS, "uppy-page.png"), fullPage: true });
+  await uppy.close();
+});
+
+await test("without ETag exposed by the bucket's CORS rule the page says so", async () => {
+  await putCors(false);
+  try {
+    const fresh = await context.newPage();
+    await fresh.goto(DEMO);
+    await fresh.setInputFiles("#files", files.noEtag);
+    const r = await finished(fresh, "no-etag-kleiber.jpg", "error", 60_000);
+    assert(
+      r.status.includes("ETag header is not readable") && r.status.includes("must expose ETag"),
+      `message: ${r.status}`,
+    );
+    await fresh.close();
+  } finally {
+    await putCors(true);
+  }
+});
+
+await browser.close();
+const failed = results.filter((r) => !r.ok);
+console.log(`browser tests: ${results.length - failed.length} passed, ${failed.length} failed`);
+process.exit(failed.length ? 1 : 0);
