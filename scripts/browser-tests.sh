@@ -23,7 +23,7 @@ if [ ! -x /usr/bin/chromium ]; then
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
-/usr/bin/chromium --version
+/usr/bin/chromium --version 2>/dev/null  # (its wrapper script warns on stderr)
 
 cleanup() {
     status=$?
