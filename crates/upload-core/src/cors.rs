@@ -33,6 +33,10 @@ pub const CORS_VARY: &str = "Origin, Access-Control-Request-Headers, Access-Cont
 /// The CORS rule that lets browsers on `allowed_origins` upload straight to
 /// the bucket with presigned PUT, POST and multipart part URLs.
 ///
+/// An origin may hold one `*`, which matches any run of characters, as in
+/// S3 (`https://*.example.com` matches `https://app.example.com`); `*`
+/// alone allows every origin.
+///
 /// Methods [`CORS_ALLOWED_METHODS`]; any request header (`AllowedHeader
 /// *`: presigned PUTs send `Content-Type` and `x-amz-*` headers);
 /// [`CORS_EXPOSE_HEADERS`] exposed (see the AWS "Configuring CORS" guide
@@ -59,6 +63,9 @@ pub enum CorsRefusal {
     /// The bucket has no CORS configuration: 403 `AccessForbidden`.
     #[error("CORSResponse: CORS is not enabled for this bucket.")]
     NotEnabled,
+    /// The bucket does not exist: 403 `AccessForbidden`.
+    #[error("CORSResponse: Bucket not found")]
+    NoSuchBucket,
     /// No rule allows this origin and method: 403 `AccessForbidden`.
     #[error(
         "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec."
@@ -71,7 +78,7 @@ impl CorsRefusal {
     pub fn status(&self) -> u16 {
         match self {
             Self::MissingOrigin | Self::InvalidMethod(_) => 400,
-            Self::NotEnabled | Self::NotAllowed => 403,
+            Self::NotEnabled | Self::NoSuchBucket | Self::NotAllowed => 403,
         }
     }
 
@@ -79,7 +86,7 @@ impl CorsRefusal {
     pub fn code(&self) -> &'static str {
         match self {
             Self::MissingOrigin | Self::InvalidMethod(_) => "BadRequest",
-            Self::NotEnabled | Self::NotAllowed => "AccessForbidden",
+            Self::NotEnabled | Self::NoSuchBucket | Self::NotAllowed => "AccessForbidden",
         }
     }
 }
@@ -89,7 +96,8 @@ impl CorsConfig {
     ///
     /// # Errors
     /// [`Error::InvalidPolicy`] when the list is empty or an origin is not
-    /// `*` or an `http(s)://host[:port]` origin (no path, no trailing `/`).
+    /// `*` or an `http(s)://host[:port]` origin (no path, no trailing `/`,
+    /// at most one `*`, as S3 allows).
     pub fn new<I, S>(allowed_origins: I) -> Result<Self>
     where
         I: IntoIterator<Item = S>,
@@ -103,10 +111,11 @@ impl CorsConfig {
         }
         for o in &allowed_origins {
             let ok = o == "*"
-                || ["http://", "https://"].iter().any(|p| {
-                    o.strip_prefix(p)
-                        .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
-                });
+                || (o.matches('*').count() <= 1
+                    && ["http://", "https://"].iter().any(|p| {
+                        o.strip_prefix(p)
+                            .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+                    }));
             if !ok {
                 return Err(Error::InvalidPolicy {
                     reason: format!("CORS origin {o:?} must be * or scheme://host[:port]"),
@@ -120,17 +129,20 @@ impl CorsConfig {
     }
 
     /// The `Access-Control-Allow-Origin` value for `origin` when the rule
-    /// allows it and `method`: `*` for a wildcard rule (S3 then sends no
-    /// `Access-Control-Allow-Credentials`), else the origin itself. Origins
-    /// compare exactly, as S3 compares them (scheme, host and port).
+    /// allows it and `method`: `*` for an allow-all rule (S3 then sends no
+    /// `Access-Control-Allow-Credentials`), else the origin itself.
     fn allow_origin(&self, origin: &str, method: &str) -> Option<String> {
         if !CORS_ALLOWED_METHODS.contains(&method) {
             return None;
         }
-        if self.allowed_origins.iter().any(|o| o == origin) {
-            Some(origin.to_owned())
-        } else if self.allowed_origins.iter().any(|o| o == "*") {
+        if self.allowed_origins.iter().any(|o| o == "*") {
             Some("*".to_owned())
+        } else if self
+            .allowed_origins
+            .iter()
+            .any(|o| origin_matches(o, origin))
+        {
+            Some(origin.to_owned())
         } else {
             None
         }
@@ -210,6 +222,20 @@ impl CorsConfig {
     }
 }
 
+/// Whether `origin` matches the rule's `pattern`: exactly (scheme, host
+/// and port, ASCII case-insensitively), or around its one `*`.
+fn origin_matches(pattern: &str, origin: &str) -> bool {
+    let (pattern, origin) = (pattern.to_ascii_lowercase(), origin.to_ascii_lowercase());
+    match pattern.split_once('*') {
+        None => pattern == origin,
+        Some((head, tail)) => {
+            origin.len() >= head.len() + tail.len()
+                && origin.starts_with(head)
+                && origin.ends_with(tail)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +301,24 @@ mod tests {
             c.preflight(Some("https://app.example.com"), Some("PATCH"), None),
             Err(CorsRefusal::InvalidMethod("PATCH".into()))
         );
+    }
+
+    #[test]
+    fn one_wildcard_in_an_origin_matches_as_in_s3() {
+        let c = CorsConfig::new(["https://*.example.com"]).unwrap();
+        let h = c.response_headers(Some("https://app.example.com"), "PUT");
+        assert_eq!(
+            get(&h, "access-control-allow-origin"),
+            Some("https://app.example.com")
+        );
+        for other in [
+            "https://example.com",
+            "http://app.example.com",
+            "https://app.example.org",
+        ] {
+            assert!(c.response_headers(Some(other), "PUT").is_empty(), "{other}");
+        }
+        assert!(CorsConfig::new(["https://*.*.example.com"]).is_err());
     }
 
     #[test]

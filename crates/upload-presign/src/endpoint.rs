@@ -353,8 +353,13 @@ fn preflight(
     method: Option<&str>,
     request_headers: Option<&str>,
 ) -> Result<Response, CorsRefusal> {
+    // S3's order: the Origin first, then the bucket, then its rule.
+    let origin = origin.ok_or(CorsRefusal::MissingOrigin)?;
+    if !st.buckets.contains_key(bucket) {
+        return Err(CorsRefusal::NoSuchBucket);
+    }
     let cors = st.cors.get(bucket).ok_or(CorsRefusal::NotEnabled)?;
-    let headers = cors.preflight(origin, method, request_headers)?;
+    let headers = cors.preflight(Some(origin), method, request_headers)?;
     let mut r = StatusCode::OK.into_response();
     insert_headers(r.headers_mut(), headers);
     Ok(r)

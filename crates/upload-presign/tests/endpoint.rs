@@ -497,6 +497,24 @@ async fn cors_preflights_and_answers_like_s3_exposing_etag() {
             .unwrap()
             .contains("CORS is not enabled for this bucket")
     );
+    // The Origin is checked first, then whether the bucket exists.
+    let r = preflight(
+        &http,
+        &format!("{}private/a.jpg", endpoint.url()),
+        None,
+        "PUT",
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 400);
+    let r = preflight(
+        &http,
+        &format!("{}nosuch/a.jpg", endpoint.url()),
+        Some(PAGE),
+        "PUT",
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(r.text().await.unwrap().contains("Bucket not found"));
 }
 
 fn lists_item(r: &reqwest::Response, name: &str, item: &str) -> bool {
