@@ -6,7 +6,8 @@
 #
 #   scripts/browser-tests.sh [ARTIFACTS]   # default target/browser-artifacts
 #
-# Installs Debian's chromium when /usr/bin/chromium is missing (and, through
+# Installs Debian's chromium when /usr/bin/chromium is missing (another
+# browser: CHROMIUM=/path) (and, through
 # scripts/demo.sh, Node.js and npm). Screenshots of the finished pages are
 # left in ARTIFACTS (demo-page.png, uppy-page.png). Exits 1 when a test
 # fails, printing the demo's logs.
@@ -15,15 +16,19 @@ cd "$(dirname "$0")/.."
 
 artifacts=${1:-target/browser-artifacts}
 dir=target/test-services/demo
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-if [ ! -x /usr/bin/chromium ]; then
+export CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+if [ ! -x "$CHROMIUM" ]; then
+    if [ "$CHROMIUM" != /usr/bin/chromium ]; then
+        echo "CHROMIUM=$CHROMIUM is not an executable" >&2
+        exit 1
+    fi
     echo "installing chromium from Debian" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
-/usr/bin/chromium --version 2>/dev/null  # (its wrapper script warns on stderr)
+"$CHROMIUM" --version 2>/dev/null # (Debian's wrapper script warns on stderr)
 
 cleanup() {
     status=$?
@@ -40,7 +45,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-scripts/demo.sh start "$dir" "$(free_port)"
+scripts/demo.sh start "$dir" 0
 set -a
 # shellcheck disable=SC1091
 . "$dir/env"

@@ -85,7 +85,8 @@ function send(method, url, headers, body, onProgress, signal) {
         ),
       );
     xhr.onabort = () => reject(new Error("aborted"));
-    signal?.addEventListener("abort", () => xhr.abort());
+    if (signal?.aborted) return reject(new Error("aborted"));
+    signal?.addEventListener("abort", () => xhr.abort(), { once: true });
     xhr.send(body);
   });
 }
@@ -149,6 +150,9 @@ class Row {
 /** A file's identity for resuming: name, size and modification time. */
 const fileId = (file) => `${file.name}|${file.size}|${file.lastModified}`;
 
+/** Files being uploaded by this page now (by fileId). */
+const active = new Set();
+
 function loadSession(file) {
   try {
     return JSON.parse(localStorage.getItem(STORE_PREFIX + fileId(file)));
@@ -157,6 +161,11 @@ function loadSession(file) {
   }
 }
 
+/**
+ * Keeps a session: key, upload ID, session token, part size and count,
+ * and `sent`: for each part stored, its ETag and the SHA-256 of the bytes
+ * sent, so a resume only skips parts whose bytes are this file's.
+ */
 function saveSession(file, session) {
   localStorage.setItem(
     STORE_PREFIX + fileId(file),
@@ -164,18 +173,25 @@ function saveSession(file, session) {
   );
 }
 
+function recordPart(file, n, etag, sha256) {
+  const s = loadSession(file);
+  if (!s) return;
+  s.sent = { ...(s.sent ?? {}), [n]: { etag, sha256 } };
+  saveSession(file, s);
+}
+
 function forgetSession(id) {
   localStorage.removeItem(STORE_PREFIX + id);
   showResumable();
 }
 
-/** Lists interrupted multipart uploads, with a button to abort each. */
+/** Lists unfinished multipart uploads (not running now), with Abort. */
 function showResumable() {
   const list = document.getElementById("resumable-list");
   list.replaceChildren();
   for (let i = 0; i < localStorage.length; i++) {
     const k = localStorage.key(i);
-    if (!k.startsWith(STORE_PREFIX)) continue;
+    if (!k.startsWith(STORE_PREFIX) || active.has(k.slice(STORE_PREFIX.length))) continue;
     let s;
     try {
       s = JSON.parse(localStorage.getItem(k));
@@ -184,15 +200,17 @@ function showResumable() {
     }
     const li = document.createElement("li");
     li.dataset.key = s.key;
-    li.textContent = `${s.name} (${formatBytes(s.size)}, ${s.part_count} parts) `;
+    const stored = Object.keys(s.sent ?? {}).length;
+    li.textContent = `${s.name} (${formatBytes(s.size)}, ${stored} of ${s.part_count} parts stored) `;
     const abort = document.createElement("button");
     abort.textContent = "Abort";
     abort.onclick = async () => {
       try {
         await api("POST", "/multipart/abort", { key: s.key, upload_id: s.upload_id, session: s.session });
       } catch (e) {
-        // Already gone is what we want; other errors are shown.
-        if (!(e instanceof ApiError && e.status === 404)) alert(e.message);
+        // Gone already (404), or the server no longer knows the session
+        // (403 after a restart): nothing left to abort from here.
+        if (!(e instanceof ApiError && [403, 404].includes(e.status))) return alert(e.message);
       }
       forgetSession(k.slice(STORE_PREFIX.length));
     };
@@ -202,6 +220,31 @@ function showResumable() {
   document.getElementById("resumable").hidden = list.children.length === 0;
 }
 
+/** Hex SHA-256 of a blob. */
+async function sha256Hex(blob) {
+  const digest = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+const unquote = (etag) => etag.replaceAll('"', "");
+
+/**
+ * The type to declare: the browser's, or, when it has none (no or an
+ * unknown extension), the one the magic bytes say. The worker checks the
+ * bytes again either way.
+ */
+async function contentType(file) {
+  if (file.type) return file.type;
+  const b = new Uint8Array(await file.slice(0, 12).arrayBuffer());
+  const starts = (...xs) => xs.every((x, i) => b[i] === x);
+  if (starts(0xff, 0xd8, 0xff)) return "image/jpeg";
+  if (starts(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a)) return "image/png";
+  if (starts(0x47, 0x49, 0x46, 0x38)) return "image/gif";
+  if (starts(0x52, 0x49, 0x46, 0x46) && String.fromCharCode(...b.slice(8, 12)) === "WEBP") return "image/webp";
+  if (starts(0x25, 0x50, 0x44, 0x46, 0x2d)) return "application/pdf";
+  return "application/octet-stream";
+}
+
 // --- the three ways up -------------------------------------------------------
 
 async function putSingle(file, row, ticket) {
@@ -209,7 +252,13 @@ async function putSingle(file, row, ticket) {
   const res = await send(ticket.request.method, ticket.request.url, ticket.request.headers, file, (n) =>
     row.progress(n),
   );
-  requireEtag(res, "PUT");
+  if (res.status < 200 || res.status > 299) {
+    throw new Error(`PUT: storage answered HTTP ${res.status}: ${s3Message(res.text)}`);
+  }
+  if (!res.etag) {
+    // Stored all the same; multipart uploads would fail, though.
+    row.detail("Warning: the bucket's CORS rule does not expose ETag; multipart uploads will fail until it does.");
+  }
 }
 
 async function postForm(file, row, ticket) {
@@ -241,42 +290,55 @@ async function storedParts(s) {
   }
 }
 
-/** Presigned URLs for `numbers`, signed in ranges of at most 100. */
-async function partUrls(s, numbers) {
-  const urls = new Map();
-  for (const p of s.parts ?? []) urls.set(p.part_number, p.request);
-  const unsigned = numbers.filter((n) => !urls.has(n));
-  for (let i = 0; i < unsigned.length; ) {
-    const first = unsigned[i];
-    let j = i;
-    while (j + 1 < unsigned.length && unsigned[j + 1] - first < 100) j++;
-    const { json } = await api("POST", "/multipart/sign", {
-      key: s.key,
-      upload_id: s.upload_id,
-      session: s.session,
-      first,
-      last: unsigned[j],
-    });
-    for (const p of json.parts) urls.set(p.part_number, p.request);
-    i = j + 1;
-  }
-  return urls;
+/** Presigned part requests `first..=last`, by part number. */
+async function signRange(s, first, last) {
+  const { json } = await api("POST", "/multipart/sign", {
+    key: s.key,
+    upload_id: s.upload_id,
+    session: s.session,
+    first,
+    last,
+  });
+  return new Map(json.parts.map((p) => [p.part_number, p.request]));
 }
 
+/** `POST /multipart/complete` with `parts` (part number → ETag). */
+async function completeUpload(s, parts) {
+  const list = [...parts.entries()].sort((a, b) => a[0] - b[0]).map(([part_number, etag]) => ({ part_number, etag }));
+  await api("POST", "/multipart/complete", { key: s.key, upload_id: s.upload_id, session: s.session, parts: list });
+}
+
+/**
+ * Uploads the parts storage does not hold yet, CONCURRENCY at a time, and
+ * completes. A part is retried (signed again after a 403, which is how an
+ * expired URL answers, or after a network error, which may hide one); the
+ * first part that cannot be stored stops the others and fails the upload,
+ * keeping the session for a resume.
+ */
 async function multipart(file, row, s, resumed) {
-  const size = (n) => (n < s.part_count ? s.part_size : file.size - s.part_size * (s.part_count - 1));
+  const start = (n) => (n - 1) * s.part_size;
+  const size = (n) => (n < s.part_count ? s.part_size : file.size - start(n));
+  const slice = (n) => file.slice(start(n), start(n) + size(n));
   row.el.dataset.kind = "multipart";
   row.el.dataset.key = s.key;
   row.el.dataset.parts = String(s.part_count);
   row.set("uploading", resumed ? "Resuming: listing the parts already stored…" : "Uploading parts…");
-  // After a reload (or a failed attempt) storage knows which parts it has.
-  const stored = resumed ? await storedParts(s) : new Map();
+
+  // After a reload (or a failed attempt) storage knows which parts it has;
+  // one is skipped only if this page sent it with these very bytes.
   const done = new Map();
-  for (const [n, p] of stored) if (n <= s.part_count && p.size === size(n)) done.set(n, p.etag);
+  if (resumed) {
+    const sent = loadSession(file)?.sent ?? {};
+    for (const [n, p] of await storedParts(s)) {
+      const mine = sent[n];
+      if (n > s.part_count || p.size !== size(n) || !mine || unquote(mine.etag) !== unquote(p.etag)) continue;
+      if ((await sha256Hex(slice(n))) === mine.sha256) done.set(n, p.etag);
+    }
+  }
   row.el.dataset.skippedParts = [...done.keys()].sort((a, b) => a - b).join(",");
   const todo = [];
   for (let n = 1; n <= s.part_count; n++) if (!done.has(n)) todo.push(n);
-  const urls = todo.length ? await partUrls(s, todo) : new Map();
+  const urls = new Map((s.parts ?? []).map((p) => [p.part_number, p.request]));
 
   const inFlight = new Map();
   let storedBytes = [...done.keys()].reduce((sum, n) => sum + size(n), 0);
@@ -288,44 +350,100 @@ async function multipart(file, row, s, resumed) {
   );
   row.set("uploading", `Uploading ${todo.length} of ${s.part_count} parts…`);
 
-  const queue = [...todo];
-  const worker = async () => {
-    for (let n = queue.shift(); n !== undefined; n = queue.shift()) {
-      const start = (n - 1) * s.part_size;
-      const body = file.slice(start, start + size(n));
-      let etag;
-      for (let attempt = 0; ; attempt++) {
-        try {
-          const res = await send(urls.get(n).method, urls.get(n).url, urls.get(n).headers, body, (b) => {
-            inFlight.set(n, b);
-            update();
-          });
-          if (res.status >= 500 && attempt < RETRIES) throw new Error(`HTTP ${res.status}`);
-          etag = requireEtag(res, `part ${n}`);
-          break;
-        } catch (e) {
-          inFlight.delete(n);
-          if (attempt >= RETRIES || /ETag header is not readable|HTTP 4\d\d/.test(e.message)) {
-            throw new Error(
-              `${e.message}. The ${done.size} parts already stored are kept: pick the same file again to resume`,
-            );
-          }
-          await sleep(500 * 2 ** attempt);
-        }
+  const stop = new AbortController();
+  let failure = null;
+
+  const sendPart = async (n) => {
+    const body = slice(n);
+    const sha256 = await sha256Hex(body);
+    for (let attempt = 0; ; attempt++) {
+      if (stop.signal.aborted) throw failure;
+      // Signed when first needed or after a refusal (ApiError: fatal).
+      if (!urls.has(n)) urls.set(n, (await signRange(s, n, n)).get(n));
+      const req = urls.get(n);
+      let res;
+      try {
+        res = await send(req.method, req.url, req.headers, body, (b) => {
+          inFlight.set(n, b);
+          update();
+        }, stop.signal);
+      } catch (e) {
+        inFlight.delete(n);
+        if (stop.signal.aborted || attempt >= RETRIES) throw e;
+        urls.delete(n);
+        await sleep(500 * 2 ** attempt);
+        continue;
       }
       inFlight.delete(n);
-      done.set(n, etag);
-      storedBytes += size(n);
-      update();
-      row.set("uploading", `Uploaded ${done.size} of ${s.part_count} parts…`);
+      const code = /<Code>([^<]*)<\/Code>/.exec(res.text ?? "")?.[1];
+      if (res.status === 403 && attempt < RETRIES) {
+        urls.delete(n); // most likely expired: sign this part again
+        continue;
+      }
+      if ((res.status >= 500 || code === "RequestTimeout") && attempt < RETRIES) {
+        await sleep(500 * 2 ** attempt);
+        continue;
+      }
+      return { etag: requireEtag(res, `part ${n}`), sha256 };
+    }
+  };
+
+  const queue = [...todo];
+  const worker = async () => {
+    for (let n = queue.shift(); n !== undefined && !failure; n = queue.shift()) {
+      try {
+        const { etag, sha256 } = await sendPart(n);
+        done.set(n, etag);
+        recordPart(file, n, etag, sha256);
+        storedBytes += size(n);
+        update();
+        if (!failure) row.set("uploading", `Uploaded ${done.size} of ${s.part_count} parts…`);
+      } catch (e) {
+        if (!failure) {
+          failure = e;
+          queue.length = 0;
+          stop.abort();
+        }
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, todo.length) }, worker));
+  if (failure) {
+    throw new Error(
+      `${failure.message}. The ${done.size} of ${s.part_count} parts stored are kept: pick the same file again to resume`,
+    );
+  }
 
   row.set("completing", "Completing the multipart upload…");
-  const parts = [...done.entries()].sort((a, b) => a[0] - b[0]).map(([part_number, etag]) => ({ part_number, etag }));
-  await api("POST", "/multipart/complete", { key: s.key, upload_id: s.upload_id, session: s.session, parts });
+  await completeUpload(s, done);
   forgetSession(fileId(file));
+}
+
+/**
+ * Resumes a saved session. When the upload is gone (404) but every part
+ * was recorded, the page was most likely reloaded while completing: the
+ * completion is asked again, which the server answers with the object
+ * those parts made. Returns false when the session cannot be resumed.
+ */
+async function resume(file, row, saved) {
+  try {
+    await multipart(file, row, saved, true);
+    return true;
+  } catch (e) {
+    if (!(e instanceof ApiError && [403, 404].includes(e.status))) throw e;
+    const sent = new Map(Object.entries(saved.sent ?? {}).map(([n, p]) => [Number(n), p.etag]));
+    if (e.status === 404 && sent.size === saved.part_count) {
+      try {
+        await completeUpload(saved, sent);
+        forgetSession(fileId(file));
+        return true;
+      } catch {
+        // fall through: start afresh
+      }
+    }
+    forgetSession(fileId(file));
+    return false;
+  }
 }
 
 // --- after the upload: the worker's manifest --------------------------------
@@ -368,23 +486,19 @@ function showManifest({ manifest, variant_urls }, row) {
 
 async function upload(file) {
   const row = new Row(file);
+  const id = fileId(file);
+  if (active.has(id)) {
+    return row.set("error", "This file is already being uploaded on this page.");
+  }
+  active.add(id);
+  showResumable();
   try {
     const saved = loadSession(file);
-    if (saved) {
-      try {
-        await multipart(file, row, saved, true);
-        return await awaitProcessed(saved.key, row);
-      } catch (e) {
-        // The session is gone (aborted, expired, or the server restarted
-        // with another secret): start afresh; anything else is shown.
-        if (!(e instanceof ApiError && [403, 404].includes(e.status))) throw e;
-        forgetSession(fileId(file));
-      }
-    }
+    if (saved && (await resume(file, row, saved))) return await awaitProcessed(saved.key, row);
     row.set("signing", "Asking the server for a presigned URL…");
     const form = document.querySelector("input[name=form]:checked").value;
     const { json: t } = await api("POST", "/uploads", {
-      content_type: file.type || "application/octet-stream",
+      content_type: await contentType(file),
       size: file.size,
       filename: file.name,
       form,
@@ -400,13 +514,16 @@ async function upload(file) {
         session: t.session,
         part_size: t.part_size,
         part_count: t.part_count,
+        sent: {},
       });
-      showResumable();
       await multipart(file, row, { ...t }, false);
     }
     await awaitProcessed(t.key, row);
   } catch (e) {
     row.set("error", e instanceof ApiError ? `Refused by the server: ${e.message}` : `Failed: ${e.message}`);
+  } finally {
+    active.delete(id);
+    showResumable();
   }
 }
 

@@ -16,7 +16,7 @@
 // status text, so a missing CORS rule or unexposed ETag reads as such.
 
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync, copyFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync, copyFileSync, utimesSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { deflateSync } from "node:zlib";
@@ -88,15 +88,28 @@ const files = {
   resume: join(work, "resume-noise-40mib.png"),
   uppyBig: join(work, "uppy-noise-40mib.png"),
   uppySmall: join(work, "uppy-kleiber.jpg"),
-  noEtag: join(work, "no-etag-kleiber.jpg"),
+  retried: join(work, "retried-noise-17mib.png"),
+  twinA: join(work, "a/twin-noise-40mib.png"),
+  twinB: join(work, "b/twin-noise-40mib.png"),
+  noEtag: join(work, "no-etag-noise-17mib.png"),
+  untyped: join(work, "photo-without-extension"),
 };
 copyFileSync(join(repo, "samples/photos/derived_bythewater_orient6.jpg"), files.put);
 copyFileSync(join(repo, "samples/photos/photo_colorfulcups_2560x1600_gps.jpg"), files.post);
 copyFileSync(join(repo, "samples/photos/derived_kleiber_3840x2160_q90_420.jpg"), files.uppySmall);
-copyFileSync(join(repo, "samples/photos/derived_kleiber_3840x2160_q90_420.jpg"), files.noEtag);
+copyFileSync(join(repo, "samples/photos/derived_bythewater_orient6.jpg"), files.untyped);
 writeFileSync(files.refused, '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>');
 // Exactly 40 MiB (3600 x 3800 RGB, 41.0 MB of pixels): 5 parts of 8 MiB.
 for (const f of [files.big, files.resume, files.uppyBig]) writeFileSync(f, noisePng(3600, 3800, 40 * MiB));
+// 17 MiB: 3 parts (8 + 8 + 1 MiB), just over the 16 MiB threshold.
+writeFileSync(files.retried, noisePng(2000, 2900, 17 * MiB));
+writeFileSync(files.noEtag, noisePng(2000, 2900, 17 * MiB));
+// Two different files with one name, size and modification time.
+for (const f of [files.twinA, files.twinB]) {
+  mkdirSync(dirname(f), { recursive: true });
+  writeFileSync(f, noisePng(3600, 3800, 40 * MiB));
+  utimesSync(f, new Date("2026-01-02T03:04:05Z"), new Date("2026-01-02T03:04:05Z"));
+}
 const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
 
 // --- helpers ----------------------------------------------------------------
@@ -113,6 +126,9 @@ async function test(name, fn) {
     console.log(`FAIL ${name}: ${e.stack ?? e}`);
   }
 }
+
+/** Distinct part numbers, ascending, as JSON: "[1,2,3]". */
+const partSet = (numbers) => JSON.stringify([...new Set(numbers)].sort((a, b) => a - b));
 
 function assert(cond, message) {
   if (!cond) throw new Error(message);
@@ -180,7 +196,8 @@ function watchParts(page) {
   const end = (r) => {
     if (isPart(r)) log.inFlight--;
   };
-  page.on("requestfinished", end);
+  // A part is done for the page once its answer (and ETag) arrives.
+  page.on("response", (res) => end(res.request()));
   page.on("requestfailed", (r) => {
     end(r);
     if (isPart(r)) log.failed.push(r.url());
@@ -190,7 +207,10 @@ function watchParts(page) {
 
 /** Puts a CORS configuration on the uploads bucket (moto: unsigned). */
 async function putCors(exposeEtag) {
-  const expose = exposeEtag ? "<ExposeHeader>ETag</ExposeHeader>" : "";
+  // As upload-setup sets it (upload_core::cors::CorsConfig), or without ETag.
+  const expose = (exposeEtag ? ["ETag", "Location", "x-amz-version-id"] : ["Location"])
+    .map((h) => `<ExposeHeader>${h}</ExposeHeader>`)
+    .join("");
   const xml =
     `<CORSConfiguration><CORSRule><AllowedOrigin>${DEMO}</AllowedOrigin>` +
     "<AllowedMethod>PUT</AllowedMethod><AllowedMethod>POST</AllowedMethod>" +
@@ -245,19 +265,70 @@ await test("a disallowed type is refused with a clear message", async () => {
   );
 });
 
+await test("a file the browser gives no type is declared by its magic bytes", async () => {
+  await page.setInputFiles("#files", files.untyped);
+  const r = await finished(page, "photo-without-extension", "done");
+  assert(r.kind === "put" && r.key.endsWith(".jpg"), `kind ${r.kind}, key ${r.key}`);
+  await assertStoredBytes(r.key, files.untyped);
+});
+
 await test("40 MiB by multipart through our page: parallel parts, exact bytes", async () => {
   const parts = watchParts(page);
   await page.setInputFiles("#files", files.big);
   const r = await finished(page, "big-noise-40mib.png", "done");
   assert(r.kind === "multipart" && r.parts === "5", `kind ${r.kind}, ${r.parts} parts`);
-  assert(
-    JSON.stringify([...parts.sent].sort()) === "[1,2,3,4,5]",
-    `part requests: ${parts.sent}`,
-  );
+  assert(partSet(parts.sent) === "[1,2,3,4,5]", `part requests: ${parts.sent}`);
   assert(parts.maxInFlight >= 2, `at most ${parts.maxInFlight} part request in flight: not parallel`);
   console.log(`     parts in flight at once: up to ${parts.maxInFlight}`);
   assert(r.thumbWidth > 0, "no thumbnail");
   await assertStoredBytes(r.key, files.big);
+});
+
+await test("a part refused as expired (403) is signed again, a 503 is retried", async () => {
+  const attempts = new Map();
+  await page.route(
+    (url) => url.searchParams.has("uploadId") && url.searchParams.has("partNumber"),
+    (route) => {
+      if (route.request().method() !== "PUT") return route.continue();
+      const n = Number(new URL(route.request().url()).searchParams.get("partNumber"));
+      const k = (attempts.get(n) ?? 0) + 1;
+      attempts.set(n, k);
+      const cors = { "access-control-allow-origin": DEMO, "access-control-expose-headers": "ETag" };
+      if (k === 1 && n === 2) {
+        route.fulfill({
+          status: 403,
+          headers: { ...cors, "content-type": "application/xml" },
+          body: "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+        });
+      } else if (k === 1 && n === 3) {
+        route.fulfill({ status: 503, headers: { ...cors, "content-type": "application/xml" }, body: "<Error><Code>SlowDown</Code></Error>" });
+      } else {
+        route.continue();
+      }
+    },
+  );
+  const signed = [];
+  const onRequest = (r) => {
+    if (r.method() === "POST" && new URL(r.url()).pathname === "/multipart/sign") signed.push(r.postDataJSON());
+  };
+  page.on("request", onRequest);
+  try {
+    await page.setInputFiles("#files", files.retried);
+    const r = await finished(page, "retried-noise-17mib.png", "done");
+    assert(
+      signed.some((b) => b.first === 2 && b.last === 2),
+      `part 2 was not signed again after its 403: ${JSON.stringify(signed)}`,
+    );
+    assert(r.kind === "multipart" && r.parts === "3", `kind ${r.kind}, ${r.parts} parts`);
+    assert(
+      attempts.get(1) === 1 && attempts.get(2) === 2 && attempts.get(3) === 2,
+      `attempts per part: ${JSON.stringify([...attempts])}`,
+    );
+    await assertStoredBytes(r.key, files.retried);
+  } finally {
+    page.off("request", onRequest);
+    await page.unrouteAll({ behavior: "ignoreErrors" });
+  }
 });
 
 await test("screenshot of the finished demo page (PUT, POST, refused type, multipart)", async () => {
@@ -265,8 +336,12 @@ await test("screenshot of the finished demo page (PUT, POST, refused type, multi
   console.log(`     ${join(ARTIFACTS, "demo-page.png")}`);
 });
 
-await test("an interrupted multipart upload resumes after a reload without resending stored parts", async () => {
-  // Parts 1 and 2 go through; the others are held until the reload cuts them.
+/**
+ * Starts a multipart upload of `path` on our page, lets parts 1 and 2
+ * through, holds the others, and reloads the page once 2 are stored (the
+ * reload cancels the held requests: they never reach storage).
+ */
+async function interruptAfterTwoParts(page, path, name) {
   const held = [];
   await page.route(
     (url) => url.searchParams.has("uploadId") && url.searchParams.has("partNumber"),
@@ -276,30 +351,40 @@ await test("an interrupted multipart upload resumes after a reload without resen
       else route.continue();
     },
   );
-  await page.setInputFiles("#files", files.resume);
+  await page.setInputFiles("#files", path);
   await page
-    .locator('li.upload[data-name="resume-noise-40mib.png"] .status')
+    .locator(`li.upload[data-name="${name}"] .status`)
     .filter({ hasText: "Uploaded 2 of 5 parts" })
     .waitFor({ timeout: 60_000 });
   assert(held.length >= 1, "no part was held");
-  await page.unrouteAll({ behavior: "ignoreErrors" });
   await page.reload();
-  await page.locator("#resumable-list li").filter({ hasText: "resume-noise-40mib.png" }).waitFor();
+  await page.unrouteAll({ behavior: "ignoreErrors" });
+  await page.locator("#resumable-list li").filter({ hasText: name }).waitFor();
+}
 
+await test("an interrupted multipart upload resumes after a reload without resending stored parts", async () => {
+  await interruptAfterTwoParts(page, files.resume, "resume-noise-40mib.png");
   const parts = watchParts(page);
   await page.setInputFiles("#files", files.resume);
   const r = await finished(page, "resume-noise-40mib.png", "done");
   assert(r.skippedParts === "1,2", `parts found stored: ${r.skippedParts}`);
-  assert(
-    JSON.stringify([...parts.sent].sort()) === "[3,4,5]",
-    `parts sent after the reload: ${parts.sent} (1 and 2 were stored)`,
-  );
+  assert(partSet(parts.sent) === "[3,4,5]", `parts sent after the reload: ${parts.sent} (1 and 2 were stored)`);
   assert(await page.locator("#resumable").isHidden(), "the finished upload is still listed as resumable");
   await assertStoredBytes(r.key, files.resume);
   await page.screenshot({ path: join(ARTIFACTS, "demo-page-resumed.png"), fullPage: true });
 });
 
-await test("Uppy (pinned @uppy/aws-s3): a small JPEG by form, 40 MiB multipart with parallel parts", async () => {
+await test("a resume with another file of the same name, size and date resends every part", async () => {
+  await interruptAfterTwoParts(page, files.twinA, "twin-noise-40mib.png");
+  const parts = watchParts(page);
+  await page.setInputFiles("#files", files.twinB);
+  const r = await finished(page, "twin-noise-40mib.png", "done");
+  assert(r.skippedParts === "", `parts skipped for a different file: ${r.skippedParts}`);
+  assert(partSet(parts.sent) === "[1,2,3,4,5]", `parts sent: ${parts.sent}`);
+  await assertStoredBytes(r.key, files.twinB);
+});
+
+await test("Uppy (pinned @uppy/aws-s3): a small JPEG by presigned PUT, 40 MiB multipart with parallel parts", async () => {
   const pinned = JSON.parse(readFileSync(join(here, "../package.json"), "utf8")).dependencies["@uppy/aws-s3"];
   const uppy = await context.newPage();
   uppy.on("pageerror", (e) => console.log(`uppy page error: ${e.message}`));
@@ -315,7 +400,7 @@ await test("Uppy (pinned @uppy/aws-s3): a small JPEG by form, 40 MiB multipart w
   const big = await finished(uppy, "uppy-noise-40mib.png", "done");
   const small = await finished(uppy, "uppy-kleiber.jpg", "done");
   assert(big.kind === "multipart" && small.kind === "single", `kinds ${big.kind}, ${small.kind}`);
-  assert(JSON.stringify([...parts.sent].sort()) === "[1,2,3,4,5]", `part requests: ${parts.sent}`);
+  assert(partSet(parts.sent) === "[1,2,3,4,5]", `part requests: ${parts.sent}`);
   assert(parts.maxInFlight >= 2, `at most ${parts.maxInFlight} part request in flight: not parallel`);
   console.log(`     parts in flight at once: up to ${parts.maxInFlight}`);
   assert(big.thumbWidth > 0 && small.thumbWidth > 0, "missing thumbnails");
@@ -325,13 +410,14 @@ await test("Uppy (pinned @uppy/aws-s3): a small JPEG by form, 40 MiB multipart w
   await uppy.close();
 });
 
-await test("without ETag exposed by the bucket's CORS rule the page says so", async () => {
+await test("without ETag exposed by the bucket's CORS rule a multipart upload fails saying so", async () => {
   await putCors(false);
   try {
     const fresh = await context.newPage();
     await fresh.goto(DEMO);
     await fresh.setInputFiles("#files", files.noEtag);
-    const r = await finished(fresh, "no-etag-kleiber.jpg", "error", 60_000);
+    const r = await finished(fresh, "no-etag-noise-17mib.png", "error", 60_000);
+    assert(r.kind === "multipart", `kind ${r.kind}`);
     assert(
       r.status.includes("ETag header is not readable") && r.status.includes("must expose ETag"),
       `message: ${r.status}`,
