@@ -297,9 +297,11 @@ pub struct CreateUpload {
     /// Exact size in bytes; signed into a single PUT, planned into parts
     /// for multipart.
     pub size: u64,
-    /// The client's file name, if any: it only becomes the stored object's
-    /// RFC 6266 `Content-Disposition` (ASCII fallback and UTF-8 name),
-    /// never part of the key.
+    /// The client's file name, if any: it never becomes part of the key;
+    /// a presigned PUT signs it in as the stored object's RFC 6266
+    /// `Content-Disposition` (ASCII fallback and UTF-8 name). POST forms
+    /// and multipart uploads store none ([`PutOptions`] carries no
+    /// `Content-Disposition`).
     #[serde(default)]
     pub filename: Option<String>,
     /// `put` (default) or `post`: a browser form upload bounded by the

@@ -75,7 +75,9 @@ function send(method, url, headers, body, onProgress, signal) {
     xhr.onload = () =>
       resolve({
         status: xhr.status,
-        etag: xhr.getResponseHeader("ETag"),
+        // Only the headers the bucket's CORS rule exposes are listed (asking
+        // for another logs "Refused to get unsafe header").
+        etag: /^etag:/im.test(xhr.getAllResponseHeaders()) ? xhr.getResponseHeader("ETag") : null,
         text: xhr.responseText,
       });
     xhr.onerror = () =>
@@ -454,8 +456,13 @@ async function awaitProcessed(key, row) {
   row.set("processing", "Uploaded; waiting for the worker (type check, virus scan, variants)…");
   const started = Date.now();
   while (Date.now() - started < POLL_LIMIT_MS) {
-    const { status, json } = await api("GET", `/uploads/status?${new URLSearchParams({ key })}`);
-    if (status === 200 && json.state === "processed") return showManifest(json, row);
+    try {
+      const { status, json } = await api("GET", `/uploads/status?${new URLSearchParams({ key })}`);
+      if (status === 200 && json.state === "processed") return showManifest(json, row);
+    } catch (e) {
+      // A server error or a lost connection passes; a refusal (4xx) does not.
+      if (e instanceof ApiError && e.status < 500) throw e;
+    }
     await sleep(POLL_MS);
   }
   row.set("error", `The worker has not processed ${key} after ${POLL_LIMIT_MS / 1000} s: is it running?`);
@@ -520,7 +527,8 @@ async function upload(file) {
     }
     await awaitProcessed(t.key, row);
   } catch (e) {
-    row.set("error", e instanceof ApiError ? `Refused by the server: ${e.message}` : `Failed: ${e.message}`);
+    const refused = e instanceof ApiError && e.status < 500;
+    row.set("error", refused ? `Refused by the server: ${e.message}` : `Failed: ${e.message}`);
   } finally {
     active.delete(id);
     showResumable();

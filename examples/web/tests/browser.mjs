@@ -83,6 +83,7 @@ function noisePng(width, height, size) {
 const files = {
   put: join(work, "put-bythewater.jpg"),
   post: join(work, "post-colorfulcups.jpg"),
+  polled: join(work, "polled-bythewater.jpg"),
   refused: join(work, "drawing.svg"),
   big: join(work, "big-noise-40mib.png"),
   resume: join(work, "resume-noise-40mib.png"),
@@ -96,6 +97,7 @@ const files = {
 };
 copyFileSync(join(repo, "samples/photos/derived_bythewater_orient6.jpg"), files.put);
 copyFileSync(join(repo, "samples/photos/photo_colorfulcups_2560x1600_gps.jpg"), files.post);
+copyFileSync(join(repo, "samples/photos/derived_bythewater_orient6.jpg"), files.polled);
 copyFileSync(join(repo, "samples/photos/derived_kleiber_3840x2160_q90_420.jpg"), files.uppySmall);
 copyFileSync(join(repo, "samples/photos/derived_bythewater_orient6.jpg"), files.untyped);
 writeFileSync(files.refused, '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>');
@@ -254,6 +256,29 @@ await test("a JPEG by presigned POST (the toggle)", async () => {
   assert(r.thumbWidth > 0, "no thumbnail");
   await assertStoredBytes(r.key, files.post);
   await page.check("input[name=form][value=put]");
+});
+
+await test("a server error while polling the manifest does not fail the upload", async () => {
+  let refused = 0;
+  await page.route(
+    (url) => url.pathname === "/uploads/status",
+    (route) => {
+      if (refused++ > 0) return route.continue();
+      route.fulfill({
+        status: 503,
+        contentType: "application/json",
+        body: JSON.stringify({ error: "storage_unavailable", message: "storage is unavailable (transient)" }),
+      });
+    },
+  );
+  try {
+    await page.setInputFiles("#files", files.polled);
+    const r = await finished(page, "polled-bythewater.jpg", "done");
+    assert(refused >= 2, `status asked ${refused} times`);
+    assert(r.thumbWidth > 0, "no thumbnail");
+  } finally {
+    await page.unrouteAll({ behavior: "ignoreErrors" });
+  }
 });
 
 await test("a disallowed type is refused with a clear message", async () => {
