@@ -5,9 +5,12 @@
 //     -> {kind: "put"}       one presigned PUT, Content-Type signed
 //     -> {kind: "post"}      a presigned POST form (fields first, file last)
 //     -> {kind: "multipart"} an upload ID, a session token and part URLs
-//   parts go CONCURRENCY at a time, each retried; the session is kept in
-//   localStorage so an interrupted upload resumes after a reload: the page
-//   lists the stored parts (GET /multipart/parts) and sends only the others.
+//   parts go CONCURRENCY at a time, each retried (signed again after a 403
+//   or a network error, POST /multipart/sign); the first that cannot be
+//   stored stops the others. The session is kept in localStorage with each
+//   stored part's ETag and SHA-256, so an interrupted upload resumes after
+//   a reload: the page lists the stored parts (GET /multipart/parts), skips
+//   those whose bytes match the file and sends only the others.
 //   GET /uploads/status?key=K is polled until the worker's manifest exists.
 //
 // Every state a test (or a person) needs is on the upload's <li>:

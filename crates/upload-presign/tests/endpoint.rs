@@ -48,6 +48,20 @@ async fn put(f: &Fixture, url: &reqwest::Url, ct: &str, body: &'static [u8]) -> 
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
+/// A presigned PUT of 5 bytes of `image/jpeg` to `k` in `uploads`, valid 60 s.
+fn jpeg_put(presigner: &Presigner, k: &ObjectKey) -> upload_presign::PresignedRequest {
+    presigner
+        .presign_put(
+            "uploads",
+            k,
+            "image/jpeg",
+            Some(5),
+            Duration::from_secs(60),
+            SystemTime::now(),
+        )
+        .unwrap()
+}
+
 fn code(xml: &str) -> &str {
     let start = xml.find("<Code>").expect("XML error has a Code") + 6;
     let end = xml[start..].find("</Code>").unwrap() + start;
@@ -58,17 +72,7 @@ fn code(xml: &str) -> &str {
 async fn presigned_put_then_get() {
     let f = fixture(1 << 20).await;
     let k = key("uploads/alice/my photo+1.jpg");
-    let put_req = f
-        .presigner
-        .presign_put(
-            "uploads",
-            &k,
-            "image/jpeg",
-            Some(5),
-            Duration::from_secs(60),
-            SystemTime::now(),
-        )
-        .unwrap();
+    let put_req = jpeg_put(&f.presigner, &k);
     let r = f
         .http
         .put(put_req.url.clone())
@@ -393,17 +397,7 @@ async fn cors_preflights_and_answers_like_s3_exposing_etag() {
         .unwrap();
     let presigner = Presigner::new(endpoint.url(), "us-east-1", creds).unwrap();
     let http = reqwest::Client::new();
-    let k = key("uploads/web/page.jpg");
-    let put_req = presigner
-        .presign_put(
-            "uploads",
-            &k,
-            "image/jpeg",
-            Some(5),
-            Duration::from_secs(60),
-            SystemTime::now(),
-        )
-        .unwrap();
+    let put_req = jpeg_put(&presigner, &key("uploads/web/page.jpg"));
     let url = put_req.url.as_str();
 
     // The preflight of a presigned PUT: no signature needed, 200.
