@@ -50,6 +50,7 @@ use upload_core::{
 };
 use url::Url;
 
+use crate::sigv4::encode_path;
 use crate::verify::{IncomingRequest, Verifier};
 
 /// Default largest object accepted in one request: 5 GiB, the S3 limit for
@@ -697,8 +698,8 @@ async fn handle_post(st: &Inner, req: Request) -> Result<Response, S3Error> {
     if let Some(host) = host {
         let location = format!(
             "http://{host}/{}/{}",
-            percent_encoding::utf8_percent_encode(&bucket_name, KEY_PATH),
-            percent_encoding::utf8_percent_encode(verified.key.as_str(), KEY_PATH)
+            encode_path(&bucket_name),
+            encode_path(verified.key.as_str())
         );
         if let Ok(v) = HeaderValue::from_str(&location) {
             r.headers_mut().insert(header::LOCATION, v);
@@ -706,15 +707,6 @@ async fn handle_post(st: &Inner, req: Request) -> Result<Response, S3Error> {
     }
     Ok(r)
 }
-
-/// What a key's path keeps unencoded in a `Location`: RFC 3986 unreserved
-/// characters and `/`.
-const KEY_PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b'/');
 
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<String> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
