@@ -110,9 +110,12 @@ function requireEtag(res, what) {
   return res.etag;
 }
 
+/** The `<Code>` of an S3 error body, when there is one. */
+const s3Code = (text) => /<Code>([^<]*)<\/Code>/.exec(text ?? "")?.[1];
+
 /** `<Code>` and `<Message>` of an S3 error body, when there is one. */
 function s3Message(text) {
-  const code = /<Code>([^<]*)<\/Code>/.exec(text ?? "")?.[1];
+  const code = s3Code(text);
   const message = /<Message>([^<]*)<\/Message>/.exec(text ?? "")?.[1];
   return [code, message].filter(Boolean).join(": ") || "no S3 error body";
 }
@@ -295,16 +298,16 @@ async function storedParts(s) {
   }
 }
 
-/** Presigned part requests `first..=last`, by part number. */
-async function signRange(s, first, last) {
+/** The presigned request of part `n`. */
+async function signPart(s, n) {
   const { json } = await api("POST", "/multipart/sign", {
     key: s.key,
     upload_id: s.upload_id,
     session: s.session,
-    first,
-    last,
+    first: n,
+    last: n,
   });
-  return new Map(json.parts.map((p) => [p.part_number, p.request]));
+  return json.parts[0].request;
 }
 
 /** `POST /multipart/complete` with `parts` (part number → ETag). */
@@ -364,7 +367,7 @@ async function multipart(file, row, s, resumed) {
     for (let attempt = 0; ; attempt++) {
       if (stop.signal.aborted) throw failure;
       // Signed when first needed or after a refusal (ApiError: fatal).
-      if (!urls.has(n)) urls.set(n, (await signRange(s, n, n)).get(n));
+      if (!urls.has(n)) urls.set(n, await signPart(s, n));
       const req = urls.get(n);
       let res;
       try {
@@ -380,7 +383,7 @@ async function multipart(file, row, s, resumed) {
         continue;
       }
       inFlight.delete(n);
-      const code = /<Code>([^<]*)<\/Code>/.exec(res.text ?? "")?.[1];
+      const code = s3Code(res.text);
       if (res.status === 403 && attempt < RETRIES) {
         urls.delete(n); // most likely expired: sign this part again
         continue;

@@ -185,13 +185,19 @@ async function finished(page, name, want, timeout = 240_000) {
   return info;
 }
 
+/** Whether a URL is an UploadPart URL (partNumber and uploadId). */
+const isPartUrl = (url) => url.searchParams.has("uploadId") && url.searchParams.has("partNumber");
+
+/** The part number of an UploadPart request. */
+const partNumber = (request) => Number(new URL(request.url()).searchParams.get("partNumber"));
+
 /** Records the part uploads (PUTs with an uploadId) a page sends. */
 function watchParts(page) {
-  const log = { sent: [], inFlight: 0, maxInFlight: 0, failed: [] };
-  const isPart = (r) => r.method() === "PUT" && new URL(r.url()).searchParams.has("uploadId");
+  const log = { sent: [], inFlight: 0, maxInFlight: 0 };
+  const isPart = (r) => r.method() === "PUT" && isPartUrl(new URL(r.url()));
   page.on("request", (r) => {
     if (!isPart(r)) return;
-    log.sent.push(Number(new URL(r.url()).searchParams.get("partNumber")));
+    log.sent.push(partNumber(r));
     log.inFlight++;
     log.maxInFlight = Math.max(log.maxInFlight, log.inFlight);
   });
@@ -200,10 +206,7 @@ function watchParts(page) {
   };
   // A part is done for the page once its answer (and ETag) arrives.
   page.on("response", (res) => end(res.request()));
-  page.on("requestfailed", (r) => {
-    end(r);
-    if (isPart(r)) log.failed.push(r.url());
-  });
+  page.on("requestfailed", end);
   return log;
 }
 
@@ -312,10 +315,10 @@ await test("40 MiB by multipart through our page: parallel parts, exact bytes", 
 await test("a part refused as expired (403) is signed again, a 503 is retried", async () => {
   const attempts = new Map();
   await page.route(
-    (url) => url.searchParams.has("uploadId") && url.searchParams.has("partNumber"),
+    isPartUrl,
     (route) => {
       if (route.request().method() !== "PUT") return route.continue();
-      const n = Number(new URL(route.request().url()).searchParams.get("partNumber"));
+      const n = partNumber(route.request());
       const k = (attempts.get(n) ?? 0) + 1;
       attempts.set(n, k);
       const cors = { "access-control-allow-origin": DEMO, "access-control-expose-headers": "ETag" };
@@ -369,9 +372,9 @@ await test("screenshot of the finished demo page (PUT, POST, refused type, multi
 async function interruptAfterTwoParts(page, path, name) {
   const held = [];
   await page.route(
-    (url) => url.searchParams.has("uploadId") && url.searchParams.has("partNumber"),
+    isPartUrl,
     (route) => {
-      const n = Number(new URL(route.request().url()).searchParams.get("partNumber"));
+      const n = partNumber(route.request());
       if (route.request().method() === "PUT" && n > 2) held.push(route);
       else route.continue();
     },
