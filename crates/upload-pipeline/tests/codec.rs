@@ -421,6 +421,175 @@ fn avif_heic_and_pdf_are_unsupported_and_named() {
     }
 }
 
+/// Valid JPEGs in codings no decoder here reads (see
+/// `tests/data/MANIFEST.md` for how each was made) are unsupported, named
+/// by their coding, never corrupt: at full scale and shrunk on load, with
+/// libjpeg-turbo and with the pure-Rust decoders.
+#[test]
+fn unsupported_jpeg_codings_are_named_on_every_decode_path() {
+    macro_rules! data {
+        ($path:literal) => {
+            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/", $path)).as_slice()
+        };
+    }
+    let sof9 = data!("jpeg/arithmetic_sof9.jpg");
+    // The same file with its frame marker turned into SOF5 (hierarchical).
+    let mut sof5 = sof9.to_vec();
+    let at = sof5.windows(2).position(|w| w == [0xFF, 0xC9]).unwrap();
+    sof5[at + 1] = 0xC5;
+    let cases: [(&[u8], &str); 4] = [
+        (sof9, "image/jpeg (arithmetic coding, SOF9)"),
+        (
+            data!("jpeg/arithmetic_sof10.jpg"),
+            "image/jpeg (arithmetic coding, SOF10)",
+        ),
+        (
+            data!("jpeg/twelve_bit_sof1.jpg"),
+            "image/jpeg (12-bit samples, SOF1)",
+        ),
+        (&sof5, "image/jpeg (hierarchical coding, SOF5)"),
+    ];
+    let mut codecs = vec![StandardCodec::default()];
+    #[cfg(feature = "turbojpeg")]
+    codecs.push(StandardCodec::default().with_libjpeg_turbo(false));
+    for codec in &codecs {
+        for (bytes, expected) in cases {
+            for variants in [&[][..], &[VariantSpec::thumb()][..]] {
+                match codec.decode_for(bytes, &DecodeLimits::default(), variants) {
+                    Err(e @ Error::UnsupportedImage { .. }) => assert_eq!(
+                        e.to_string(),
+                        format!("unsupported image format: {expected}"),
+                        "{codec:?}"
+                    ),
+                    other => panic!(
+                        "{expected} ({codec:?}, {} variants): got {:?}",
+                        variants.len(),
+                        other.map(|d| d.width())
+                    ),
+                }
+            }
+        }
+    }
+    // The 8-bit Huffman file they were made from still decodes.
+    let mut baseline = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut baseline, 90)
+        .encode_image(&DynamicImage::new_rgb8(32, 24))
+        .unwrap();
+    assert_eq!(decode(&baseline).width(), 32);
+}
+
+/// An image of `width` × `height` whose red channel runs from 0 to 255
+/// along its long side, encoded as `format`.
+fn strip(width: u32, height: u32, format: ImageFormat) -> Vec<u8> {
+    let long = width.max(height) - 1;
+    let image = RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([((x + y) * 255 / long) as u8, 64, 200])
+    });
+    let mut out = Vec::new();
+    DynamicImage::ImageRgb8(image)
+        .write_to(&mut std::io::Cursor::new(&mut out), format)
+        .unwrap();
+    out
+}
+
+/// A 20000×1 and a 1×20000 PNG (20,000 pixels) are small images: they
+/// decode under the default limits (pixels and memory, not one side) and
+/// get variants of 256×1 and 1×256, a side never rounded to 0, with the
+/// gradient in place. WebP's side limit bounds the variant, not the input;
+/// a side limit, when set, and the pixel limit still refuse.
+#[test]
+fn extreme_aspect_ratios_decode_and_get_one_pixel_thin_variants() {
+    let jpeg = OutputFormat::Jpeg { quality: 90 };
+    for ((w, h), thumb, medium) in [
+        ((20_000, 1), (256, 1), (1024, 1)),
+        ((1, 20_000), (1, 256), (1, 1024)),
+    ] {
+        let png = strip(w, h, ImageFormat::Png);
+        let decoded = decode(&png);
+        assert_eq!((decoded.width(), decoded.height()), (w, h));
+        for (spec, size) in [
+            (VariantSpec::thumb(), thumb),
+            (VariantSpec::medium(), medium),
+            (VariantSpec::new("j", 256, 256, jpeg).unwrap(), thumb),
+            (
+                VariantSpec::new("p", 256, 256, OutputFormat::Png).unwrap(),
+                thumb,
+            ),
+        ] {
+            let v = render(&decoded, &spec);
+            assert_eq!((v.width, v.height), size, "{}", spec.name);
+            let pixels = reopen(&v).to_rgb8();
+            let (first, last) = (
+                pixels.get_pixel(0, 0),
+                pixels.get_pixel(size.0 - 1, size.1 - 1),
+            );
+            assert!(
+                first[0] < 40 && last[0] > 215,
+                "{}: {first:?} .. {last:?}",
+                spec.name
+            );
+            assert!(first[2].abs_diff(200) < 25, "{}: {first:?}", spec.name);
+        }
+        // WebP holds at most 16,383 pixels a side: a variant filling a
+        // 16,384-pixel box is fitted within that, from the same input.
+        let fill = VariantSpec::new(
+            "wide",
+            w.min(16_384),
+            h.min(16_384),
+            OutputFormat::WebP { quality: 80.0 },
+        )
+        .unwrap()
+        .with_fit(upload_pipeline::Fit::Fill);
+        let v = render(&decoded, &fill);
+        assert_eq!((v.width, v.height), (w.min(16_383), h.min(16_383)));
+        // A JPEG strip, shrunk on load for the thumbnail on every path.
+        let jpg = strip(w, h, ImageFormat::Jpeg);
+        let mut codecs = vec![StandardCodec::default()];
+        #[cfg(feature = "turbojpeg")]
+        codecs.push(StandardCodec::default().with_libjpeg_turbo(false));
+        for codec in &codecs {
+            let decoded = codec
+                .decode_for(&jpg, &DecodeLimits::default(), &[VariantSpec::thumb()])
+                .unwrap_or_else(|e| panic!("{codec:?}: {e}"));
+            assert_eq!(decoded.source_size, (w, h));
+            let v = codec.render(&decoded, &VariantSpec::thumb()).unwrap();
+            assert_eq!((v.width, v.height), thumb, "{codec:?}");
+        }
+        // A limit on one side, when set, still refuses.
+        match codec().decode(
+            &png,
+            &DecodeLimits::default()
+                .with_max_width(16_384)
+                .with_max_height(16_384),
+        ) {
+            Err(Error::ImageTooLarge {
+                width,
+                height,
+                limit,
+            }) => {
+                assert_eq!((width, height), (w, h));
+                assert!(
+                    limit.starts_with(if w > h { "max_width" } else { "max_height" }),
+                    "{limit}"
+                );
+            }
+            other => panic!("expected ImageTooLarge, got {:?}", other.map(|d| d.width())),
+        }
+    }
+    // The pixel limit decides: one pixel over 40 MP in a strip is refused.
+    match codec().decode(&png_bomb_header(40_000_001, 1), &DecodeLimits::default()) {
+        Err(Error::ImageTooLarge {
+            width,
+            height,
+            limit,
+        }) => {
+            assert_eq!((width, height), (40_000_001, 1));
+            assert!(limit.contains("max_pixels"), "{limit}");
+        }
+        other => panic!("expected ImageTooLarge, got {:?}", other.map(|d| d.width())),
+    }
+}
+
 #[test]
 fn png_declaring_50000x50000_is_refused_from_its_header() {
     let bytes = png_bomb_header(50_000, 50_000);
@@ -435,7 +604,7 @@ fn png_declaring_50000x50000_is_refused_from_its_header() {
             limit,
         }) => {
             assert_eq!((width, height), (50_000, 50_000));
-            assert!(limit.contains("max_width"), "{limit}");
+            assert!(limit.contains("max_pixels"), "{limit}");
         }
         other => panic!("expected ImageTooLarge, got {:?}", other.map(|d| d.width())),
     }

@@ -98,6 +98,51 @@ pub(super) fn check_complete(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
+/// The JPEG coding feature of `bytes` that no decode path supports, read
+/// from its frame header (the first SOF marker before the first scan):
+/// arithmetic coding (SOF9 to SOF11, SOF13 to SOF15, or a DAC segment),
+/// hierarchical coding (SOF5 to SOF7), or samples of other than 8 bits in
+/// a DCT frame (12-bit SOF1/SOF2). `None` for what the decoders read
+/// (baseline, extended and progressive Huffman at 8 bits, lossless) and
+/// for bytes too short or malformed to say (the decoders then judge).
+///
+/// These are valid files, so they are reported as unsupported, naming the
+/// feature, never as corrupt; whichever decoder is built in, the answer is
+/// the same.
+pub(super) fn unsupported_coding(bytes: &[u8]) -> Option<String> {
+    let mut pos = 2;
+    loop {
+        // Fill bytes before a marker, as in `check_complete`.
+        while *bytes.get(pos)? != 0xFF {
+            pos += 1;
+        }
+        while *bytes.get(pos)? == 0xFF {
+            pos += 1;
+        }
+        let marker = *bytes.get(pos)?;
+        pos += 1;
+        match marker {
+            0xD0..=0xD8 | 0x01 | 0x00 => continue,
+            // The first scan or the end: no unsupported frame before it.
+            0xDA | 0xD9 => return None,
+            _ => {}
+        }
+        let len = usize::from(u16::from_be_bytes([*bytes.get(pos)?, *bytes.get(pos + 1)?]));
+        let sof = |kind: &str| format!("{kind}, SOF{}", marker - 0xC0);
+        match marker {
+            0xC9..=0xCB | 0xCD..=0xCF => return Some(sof("arithmetic coding")),
+            0xCC => return Some("arithmetic coding, DAC segment".to_owned()),
+            0xC5..=0xC7 => return Some(sof("hierarchical coding")),
+            0xC0..=0xC2 => {
+                let precision = *bytes.get(pos + 2)?;
+                return (precision != 8).then(|| sof(&format!("{precision}-bit samples")));
+            }
+            _ => {}
+        }
+        pos += len.max(2);
+    }
+}
+
 /// Decodes the JPEG `bytes` itself rather than through the `image` crate,
 /// when that pays: shrink-on-load at 1/2, 1/4 or 1/8 scale (DCT scaling)
 /// when that keeps at least twice the detail the most demanding of

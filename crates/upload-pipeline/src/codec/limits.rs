@@ -4,6 +4,12 @@
 /// Limits applied by [`ImageCodec::decode`](super::ImageCodec::decode)
 /// before any pixel buffer is allocated (the decompression-bomb guard).
 ///
+/// Images are judged by their pixels and memory, not by one side: by
+/// default there is no limit on width or height alone, so a 20000 × 1
+/// strip (20,000 pixels) decodes like any small image and gets variants of
+/// 256 × 1. Encoders' own side limits (WebP's 16,383 pixels) apply to the
+/// variants they write, not to the input.
+///
 /// Every limit is inclusive: an image exactly at a limit is accepted. An
 /// input over a limit is refused with
 /// [`Error::ImageTooLarge`](crate::Error::ImageTooLarge), whose `limit`
@@ -21,17 +27,20 @@
 /// let limits = DecodeLimits::default()
 ///     .with_max_pixels(12_000_000)
 ///     .with_max_input_bytes(20 * 1024 * 1024);
-/// assert_eq!(limits.max_width, 16_384);
+/// assert_eq!(limits.max_width, u32::MAX); // no limit on one side
 /// assert_eq!(limits.max_pixels, 12_000_000);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DecodeLimits {
     /// Largest accepted width in pixels, as declared by the header (before
-    /// EXIF orientation is applied). Default 16 384.
+    /// EXIF orientation is applied). Default `u32::MAX`: no limit of its
+    /// own, the image is judged by [`max_pixels`](Self::max_pixels) and
+    /// [`max_alloc`](Self::max_alloc); set it for a policy of your own.
     pub max_width: u32,
     /// Largest accepted height in pixels, as declared by the header (before
-    /// EXIF orientation is applied). Default 16 384.
+    /// EXIF orientation is applied). Default `u32::MAX`, as
+    /// [`max_width`](Self::max_width).
     pub max_height: u32,
     /// Largest accepted `width * height`, in pixels. Default 40 000 000
     /// (40 megapixels).
@@ -56,10 +65,12 @@ pub struct DecodeLimits {
 }
 
 impl DecodeLimits {
-    /// Default for [`DecodeLimits::max_width`]: 16 384 pixels.
-    pub const DEFAULT_MAX_WIDTH: u32 = 16_384;
-    /// Default for [`DecodeLimits::max_height`]: 16 384 pixels.
-    pub const DEFAULT_MAX_HEIGHT: u32 = 16_384;
+    /// Default for [`DecodeLimits::max_width`]: `u32::MAX` (no limit on
+    /// the width alone).
+    pub const DEFAULT_MAX_WIDTH: u32 = u32::MAX;
+    /// Default for [`DecodeLimits::max_height`]: `u32::MAX` (no limit on
+    /// the height alone).
+    pub const DEFAULT_MAX_HEIGHT: u32 = u32::MAX;
     /// Default for [`DecodeLimits::max_pixels`]: 40 000 000 pixels.
     pub const DEFAULT_MAX_PIXELS: u64 = 40_000_000;
     /// Default for [`DecodeLimits::max_alloc`]: 512 MiB, in bytes.
@@ -118,7 +129,7 @@ impl DecodeLimits {
 }
 
 impl Default for DecodeLimits {
-    /// 16 384 × 16 384 pixels at most, 40 megapixels, a 512 MiB pixel
+    /// 40 megapixels in any shape (no limit on one side), a 512 MiB pixel
     /// buffer, a 64 MiB input and 10 000 animation frames.
     fn default() -> Self {
         Self {

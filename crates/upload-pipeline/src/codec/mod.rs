@@ -614,7 +614,7 @@ mod tests {
         );
         assert_eq!((limits.max_alloc, limits.max_input_bytes), (4, 5));
         let d = DecodeLimits::default();
-        assert_eq!((d.max_width, d.max_height), (16_384, 16_384));
+        assert_eq!((d.max_width, d.max_height), (u32::MAX, u32::MAX));
         assert_eq!(d.max_pixels, 40_000_000);
         assert_eq!(d.max_alloc, 512 << 20);
         assert_eq!(d.max_input_bytes, 64 << 20);

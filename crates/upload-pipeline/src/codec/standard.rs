@@ -22,7 +22,10 @@ use super::{
 };
 use crate::error::{Error, Result};
 
-/// Largest width or height libwebp can encode, in pixels.
+/// Largest width or height libwebp can encode, in pixels: a limit on the
+/// output only (the box a WebP variant is fitted in), never on the input.
+/// The other encoders take every side a [`VariantSpec`] allows (AVIF and
+/// JPEG up to 65,535 pixels, PNG more).
 const WEBP_MAX_SIDE: u32 = 16_383;
 
 /// The standard [`ImageCodec`].
@@ -32,7 +35,10 @@ const WEBP_MAX_SIDE: u32 = 16_383;
 ///   lossless, with alpha) with the `image` crate, checking
 ///   [`DecodeLimits`] against the header before pixels are allocated. A
 ///   JPEG whose marker structure ends before its EOI marker is refused as
-///   truncated. Animated GIF and WebP yield their **first frame** as a
+///   truncated; a valid JPEG in a coding no decoder here reads
+///   (arithmetic coding, hierarchical coding, 12-bit samples) is refused
+///   as [`Error::UnsupportedImage`] naming it (`image/jpeg (arithmetic
+///   coding, SOF9)`), whichever JPEG decoder is built in. Animated GIF and WebP yield their **first frame** as a
 ///   still. The EXIF orientation of JPEG, WebP and PNG (an `eXIf` chunk
 ///   before the image data) is applied. The decoded image is normalised to
 ///   8-bit RGB, or 8-bit RGBA when the source has an alpha channel. An
@@ -122,6 +128,7 @@ impl ImageCodec for StandardCodec {
 fn format_name(bytes: &[u8], fallback: Option<ImageFormat>) -> String {
     upload_core::sniff(bytes)
         .map(|sniffed| sniffed.mime)
+        .ok()
         .or_else(|| fallback.map(|format| format.to_mime_type()))
         .unwrap_or("unknown")
         .to_owned()
@@ -278,6 +285,11 @@ fn decode(
     match format {
         ImageFormat::Jpeg => {
             jpeg::check_complete(bytes).map_err(corrupt)?;
+            if let Some(feature) = jpeg::unsupported_coding(bytes) {
+                return Err(Error::UnsupportedImage {
+                    format: format!("image/jpeg ({feature})"),
+                });
+            }
             if let Some(decoded) = jpeg::decode(bytes, limits, variants, libjpeg_turbo)? {
                 return Ok(decoded);
             }
