@@ -18,10 +18,35 @@
 //! <Resource>/uploads/a.jpg</Resource><RequestId>...</RequestId></Error>
 //! ```
 //!
-//! Signatures are verified before the body is read, so a refused request
-//! stores nothing. A PutObject or UploadPart carrying
-//! `x-amz-checksum-crc32c` or `x-amz-checksum-sha256` is checked against
-//! its body and refused with 400 `BadDigest` when they differ.
+//! **Verified before read.** The signature, then the unsigned headers,
+//! the route (an UploadPart to a bucket without multipart is 501 at once)
+//! and the declared `Content-Length` (411 without one, 400 `EntityTooLarge`
+//! above the limit) are checked from the request head, before any body
+//! byte is read, so a refused request costs no body and stores nothing; a
+//! POST form's policy is verified from the fields before its file is read.
+//! A PutObject or UploadPart carrying `x-amz-checksum-crc32c` or
+//! `x-amz-checksum-sha256` is checked against its body and refused with
+//! 400 `BadDigest` when they differ.
+//!
+//! **Bounded memory.** A body is read chunk by chunk into one buffer that
+//! never holds more than the request's verified `Content-Length` (for a
+//! POST, than the policy's `content-length-range` maximum: counting stops
+//! at the first byte over it with 400 `EntityTooLarge`), then handed to
+//! the [`Storage`], whose `put` takes whole bodies. Request heads must
+//! arrive within [`ServerTimeouts::header_read`] and bodies may not pause
+//! longer than [`ServerTimeouts::body_idle`] (400 `RequestTimeout`), when
+//! served by [`LocalEndpoint::bind`].
+//!
+//! **Only what was signed.** As on S3, a presigned request carrying an
+//! `x-amz-*` header that is not among its signed headers (other than
+//! `x-amz-content-sha256`) is refused with 403 `AccessDenied` ("There were
+//! headers present in the request which were not signed", naming them in
+//! `HeadersNotSigned`). `Content-Type` and `Cache-Control` are stored only
+//! when signed; an unsigned one is ignored. `If-None-Match: *` is honoured
+//! signed or not (412 `PreconditionFailed` when the key exists), and the
+//! create-only URLs of [`crate::presign_upload`] sign it, so a replayed URL
+//! never replaces an original. POST forms cannot carry it: a replayed form
+//! replaces the object, as on S3 (see [`crate::post`]).
 //!
 //! **CORS**, for pages on another origin: a bucket given a
 //! [`CorsConfig`] ([`LocalEndpoint::with_cors`]) answers preflights
@@ -39,9 +64,11 @@ use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt as _;
 use percent_encoding::percent_decode_str;
 use tokio::sync::oneshot;
 use upload_core::cors::{CorsConfig, CorsRefusal};
@@ -50,12 +77,21 @@ use upload_core::{
 };
 use url::Url;
 
+use crate::server::{ServerTimeouts, is_body_timeout};
 use crate::sigv4::encode_path;
 use crate::verify::{IncomingRequest, Verifier};
 
 /// Default largest object accepted in one request: 5 GiB, the S3 limit for
 /// a single PUT and for one part.
 pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+/// The most a body buffer reserves before bytes arrive: larger bodies grow
+/// it as they come, so a declared size costs no memory until it is sent.
+const INITIAL_BUFFER: u64 = 8 * 1024 * 1024;
+
+/// Most form fields before the file, and the largest one, in bytes.
+const MAX_FORM_FIELDS: usize = 64;
+const MAX_FORM_FIELD_BYTES: usize = 20 * 1024;
 
 /// One bucket served by the endpoint.
 #[derive(Debug, Clone)]
@@ -74,6 +110,7 @@ pub struct LocalEndpoint {
     buckets: HashMap<String, EndpointBucket>,
     cors: HashMap<String, CorsConfig>,
     max_object_bytes: u64,
+    timeouts: ServerTimeouts,
 }
 
 #[derive(Debug)]
@@ -93,7 +130,15 @@ impl LocalEndpoint {
             buckets: HashMap::new(),
             cors: HashMap::new(),
             max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
+            timeouts: ServerTimeouts::default(),
         }
+    }
+
+    /// Sets the header-read and body-idle timeouts [`LocalEndpoint::bind`]
+    /// serves with (default [`ServerTimeouts::default`]: 30 s and 20 s).
+    pub fn with_timeouts(mut self, timeouts: ServerTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     /// Gives `bucket` a CORS configuration, as `PutBucketCors` does on S3:
@@ -127,18 +172,25 @@ impl LocalEndpoint {
         self
     }
 
-    /// The endpoint as an axum router (one fallback handler for every path).
+    /// The endpoint as an axum router (one fallback handler for every
+    /// path). It takes bodies of any size the requests are allowed (axum's
+    /// default 2 MB limit is off); mounted in another server, the
+    /// timeouts are that server's (see [`crate::server::serve`]).
     pub fn router(self) -> Router {
-        Router::new().fallback(handle).with_state(Arc::new(Inner {
-            verifier: self.verifier,
-            buckets: self.buckets,
-            cors: self.cors,
-            max_object_bytes: self.max_object_bytes,
-        }))
+        Router::new()
+            .fallback(handle)
+            .with_state(Arc::new(Inner {
+                verifier: self.verifier,
+                buckets: self.buckets,
+                cors: self.cors,
+                max_object_bytes: self.max_object_bytes,
+            }))
+            .layer(DefaultBodyLimit::disable())
     }
 
     /// Binds `addr` (use `127.0.0.1:0` for any free port) and serves until
-    /// [`RunningEndpoint::shutdown`].
+    /// [`RunningEndpoint::shutdown`], with the endpoint's
+    /// [`ServerTimeouts`].
     ///
     /// # Errors
     /// The bind error.
@@ -146,13 +198,13 @@ impl LocalEndpoint {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
+        let timeouts = self.timeouts;
         let router = self.router();
         let task = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
+            crate::server::serve(listener, router, timeouts, async move {
+                let _ = rx.await;
+            })
+            .await
         });
         Ok(RunningEndpoint {
             local_addr,
@@ -210,6 +262,8 @@ struct S3Error {
     code: &'static str,
     message: String,
     resource: String,
+    /// Extra elements S3 adds for some codes (e.g. `HeadersNotSigned`).
+    extra: Vec<(&'static str, String)>,
 }
 
 impl S3Error {
@@ -219,6 +273,32 @@ impl S3Error {
             code,
             message: message.into(),
             resource: resource.to_owned(),
+            extra: Vec::new(),
+        }
+    }
+
+    fn with_element(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.extra.push((name, value.into()));
+        self
+    }
+
+    /// A body that failed while it was read: S3's `RequestTimeout` when it
+    /// stopped arriving, else `IncompleteBody`.
+    fn body_failed(e: &(dyn std::error::Error + 'static), resource: &str) -> Self {
+        if is_body_timeout(e) {
+            Self::new(
+                400,
+                "RequestTimeout",
+                "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.",
+                resource,
+            )
+        } else {
+            Self::new(
+                400,
+                "IncompleteBody",
+                format!("reading the body failed: {e}"),
+                resource,
+            )
         }
     }
 
@@ -290,8 +370,15 @@ fn body_checksum(headers: &HeaderMap, resource: &str) -> Result<Option<PartCheck
 impl IntoResponse for S3Error {
     fn into_response(self) -> Response {
         let request_id = uuid::Uuid::new_v4().simple().to_string();
+        let mut extra = String::new();
+        for (name, value) in &self.extra {
+            extra.push_str(&format!(
+                "<{name}>{}</{name}>",
+                quick_xml::escape::escape(value.as_str())
+            ));
+        }
         let body = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><Resource>{}</Resource><RequestId>{}</RequestId></Error>",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message>{extra}<Resource>{}</Resource><RequestId>{}</RequestId></Error>",
             self.code,
             quick_xml::escape::escape(self.message.as_str()),
             quick_xml::escape::escape(self.resource.as_str()),
@@ -427,44 +514,13 @@ async fn handle_inner(st: &Inner, req: Request) -> Result<Response, S3Error> {
             S3Error::new(e.http_status(), e.s3_code(), msg, resource)
         })?;
 
+    refuse_unsigned_amz_headers(&parts.headers, &verified.signed_headers, resource)?;
+
     match method.as_str() {
         "PUT" => {
-            let declared = parts
-                .headers
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            match declared {
-                Some(n) if n > st.max_object_bytes => {
-                    return Err(S3Error::new(
-                        400,
-                        "EntityTooLarge",
-                        format!("{n} bytes exceeds the maximum of {}", st.max_object_bytes),
-                        resource,
-                    ));
-                }
-                None => {
-                    return Err(S3Error::new(
-                        411,
-                        "MissingContentLength",
-                        "You must provide the Content-Length HTTP header.",
-                        resource,
-                    ));
-                }
-                Some(_) => {}
-            }
-            // Refused before the body is read, like a bad signature.
-            let checksum = body_checksum(&parts.headers, resource)?;
-            let limit = usize::try_from(st.max_object_bytes).unwrap_or(usize::MAX);
-            let body = axum::body::to_bytes(body, limit).await.map_err(|e| {
-                S3Error::new(
-                    400,
-                    "IncompleteBody",
-                    format!("reading the body failed: {e}"),
-                    resource,
-                )
-            })?;
-            let etag = match (verified.param("uploadId"), verified.param("partNumber")) {
+            // The route first: an UploadPart needs a bucket with multipart
+            // and a part number, all known before the body is read.
+            let part = match (verified.param("uploadId"), verified.param("partNumber")) {
                 (Some(upload_id), Some(n)) => {
                     let mp = bucket.multipart.as_ref().ok_or_else(|| {
                         S3Error::new(
@@ -482,6 +538,49 @@ async fn handle_inner(st: &Inner, req: Request) -> Result<Response, S3Error> {
                             resource,
                         )
                     })?;
+                    Some((mp, upload_id, n))
+                }
+                (None, None) => None,
+                _ => {
+                    return Err(S3Error::new(
+                        400,
+                        "InvalidArgument",
+                        "partNumber and uploadId go together",
+                        resource,
+                    ));
+                }
+            };
+            let declared = parts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            let declared = match declared {
+                Some(n) if n > st.max_object_bytes => {
+                    return Err(S3Error::new(
+                        400,
+                        "EntityTooLarge",
+                        format!("{n} bytes exceeds the maximum of {}", st.max_object_bytes),
+                        resource,
+                    )
+                    .with_element("ProposedSize", n.to_string())
+                    .with_element("MaxSizeAllowed", st.max_object_bytes.to_string()));
+                }
+                None => {
+                    return Err(S3Error::new(
+                        411,
+                        "MissingContentLength",
+                        "You must provide the Content-Length HTTP header.",
+                        resource,
+                    ));
+                }
+                Some(n) => n,
+            };
+            // Refused before the body is read, like a bad signature.
+            let checksum = body_checksum(&parts.headers, resource)?;
+            let body = read_body(body, declared, resource).await?;
+            let etag = match part {
+                Some((mp, upload_id, n)) => {
                     match &checksum {
                         Some(c) => mp.upload_part_checked(&key, upload_id, n, body, c).await,
                         None => mp.upload_part(&key, upload_id, n, body).await,
@@ -489,7 +588,7 @@ async fn handle_inner(st: &Inner, req: Request) -> Result<Response, S3Error> {
                     .map_err(|e| S3Error::from_core(&e, resource))?
                     .etag
                 }
-                (None, None) => {
+                None => {
                     if let Some(c) = &checksum
                         && !c.matches(&body)
                     {
@@ -503,9 +602,18 @@ async fn handle_inner(st: &Inner, req: Request) -> Result<Response, S3Error> {
                             resource,
                         ));
                     }
+                    // Only what was signed is stored.
+                    let signed = |name: header::HeaderName| {
+                        verified
+                            .signed_headers
+                            .iter()
+                            .any(|h| h == name.as_str())
+                            .then(|| header_str(&parts.headers, name))
+                            .flatten()
+                    };
                     let mut opts = PutOptions::default();
-                    opts.content_type = header_str(&parts.headers, header::CONTENT_TYPE);
-                    opts.cache_control = header_str(&parts.headers, header::CACHE_CONTROL);
+                    opts.content_type = signed(header::CONTENT_TYPE);
+                    opts.cache_control = signed(header::CACHE_CONTROL);
                     opts.create_only =
                         header_str(&parts.headers, header::IF_NONE_MATCH).as_deref() == Some("*");
                     bucket
@@ -514,14 +622,6 @@ async fn handle_inner(st: &Inner, req: Request) -> Result<Response, S3Error> {
                         .await
                         .map_err(|e| S3Error::from_core(&e, resource))?
                         .etag
-                }
-                _ => {
-                    return Err(S3Error::new(
-                        400,
-                        "InvalidArgument",
-                        "partNumber and uploadId go together",
-                        resource,
-                    ));
                 }
             };
             let mut r = StatusCode::OK.into_response();
@@ -571,9 +671,74 @@ async fn handle_inner(st: &Inner, req: Request) -> Result<Response, S3Error> {
     }
 }
 
+/// S3 refuses a presigned request carrying `x-amz-*` headers that are not
+/// signed (bar `x-amz-content-sha256`): they could change what is stored
+/// (metadata, tags, encryption, checksums) without the signer's consent.
+fn refuse_unsigned_amz_headers(
+    headers: &HeaderMap,
+    signed: &[String],
+    resource: &str,
+) -> Result<(), S3Error> {
+    let mut unsigned: Vec<&str> = headers
+        .keys()
+        .map(header::HeaderName::as_str)
+        .filter(|n| {
+            n.starts_with("x-amz-")
+                && *n != "x-amz-content-sha256"
+                && !signed.iter().any(|s| s == n)
+        })
+        .collect();
+    if unsigned.is_empty() {
+        return Ok(());
+    }
+    unsigned.dedup();
+    Err(S3Error::new(
+        403,
+        "AccessDenied",
+        "There were headers present in the request which were not signed",
+        resource,
+    )
+    .with_element("HeadersNotSigned", unsigned.join(", ")))
+}
+
+/// Reads a body of `declared` bytes (hyper ends it there, and fails it
+/// when it ends early) into one buffer, chunk by chunk: it reserves at most
+/// [`INITIAL_BUFFER`] up front and grows only as bytes arrive.
+async fn read_body(body: Body, declared: u64, resource: &str) -> Result<bytes::Bytes, S3Error> {
+    let mut buf = bytes::BytesMut::with_capacity(declared.min(INITIAL_BUFFER) as usize);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| S3Error::body_failed(&e, resource))?;
+        if (buf.len() + chunk.len()) as u64 > declared {
+            return Err(S3Error::new(
+                400,
+                "IncompleteBody",
+                "the body is longer than its Content-Length",
+                resource,
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    if (buf.len() as u64) < declared {
+        return Err(S3Error::new(
+            400,
+            "IncompleteBody",
+            "You did not provide the number of bytes specified by the Content-Length HTTP header",
+            resource,
+        ));
+    }
+    Ok(buf.freeze())
+}
+
 /// A browser form upload (presigned POST): `POST /{bucket}/` with a
-/// `multipart/form-data` body whose fields come before the file, checked
-/// by [`Verifier::verify_post`] before anything is stored.
+/// `multipart/form-data` body whose fields come before the file. The
+/// policy is verified from the fields ([`Verifier::verify_post_form`])
+/// before any byte of the file is read; the file's bytes are then counted
+/// against the policy's `content-length-range` as they stream in, so a
+/// file over it is refused at its first byte too many.
+///
+/// Not create-only: S3 forms cannot carry `If-None-Match`, and a replayed
+/// form replaces the object here as on S3.
 async fn handle_post(st: &Inner, req: Request) -> Result<Response, S3Error> {
     use axum::extract::FromRequest;
     let raw_path = req.uri().path().to_owned();
@@ -599,6 +764,13 @@ async fn handle_post(st: &Inner, req: Request) -> Result<Response, S3Error> {
         )
     })?;
     let malformed = |m: String| S3Error::new(400, "MalformedPOSTRequest", m, resource);
+    let form_failed = |e: axum::extract::multipart::MultipartError, what: &str| {
+        if is_body_timeout(&e) {
+            S3Error::body_failed(&e, resource)
+        } else {
+            malformed(format!("reading {what}: {e}"))
+        }
+    };
     let mut form = axum::extract::Multipart::from_request(req, &())
         .await
         .map_err(|e| {
@@ -607,50 +779,72 @@ async fn handle_post(st: &Inner, req: Request) -> Result<Response, S3Error> {
             ))
         })?;
     let mut fields: Vec<(String, String)> = Vec::new();
-    let mut file: Option<bytes::Bytes> = None;
+    let mut stored: Option<(crate::post::VerifiedPost, bytes::Bytes)> = None;
     while let Some(mut field) = form
         .next_field()
         .await
-        .map_err(|e| malformed(format!("reading the form: {e}")))?
+        .map_err(|e| form_failed(e, "the form"))?
     {
         let name = field.name().unwrap_or("").to_owned();
         if name.eq_ignore_ascii_case("file") {
-            // Read with a cap; fields after the file are ignored, as in S3.
-            let mut buf = bytes::BytesMut::new();
+            // Everything but the size is checked before the file is read.
+            let verified = st
+                .verifier
+                .verify_post_form(&bucket_name, &fields, SystemTime::now())
+                .map_err(|e| S3Error::new(e.status, e.code, e.message, resource))?;
+            let max = (*verified.content_length_range.end()).min(st.max_object_bytes);
+            let mut buf = bytes::BytesMut::with_capacity(max.min(INITIAL_BUFFER) as usize);
             while let Some(chunk) = field
                 .chunk()
                 .await
-                .map_err(|e| malformed(format!("reading the file: {e}")))?
+                .map_err(|e| form_failed(e, "the file"))?
             {
-                if (buf.len() + chunk.len()) as u64 > st.max_object_bytes {
+                let size = (buf.len() + chunk.len()) as u64;
+                if size > max {
                     return Err(S3Error::new(
                         400,
                         "EntityTooLarge",
-                        format!(
-                            "Your proposed upload exceeds the maximum allowed size of {} bytes",
-                            st.max_object_bytes
-                        ),
+                        "Your proposed upload exceeds the maximum allowed size",
                         resource,
-                    ));
+                    )
+                    .with_element("MaxSizeAllowed", max.to_string()));
                 }
                 buf.extend_from_slice(&chunk);
             }
-            file = Some(buf.freeze());
+            verified.check_size(buf.len() as u64).map_err(|e| {
+                let min = verified.content_length_range.start().to_string();
+                let refused = S3Error::new(e.status, e.code, e.message, resource);
+                if e.code == "EntityTooSmall" {
+                    refused.with_element("MinSizeAllowed", min)
+                } else {
+                    refused
+                }
+            })?;
+            // Fields after the file are ignored, as in S3.
+            stored = Some((verified, buf.freeze()));
             break;
         }
-        if fields.len() >= 64 {
-            return Err(malformed("more than 64 form fields".into()));
+        if fields.len() >= MAX_FORM_FIELDS {
+            return Err(malformed(format!(
+                "more than {MAX_FORM_FIELDS} form fields"
+            )));
         }
-        let value = field
-            .text()
+        let mut value = Vec::new();
+        while let Some(chunk) = field
+            .chunk()
             .await
-            .map_err(|e| malformed(format!("reading field {name}: {e}")))?;
-        if value.len() > 20 * 1024 {
-            return Err(malformed(format!("form field {name} is over 20 KiB")));
+            .map_err(|e| form_failed(e, &format!("field {name}")))?
+        {
+            if value.len() + chunk.len() > MAX_FORM_FIELD_BYTES {
+                return Err(malformed(format!("form field {name} is over 20 KiB")));
+            }
+            value.extend_from_slice(&chunk);
         }
+        let value = String::from_utf8(value)
+            .map_err(|_| malformed(format!("form field {name} is not UTF-8")))?;
         fields.push((name, value));
     }
-    let file = file.ok_or_else(|| {
+    let (verified, file) = stored.ok_or_else(|| {
         S3Error::new(
             400,
             "InvalidArgument",
@@ -658,10 +852,6 @@ async fn handle_post(st: &Inner, req: Request) -> Result<Response, S3Error> {
             resource,
         )
     })?;
-    let verified = st
-        .verifier
-        .verify_post(&bucket_name, &fields, file.len() as u64, SystemTime::now())
-        .map_err(|e| S3Error::new(e.status, e.code, e.message, resource))?;
     let mut opts = PutOptions::default();
     opts.content_type = verified.content_type.clone();
     opts.cache_control = verified.cache_control.clone();

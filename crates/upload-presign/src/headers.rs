@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use upload_core::Tags;
+use upload_core::{PartChecksum, Tags};
 
 /// Server-side encryption asked of S3 for the stored object (the
 /// `x-amz-server-side-encryption*` headers, signed into the URL).
@@ -22,9 +22,18 @@ pub enum ServerSideEncryption {
 /// Headers a presigned PUT can pin besides `Content-Type`. Each one set is
 /// signed: the client must send it with exactly this value, or S3 answers
 /// 403 `SignatureDoesNotMatch`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Create-only by default: `If-None-Match: *` is signed in, so the URL
+/// writes the key once and a replay of it (inside its expiry) gets
+/// 412 `PreconditionFailed` instead of replacing the original (S3
+/// conditional writes). [`PutHeaders::with_create_only`]`(false)` signs a
+/// PUT that may replace an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PutHeaders {
+    /// Sign `If-None-Match: *`: the PUT fails with 412 when the key
+    /// exists (default `true`).
+    pub create_only: bool,
     /// Exact body size in bytes (`Content-Length`).
     pub content_length: Option<u64>,
     /// Stored `Content-Disposition`, e.g. from [`content_disposition`].
@@ -39,7 +48,27 @@ pub struct PutHeaders {
     pub server_side_encryption: Option<ServerSideEncryption>,
 }
 
+impl Default for PutHeaders {
+    /// Create-only, nothing else pinned.
+    fn default() -> Self {
+        Self {
+            create_only: true,
+            content_length: None,
+            content_disposition: None,
+            cache_control: None,
+            metadata: Vec::new(),
+            tagging: None,
+            server_side_encryption: None,
+        }
+    }
+}
+
 impl PutHeaders {
+    /// Whether `If-None-Match: *` is signed in (see [`PutHeaders`]).
+    pub fn with_create_only(mut self, create_only: bool) -> Self {
+        self.create_only = create_only;
+        self
+    }
     /// Pins the exact body size.
     pub fn with_content_length(mut self, bytes: u64) -> Self {
         self.content_length = Some(bytes);
@@ -84,6 +113,9 @@ impl PutHeaders {
         if let Some(v) = &self.cache_control {
             out.push(("cache-control".into(), v.clone()));
         }
+        if self.create_only {
+            out.push(("if-none-match".into(), "*".into()));
+        }
         for (n, v) in &self.metadata {
             out.push((format!("x-amz-meta-{n}"), v.clone()));
         }
@@ -106,6 +138,44 @@ impl PutHeaders {
                     ));
                 }
             }
+        }
+        out
+    }
+}
+
+/// Headers a presigned UploadPart can pin. Each one set is signed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartHeaders {
+    /// The part's exact size in bytes (`Content-Length`): storage refuses a
+    /// part of another size with 403 `SignatureDoesNotMatch`.
+    pub content_length: Option<u64>,
+    /// The part's checksum header (`x-amz-checksum-crc32c` or
+    /// `x-amz-checksum-sha256`), when the client computed it before asking
+    /// for the URL: S3 refuses unsigned `x-amz-*` headers on presigned
+    /// requests.
+    pub checksum: Option<PartChecksum>,
+}
+
+impl PartHeaders {
+    /// Pins the part's exact size.
+    pub fn with_content_length(mut self, bytes: u64) -> Self {
+        self.content_length = Some(bytes);
+        self
+    }
+    /// Pins the part's checksum header.
+    pub fn with_checksum(mut self, checksum: PartChecksum) -> Self {
+        self.checksum = Some(checksum);
+        self
+    }
+    /// The headers as `(lowercase name, value)` pairs.
+    pub fn to_pairs(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Some(n) = self.content_length {
+            out.push(("content-length".into(), n.to_string()));
+        }
+        if let Some(c) = &self.checksum {
+            out.push((c.algorithm.header_name().to_owned(), c.value.clone()));
         }
         out
     }
@@ -140,10 +210,14 @@ pub enum Disposition {
 /// `filename`: an ASCII `filename="..."` fallback and, when the name is not
 /// plain ASCII, the exact name as `filename*=UTF-8''...` (RFC 8187).
 ///
-/// The name is reduced to its last path segment (no `/` or `\`), control
-/// characters and bidirectional overrides are dropped, and the fallback replaces anything outside
-/// printable ASCII, and `"` and `\`, with `_`; at most 200 characters are
-/// kept. An empty result becomes `download`. The file name never becomes
+/// The name is reduced to its last path segment (no `/` or `\`); control
+/// characters (`Cc`), every format character (the whole Unicode `Cf`
+/// category: bidirectional marks and overrides, which make
+/// `"\u{202E}gpj.exe"` display as `exe.jpg`, zero-width spaces and joiners,
+/// U+FEFF, U+061C, tag characters, ...) and the line and paragraph
+/// separators U+2028 and U+2029 are dropped; the fallback replaces anything
+/// outside printable ASCII, and `"` and `\`, with `_`; at most 200
+/// characters are kept. An empty result becomes `download`. The file name never becomes
 /// part of an object key.
 ///
 /// ```
@@ -156,11 +230,9 @@ pub enum Disposition {
 /// ```
 pub fn content_disposition(disposition: Disposition, filename: &str) -> String {
     let base = filename.rsplit(['/', '\\']).next().unwrap_or("");
-    // Control characters and bidirectional overrides (which make
-    // "\u{202E}gpj.exe" display as "exe.jpg") are dropped.
     let clean: String = base
         .chars()
-        .filter(|c| !c.is_control() && !matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+        .filter(|&c| !is_invisible(c))
         .take(200)
         .collect();
     let clean = if clean.trim().is_empty() {
@@ -191,6 +263,20 @@ pub fn content_disposition(disposition: Disposition, filename: &str) -> String {
         );
     }
     out
+}
+
+/// Characters a file name never shows: controls, format characters
+/// (Unicode 16 `Cf`, from `unicode-general-category`) and the line and
+/// paragraph separators.
+fn is_invisible(c: char) -> bool {
+    use unicode_general_category::{GeneralCategory, get_general_category};
+    c.is_control()
+        || matches!(
+            get_general_category(c),
+            GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        )
 }
 
 #[cfg(test)]
@@ -234,6 +320,30 @@ mod tests {
     }
 
     #[test]
+    fn every_format_character_and_separator_is_dropped() {
+        // One of each kind: Arabic letter mark, zero-width space, BOM /
+        // zero-width no-break space, line and paragraph separators, soft
+        // hyphen, word joiner, invisible times, a tag character, an
+        // Egyptian hieroglyph format control (Unicode 15), the Mongolian
+        // vowel separator and a bidi isolate.
+        let hostile = "a\u{061C}b\u{200B}c\u{FEFF}d\u{2028}e\u{2029}f\u{00AD}g\u{2060}h\u{2062}i\u{E0041}j\u{1343F}k\u{180E}l\u{2067}.pdf";
+        assert_eq!(
+            content_disposition(Disposition::Attachment, hostile),
+            "attachment; filename=\"abcdefghijkl.pdf\""
+        );
+        // Only invisible characters: the name is empty, so `download`.
+        assert_eq!(
+            content_disposition(Disposition::Inline, "\u{200B}\u{FEFF}\u{2028}"),
+            "inline; filename=\"download\""
+        );
+        // Visible non-ASCII letters and marks stay (combining acute, Arabic).
+        assert_eq!(
+            content_disposition(Disposition::Attachment, "e\u{0301}\u{0645}.txt"),
+            "attachment; filename=\"e__.txt\"; filename*=UTF-8''e%CC%81%D9%85.txt"
+        );
+    }
+
+    #[test]
     fn put_headers_become_signed_pairs() {
         let tags = Tags::from_pairs([("scan-status", "PENDING"), ("owner", "a b&c")]).unwrap();
         let h = PutHeaders::default()
@@ -257,6 +367,16 @@ mod tests {
             get("x-amz-server-side-encryption-aws-kms-key-id"),
             Some("alias/uploads")
         );
-        assert!(PutHeaders::default().to_pairs().is_empty());
+        assert_eq!(get("if-none-match"), Some("*"), "create-only by default");
+        assert_eq!(
+            PutHeaders::default().to_pairs(),
+            [("if-none-match".to_owned(), "*".to_owned())]
+        );
+        assert!(
+            PutHeaders::default()
+                .with_create_only(false)
+                .to_pairs()
+                .is_empty()
+        );
     }
 }

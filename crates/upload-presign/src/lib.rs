@@ -6,14 +6,18 @@
 //!   any S3-compatible server. No checksum parameter is ever added (see
 //!   aws-sdk-rust issue 1240).
 //! - [`presign_upload`]: the policy-first entry point a backend calls: it
-//!   checks the [`UploadPolicy`](upload_core::UploadPolicy), then signs a PUT
-//!   with `Content-Type` and `Content-Length` pinned.
+//!   checks the [`UploadPolicy`](upload_core::UploadPolicy), then signs a
+//!   create-only PUT with `Content-Type`, `Content-Length` and
+//!   `If-None-Match: *` pinned (a replayed URL gets 412, never replacing
+//!   the original).
 //! - [`Verifier`]: checks a presigned request the way S3 does (expiry,
 //!   signature over the canonical request, signed headers).
 //! - [`LocalEndpoint`]: an HTTP server on 127.0.0.1 that verifies presigned
 //!   URLs and writes into any [`Storage`](upload_core::Storage) and
 //!   [`MultipartStore`](upload_core::MultipartStore), answering refusals
 //!   with S3-style XML errors, so in-memory backends accept direct uploads.
+//! - [`serve`]: serves a router with header-read and body-idle timeouts
+//!   ([`ServerTimeouts`]).
 
 #[cfg(feature = "cloudfront")]
 pub mod cloudfront;
@@ -24,12 +28,14 @@ pub mod headers;
 pub mod post;
 #[cfg(feature = "s3")]
 pub mod s3;
+pub mod server;
 pub mod sigv4;
 pub mod verify;
 
 pub use credentials::Credentials;
 pub use endpoint::{EndpointBucket, LocalEndpoint, RunningEndpoint};
 pub use post::{PostRequest, PresignedPost, presign_post_upload};
+pub use server::{ServerTimeouts, serve};
 
 pub use error::{Error, Result};
 pub use sigv4::{

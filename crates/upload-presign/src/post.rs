@@ -1,9 +1,10 @@
 //! Presigned POST (browser form uploads) with a SigV4-signed policy
 //! document, and its verification.
 //!
-//! A presigned POST is the only way to bound the size of a browser upload:
-//! the policy's `content-length-range` is enforced by S3 on the body (a
-//! presigned PUT can only pin an exact `Content-Length`). The client sends a
+//! The policy's `content-length-range` is enforced by S3 on the file:
+//! [`presign_post_upload`] bounds it to exactly the size the client
+//! declared, or to the upload policy's maximum when it declared none. The
+//! client sends a
 //! `multipart/form-data` POST to [`PresignedPost::url`] with every field of
 //! [`PresignedPost::fields`], in order, then the file as the last field,
 //! named `file`.
@@ -21,6 +22,15 @@
 //! Not supported (and refused by the verifier): `${filename}` key
 //! substitution and `success_action_redirect`; the key is always chosen by
 //! the server.
+//!
+//! **A form cannot be create-only.** S3 POST policies have no
+//! `If-None-Match` condition and S3 ignores the header on form uploads, so
+//! a form replayed inside its expiry replaces the object it wrote (on S3,
+//! and on the [`LocalEndpoint`](crate::LocalEndpoint), which does as S3
+//! does). Where originals must never be overwritten, upload with a
+//! presigned PUT ([`crate::presign_upload`], create-only), or keep the
+//! form's expiry short; a bucket policy that requires conditional writes
+//! refuses form uploads altogether.
 
 use std::ops::RangeInclusive;
 use std::time::{Duration, SystemTime};
@@ -246,29 +256,38 @@ impl Presigner {
 }
 
 /// A presigned POST for one upload, policy first: `content_type` must be
-/// allowed, the size range is `1..=policy.max_bytes()`, the expiry is the
-/// policy's, and the key is exactly `key` (choose it with
+/// allowed, the size range is exactly `size..=size` when the client
+/// declared its size (which the policy must allow) and
+/// `1..=policy.max_bytes()` when it did not, the expiry is the policy's,
+/// and the key is exactly `key` (choose it with
 /// [`upload_core::upload_key`]). S3 answers 201 with an XML body.
 ///
+/// The form is not create-only (see the [module docs](self)).
+///
 /// # Errors
-/// `ContentTypeNotAllowed`, and those of [`Presigner::presign_post`].
+/// `ContentTypeNotAllowed`, `TooLarge` (a declared size above the
+/// policy's maximum), and those of [`Presigner::presign_post`].
 pub fn presign_post_upload(
     presigner: &Presigner,
     policy: &UploadPolicy,
     bucket: &str,
     key: &ObjectKey,
     content_type: &str,
+    size: Option<u64>,
     now: SystemTime,
 ) -> Result<PresignedPost> {
-    policy.check_content_type(content_type)?;
-    let req = PostRequest::new(
-        bucket,
-        key,
-        &essence(content_type),
-        1..=policy.max_bytes(),
-        policy.expiry(),
-    )
-    .with_success_action_status(201);
+    let range = match size {
+        Some(n) => {
+            policy.check(content_type, n)?;
+            n..=n
+        }
+        None => {
+            policy.check_content_type(content_type)?;
+            1..=policy.max_bytes()
+        }
+    };
+    let req = PostRequest::new(bucket, key, &essence(content_type), range, policy.expiry())
+        .with_success_action_status(201);
     presigner.presign_post(&req, now)
 }
 
@@ -285,6 +304,39 @@ pub struct VerifiedPost {
     pub metadata: Vec<(String, String)>,
     /// Status to answer with: 200, 201 or 204.
     pub success_action_status: u16,
+    /// The file sizes the policy allows, in bytes (`content-length-range`).
+    pub content_length_range: RangeInclusive<u64>,
+}
+
+impl VerifiedPost {
+    /// Checks a file of `size` bytes against the policy's
+    /// `content-length-range`, as S3 does once the file is read.
+    ///
+    /// # Errors
+    /// `EntityTooSmall` or `EntityTooLarge` (400).
+    pub fn check_size(&self, size: u64) -> std::result::Result<(), PostRejected> {
+        let (min, max) = (
+            *self.content_length_range.start(),
+            *self.content_length_range.end(),
+        );
+        if size < min {
+            return Err(rejected(
+                400,
+                "EntityTooSmall",
+                format!(
+                    "Your proposed upload is smaller than the minimum allowed size ({size} < {min})"
+                ),
+            ));
+        }
+        if size > max {
+            return Err(rejected(
+                400,
+                "EntityTooLarge",
+                format!("Your proposed upload exceeds the maximum allowed size ({size} > {max})"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A POST refused: S3's error code and HTTP status with the reason.
@@ -335,6 +387,26 @@ impl crate::Verifier {
         bucket: &str,
         fields: &[(String, String)],
         file_size: u64,
+        now: SystemTime,
+    ) -> std::result::Result<VerifiedPost, PostRejected> {
+        let verified = self.verify_post_form(bucket, fields, now)?;
+        verified.check_size(file_size)?;
+        Ok(verified)
+    }
+
+    /// Verifies a POST form's fields as [`Verifier::verify_post`] does,
+    /// everything but the file's size: call it with the fields that come
+    /// before the file, before reading the file, then check the file's
+    /// size with [`VerifiedPost::check_size`] (or count its bytes against
+    /// [`VerifiedPost::content_length_range`] as they arrive).
+    ///
+    /// # Errors
+    /// As [`Verifier::verify_post`], but never `EntityTooSmall` or
+    /// `EntityTooLarge`.
+    pub fn verify_post_form(
+        &self,
+        bucket: &str,
+        fields: &[(String, String)],
         now: SystemTime,
     ) -> std::result::Result<VerifiedPost, PostRejected> {
         let get = |name: &str| -> std::result::Result<Option<&str>, PostRejected> {
@@ -563,24 +635,6 @@ impl crate::Verifier {
         }
         let (min, max) =
             size_range.ok_or_else(|| policy_failed("the policy has no content-length-range"))?;
-        if file_size < min {
-            return Err(rejected(
-                400,
-                "EntityTooSmall",
-                format!(
-                    "Your proposed upload is smaller than the minimum allowed size ({file_size} < {min})"
-                ),
-            ));
-        }
-        if file_size > max {
-            return Err(rejected(
-                400,
-                "EntityTooLarge",
-                format!(
-                    "Your proposed upload exceeds the maximum allowed size ({file_size} > {max})"
-                ),
-            ));
-        }
         if key_field.contains("${filename}") {
             return Err(rejected(
                 400,
@@ -609,6 +663,7 @@ impl crate::Verifier {
             cache_control: get("Cache-Control")?.map(str::to_owned),
             metadata,
             success_action_status,
+            content_length_range: min..=max,
         })
     }
 }
@@ -821,6 +876,56 @@ mod tests {
     }
 
     #[test]
+    fn a_declared_size_bounds_the_form_to_exactly_that_size() {
+        let s = signer();
+        let policy = UploadPolicy::images_and_pdf(100 * 1024 * 1024).unwrap();
+        let p = presign_post_upload(
+            &s,
+            &policy,
+            "uploads",
+            &key(),
+            "image/jpeg",
+            Some(6_400_000),
+            at(T0),
+        )
+        .unwrap();
+        assert!(
+            p.policy
+                .contains(r#"["content-length-range",6400000,6400000]"#),
+            "{}",
+            p.policy
+        );
+        let v = verifier();
+        let refused = |size| {
+            v.verify_post("uploads", &p.fields, size, at(T0))
+                .unwrap_err()
+        };
+        assert_eq!(refused(100 * 1024 * 1024).code, "EntityTooLarge");
+        assert_eq!(refused(6_400_001).code, "EntityTooLarge");
+        assert_eq!(refused(6_399_999).code, "EntityTooSmall");
+        let ok = v
+            .verify_post("uploads", &p.fields, 6_400_000, at(T0))
+            .unwrap();
+        assert_eq!(ok.content_length_range, 6_400_000..=6_400_000);
+        // A declared size the policy refuses is refused before signing.
+        assert!(matches!(
+            presign_post_upload(
+                &s,
+                &policy,
+                "uploads",
+                &key(),
+                "image/jpeg",
+                Some(100 * 1024 * 1024 + 1),
+                at(T0)
+            ),
+            Err(Error::Policy(upload_core::Error::TooLarge { .. }))
+        ));
+        // The fields alone verify before the file is read.
+        let form = v.verify_post_form("uploads", &p.fields, at(T0)).unwrap();
+        assert_eq!(form.check_size(6_400_000), Ok(()));
+    }
+
+    #[test]
     fn policy_requests_outside_the_limits_are_refused() {
         let s = signer();
         let base = || {
@@ -897,12 +1002,13 @@ mod tests {
         );
         let policy = UploadPolicy::images_and_pdf(1024).unwrap();
         assert!(matches!(
-            presign_post_upload(&s, &policy, "uploads", &key(), "text/html", at(T0)),
+            presign_post_upload(&s, &policy, "uploads", &key(), "text/html", None, at(T0)),
             Err(Error::Policy(
                 upload_core::Error::ContentTypeNotAllowed { .. }
             ))
         ));
-        let p = presign_post_upload(&s, &policy, "uploads", &key(), "image/jpeg", at(T0)).unwrap();
+        let p = presign_post_upload(&s, &policy, "uploads", &key(), "image/jpeg", None, at(T0))
+            .unwrap();
         assert!(
             p.policy.contains(r#"["content-length-range",1,1024]"#),
             "{}",

@@ -449,6 +449,11 @@ impl Presigner {
     /// exact `Content-Length`) signed: a client that sends another type or
     /// size gets 403 `SignatureDoesNotMatch`.
     ///
+    /// This is a plain PutObject, as aws-sdk-s3's `put_object` presigns it:
+    /// it replaces an object already at `key`. Uploads of originals go
+    /// through [`presign_upload`] or [`Presigner::presign_put_with`], which
+    /// sign `If-None-Match: *` (create-only) by default.
+    ///
     /// # Errors
     /// As [`Presigner::presign`].
     pub fn presign_put(
@@ -468,14 +473,10 @@ impl Presigner {
         self.presign(&req, now)
     }
 
-    /// Presigns an UploadPart (PUT with `partNumber` and `uploadId`).
-    ///
-    /// # Errors
-    /// [`Error::Policy`] with `InvalidPartNumber` outside 1..=10000; as
-    /// [`Presigner::presign`] otherwise.
     /// Presigns a PUT of `key` with `Content-Type` and every header of
-    /// `headers` signed (size, disposition, cache control, metadata, tags,
-    /// server-side encryption).
+    /// `headers` signed (create-only `If-None-Match: *` unless turned off,
+    /// size, disposition, cache control, metadata, tags, server-side
+    /// encryption).
     ///
     /// # Errors
     /// As [`Presigner::presign`]; [`Error::InvalidHeader`] for a metadata
@@ -527,6 +528,15 @@ impl Presigner {
         self.presign(&req, now)
     }
 
+    /// Presigns an UploadPart (PUT with `partNumber` and `uploadId`) that
+    /// signs only `host`: a part of any size is accepted by storage (and
+    /// checked only at completion). Prefer
+    /// [`Presigner::presign_upload_part_with`] with the part's exact size
+    /// when it is known.
+    ///
+    /// # Errors
+    /// [`Error::Policy`] with `InvalidPartNumber` outside 1..=10000; as
+    /// [`Presigner::presign`] otherwise.
     pub fn presign_upload_part(
         &self,
         bucket: &str,
@@ -536,10 +546,41 @@ impl Presigner {
         expires_in: Duration,
         now: SystemTime,
     ) -> Result<PresignedRequest> {
+        self.presign_upload_part_with(
+            bucket,
+            key,
+            upload_id,
+            part_number,
+            &crate::headers::PartHeaders::default(),
+            expires_in,
+            now,
+        )
+    }
+
+    /// Presigns an UploadPart with the headers of `headers` signed: the
+    /// part's exact `Content-Length` (a part of another size gets 403
+    /// `SignatureDoesNotMatch` from storage) and its checksum header.
+    ///
+    /// # Errors
+    /// As [`Presigner::presign_upload_part`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn presign_upload_part_with(
+        &self,
+        bucket: &str,
+        key: &ObjectKey,
+        upload_id: &str,
+        part_number: u32,
+        headers: &crate::headers::PartHeaders,
+        expires_in: Duration,
+        now: SystemTime,
+    ) -> Result<PresignedRequest> {
         upload_core::multipart::check_part_number(part_number)?;
-        let req = PresignRequest::new(Method::Put, bucket, key, expires_in)
+        let mut req = PresignRequest::new(Method::Put, bucket, key, expires_in)
             .with_query("partNumber", part_number.to_string())
             .with_query("uploadId", upload_id);
+        for (n, v) in headers.to_pairs() {
+            req = req.with_header(&n, v);
+        }
         self.presign(&req, now)
     }
 
@@ -655,8 +696,10 @@ impl Presigner {
     }
 }
 
-/// Checks the policy, then presigns a PUT for an upload with `Content-Type`
-/// and `Content-Length` signed and the policy's expiry.
+/// Checks the policy, then presigns a create-only PUT for an upload with
+/// `Content-Type`, `Content-Length` and `If-None-Match: *` signed and the
+/// policy's expiry: a second PUT with the same URL gets 412
+/// `PreconditionFailed` and never replaces the original.
 ///
 /// This is the call a backend makes when a client asks for an upload slot:
 /// `key` must have been picked server-side (see [`upload_core::upload_key`]).
@@ -674,7 +717,14 @@ pub fn presign_upload(
     now: SystemTime,
 ) -> Result<PresignedRequest> {
     policy.check(content_type, size)?;
-    presigner.presign_put(bucket, key, content_type, Some(size), policy.expiry(), now)
+    presigner.presign_put_with(
+        bucket,
+        key,
+        content_type,
+        &crate::headers::PutHeaders::default().with_content_length(size),
+        policy.expiry(),
+        now,
+    )
 }
 
 fn is_token_byte(b: u8) -> bool {

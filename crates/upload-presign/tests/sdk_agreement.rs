@@ -78,6 +78,7 @@ struct Case {
     at: u64,
     token: Option<String>,
     path_style: bool,
+    create_only: bool,
 }
 
 fn key_strategy() -> impl Strategy<Value = String> {
@@ -107,9 +108,10 @@ fn case_strategy() -> impl Strategy<Value = Case> {
         1_000_000_000u64..2_000_000_000,
         prop::option::of("[A-Za-z0-9/+=]{20,60}"),
         any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(key, ct, len, cc, meta, expires, at, token, path_style)| Case {
+            |(key, ct, len, cc, meta, expires, at, token, path_style, create_only)| Case {
                 key,
                 content_type: ct.to_owned(),
                 content_length: len,
@@ -119,6 +121,7 @@ fn case_strategy() -> impl Strategy<Value = Case> {
                 at,
                 token,
                 path_style,
+                create_only,
             },
         )
 }
@@ -138,7 +141,8 @@ fn check(rt: &tokio::runtime::Runtime, c: &Case) -> Result<(), TestCaseError> {
         .key(&c.key)
         .content_type(&c.content_type)
         .set_content_length(c.content_length.map(|l| l as i64))
-        .set_cache_control(c.cache_control.clone());
+        .set_cache_control(c.cache_control.clone())
+        .set_if_none_match(c.create_only.then(|| "*".to_owned()));
     for (k, v) in &meta {
         put = put.metadata(k, v);
     }
@@ -158,6 +162,9 @@ fn check(rt: &tokio::runtime::Runtime, c: &Case) -> Result<(), TestCaseError> {
     }
     if let Some(cc) = &c.cache_control {
         req = req.with_header("cache-control", cc);
+    }
+    if c.create_only {
+        req = req.with_header("if-none-match", "*");
     }
     for (k, v) in &meta {
         req = req.with_header(&format!("x-amz-meta-{k}"), v);
@@ -209,6 +216,7 @@ fn longest_keys_and_get_and_upload_part_agree() {
         at: 1_750_000_000,
         token: Some("FwoGZXIvYXdzEJr//////////wEaDOCSESSIONTOKEN".into()),
         path_style: false,
+        create_only: true,
     };
     check(&rt, &case).unwrap();
 
@@ -264,6 +272,55 @@ fn longest_keys_and_get_and_upload_part_agree() {
         )
         .unwrap();
     assert_eq!(mine.url.as_str(), theirs.uri());
+
+    // A part URL with its exact size pinned, as the server signs planned
+    // parts (`PartHeaders`).
+    let theirs = rt
+        .block_on(
+            client
+                .upload_part()
+                .bucket("bkt")
+                .key(key.as_str())
+                .upload_id("abc/DEF+ghi==")
+                .part_number(42)
+                .content_length(8_388_608)
+                .presigned(cfg()),
+        )
+        .unwrap();
+    let part_headers =
+        upload_presign::headers::PartHeaders::default().with_content_length(8_388_608);
+    let mut req = PresignRequest::new(Method::Put, "bkt", &key, Duration::from_secs(900))
+        .with_query("x-id", "UploadPart")
+        .with_query("partNumber", "42")
+        .with_query("uploadId", "abc/DEF+ghi==");
+    for (n, v) in part_headers.to_pairs() {
+        req = req.with_header(&n, v);
+    }
+    let mine = p.presign(&req, now).unwrap();
+    assert_eq!(mine.url.as_str(), theirs.uri());
+    assert!(
+        theirs
+            .uri()
+            .contains("X-Amz-SignedHeaders=content-length%3Bhost"),
+        "{}",
+        theirs.uri()
+    );
+    let direct = p
+        .presign_upload_part_with(
+            "bkt",
+            &key,
+            "abc/DEF+ghi==",
+            42,
+            &part_headers,
+            Duration::from_secs(900),
+            now,
+        )
+        .unwrap();
+    assert_eq!(signature_of(direct.url.as_str()).len(), 64);
+    assert_eq!(
+        direct.headers,
+        [("content-length".to_owned(), "8388608".to_owned())]
+    );
 }
 
 #[test]
@@ -304,6 +361,7 @@ fn every_put_header_and_the_download_form_agree() {
                 .bucket("bkt-1")
                 .key(key.as_str())
                 .content_type("application/pdf")
+                .if_none_match("*")
                 .content_length(12345)
                 .content_disposition(&disposition)
                 .cache_control("private, max-age=0")
@@ -339,7 +397,7 @@ fn every_put_header_and_the_download_form_agree() {
         req = req.with_header(&n, v);
     }
     assert_eq!(p.presign(&req, now).unwrap().url.as_str(), theirs.uri());
-    assert!(theirs.uri().contains("X-Amz-SignedHeaders=cache-control%3Bcontent-disposition%3Bcontent-length%3Bcontent-type%3Bhost%3Bx-amz-meta-owner%3Bx-amz-server-side-encryption%3Bx-amz-server-side-encryption-aws-kms-key-id%3Bx-amz-tagging"), "{}", theirs.uri());
+    assert!(theirs.uri().contains("X-Amz-SignedHeaders=cache-control%3Bcontent-disposition%3Bcontent-length%3Bcontent-type%3Bhost%3Bif-none-match%3Bx-amz-meta-owner%3Bx-amz-server-side-encryption%3Bx-amz-server-side-encryption-aws-kms-key-id%3Bx-amz-tagging"), "{}", theirs.uri());
 
     // The private-download GET with response overrides.
     let theirs = rt

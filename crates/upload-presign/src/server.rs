@@ -1,0 +1,134 @@
+//! Serving an axum [`Router`] with the timeouts a server that faces
+//! clients needs: [`serve`] closes a connection whose request headers do
+//! not arrive in time (a client that sends half a header is not held
+//! forever) and fails a request whose body stops arriving.
+//!
+//! `axum::serve` has neither: it sets no timer on hyper's connections. The
+//! [`LocalEndpoint`](crate::LocalEndpoint) is served this way by
+//! [`LocalEndpoint::bind`](crate::LocalEndpoint::bind), and the example
+//! API server (`presign-server`) too.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tower_http::timeout::RequestBodyTimeout;
+
+/// Default [`ServerTimeouts::header_read`]: 30 s (hyper's default once a
+/// timer is set).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default [`ServerTimeouts::body_idle`]: 20 s, about when S3 answers 400
+/// `RequestTimeout` to a body that stopped arriving.
+pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long a connection may wait on its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerTimeouts {
+    /// Longest wait for a request's headers, from when the connection is
+    /// ready to read them (a new or idle keep-alive connection) to their
+    /// last byte; past it the connection is closed without an answer.
+    pub header_read: Duration,
+    /// Longest pause between two pieces of a request body; past it the
+    /// body fails with [`tower_http::timeout::TimeoutError`] (the local
+    /// endpoint answers 400 `RequestTimeout`, as S3 does).
+    pub body_idle: Duration,
+}
+
+impl Default for ServerTimeouts {
+    fn default() -> Self {
+        Self {
+            header_read: DEFAULT_HEADER_READ_TIMEOUT,
+            body_idle: DEFAULT_BODY_IDLE_TIMEOUT,
+        }
+    }
+}
+
+impl ServerTimeouts {
+    /// Sets [`ServerTimeouts::header_read`].
+    pub fn with_header_read(mut self, timeout: Duration) -> Self {
+        self.header_read = timeout;
+        self
+    }
+
+    /// Sets [`ServerTimeouts::body_idle`].
+    pub fn with_body_idle(mut self, timeout: Duration) -> Self {
+        self.body_idle = timeout;
+        self
+    }
+}
+
+/// Serves `router` on `listener` over HTTP/1.1 with `timeouts` until
+/// `shutdown` completes, then stops accepting, lets in-flight requests
+/// finish and returns.
+///
+/// # Errors
+/// None today: accept errors (a client that reset its connection, too many
+/// open files) are logged and the loop goes on, as `axum::serve` does; the
+/// `Result` leaves room for bind-time failures of future transports.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    timeouts: ServerTimeouts,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let service = RequestBodyTimeout::new(router, timeouts.body_idle);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header_read);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    // Per-connection errors (reset before accept) are
+                    // harmless; others (EMFILE) get a pause, not a spin.
+                    if !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionAborted
+                            | std::io::ErrorKind::ConnectionReset
+                            | std::io::ErrorKind::ConnectionRefused
+                    ) {
+                        tracing::error!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = http.serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(service.clone()),
+        );
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Whether `e`, or an error it was caused by, is a body that stopped
+/// arriving for longer than [`ServerTimeouts::body_idle`].
+pub fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
