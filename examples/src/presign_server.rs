@@ -60,7 +60,9 @@ use upload_core::{
     CompletedPart, MultipartStore, ObjectKey, PutOptions, Storage, UploadPolicy, UploadedPart,
     extension_for, upload_key,
 };
-use upload_multipart::{CompletionRules, PartPlan, check_completion, presign_parts};
+use upload_multipart::{
+    CompletionRules, PartPlan, check_completion, presign_parts, presign_planned_parts,
+};
 use upload_pipeline::Manifest;
 use upload_pipeline::manifest::manifest_key;
 use upload_presign::headers::{Disposition, PutHeaders, content_disposition};
@@ -304,9 +306,9 @@ pub struct CreateUpload {
     /// `Content-Disposition`).
     #[serde(default)]
     pub filename: Option<String>,
-    /// `put` (default) or `post`: a browser form upload bounded by the
-    /// policy's `content-length-range` instead of an exact size. Ignored
-    /// above the multipart threshold.
+    /// `put` (default) or `post`: a browser form upload whose policy's
+    /// `content-length-range` is exactly `size`. Ignored above the
+    /// multipart threshold.
     #[serde(default)]
     pub form: UploadForm,
 }
@@ -315,10 +317,15 @@ pub struct CreateUpload {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UploadForm {
-    /// A presigned PUT with `Content-Type` and `Content-Length` signed.
+    /// A presigned PUT with `Content-Type`, `Content-Length` and
+    /// `If-None-Match: *` signed: create-only, so a replayed URL gets 412
+    /// and never replaces the original.
     #[default]
     Put,
-    /// A presigned POST form with a signed policy.
+    /// A presigned POST form with a signed policy bounding the file to the
+    /// declared size. Not create-only: S3 forms cannot carry
+    /// `If-None-Match`, so a form replayed before it expires replaces the
+    /// object (see `upload_presign::post`).
     Post,
 }
 
@@ -656,12 +663,14 @@ async fn create_upload(
     let now = SystemTime::now();
     let bucket = st.uploads.bucket().to_owned();
     if req.size <= st.config.multipart_threshold && req.form == UploadForm::Post {
+        // Bounded to exactly the declared size (content-length-range).
         let p = presign_post_upload(
             &st.presigner,
             &st.config.policy,
             &bucket,
             &key,
             &req.content_type,
+            Some(req.size),
             now,
         )?;
         tracing::info!(%key, "presigned POST");
@@ -703,11 +712,13 @@ async fn create_upload(
         )
         .await?;
     let last = plan.part_count().min(st.config.first_batch.max(1));
-    let parts = presign_parts(
+    // Each part URL pins its part's exact Content-Length.
+    let parts = presign_planned_parts(
         &st.presigner,
         &bucket,
         &key,
         &upload_id,
+        &plan,
         1..=last,
         st.config.policy.expiry(),
         now,
@@ -752,15 +763,29 @@ async fn sign_parts(
     }
     // The upload must still exist before URLs are signed.
     st.uploads.list_parts(&key, &req.upload_id).await?;
-    let parts = presign_parts(
-        &st.presigner,
-        st.uploads.bucket(),
-        &key,
-        &req.upload_id,
-        req.first..=req.last,
-        st.config.policy.expiry(),
-        SystemTime::now(),
-    )?;
+    let (expiry, now) = (st.config.policy.expiry(), SystemTime::now());
+    let parts = match (rules.size, rules.part_size) {
+        // A planned session: each part URL pins its part's exact size.
+        (Some(size), Some(part_size)) => presign_planned_parts(
+            &st.presigner,
+            st.uploads.bucket(),
+            &key,
+            &req.upload_id,
+            &PartPlan::new(size, part_size)?,
+            req.first..=req.last,
+            expiry,
+            now,
+        )?,
+        _ => presign_parts(
+            &st.presigner,
+            st.uploads.bucket(),
+            &key,
+            &req.upload_id,
+            req.first..=req.last,
+            expiry,
+            now,
+        )?,
+    };
     let parts: Vec<PartUrl> = parts
         .iter()
         .map(|p| PartUrl {
@@ -1246,12 +1271,14 @@ mod uppy {
                 "key": key.as_str(),
             })));
         }
+        // No declared size: the form is bounded by the policy's maximum.
         let p = presign_post_upload(
             &st.presigner,
             &st.config.policy,
             bucket,
             &key,
             content_type,
+            None,
             now,
         )?;
         let fields: serde_json::Map<String, serde_json::Value> = p

@@ -25,5 +25,6 @@ pub use plan::{
 };
 pub use session::{
     CompletionError, CompletionRules, PresignedPart, check_completion, presign_parts,
+    presign_planned_parts,
 };
 pub use sweep::{SweepReport, abort_stale_uploads, lifecycle_rule_json};

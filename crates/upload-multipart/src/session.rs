@@ -57,6 +57,50 @@ pub fn presign_parts(
         .collect()
 }
 
+/// As [`presign_parts`], for parts of a [`PartPlan`](crate::PartPlan):
+/// each URL also signs its part's exact `Content-Length`, so storage
+/// refuses a part of another size (403 `SignatureDoesNotMatch`) when it
+/// arrives, not only at completion.
+///
+/// # Errors
+/// [`Error::PartNumbersOutOfRange`] as [`presign_parts`], and for parts
+/// beyond the plan's last; [`Error::Presign`] for a bad expiry.
+#[allow(clippy::too_many_arguments)]
+pub fn presign_planned_parts(
+    presigner: &Presigner,
+    bucket: &str,
+    key: &ObjectKey,
+    upload_id: &str,
+    plan: &crate::PartPlan,
+    part_numbers: RangeInclusive<u32>,
+    expires_in: Duration,
+    now: SystemTime,
+) -> Result<Vec<PresignedPart>> {
+    let (first, last) = (*part_numbers.start(), *part_numbers.end());
+    if first < MIN_PART_NUMBER
+        || last > plan.part_count()
+        || first > last
+        || last - first >= MAX_PARTS_PER_BATCH
+    {
+        return Err(Error::PartNumbersOutOfRange { first, last });
+    }
+    part_numbers
+        .map(|n| {
+            let part = plan
+                .part(n)
+                .ok_or(Error::PartNumbersOutOfRange { first, last })?;
+            let headers =
+                upload_presign::headers::PartHeaders::default().with_content_length(part.len);
+            Ok(PresignedPart {
+                part_number: n,
+                request: presigner.presign_upload_part_with(
+                    bucket, key, upload_id, n, &headers, expires_in, now,
+                )?,
+            })
+        })
+        .collect()
+}
+
 /// What a session allows its completion to be, checked by
 /// [`check_completion`] before CompleteMultipartUpload is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,10 @@ use std::time::{Duration, SystemTime};
 use upload_core::{
     ChecksumAlgorithm, CompletedPart, MemoryStorage, MultipartStore, ObjectKey, PutOptions, Storage,
 };
-use upload_multipart::{DEFAULT_PART_SIZE, MemoryMultipartStore, PartPlan, presign_parts};
+use upload_multipart::{
+    DEFAULT_PART_SIZE, MemoryMultipartStore, PartPlan, presign_parts, presign_planned_parts,
+};
+use upload_presign::headers::PartHeaders;
 use upload_presign::{Credentials, LocalEndpoint, Presigner, Verifier};
 
 #[tokio::test]
@@ -36,11 +39,12 @@ async fn parts_through_presigned_urls() {
         )
         .await
         .unwrap();
-    let urls = presign_parts(
+    let urls = presign_planned_parts(
         &presigner,
         "uploads",
         &key,
         &id,
+        &plan,
         1..=plan.part_count(),
         Duration::from_secs(60),
         SystemTime::now(),
@@ -48,14 +52,71 @@ async fn parts_through_presigned_urls() {
     .unwrap();
     let http = reqwest::Client::new();
     let mut done = Vec::new();
-    // A part whose CRC-32C header does not match its body is refused as
-    // S3 refuses it (400 BadDigest) and not stored.
+    // Each planned part URL signs its exact size: a part of another size
+    // is refused by storage at once (403, as S3 does), not at completion.
+    assert_eq!(
+        urls[2].request.headers,
+        [("content-length".to_owned(), "777".to_owned())]
+    );
+    for wrong in [1000, DEFAULT_PART_SIZE as usize + 1] {
+        let r = http
+            .put(urls[0].request.url.clone())
+            .body(data[..wrong].to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403);
+        assert!(
+            r.text()
+                .await
+                .unwrap()
+                .contains("<Code>SignatureDoesNotMatch</Code>")
+        );
+    }
+    // A checksum header the URL does not sign is refused as S3 refuses
+    // unsigned x-amz-* headers, before the body is looked at.
+    let first = &data[..DEFAULT_PART_SIZE as usize];
     let r = http
         .put(urls[0].request.url.clone())
         .header(
             "x-amz-checksum-crc32c",
-            ChecksumAlgorithm::Crc32c.checksum(b"other").value,
+            ChecksumAlgorithm::Crc32c.checksum(first).value,
         )
+        .body(first.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("<HeadersNotSigned>x-amz-checksum-crc32c</HeadersNotSigned>")
+    );
+    // A part whose signed CRC-32C header does not match its body is
+    // refused as S3 refuses it (400 BadDigest) and not stored.
+    let part_url = |n: u32, len: u64, checksum: Option<upload_core::PartChecksum>| {
+        let mut h = PartHeaders::default().with_content_length(len);
+        if let Some(c) = checksum {
+            h = h.with_checksum(c);
+        }
+        presigner
+            .presign_upload_part_with(
+                "uploads",
+                &key,
+                &id,
+                n,
+                &h,
+                Duration::from_secs(60),
+                SystemTime::now(),
+            )
+            .unwrap()
+    };
+    let other = ChecksumAlgorithm::Crc32c.checksum(b"other");
+    let u = part_url(1, 1000, Some(other.clone()));
+    let r = http
+        .put(u.url.clone())
+        .header(other.algorithm.header_name(), other.value.clone())
         .body(data[..1000].to_vec())
         .send()
         .await
@@ -63,14 +124,15 @@ async fn parts_through_presigned_urls() {
     assert_eq!(r.status().as_u16(), 400);
     assert!(r.text().await.unwrap().contains("<Code>BadDigest</Code>"));
     assert!(mp.list_parts(&key, &id).await.unwrap().is_empty());
-    for (p, u) in plan.parts().zip(&urls) {
+    for p in plan.parts() {
         let body = data[p.offset as usize..(p.offset + p.len) as usize].to_vec();
         // The upload was created for CRC-32C: a part without it, or with
         // SHA-256 instead, is refused (S3's checksum type mismatch).
         let sha = ChecksumAlgorithm::Sha256.checksum(&body);
-        for bad in [None, Some(&sha)] {
-            let mut req = http.put(u.request.url.clone());
-            if let Some(c) = bad {
+        for bad in [None, Some(sha)] {
+            let signed = part_url(p.number, p.len, bad.clone());
+            let mut req = http.put(signed.url.clone());
+            if let Some(c) = &bad {
                 req = req.header(c.algorithm.header_name(), c.value.clone());
             }
             let r = req.body(body.clone()).send().await.unwrap();
@@ -78,13 +140,12 @@ async fn parts_through_presigned_urls() {
             assert!(r.text().await.unwrap().contains("Checksum Type mismatch"));
         }
         let checksum = ChecksumAlgorithm::Crc32c.checksum(&body);
-        let r = http
-            .put(u.request.url.clone())
-            .header(checksum.algorithm.header_name(), checksum.value.clone())
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let signed = part_url(p.number, p.len, Some(checksum.clone()));
+        let mut req = http.put(signed.url.clone());
+        for (n, v) in &signed.headers {
+            req = req.header(n.as_str(), v.as_str());
+        }
+        let r = req.body(body).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 200);
         done.push(CompletedPart {
             part_number: p.number,

@@ -170,8 +170,14 @@ async fn serve(args: Args) -> Result<(), String> {
         app = upload_examples::demo::routes(&args.web_dir).merge(app);
         tracing::info!("demo pages on http://{addr}/ and http://{addr}/uppy.html");
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+    // Header-read and body-idle timeouts: a client that never finishes
+    // its headers or stops sending its body does not hold a connection.
+    upload_presign::serve(
+        listener,
+        app,
+        upload_presign::ServerTimeouts::default(),
+        shutdown_signal(),
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
