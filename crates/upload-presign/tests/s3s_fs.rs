@@ -487,7 +487,8 @@ async fn signed_optional_headers_and_downloads_are_accepted() {
             now,
         )
         .unwrap();
-    assert_eq!(put.headers.len(), 5);
+    // The five pinned above and the create-only If-None-Match: *.
+    assert_eq!(put.headers.len(), 6);
     let (status, text) = send(&f, &put, b"%PDF-1.7\n").await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&text));
     // Leaving out one signed header breaks the signature.
@@ -523,4 +524,110 @@ async fn signed_optional_headers_and_downloads_are_accepted() {
         "application/octet-stream"
     );
     assert_eq!(resp.bytes().await.unwrap().as_ref(), b"%PDF-1.7\n");
+}
+
+#[tokio::test]
+#[ignore = "needs s3s-fs: run scripts/test.sh"]
+async fn a_replayed_create_only_put_gets_412_from_s3s_fs() {
+    // s3s-fs 0.14 honours `If-None-Match: *` on PutObject as S3 does.
+    let f = fixture().await;
+    let k = key("original.jpg");
+    let policy = upload_core::UploadPolicy::new(["image/jpeg"], 1024).unwrap();
+    let put = upload_presign::presign_upload(
+        &f.presigner,
+        &policy,
+        &f.bucket,
+        &k,
+        "image/jpeg",
+        5,
+        SystemTime::now(),
+    )
+    .unwrap();
+    assert!(put.headers.contains(&("if-none-match".into(), "*".into())));
+    let (status, text) = send(&f, &put, b"first").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&text));
+    let (status, text) = send(&f, &put, b"later").await;
+    let text = String::from_utf8_lossy(&text);
+    assert_eq!(status, 412, "{text}");
+    assert!(text.contains("<Code>PreconditionFailed</Code>"), "{text}");
+    assert_eq!(f.storage.get(&k).await.unwrap().body.as_ref(), b"first");
+    // Without the signed condition the signature fails.
+    let mut bare = put.clone();
+    bare.headers.retain(|(n, _)| n != "if-none-match");
+    assert_eq!(send(&f, &bare, b"later").await.0, 403);
+    assert_eq!(f.storage.get(&k).await.unwrap().body.as_ref(), b"first");
+}
+
+#[tokio::test]
+#[ignore = "needs s3s-fs: run scripts/test.sh"]
+async fn a_part_of_another_size_than_its_url_pins_is_refused() {
+    use upload_presign::headers::PartHeaders;
+    let f = fixture().await;
+    let k = key("pinned.bin");
+    let id = f
+        .storage
+        .create_multipart_upload(
+            &k,
+            PutOptions::default().with_content_type("application/octet-stream"),
+        )
+        .await
+        .unwrap();
+    let p = f
+        .presigner
+        .presign_upload_part_with(
+            &f.bucket,
+            &k,
+            &id,
+            1,
+            &PartHeaders::default().with_content_length(4),
+            Duration::from_secs(300),
+            SystemTime::now(),
+        )
+        .unwrap();
+    for wrong in [b"tai".as_slice(), b"tails".as_slice()] {
+        let resp = f.http.put(p.url.clone()).body(wrong).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 403, "{} bytes", wrong.len());
+    }
+    assert!(f.storage.list_parts(&k, &id).await.unwrap().is_empty());
+    let resp = f
+        .http
+        .put(p.url.clone())
+        .body(&b"tail"[..])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let parts = f.storage.list_parts(&k, &id).await.unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0].size, 4);
+}
+
+#[tokio::test]
+#[ignore = "needs s3s-fs: run scripts/test.sh"]
+async fn a_form_bounded_to_its_declared_size_refuses_more() {
+    let f = fixture().await;
+    let k = key("declared.jpg");
+    let policy = upload_core::UploadPolicy::new(["image/jpeg"], 1024 * 1024).unwrap();
+    let p = upload_presign::presign_post_upload(
+        &f.presigner,
+        &policy,
+        &f.bucket,
+        &k,
+        "image/jpeg",
+        Some(100),
+        SystemTime::now(),
+    )
+    .unwrap();
+    let (status, text) = post_form(&f, &p, &p.fields, vec![7u8; 101]).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("EntityTooLarge"), "{text}");
+    let (status, text) = post_form(&f, &p, &p.fields, vec![7u8; 99]).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("EntityTooSmall"), "{text}");
+    let (status, text) = post_form(&f, &p, &p.fields, vec![7u8; 100]).await;
+    assert_eq!(status, 201, "{text}");
+    // A form cannot be create-only: s3s-fs, like S3, lets it replace.
+    let (status, text) = post_form(&f, &p, &p.fields, vec![8u8; 100]).await;
+    assert_eq!(status, 201, "{text}");
+    assert_eq!(f.storage.get(&k).await.unwrap().body.as_ref(), [8u8; 100]);
 }
