@@ -3,8 +3,9 @@
 //! The input is (1) parsed as the JSON part list of a complete request,
 //! which must round-trip when it parses, and (2) decoded into a stored part
 //! list and a requested part list for `check_completion`, whose acceptance
-//! is checked against an independent statement of the rules: parts 1..=N
-//! in order, each stored with the same ETag, every part but the last
+//! is checked against an independent statement of the rules: part numbers
+//! within 1..=10,000, strictly ascending (exactly 1..=N when the rules ask
+//! for contiguous parts), each stored with the same ETag, every part but the last
 //! 5 MiB..=5 GiB and of one size (the planned one when given), the last no
 //! larger, the total equal to the declared size and within the maximum.
 
@@ -34,7 +35,10 @@ fn oracle(listed: &[UploadedPart], parts: &[CompletedPart], r: &CompletionRules)
     }
     let mut sizes = Vec::new();
     for (i, p) in parts.iter().enumerate() {
-        if p.part_number as usize != i + 1 || p.part_number > 10_000 {
+        if !(1..=10_000).contains(&p.part_number)
+            || (i > 0 && p.part_number <= parts[i - 1].part_number)
+            || (r.contiguous && p.part_number as usize != i + 1)
+        {
             return None;
         }
         let s = listed.iter().find(|l| l.part_number == p.part_number)?;
@@ -79,6 +83,7 @@ fuzz_target!(|data: &[u8]| {
         size: (flags & 1 == 1).then(|| u64::from(next()) * MIB + u64::from(next())),
         part_size: (flags & 2 == 2).then(|| SIZES[(next() % 10) as usize]),
         max_size: if flags & 4 == 4 { 20 * MIB } else { u64::MAX },
+        contiguous: flags & 8 == 8,
     };
     let mut listed = Vec::new();
     let mut parts = Vec::new();
@@ -93,6 +98,8 @@ fuzz_target!(|data: &[u8]| {
             0 => 0,
             1 => i as u32 + 2,
             2 => 10_001,
+            3 => 10_000,
+            4 => i as u32,
             _ => i as u32 + 1,
         };
         let etag = format!("{:032x}", i);

@@ -201,7 +201,9 @@ impl MultipartUploader {
     /// file, aborts the upload so no parts are left billed.
     ///
     /// # Errors
-    /// [`Error::ObjectTooLarge`]; [`Error::ShortBody`] or
+    /// [`Error::EmptyObject`] for `size` 0 (before any request: send an
+    /// empty object with one PUT); [`Error::ObjectTooLarge`];
+    /// [`Error::ShortBody`] or
     /// [`Error::LongBody`] if `body` does not hold `size` bytes;
     /// [`Error::State`]; [`Error::Cancelled`]; [`Error::Store`] after the
     /// attempts run out, or for a permanent store error.

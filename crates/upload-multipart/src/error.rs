@@ -7,14 +7,19 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The object is larger than S3 allows (5 TiB).
+    /// The object is larger than S3 allows: 10,000 parts of 5 GiB
+    /// ([`MAX_OBJECT_SIZE`](crate::MAX_OBJECT_SIZE)).
     #[error("{size} bytes is larger than the S3 maximum object size of {max} bytes")]
     ObjectTooLarge {
         /// The object size in bytes.
         size: u64,
-        /// The maximum, 5 TiB.
+        /// The maximum in bytes, 53,687,091,200,000 (10,000 × 5 GiB).
         max: u64,
     },
+    /// The object has 0 bytes: it has no multipart plan (S3 completes no
+    /// upload without parts); send it with one PUT.
+    #[error("an empty object (0 bytes) cannot be uploaded in parts; send it with one PUT")]
+    EmptyObject,
     /// Part numbers outside 1..=10000, reversed, or more than 1000 at once
     /// were asked for.
     #[error(

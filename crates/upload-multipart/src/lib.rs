@@ -1,8 +1,9 @@
 //! Multipart uploads for large files.
 //!
 //! - [`PartPlan`]: splits an object into parts under S3's limits (5 MiB..=5
-//!   GiB per part except the last, at most 10,000 parts, object at most 5
-//!   TiB, per the AWS "Amazon S3 multipart upload limits" page).
+//!   GiB per part except the last, at most 10,000 parts, object at most
+//!   10,000 × 5 GiB, about 48.8 TiB, per the AWS "Amazon S3 multipart
+//!   upload limits" page; an empty object goes by one PUT instead).
 //! - [`MemoryMultipartStore`]: the in-memory
 //!   [`MultipartStore`](upload_core::MultipartStore), reachable through the
 //!   local upload endpoint of `upload-presign` with presigned part URLs.

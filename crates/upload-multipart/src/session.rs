@@ -114,6 +114,14 @@ pub struct CompletionRules {
     pub part_size: Option<u64>,
     /// The largest object allowed, in bytes (the upload policy's maximum).
     pub max_size: u64,
+    /// Whether the parts must be numbered exactly 1, 2, ..., N, without
+    /// gaps ([`CompletionError::PartGap`] otherwise): a rule of our own
+    /// sessions, stricter than S3, which completes any ascending numbers
+    /// within 1..=10,000. A browser numbers its parts from 1 without gaps,
+    /// so a gap is a part it never sent, and completing without it would
+    /// make an object with that range of the file missing (unnoticed when
+    /// no size was declared).
+    pub contiguous: bool,
 }
 
 /// Why a CompleteMultipartUpload request was refused before it reached
@@ -124,15 +132,40 @@ pub enum CompletionError {
     /// The request names no part.
     #[error("a completion needs at least one part")]
     NoParts,
-    /// Part numbers are not exactly 1, 2, ..., N in this order.
+    /// A part number outside S3's 1..=10,000 (S3 `InvalidPartNumber`).
+    #[error("part number {part_number} is not within 1..=10000")]
+    InvalidPartNumber {
+        /// 1-based position in the request.
+        position: usize,
+        /// The part number found there.
+        part_number: u32,
+    },
+    /// Part numbers are not strictly ascending: a part named twice, or
+    /// after a higher one (S3 `InvalidPartOrder`).
     #[error(
-        "parts must be numbered 1..=N in ascending order, each once; position {position} holds part {part_number}"
+        "part numbers must be ascending, each once; position {position} holds part {part_number} after part {previous}"
     )]
     PartOrder {
         /// 1-based position in the request.
         position: usize,
         /// The part number found there.
         part_number: u32,
+        /// The part number at the position before.
+        previous: u32,
+    },
+    /// A part number was skipped, when [`CompletionRules::contiguous`]
+    /// asks for parts 1..=N without gaps (our sessions' rule; S3 allows
+    /// gaps).
+    #[error(
+        "this session needs parts numbered 1..=N without gaps; position {position} holds part {part_number}, part {expected} is missing"
+    )]
+    PartGap {
+        /// 1-based position in the request.
+        position: usize,
+        /// The part number found there.
+        part_number: u32,
+        /// The part number that should be there (its position).
+        expected: u32,
     },
     /// A named part is not stored (never uploaded, or still in flight).
     #[error("part {part_number} has not been uploaded")]
@@ -206,13 +239,15 @@ pub enum CompletionError {
 /// before anything is sent to S3, so a bad completion is refused with a
 /// reason and the upload stays open to be fixed and completed.
 ///
-/// It checks, in order: parts are exactly 1..=N ascending (N at most
-/// 10,000); each is stored with the same ETag (quotes ignored); every
-/// part but the last holds 5 MiB..=5 GiB and the same number of bytes
-/// (`rules.part_size` when given); the last is not larger than the
-/// others; the total equals `rules.size` when declared and is at most
-/// `rules.max_size`. Limits per the AWS "Amazon S3 multipart upload
-/// limits" page. Returns the object size in bytes.
+/// It checks, in order, as S3 does: every part number is within
+/// 1..=10,000; the numbers are strictly ascending (each once), gaps
+/// allowed, or, when `rules.contiguous`, exactly 1..=N; each part is
+/// stored with the same ETag (quotes ignored); every part but the last
+/// holds 5 MiB..=5 GiB and the same number of bytes (`rules.part_size`
+/// when given); the last is not larger than the others; the total equals
+/// `rules.size` when declared and is at most `rules.max_size`. Limits per
+/// the AWS "Amazon S3 multipart upload limits" page. Returns the object
+/// size in bytes.
 ///
 /// # Errors
 /// The first [`CompletionError`] found.
@@ -224,13 +259,37 @@ pub fn check_completion(
     if parts.is_empty() {
         return Err(CompletionError::NoParts);
     }
+    let mut previous = 0;
     for (i, p) in parts.iter().enumerate() {
-        if u64::from(p.part_number) != i as u64 + 1 || p.part_number > MAX_PART_NUMBER {
-            return Err(CompletionError::PartOrder {
-                position: i + 1,
-                part_number: p.part_number,
+        let (position, part_number) = (i + 1, p.part_number);
+        if !(MIN_PART_NUMBER..=MAX_PART_NUMBER).contains(&part_number) {
+            return Err(CompletionError::InvalidPartNumber {
+                position,
+                part_number,
             });
         }
+        if part_number <= previous {
+            return Err(CompletionError::PartOrder {
+                position,
+                part_number,
+                previous,
+            });
+        }
+        previous = part_number;
+    }
+    // Our sessions' own rule, after S3's: ascending from 1, so each number
+    // is at least its position, and equal all along without a gap.
+    if rules.contiguous
+        && let Some((i, p)) = parts
+            .iter()
+            .enumerate()
+            .find(|(i, p)| u64::from(p.part_number) != *i as u64 + 1)
+    {
+        return Err(CompletionError::PartGap {
+            position: i + 1,
+            part_number: p.part_number,
+            expected: i as u32 + 1,
+        });
     }
     let by_number: std::collections::HashMap<u32, &UploadedPart> =
         listed.iter().map(|l| (l.part_number, l)).collect();
@@ -329,6 +388,7 @@ mod tests {
         size: None,
         part_size: None,
         max_size: 1 << 40,
+        contiguous: false,
     };
 
     #[test]
@@ -339,6 +399,7 @@ mod tests {
             size: Some(10 * MIB + 7),
             part_size: Some(5 * MIB),
             max_size: 11 * MIB,
+            contiguous: true,
         };
         assert_eq!(check_completion(&listed, &parts, &exact), Ok(10 * MIB + 7));
         // One part of any size is a valid upload.
@@ -399,35 +460,119 @@ mod tests {
         let (listed, parts) = stored(&sizes);
         assert_eq!(
             check_completion(&listed, &parts, &ANY),
-            Err(CompletionError::PartOrder {
+            Err(CompletionError::InvalidPartNumber {
                 position: 10_001,
                 part_number: 10_001
             })
         );
     }
 
+    /// Parts of 5 MiB, the last of 1 byte, stored and named with `numbers`.
+    fn numbered(numbers: &[u32]) -> (Vec<UploadedPart>, Vec<CompletedPart>) {
+        let sizes: Vec<u64> = (0..numbers.len())
+            .map(|i| if i + 1 == numbers.len() { 1 } else { 5 * MIB })
+            .collect();
+        let (mut listed, mut parts) = stored(&sizes);
+        for ((l, p), &n) in listed.iter_mut().zip(&mut parts).zip(numbers) {
+            (l.part_number, p.part_number) = (n, n);
+        }
+        (listed, parts)
+    }
+
     #[test]
-    fn refuses_order_gaps_repeats_and_unknown_parts() {
-        let (listed, mut parts) = stored(&[5 * MIB, 5 * MIB, 1]);
-        parts.swap(0, 1);
+    fn part_numbers_follow_s3_ascending_unique_gaps_allowed() {
+        // Gaps are allowed, up to part 10,000.
+        let (listed, parts) = numbered(&[1, 3, 10_000]);
+        assert_eq!(check_completion(&listed, &parts, &ANY), Ok(10 * MIB + 1));
+        let (listed, parts) = numbered(&[2, 7]);
+        assert_eq!(check_completion(&listed, &parts, &ANY), Ok(5 * MIB + 1));
+        // 0 and 10,001 are outside S3's range, named with their position.
+        let (listed, parts) = numbered(&[0, 1]);
         assert_eq!(
             check_completion(&listed, &parts, &ANY),
-            Err(CompletionError::PartOrder {
+            Err(CompletionError::InvalidPartNumber {
                 position: 1,
-                part_number: 2
+                part_number: 0
             })
         );
-        let (listed, mut parts) = stored(&[5 * MIB, 5 * MIB, 1]);
-        parts.remove(1);
+        let (listed, parts) = numbered(&[1, 9_999, 10_001]);
+        assert_eq!(
+            check_completion(&listed, &parts, &ANY),
+            Err(CompletionError::InvalidPartNumber {
+                position: 3,
+                part_number: 10_001
+            })
+        );
+        let e = check_completion(&listed, &parts, &ANY).unwrap_err();
+        assert_eq!(e.to_string(), "part number 10001 is not within 1..=10000");
+        // Descending or repeated numbers are out of order.
+        let (listed, parts) = numbered(&[2, 1, 3]);
         assert_eq!(
             check_completion(&listed, &parts, &ANY),
             Err(CompletionError::PartOrder {
                 position: 2,
-                part_number: 3
+                part_number: 1,
+                previous: 2
             })
         );
+        let (listed, parts) = numbered(&[1, 4, 4]);
         assert_eq!(
-            check_completion(&listed, &[], &ANY),
+            check_completion(&listed, &parts, &ANY),
+            Err(CompletionError::PartOrder {
+                position: 3,
+                part_number: 4,
+                previous: 4
+            })
+        );
+    }
+
+    #[test]
+    fn contiguous_rules_refuse_gaps_with_their_own_error() {
+        let contiguous = CompletionRules {
+            contiguous: true,
+            ..ANY
+        };
+        let (listed, parts) = numbered(&[1, 2, 3]);
+        assert_eq!(
+            check_completion(&listed, &parts, &contiguous),
+            Ok(10 * MIB + 1)
+        );
+        let (listed, parts) = numbered(&[1, 3]);
+        assert_eq!(check_completion(&listed, &parts, &ANY), Ok(5 * MIB + 1));
+        assert_eq!(
+            check_completion(&listed, &parts, &contiguous),
+            Err(CompletionError::PartGap {
+                position: 2,
+                part_number: 3,
+                expected: 2
+            })
+        );
+        let (listed, parts) = numbered(&[2]);
+        assert_eq!(
+            check_completion(&listed, &parts, &contiguous),
+            Err(CompletionError::PartGap {
+                position: 1,
+                part_number: 2,
+                expected: 1
+            })
+        );
+        // Range and order are S3's errors under either rule, found first.
+        let (listed, parts) = numbered(&[2, 1]);
+        assert!(matches!(
+            check_completion(&listed, &parts, &contiguous),
+            Err(CompletionError::PartOrder { position: 2, .. })
+        ));
+        let (listed, parts) = numbered(&[0]);
+        assert!(matches!(
+            check_completion(&listed, &parts, &contiguous),
+            Err(CompletionError::InvalidPartNumber { part_number: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_no_parts_and_unknown_parts() {
+        assert_eq!(
+            check_completion(&[], &[], &ANY),
             Err(CompletionError::NoParts)
         );
         let (mut listed, parts) = stored(&[5 * MIB, 5 * MIB, 1]);

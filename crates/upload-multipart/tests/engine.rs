@@ -609,3 +609,25 @@ async fn part_buffers_are_reused_and_never_mix_parts() {
         );
     }
 }
+
+/// A 0-byte body has no multipart plan: refused as `EmptyObject` before
+/// any request, so no upload is left open (empty objects go by one PUT).
+#[tokio::test]
+async fn an_empty_body_is_refused_before_any_request() {
+    let storage = Arc::new(MemoryStorage::new("uploads").unwrap());
+    let store = Arc::new(Faulty::new(storage.clone(), 0, None));
+    let key = ObjectKey::new("uploads/empty.bin").unwrap();
+    let err = upload_all(
+        &MultipartUploader::new(store.clone(), options()),
+        &key,
+        &[],
+        0,
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::EmptyObject), "{err}");
+    assert_eq!(store.inner.uploads_in_progress(), 0, "nothing created");
+    assert!(store.sent.lock().unwrap().is_empty(), "no part sent");
+    assert!(storage.head(&key).await.is_err());
+}
