@@ -42,7 +42,12 @@
 //! real service takes it from its authentication. Keys and upload IDs of
 //! another owner are refused with 403. Multipart calls carry the
 //! `session` token the session was created with ([`session_token`]): it
-//! binds the upload ID to its owner, key and declared size. Every error,
+//! binds the upload ID to its owner, key, declared size and an expiry
+//! ([`ServerConfig::session_lifetime`], 24 hours by default), after which
+//! it is refused with 403 `session_expired`. Part URLs (ours and Uppy's)
+//! are signed only while the store still has the upload: one ListParts
+//! request per signing call (one page up to 1,000 stored parts) answers
+//! 404 `no_such_upload` once it was completed or aborted. Every error,
 //! including malformed JSON, unknown fields and unknown routes, is JSON
 //! `{"error": code, "message": text}` with 400, 403, 404, 405, 413, 415,
 //! 502 or 503.
@@ -83,7 +88,15 @@ pub struct ServerConfig {
     pub first_batch: u32,
     /// How long presigned GETs of variants live (default 300 s).
     pub download_expiry: Duration,
+    /// How long a multipart session token is accepted after the session
+    /// was created (default [`DEFAULT_SESSION_LIFETIME`], 24 hours; whole
+    /// seconds, rounded up): signing, listing, completing and aborting
+    /// are refused after it ([`SessionError::Expired`]).
+    pub session_lifetime: Duration,
 }
+
+/// Default [`ServerConfig::session_lifetime`]: 24 hours.
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl ServerConfig {
     /// Defaults around `policy`.
@@ -94,6 +107,7 @@ impl ServerConfig {
             part_size: upload_multipart::DEFAULT_PART_SIZE,
             first_batch: 100,
             download_expiry: Duration::from_secs(300),
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
         }
     }
 }
@@ -118,26 +132,91 @@ pub struct AppState {
     pub session_secret: Arc<[u8; 32]>,
 }
 
-/// The session token of a multipart upload: `{size}.{part_size}.{mac}`
-/// where `mac` is hex HMAC-SHA256 over owner, key, upload ID, size and
-/// part size. A size of 0 means "not declared" (bounded by the policy's
-/// maximum, as for Uppy, which does not send sizes) and a part size of 0
-/// "chosen by the client" (still equal for every part but the last). `/multipart/*` calls must present it, so an owner can only
-/// act on upload IDs this server created for them, whatever the store
-/// checks itself (moto, for one, lets any key use any upload ID), and the
-/// declared size is enforced at completion.
+/// What a multipart session token binds besides its owner, key and
+/// upload ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionClaims {
+    /// The declared object size in bytes; `None` when not declared
+    /// (bounded by the policy's maximum, as for Uppy, which sends none).
+    pub size: Option<u64>,
+    /// The planned part size in bytes; `None` when the client chooses one
+    /// (still equal for every part but the last).
+    pub part_size: Option<u64>,
+    /// Unix time in seconds from which the token is refused.
+    pub expires_at: u64,
+}
+
+impl SessionClaims {
+    /// Claims for a session created at `now` that lives `lifetime`
+    /// (rounded up to whole seconds; a lifetime past the year 584 billion
+    /// never expires).
+    pub fn new(
+        size: Option<u64>,
+        part_size: Option<u64>,
+        now: SystemTime,
+        lifetime: Duration,
+    ) -> Self {
+        let expires_at = now
+            .checked_add(lifetime)
+            .and_then(|end| end.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(u64::MAX, |d| {
+                d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
+            });
+        Self {
+            size,
+            part_size,
+            expires_at,
+        }
+    }
+}
+
+/// Why a session token is refused (both answer 403).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// Malformed, or not made by this server for this owner, key and
+    /// upload ID (or with other claims).
+    #[error("the session token does not match this owner, key and upload ID")]
+    Mismatch,
+    /// A valid token whose expiry has passed: start a new upload.
+    #[error("the session expired at {expires_at} (unix seconds); start a new upload")]
+    Expired {
+        /// When it expired, unix time in seconds.
+        expires_at: u64,
+    },
+}
+
+/// The session token of a multipart upload:
+/// `{size}.{part_size}.{expires_at}.{mac}` where `mac` is hex
+/// HMAC-SHA256 under `secret` over owner, key, upload ID, size, part size
+/// and expiry (unix seconds). A size of 0 means "not declared" and a part
+/// size of 0 "chosen by the client" ([`SessionClaims`]). `/multipart/*`
+/// and `/s3/multipart/*` calls must present it, so an owner can only act
+/// on upload IDs this server created for them, whatever the store checks
+/// itself (moto, for one, lets any key use any upload ID), the declared
+/// size is enforced at completion, and the session ends at its expiry
+/// ([`verify_session_token`]).
 pub fn session_token(
     secret: &[u8; 32],
     owner: &str,
     key: &str,
     upload_id: &str,
-    size: u64,
-    part_size: u64,
+    claims: &SessionClaims,
 ) -> String {
     use hmac::Mac;
-    let mac = session_mac(secret, owner, key, upload_id, size, part_size);
+    let (size, part_size) = (claims.size.unwrap_or(0), claims.part_size.unwrap_or(0));
+    let mac = session_mac(
+        secret,
+        owner,
+        key,
+        upload_id,
+        size,
+        part_size,
+        claims.expires_at,
+    );
     format!(
-        "{size}.{part_size}.{}",
+        "{size}.{part_size}.{}.{}",
+        claims.expires_at,
         hex::encode(mac.finalize().into_bytes())
     )
 }
@@ -149,6 +228,7 @@ fn session_mac(
     upload_id: &str,
     size: u64,
     part_size: u64,
+    expires_at: u64,
 ) -> hmac::Hmac<sha2::Sha256> {
     use hmac::Mac;
     let mut mac =
@@ -159,6 +239,7 @@ fn session_mac(
         upload_id,
         &size.to_string(),
         &part_size.to_string(),
+        &expires_at.to_string(),
     ] {
         mac.update(field.as_bytes());
         mac.update(b"\n");
@@ -166,7 +247,68 @@ fn session_mac(
     mac
 }
 
-/// Checks a session token; returns what the session allows.
+/// Checks a [`session_token`] for `owner`, `key` and `upload_id` at
+/// `now`; returns its claims.
+///
+/// # Errors
+/// [`SessionError::Mismatch`] for a malformed token or one made for
+/// anything else (the MAC is compared in constant time);
+/// [`SessionError::Expired`] for a valid one at or after its expiry.
+pub fn verify_session_token(
+    secret: &[u8; 32],
+    owner: &str,
+    key: &str,
+    upload_id: &str,
+    token: &str,
+    now: SystemTime,
+) -> Result<SessionClaims, SessionError> {
+    use hmac::Mac;
+    let mut it = token.splitn(4, '.');
+    let (Some(size), Some(part_size), Some(expires_at), Some(given)) =
+        (it.next(), it.next(), it.next(), it.next())
+    else {
+        return Err(SessionError::Mismatch);
+    };
+    let (Ok(size), Ok(part_size), Ok(expires_at), Ok(given)) = (
+        size.parse::<u64>(),
+        part_size.parse::<u64>(),
+        expires_at.parse::<u64>(),
+        hex::decode(given),
+    ) else {
+        return Err(SessionError::Mismatch);
+    };
+    session_mac(secret, owner, key, upload_id, size, part_size, expires_at)
+        .verify_slice(&given)
+        .map_err(|_| SessionError::Mismatch)?;
+    let now = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if now >= expires_at {
+        return Err(SessionError::Expired { expires_at });
+    }
+    Ok(SessionClaims {
+        size: (size > 0).then_some(size),
+        part_size: (part_size > 0).then_some(part_size),
+        expires_at,
+    })
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        let code = match e {
+            SessionError::Expired { .. } => "session_expired",
+            _ => "bad_session",
+        };
+        Self {
+            status: StatusCode::FORBIDDEN,
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Checks a session token now; returns what the session allows at
+/// completion (parts 1..=N without gaps: [`CompletionRules::contiguous`]).
 fn check_session(
     st: &AppState,
     owner: &str,
@@ -174,32 +316,28 @@ fn check_session(
     upload_id: &str,
     token: &str,
 ) -> Result<CompletionRules, ApiError> {
-    use hmac::Mac;
-    let forbidden = || ApiError {
-        status: StatusCode::FORBIDDEN,
-        code: "bad_session",
-        message: "the session token does not match this owner, key and upload ID".into(),
-    };
-    let mut it = token.splitn(3, '.');
-    let (Some(size), Some(part_size), Some(given)) = (it.next(), it.next(), it.next()) else {
-        return Err(forbidden());
-    };
-    let (Ok(size), Ok(part_size), Ok(given)) = (
-        size.parse::<u64>(),
-        part_size.parse::<u64>(),
-        hex::decode(given),
-    ) else {
-        return Err(forbidden());
-    };
-    // Constant-time comparison by the MAC itself.
-    session_mac(&st.session_secret, owner, key, upload_id, size, part_size)
-        .verify_slice(&given)
-        .map_err(|_| forbidden())?;
+    let claims = verify_session_token(
+        &st.session_secret,
+        owner,
+        key,
+        upload_id,
+        token,
+        SystemTime::now(),
+    )?;
     Ok(CompletionRules {
-        size: (size > 0).then_some(size),
-        part_size: (part_size > 0).then_some(part_size),
+        size: claims.size,
+        part_size: claims.part_size,
         max_size: st.config.policy.max_bytes(),
+        contiguous: true,
     })
+}
+
+/// Refuses to sign parts of an upload that is no longer open (completed
+/// or aborted): one ListParts request (a second page only past 1,000
+/// stored parts), whose `NoSuchUpload` answers 404 `no_such_upload`.
+async fn check_open(st: &AppState, key: &ObjectKey, upload_id: &str) -> Result<(), ApiError> {
+    st.uploads.list_parts(key, upload_id).await?;
+    Ok(())
 }
 
 /// The multipart session a request names: the caller's key (refused as
@@ -530,6 +668,11 @@ impl From<upload_multipart::Error> for ApiError {
                 code: "too_large",
                 message: e.to_string(),
             },
+            upload_multipart::Error::EmptyObject => Self {
+                status: StatusCode::BAD_REQUEST,
+                code: "empty_upload",
+                message: e.to_string(),
+            },
             other => Self {
                 status: StatusCode::BAD_REQUEST,
                 code: "bad_request",
@@ -724,13 +867,18 @@ async fn create_upload(
         now,
     )?;
     tracing::info!(%key, %upload_id, size = req.size, parts = plan.part_count(), "multipart session");
+    let claims = SessionClaims::new(
+        Some(req.size),
+        Some(plan.part_size()),
+        now,
+        st.config.session_lifetime,
+    );
     let session = session_token(
         &st.session_secret,
         &owner,
         key.as_str(),
         &upload_id,
-        req.size,
-        plan.part_size(),
+        &claims,
     );
     Ok(Json(UploadTicket::Multipart {
         key: key.into_string(),
@@ -761,8 +909,8 @@ async fn sign_parts(
             req.last
         )));
     }
-    // The upload must still exist before URLs are signed.
-    st.uploads.list_parts(&key, &req.upload_id).await?;
+    // The upload must still be open (not completed or aborted).
+    check_open(&st, &key, &req.upload_id).await?;
     let (expiry, now) = (st.config.policy.expiry(), SystemTime::now());
     let parts = match (rules.size, rules.part_size) {
         // A planned session: each part URL pins its part's exact size.
@@ -1040,13 +1188,13 @@ mod uppy {
         let upload_id = st.uploads.create_multipart_upload(&key, opts).await?;
         // Uppy picks its own part size: 0 binds none, and an undeclared
         // size binds the policy's maximum.
+        let claims = SessionClaims::new(size, None, SystemTime::now(), st.config.session_lifetime);
         let token = session_token(
             &st.session_secret,
             &owner,
             key.as_str(),
             &upload_id,
-            size.unwrap_or(0),
-            0,
+            &claims,
         );
         tracing::info!(%key, %upload_id, ?size, "multipart session (Uppy)");
         Ok(Json(serde_json::json!({
@@ -1073,6 +1221,7 @@ mod uppy {
     ) -> Result<Json<serde_json::Value>, ApiError> {
         let (key, id, rules) = session(&st, &headers, &upload_id, &query)?;
         let n = part_number(&raw, &rules)?;
+        check_open(&st, &key, &id).await?;
         let expiry = st.config.policy.expiry();
         let p = st.presigner.presign_upload_part(
             st.uploads.bucket(),
@@ -1115,6 +1264,7 @@ mod uppy {
                 upload_multipart::session::MAX_PARTS_PER_BATCH
             )));
         }
+        check_open(&st, &key, &id).await?;
         let now = SystemTime::now();
         let mut urls = BTreeMap::new();
         for n in numbers {

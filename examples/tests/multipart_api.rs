@@ -15,7 +15,10 @@ use upload_core::s3::aws_config::{self, BehaviorVersion, Region};
 use upload_core::s3::{AwsSettings, S3Storage};
 use upload_core::storage::{etag_of, multipart_etag};
 use upload_core::{MemoryStorage, MultipartStore, ObjectKey, Storage, UploadPolicy};
-use upload_examples::presign_server::{AppState, ServerConfig, router};
+use upload_examples::presign_server::{
+    AppState, DEFAULT_SESSION_LIFETIME, ServerConfig, SessionClaims, SessionError, router,
+    session_token, verify_session_token,
+};
 use upload_multipart::MemoryMultipartStore;
 use upload_presign::{AddressingStyle, Credentials, LocalEndpoint, Presigner, Url, Verifier};
 
@@ -34,6 +37,7 @@ fn state(
     presigner: Presigner,
     objects: Arc<dyn Storage>,
     multipart: Arc<dyn MultipartStore>,
+    session_lifetime: Duration,
 ) -> AppState {
     let policy = UploadPolicy::images_and_pdf(64 * MIB as u64)
         .unwrap()
@@ -43,6 +47,7 @@ fn state(
     config.multipart_threshold = MIB as u64;
     config.part_size = 5 * MIB as u64;
     config.first_batch = 2;
+    config.session_lifetime = session_lifetime;
     let presigner = Arc::new(presigner);
     AppState {
         presigner: presigner.clone(),
@@ -62,6 +67,11 @@ async fn serve(state: AppState) -> String {
 }
 
 async fn in_memory() -> Harness {
+    in_memory_with(DEFAULT_SESSION_LIFETIME).await
+}
+
+/// The in-memory harness with sessions that live `session_lifetime`.
+async fn in_memory_with(session_lifetime: Duration) -> Harness {
     let creds = Credentials::random();
     let storage = Arc::new(MemoryStorage::new("uploads").unwrap());
     let mp = Arc::new(MemoryMultipartStore::new(storage.clone()));
@@ -71,7 +81,13 @@ async fn in_memory() -> Harness {
         .await
         .unwrap();
     let presigner = Presigner::new(endpoint.url(), "us-east-1", creds).unwrap();
-    let api = serve(state(presigner, storage.clone(), mp.clone())).await;
+    let api = serve(state(
+        presigner,
+        storage.clone(),
+        mp.clone(),
+        session_lifetime,
+    ))
+    .await;
     Harness {
         api,
         http: reqwest::Client::new(),
@@ -102,7 +118,13 @@ async fn on_moto() -> Harness {
     .unwrap()
     .with_style(AddressingStyle::Path);
     let s3 = Arc::new(s3);
-    let api = serve(state(presigner, s3.clone(), s3.clone())).await;
+    let api = serve(state(
+        presigner,
+        s3.clone(),
+        s3.clone(),
+        DEFAULT_SESSION_LIFETIME,
+    ))
+    .await;
     Harness {
         api,
         http: reqwest::Client::new(),
@@ -363,8 +385,11 @@ async fn own_api(h: &Harness) {
         (json!([part(1), part(2)]), "12582915 were declared"),
         (
             json!([part(2), part(1), part(3)]),
-            "position 1 holds part 2",
+            "position 2 holds part 1 after part 2",
         ),
+        // S3 would take a gap; the session refuses it (part 2 never
+        // reaches the object).
+        (json!([part(1), part(3)]), "part 2 is missing"),
     ] {
         let mut body = ids.clone();
         body["parts"] = parts;
@@ -624,11 +649,112 @@ async fn uppy_api(h: &Harness) {
     assert_eq!((st, e["error"].as_str()), (413, Some("too_large")), "{e}");
 }
 
+/// Part URLs of an upload that was completed or aborted are refused
+/// (404 `no_such_upload`, from the store's ListParts) on our route and on
+/// both of Uppy's signing routes.
+async fn ended_uploads_sign_nothing(h: &Harness) {
+    // Ours: one part of 2 MiB, completed; another aborted.
+    for end in ["/multipart/complete", "/multipart/abort"] {
+        let size = 2 * MIB;
+        let (st, t) = h
+            .post(
+                "/uploads",
+                "carol",
+                json!({"content_type": "image/png", "size": size}),
+            )
+            .await;
+        assert_eq!((st, t["part_count"].as_u64()), (200, Some(1)), "{t}");
+        let ids = json!({"key": t["key"], "upload_id": t["upload_id"], "session": t["session"]});
+        let sign = || {
+            let mut b = ids.clone();
+            b["first"] = json!(1);
+            b["last"] = json!(1);
+            b
+        };
+        let (st, e) = h.post("/multipart/sign", "carol", sign()).await;
+        assert_eq!(st, 200, "{e}");
+        let mut body = ids.clone();
+        if end == "/multipart/complete" {
+            let u = &t["parts"][0]["request"];
+            let headers: serde_json::Map<String, Value> = u["headers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|kv| (kv[0].as_str().unwrap().to_owned(), kv[1].clone()))
+                .collect();
+            let etag = h
+                .put_part(
+                    u["url"].as_str().unwrap(),
+                    &Value::Object(headers),
+                    bytes(size, 4),
+                )
+                .await;
+            body["parts"] = json!([{"part_number": 1, "etag": etag}]);
+        }
+        let (st, e) = h.post(end, "carol", body).await;
+        assert!(st == 200 || st == 204, "{end}: {st} {e}");
+        let (st, e) = h.post("/multipart/sign", "carol", sign()).await;
+        assert_eq!(
+            (st, e["error"].as_str()),
+            (404, Some("no_such_upload")),
+            "signing after {end}: {e}"
+        );
+    }
+
+    // Uppy's: one part of 1 KiB, completed; another aborted (DELETE).
+    for end in ["complete", "delete"] {
+        let (st, c) = h
+            .post(
+                "/s3/multipart",
+                "carol",
+                json!({"type": "image/png", "metadata": {"size": 1024}}),
+            )
+            .await;
+        assert_eq!(st, 200, "{c}");
+        let base = format!("/s3/multipart/{}", q(c["uploadId"].as_str().unwrap()));
+        let kq = format!("key={}", q(c["key"].as_str().unwrap()));
+        let (st, s) = h.get(&format!("{base}/1?{kq}"), "carol").await;
+        assert_eq!(st, 200, "{s}");
+        let (st, e) = if end == "complete" {
+            let etag = h
+                .put_part(s["url"].as_str().unwrap(), &s["headers"], bytes(1024, 5))
+                .await;
+            h.post(
+                &format!("{base}/complete?{kq}"),
+                "carol",
+                json!({"parts": [{"PartNumber": 1, "ETag": etag}]}),
+            )
+            .await
+        } else {
+            h.call(
+                reqwest::Method::DELETE,
+                &format!("{base}?{kq}"),
+                "carol",
+                None,
+            )
+            .await
+        };
+        assert_eq!(st, 200, "{end}: {e}");
+        for path in [
+            format!("{base}/1?{kq}"),
+            format!("{base}/batch?{kq}&partNumbers=1"),
+        ] {
+            let (st, e) = h.get(&path, "carol").await;
+            assert_eq!(
+                (st, e["error"].as_str()),
+                (404, Some("no_such_upload")),
+                "{path} after {end}: {e}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multipart_sessions_in_memory() {
     let h = in_memory().await;
     own_api(&h).await;
     uppy_api(&h).await;
+    ended_uploads_sign_nothing(&h).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -637,6 +763,167 @@ async fn multipart_sessions_on_moto() {
     let h = on_moto().await;
     own_api(&h).await;
     uppy_api(&h).await;
+    ended_uploads_sign_nothing(&h).await;
+}
+
+/// A token is valid until the second of its expiry, which is bound into
+/// its MAC: a later expiry written into it is not a token.
+#[test]
+fn session_tokens_carry_a_signed_expiry() {
+    let secret = [9; 32];
+    let t0 = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let claims = SessionClaims::new(Some(12), Some(5), t0, Duration::from_millis(59_500));
+    assert_eq!(claims.expires_at, 1_700_000_060, "rounded up to a second");
+    let token = session_token(&secret, "alice", "uploads/alice/a.jpg", "up-1", &claims);
+    assert_eq!(
+        token.rsplit_once('.').unwrap().0,
+        "12.5.1700000060",
+        "{token}"
+    );
+    let verify = |token: &str, at: u64| {
+        verify_session_token(
+            &secret,
+            "alice",
+            "uploads/alice/a.jpg",
+            "up-1",
+            token,
+            t0 + Duration::from_secs(at),
+        )
+    };
+    assert_eq!(verify(&token, 0), Ok(claims));
+    assert_eq!(verify(&token, 59), Ok(claims));
+    assert_eq!(
+        verify(&token, 60),
+        Err(SessionError::Expired {
+            expires_at: 1_700_000_060
+        })
+    );
+    assert_eq!(
+        verify(&token, 86_400).unwrap_err().to_string(),
+        "the session expired at 1700000060 (unix seconds); start a new upload"
+    );
+    let extended = token.replace(".1700000060.", ".1800000000.");
+    assert_eq!(verify(&extended, 60), Err(SessionError::Mismatch));
+    // The old three-field form (no expiry) is not a token.
+    let mac = token.rsplit_once('.').unwrap().1;
+    assert_eq!(
+        verify(&format!("12.5.{mac}"), 0),
+        Err(SessionError::Mismatch)
+    );
+    // Another upload ID with this token.
+    assert_eq!(
+        verify_session_token(&secret, "alice", "uploads/alice/a.jpg", "up-2", &token, t0),
+        Err(SessionError::Mismatch)
+    );
+}
+
+/// Sessions living 1 s: after that, every session call on our routes and
+/// Uppy's is refused with 403 `session_expired`, and the upload is left
+/// for the owner's lifecycle rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_sessions_are_refused_on_both_routes() {
+    let h = in_memory_with(Duration::from_secs(1)).await;
+    let (st, t) = h
+        .post(
+            "/uploads",
+            "dave",
+            json!({"content_type": "image/jpeg", "size": 2 * MIB}),
+        )
+        .await;
+    assert_eq!(st, 200, "{t}");
+    let ids = json!({"key": t["key"], "upload_id": t["upload_id"], "session": t["session"]});
+    let (st, c) = h
+        .post("/s3/multipart", "dave", json!({"type": "image/jpeg"}))
+        .await;
+    assert_eq!(st, 200, "{c}");
+    let base = format!("/s3/multipart/{}", q(c["uploadId"].as_str().unwrap()));
+    let kq = format!("key={}", q(c["key"].as_str().unwrap()));
+    let mut sign = ids.clone();
+    sign["first"] = json!(1);
+    sign["last"] = json!(1);
+    assert_eq!(h.post("/multipart/sign", "dave", sign.clone()).await.0, 200);
+    assert_eq!(h.get(&format!("{base}/1?{kq}"), "dave").await.0, 200);
+
+    // Wait past the expiry the token names.
+    let expires_at: u64 = t["session"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let until = std::time::UNIX_EPOCH + Duration::from_secs(expires_at);
+    if let Ok(left) = until.duration_since(std::time::SystemTime::now()) {
+        tokio::time::sleep(left + Duration::from_millis(100)).await;
+    }
+
+    let mut complete = ids.clone();
+    complete["parts"] = json!([{"part_number": 1, "etag": "x"}]);
+    let parts = format!(
+        "/multipart/parts?key={}&upload_id={}&session={}",
+        q(t["key"].as_str().unwrap()),
+        q(t["upload_id"].as_str().unwrap()),
+        q(t["session"].as_str().unwrap())
+    );
+    let mut answers = vec![
+        ("sign", h.post("/multipart/sign", "dave", sign).await),
+        (
+            "complete",
+            h.post("/multipart/complete", "dave", complete).await,
+        ),
+        (
+            "abort",
+            h.post("/multipart/abort", "dave", ids.clone()).await,
+        ),
+        ("parts", h.get(&parts, "dave").await),
+    ];
+    for (name, path) in [
+        ("uppy sign", format!("{base}/1?{kq}")),
+        ("uppy batch", format!("{base}/batch?{kq}&partNumbers=1")),
+        ("uppy list", format!("{base}?{kq}")),
+    ] {
+        answers.push((name, h.get(&path, "dave").await));
+    }
+    answers.push((
+        "uppy complete",
+        h.post(
+            &format!("{base}/complete?{kq}"),
+            "dave",
+            json!({"parts": []}),
+        )
+        .await,
+    ));
+    answers.push((
+        "uppy abort",
+        h.call(
+            reqwest::Method::DELETE,
+            &format!("{base}?{kq}"),
+            "dave",
+            None,
+        )
+        .await,
+    ));
+    for (name, (st, e)) in answers {
+        assert_eq!(
+            (st, e["error"].as_str()),
+            (403, Some("session_expired")),
+            "{name}: {e}"
+        );
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .contains("session expired at"),
+            "{name}: {e}"
+        );
+    }
+    // Refused, not aborted: the uploads are still there.
+    let key = ObjectKey::new(t["key"].as_str().unwrap()).unwrap();
+    h.multipart
+        .list_parts(&key, t["upload_id"].as_str().unwrap())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -60,6 +60,9 @@ struct Args {
     /// process when unset (a restart then ends open multipart sessions).
     #[arg(long, env = "UPLOAD_SESSION_SECRET")]
     session_secret: Option<String>,
+    /// How long a multipart session token is accepted, in seconds.
+    #[arg(long, default_value_t = 24 * 60 * 60)]
+    session_lifetime_seconds: u64,
     /// Preferred multipart part size in bytes (5 MiB..=5 GiB, whole MiB).
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
     part_size: u64,
@@ -132,6 +135,7 @@ async fn serve(args: Args) -> Result<(), String> {
     let mut config = ServerConfig::new(policy);
     config.multipart_threshold = args.multipart_threshold;
     config.part_size = args.part_size;
+    config.session_lifetime = Duration::from_secs(args.session_lifetime_seconds);
     let session_secret: [u8; 32] = match &args.session_secret {
         Some(h) => hex::decode(h)
             .ok()
