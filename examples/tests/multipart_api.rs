@@ -749,12 +749,49 @@ async fn ended_uploads_sign_nothing(h: &Harness) {
     }
 }
 
+/// A 0-byte file never becomes a multipart session (it has no part plan:
+/// `PartPlan` answers `EmptyObject`): refused on every route that could
+/// start one, before the store is asked.
+async fn empty_files_never_go_multipart(h: &Harness) {
+    let before = h.multipart.list_multipart_uploads("").await.unwrap().len();
+    let (st, e) = h
+        .post(
+            "/uploads",
+            "erin",
+            json!({"content_type": "image/jpeg", "size": 0}),
+        )
+        .await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (400, Some("empty_upload")),
+        "{e}"
+    );
+    let (st, e) = h
+        .post(
+            "/s3/multipart",
+            "erin",
+            json!({"type": "image/jpeg", "metadata": {"size": 0}}),
+        )
+        .await;
+    assert_eq!((st, e["error"].as_str()), (400, Some("bad_request")), "{e}");
+    let (st, e) = h
+        .get("/s3/params?filename=a.jpg&type=image%2Fjpeg&size=0", "erin")
+        .await;
+    assert_eq!((st, e["error"].as_str()), (400, Some("bad_request")), "{e}");
+    assert_eq!(
+        h.multipart.list_multipart_uploads("").await.unwrap().len(),
+        before,
+        "no upload was created"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multipart_sessions_in_memory() {
     let h = in_memory().await;
     own_api(&h).await;
     uppy_api(&h).await;
     ended_uploads_sign_nothing(&h).await;
+    empty_files_never_go_multipart(&h).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
