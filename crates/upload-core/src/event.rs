@@ -36,7 +36,8 @@ pub enum EventMessage {
     /// `s3:TestEvent`, sent once when notifications are configured; it
     /// names no object and should be deleted without processing.
     Test(TestEvent),
-    /// One or more event records.
+    /// The event records: usually one, several when S3 batches them, none
+    /// for `{"Records": []}` (a valid, empty notification: nothing to do).
     Records(Vec<S3EventRecord>),
 }
 
@@ -129,8 +130,9 @@ pub struct S3Object {
     /// Version ID on versioned buckets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
-    /// Hex string that orders events for the same key: compare
-    /// lexicographically after left-padding to equal length.
+    /// Hex string that orders events for the same key: compare with
+    /// [`sequencer_cmp`] (right-pad the shorter with `0`, then compare as
+    /// strings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequencer: Option<String>,
 }
@@ -209,23 +211,29 @@ impl S3EventRecord {
     }
 }
 
-/// Orders two S3 event sequencers of the same key: the longer one is
-/// left-padded with `0` to the other's length, then both compare as
-/// strings (S3 event notification docs, "Event ordering"). Sequencers of
+/// Orders two S3 event sequencers of the same key as the S3 event
+/// notification docs say ("Event ordering"): the shorter value is
+/// right-padded with `0` to the other's length, then both compare as
+/// strings (ASCII case ignored, as hex digits). So `FF` is later than
+/// `0100` (`FF00` > `0100`) and `0A` equals `0A00`. Sequencers of
 /// different keys do not order anything.
 ///
 /// ```
 /// use std::cmp::Ordering;
 /// use upload_core::event::sequencer_cmp;
-/// assert_eq!(sequencer_cmp("0A", "009"), Ordering::Greater);
-/// assert_eq!(sequencer_cmp("0055AED6DCD90281E5", "55AED6DCD90281E5"), Ordering::Equal);
+/// assert_eq!(sequencer_cmp("FF", "0100"), Ordering::Greater);
+/// assert_eq!(sequencer_cmp("0A", "0A00"), Ordering::Equal);
+/// assert_eq!(sequencer_cmp("0055AED6DCD90281E5", "0055AED6DCD90281E6"), Ordering::Less);
 /// ```
 pub fn sequencer_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    let a = a.trim_start_matches('0');
-    let b = b.trim_start_matches('0');
-    a.len()
-        .cmp(&b.len())
-        .then_with(|| a.to_ascii_uppercase().cmp(&b.to_ascii_uppercase()))
+    let len = a.len().max(b.len());
+    fn padded(s: &str, len: usize) -> impl Iterator<Item = u8> + '_ {
+        s.bytes()
+            .map(|c| c.to_ascii_uppercase())
+            .chain(std::iter::repeat(b'0'))
+            .take(len)
+    }
+    padded(a, len).cmp(padded(b, len))
 }
 
 /// Parses a queue message body as an S3 event notification, in every shape
@@ -237,8 +245,9 @@ pub fn sequencer_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 ///
 /// # Errors
 /// [`Error::MalformedEvent`] if the body is larger than
-/// [`MAX_EVENT_MESSAGE_LEN`], is not JSON, is none of these shapes, or
-/// holds no record.
+/// [`MAX_EVENT_MESSAGE_LEN`], is not JSON, or is none of these shapes. An
+/// empty `Records` array is not an error: it parses as
+/// `EventMessage::Records(vec![])`.
 pub fn parse_event_message(body: &str) -> Result<EventMessage> {
     if body.len() > MAX_EVENT_MESSAGE_LEN {
         return Err(Error::MalformedEvent {
@@ -297,12 +306,8 @@ fn parse_value(value: serde_json::Value) -> Result<EventMessage> {
             reason: "neither a Records message nor an s3:TestEvent".into(),
         });
     }
+    // `{"Records": []}` is a valid, empty notification: zero records.
     let env: RecordsEnvelope = serde_json::from_value(value).map_err(malformed)?;
-    if env.records.is_empty() {
-        return Err(Error::MalformedEvent {
-            reason: "Records is empty".into(),
-        });
-    }
     Ok(EventMessage::Records(env.records))
 }
 
@@ -463,13 +468,24 @@ mod tests {
     }
 
     #[test]
+    fn empty_records_is_a_valid_empty_notification() {
+        assert_eq!(
+            parse_event_message(r#"{"Records":[]}"#).unwrap(),
+            EventMessage::Records(vec![])
+        );
+        assert_eq!(
+            parse_event_message(r#"{"Records":[],"extra":1}"#).unwrap(),
+            EventMessage::Records(vec![])
+        );
+    }
+
+    #[test]
     fn malformed_messages_are_typed_errors() {
         for body in [
             "",
             "{",
             "null",
             "[]",
-            r#"{"Records":[]}"#,
             r#"{"Records":[{"eventName":"ObjectCreated:Put"}]}"#,
             r#"{"Records":"x"}"#,
             r#"{"Something":"else"}"#,
@@ -650,15 +666,25 @@ mod tests {
     }
 
     #[test]
-    fn sequencers_order_after_padding() {
+    fn sequencers_order_after_right_padding() {
         use std::cmp::Ordering::*;
-        assert_eq!(sequencer_cmp("0A", "9"), Greater);
+        // The S3 docs' rule: right-pad the shorter with 0, then compare as
+        // strings. Numeric (left-padded) comparison gets these wrong.
+        assert_eq!(sequencer_cmp("FF", "0100"), Greater);
+        assert_eq!(sequencer_cmp("0100", "FF"), Less);
+        assert_eq!(sequencer_cmp("0A", "0A00"), Equal);
+        assert_eq!(sequencer_cmp("0A", "9"), Less);
         assert_eq!(sequencer_cmp("00FF", "100"), Less);
         assert_eq!(
             sequencer_cmp("0055AED6DCD90281E5", "0055aed6dcd90281e5"),
             Equal
         );
         assert_eq!(sequencer_cmp("", "0"), Equal);
+        assert_eq!(sequencer_cmp("", "01"), Less);
         assert_eq!(sequencer_cmp("0000000000000002", "0000000000000010"), Less);
+        assert_eq!(
+            sequencer_cmp("0055AED6DCD90281E5", "0055AED6DCD90281E500"),
+            Equal
+        );
     }
 }

@@ -10,6 +10,10 @@ use crate::error::{Error, Result};
 /// Maximum key length in bytes of UTF-8 (the S3 limit).
 pub const MAX_KEY_LEN: usize = 1024;
 
+/// The folder of [`ObjectKey::derived_root`]'s hashed layout, for keys too
+/// long to have derived keys beside them: `_long-keys/`.
+pub const LONG_KEY_DIR: &str = "_long-keys/";
+
 /// An S3 object key that is safe to use as a path in any store.
 ///
 /// Rules (checked by [`ObjectKey::new`]):
@@ -82,6 +86,34 @@ impl ObjectKey {
         }
         let sep = if prefix.ends_with('/') { "" } else { "/" };
         Self::new(format!("{prefix}{sep}{}", self.0))
+    }
+
+    /// The root under which keys derived from this one are written (its
+    /// manifest and variants, its quarantine copy): `{prefix}{key}` when
+    /// that leaves `room` bytes within S3's 1024-byte limit, otherwise
+    /// `{prefix}{LONG_KEY_DIR}{SHA-256 of the key, hex}` (84 bytes after the
+    /// prefix), which always does. Ordinary keys keep the readable layout;
+    /// an original of up to 1024 bytes still gets derived keys, and the
+    /// long layout is a pure function of the key, so the same original
+    /// always maps to the same root. Whoever writes under the root should
+    /// record the original key there (the pipeline's manifest does).
+    ///
+    /// ```
+    /// # use upload_core::ObjectKey;
+    /// let k = ObjectKey::new("uploads/u1/a.jpg").unwrap();
+    /// assert_eq!(k.derived_root("", 128), "uploads/u1/a.jpg");
+    /// assert_eq!(k.derived_root("quarantine/", 0), "quarantine/uploads/u1/a.jpg");
+    /// let long = ObjectKey::new(format!("uploads/{}", "x".repeat(1000))).unwrap();
+    /// let root = long.derived_root("", 128);
+    /// assert!(root.starts_with("_long-keys/") && root.len() == 11 + 64);
+    /// ```
+    pub fn derived_root(&self, prefix: &str, room: usize) -> String {
+        if prefix.len() + self.0.len() + room <= MAX_KEY_LEN {
+            return format!("{prefix}{}", self.0);
+        }
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.0.as_bytes());
+        format!("{prefix}{LONG_KEY_DIR}{}", hex::encode(digest))
     }
 
     /// The last segment's extension, without the dot, if it has one

@@ -37,11 +37,11 @@ pub mod timestamp;
 pub use bytes::Bytes;
 pub use error::{Error, Result};
 pub use event::{EventMessage, EventSink, S3EventRecord, parse_event_message};
-pub use key::{ObjectKey, upload_key};
+pub use key::{LONG_KEY_DIR, ObjectKey, upload_key};
 pub use multipart::{
     ChecksumAlgorithm, CompletedPart, MultipartStore, MultipartUploadInfo, PartChecksum,
     UploadedPart,
 };
 pub use policy::UploadPolicy;
-pub use sniff::{SNIFF_LEN, Sniffed, extension_for, same_type, sniff};
+pub use sniff::{SNIFF_LEN, Sniffed, Unrecognized, extension_for, same_type, sniff};
 pub use storage::{ByteStream, GetResult, MemoryStorage, ObjectMeta, PutOptions, Storage, Tags};

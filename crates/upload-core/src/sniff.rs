@@ -19,16 +19,35 @@ pub struct Sniffed {
     pub extension: &'static str,
 }
 
+/// Why [`sniff`] recognised no content type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unrecognized {
+    /// The object has no bytes at all (a 0-byte upload): there is no
+    /// type to recognise, and no later read can find one.
+    #[error("empty object (0 bytes)")]
+    Empty,
+    /// The bytes match no known signature (plain text, random bytes, a
+    /// format `infer` does not know).
+    #[error("content type not recognised from magic bytes")]
+    Unknown,
+}
+
 /// Recognises the content type of `head`, the first bytes of an object
 /// (pass at least [`SNIFF_LEN`] bytes when the object has them).
 ///
-/// Returns `None` when no known signature matches (plain text, random
-/// bytes, an empty object).
-pub fn sniff(head: &[u8]) -> Option<Sniffed> {
-    infer::get(head).map(|t| Sniffed {
-        mime: t.mime_type(),
-        extension: t.extension(),
-    })
+/// # Errors
+/// [`Unrecognized::Empty`] for zero bytes, [`Unrecognized::Unknown`] when
+/// no known signature matches (plain text, random bytes).
+pub fn sniff(head: &[u8]) -> Result<Sniffed, Unrecognized> {
+    if head.is_empty() {
+        return Err(Unrecognized::Empty);
+    }
+    infer::get(head)
+        .map(|t| Sniffed {
+            mime: t.mime_type(),
+            extension: t.extension(),
+        })
+        .ok_or(Unrecognized::Unknown)
 }
 
 /// Whether a declared content type and a sniffed one name the same type,
@@ -90,15 +109,15 @@ mod tests {
     #[test]
     fn polyglots_sniff_as_what_the_worker_reads() {
         let input = include_bytes!("../tests/data/fuzz/sniff-heif-ftyp-past-sniff-len.bin");
-        assert_eq!(sniff(input).map(|s| s.mime), Some("application/pdf"));
+        assert_eq!(sniff(input).map(|s| s.mime), Ok("application/pdf"));
         let mut long = input.to_vec();
         while long.len() < 3 * SNIFF_LEN {
             long.extend_from_slice(input);
         }
-        assert_eq!(sniff(&long).map(|s| s.mime), Some("image/heif"));
+        assert_eq!(sniff(&long).map(|s| s.mime), Ok("image/heif"));
         let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
         jpeg.extend_from_slice(input);
-        assert_eq!(sniff(&jpeg).map(|s| s.mime), Some("image/jpeg"));
+        assert_eq!(sniff(&jpeg).map(|s| s.mime), Ok("image/jpeg"));
     }
 
     #[test]
@@ -106,7 +125,7 @@ mod tests {
         let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F'];
         assert_eq!(
             sniff(&jpeg),
-            Some(Sniffed {
+            Ok(Sniffed {
                 mime: "image/jpeg",
                 extension: "jpg"
             })
@@ -116,8 +135,17 @@ mod tests {
         assert_eq!(sniff(b"%PDF-1.7\n").unwrap().mime, "application/pdf");
         assert_eq!(sniff(b"GIF89a\x01\x00").unwrap().mime, "image/gif");
         assert_eq!(sniff(b"RIFF\x24\0\0\0WEBPVP8 ").unwrap().mime, "image/webp");
-        assert_eq!(sniff(b"just some text that says it is a jpg"), None);
-        assert_eq!(sniff(b""), None);
+        assert_eq!(
+            sniff(b"just some text that says it is a jpg"),
+            Err(Unrecognized::Unknown)
+        );
+        assert_eq!(sniff(b"\0"), Err(Unrecognized::Unknown));
+    }
+
+    #[test]
+    fn zero_bytes_are_empty_not_unknown() {
+        assert_eq!(sniff(b""), Err(Unrecognized::Empty));
+        assert_eq!(Unrecognized::Empty.to_string(), "empty object (0 bytes)");
     }
 
     #[test]

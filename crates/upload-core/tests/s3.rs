@@ -72,6 +72,16 @@ async fn moto_passes_the_storage_suite() {
     assert!(s.list("").await.unwrap().is_empty(), "the suite cleans up");
 }
 
+/// Versioned buckets: reads, tags and deletes by version ID reach the
+/// version named (moto supports versioning).
+#[tokio::test]
+#[ignore = "needs moto: run scripts/test.sh"]
+async fn moto_passes_the_version_suite() {
+    let s = moto_bucket().await;
+    s.enable_versioning().await.expect("enable versioning");
+    st::versions(&s, "suite").await;
+}
+
 #[tokio::test]
 #[ignore = "needs moto: run scripts/test.sh"]
 async fn moto_passes_the_multipart_suite() {

@@ -129,7 +129,7 @@ pub enum Error {
 
 impl Error {
     /// Whether this is a queue message that is not an S3 event at all (not
-    /// JSON, none of the known shapes, no record, too long): no delivery
+    /// JSON, none of the known shapes, too long): no delivery
     /// of the same body can succeed.
     pub fn is_malformed_message(&self) -> bool {
         matches!(

@@ -21,10 +21,17 @@ pub struct Manifest {
     pub source: SourceObject,
     /// The outcome.
     pub verdict: Outcome,
+    /// The scanner's own verdict (`clean`, `infected` or `unscannable`),
+    /// recorded whatever the type check said: every object is scanned, so
+    /// a rejected upload says here that it was scanned clean. `None` in
+    /// manifests written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<Outcome>,
     /// The signature name, when infected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
-    /// Why, when rejected or unscannable.
+    /// Why, when rejected or unscannable (for an infected upload whose
+    /// type was refused too, that refusal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Where the original went, when quarantined.
@@ -48,6 +55,7 @@ impl Manifest {
             version: MANIFEST_VERSION,
             source,
             verdict,
+            scan: None,
             signature: None,
             reason: None,
             quarantine: None,
@@ -148,19 +156,38 @@ pub struct VariantRecord {
     pub bytes: u64,
 }
 
-/// The manifest key of an original: `{original}/manifest.json`.
+/// The most bytes a name under [`derived_prefix`] takes, `/` included:
+/// 128 (a variant file name is at most 64 + 1 + 16 + 1 + 8 + 1 + 4 = 95
+/// bytes; `manifest.json` 13).
+pub const DERIVED_NAME_ROOM: usize = 128;
+
+/// The folder of an original's manifest and variants in the processed
+/// store: the original key itself (`uploads/u1/a.jpg`) when a derived
+/// name fits after it within S3's 1024 bytes, else
+/// `_long-keys/{SHA-256 of the key}` (see
+/// [`ObjectKey::derived_root`]). The manifest records the original key
+/// ([`SourceObject::key`]), so the mapping is kept where it is used.
+pub fn derived_prefix(original: &ObjectKey) -> String {
+    original.derived_root("", DERIVED_NAME_ROOM)
+}
+
+/// The manifest key of an original: `{derived prefix}/manifest.json`
+/// (`{original}/manifest.json` for every key of up to 896 bytes; see
+/// [`derived_prefix`]).
 ///
 /// # Errors
-/// [`upload_core::Error::InvalidKey`] if the result exceeds 1024 bytes.
+/// [`upload_core::Error::InvalidKey`] never for a valid original; kept for
+/// keys the store itself refuses.
 pub fn manifest_key(original: &ObjectKey) -> upload_core::Result<ObjectKey> {
-    original.join(MANIFEST_NAME)
+    ObjectKey::new(format!("{}/{MANIFEST_NAME}", derived_prefix(original)))
 }
 
 /// Hex digits of an ETag kept in variant keys: 16 (64 bits of the MD5).
 pub const VARIANT_VERSION_LEN: usize = 16;
 
 /// The key of the variant `spec` of the original version whose ETag is
-/// `etag`: `{original}/{name}-{v}-{s}.{ext}`, where `v` is the first
+/// `etag`: `{original}/{name}-{v}-{s}.{ext}` (under [`derived_prefix`]
+/// for a key too long for that), where `v` is the first
 /// [`VARIANT_VERSION_LEN`] ASCII letters and digits of the ETag (quotes and
 /// the multipart `-N` suffix never reach it) and `s` the spec's
 /// [`VariantSpec::fingerprint`].
@@ -185,7 +212,8 @@ pub const VARIANT_VERSION_LEN: usize = 16;
 /// ```
 ///
 /// # Errors
-/// [`upload_core::Error::InvalidKey`] if the result exceeds 1024 bytes.
+/// [`upload_core::Error::InvalidKey`] never for a valid original and spec
+/// (a spec's name is at most 64 bytes).
 pub fn variant_key(
     original: &ObjectKey,
     spec: &VariantSpec,
@@ -196,8 +224,9 @@ pub fn variant_key(
         .filter(char::is_ascii_alphanumeric)
         .take(VARIANT_VERSION_LEN)
         .collect();
-    original.join(&format!(
-        "{}-{v}-{}.{}",
+    ObjectKey::new(format!(
+        "{}/{}-{v}-{}.{}",
+        derived_prefix(original),
         spec.name,
         spec.fingerprint(),
         spec.format.extension()

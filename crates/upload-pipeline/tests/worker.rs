@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{World, sample, world};
-use upload_core::{Bytes, Storage};
+use upload_core::{Bytes, ObjectKey, Storage};
 use upload_pipeline::testkit::codec::png_bomb_header;
 use upload_pipeline::{Outcome, Queue, RunStats};
-use upload_scan::{EICAR_SIGNATURE, MemoryScanner, eicar};
+use upload_scan::{EICAR_SIGNATURE, MemoryScanner, TEST_MARKER_SIGNATURE, eicar, test_marker};
 
 fn mem_world() -> (World, Arc<MemoryScanner>) {
     let scanner = Arc::new(MemoryScanner::new());
@@ -91,11 +91,12 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 #[tokio::test]
-async fn eicar_is_quarantined_with_no_variants() {
+async fn infected_pdf_is_quarantined_with_no_variants() {
     let (w, _) = mem_world();
-    // Declared as a PDF; the bytes are EICAR preceded by a PDF header so the
-    // sniffed type is allowed and only the scanner can catch it.
-    let body = Bytes::from([b"%PDF-1.4\n".as_slice(), &eicar()].concat());
+    // Declared as a PDF; the bytes are a PDF header and the project's test
+    // signature, so the sniffed type is allowed and only the scanner can
+    // catch it.
+    let body = Bytes::from([b"%PDF-1.4\n".as_slice(), &test_marker()].concat());
     let k = w
         .upload("uploads/u/invoice.pdf", body.clone(), "application/pdf")
         .await;
@@ -103,7 +104,9 @@ async fn eicar_is_quarantined_with_no_variants() {
     assert_eq!((stats.infected, stats.failed), (1, 0));
     let m = w.manifest(&k).await;
     assert_eq!(m.verdict, Outcome::Infected);
-    assert_eq!(m.signature.as_deref(), Some(EICAR_SIGNATURE));
+    assert_eq!(m.scan, Some(Outcome::Infected));
+    assert_eq!(m.signature.as_deref(), Some(TEST_MARKER_SIGNATURE));
+    assert_eq!(m.reason, None, "the type check passed");
     assert!(m.variants.is_empty());
     let q = m.quarantine.unwrap();
     assert_eq!(
@@ -164,7 +167,8 @@ async fn bad_inputs_are_rejected_and_originals_stay() {
     );
     for (k, reason) in [
         (&text, "not recognised"),
-        (&empty, "not recognised"),
+        // Zero bytes are named as such, not as an unknown type.
+        (&empty, "empty object (0 bytes)"),
         (&trunc, "truncated"),
         (&bomb, "50000x50000"),
         (&heic, "declared as image/jpeg but the bytes are image/hei"),
@@ -339,7 +343,11 @@ async fn redelivery_does_no_writes_and_test_events_are_deleted() {
         "ObjectCreated:Put",
         Some(first.source.size),
         Some(&first.source.etag),
-        "1",
+        first
+            .source
+            .sequencer
+            .as_deref()
+            .expect("sequencer recorded"),
     );
     w.queue.send(rec.to_message()).await.unwrap();
     w.queue.send(r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2024-01-01T00:00:00.000Z","Bucket":"uploads"}"#.into()).await.unwrap();
@@ -354,4 +362,247 @@ async fn redelivery_does_no_writes_and_test_events_are_deleted() {
         "same objects, same write times: nothing rewritten"
     );
     assert!(w.queue.is_empty());
+}
+
+/// `{"Records": []}` is a valid, empty notification: the message is
+/// deleted at once, not retried and not dead-lettered.
+#[tokio::test(start_paused = true)]
+async fn empty_records_message_is_deleted_without_retry() {
+    let (w, _) = mem_world();
+    w.queue.send(r#"{"Records":[]}"#.into()).await.unwrap();
+    let s = w.worker.run_until_idle().await.unwrap();
+    assert_eq!((s.messages, s.failed, s.skipped), (1, 0, 0));
+    assert!(w.queue.is_empty(), "deleted, not made visible again");
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    assert_eq!(w.worker.run_until_idle().await.unwrap().messages, 0);
+    assert!(w.dlq.is_empty(), "never dead-lettered");
+    assert!(w.processed.is_empty());
+}
+
+/// Every object is scanned, whatever the type check says: the EICAR file
+/// uploaded as `photo.jpg` (declared `image/jpeg`) or as `eicar.com`
+/// (declared `application/octet-stream`) is refused by type *and*
+/// infected; it ends in quarantine with verdict `infected`, the refusal
+/// kept as the reason, and is gone from the uploads bucket.
+#[tokio::test]
+async fn infected_files_of_refused_types_are_quarantined() {
+    let (w, _) = mem_world();
+    let photo = w.upload("uploads/u/photo.jpg", eicar(), "image/jpeg").await;
+    let com = w
+        .upload("uploads/u/eicar.com", eicar(), "application/octet-stream")
+        .await;
+    let stats = w.worker.run_until_idle().await.unwrap();
+    assert_eq!(
+        (stats.infected, stats.rejected, stats.failed),
+        (2, 0, 0),
+        "{stats:?}"
+    );
+    for k in [&photo, &com] {
+        let m = w.manifest(k).await;
+        assert_eq!(m.verdict, Outcome::Infected, "{k}");
+        assert_eq!(m.scan, Some(Outcome::Infected));
+        assert_eq!(m.signature.as_deref(), Some(EICAR_SIGNATURE));
+        assert_eq!(
+            m.reason.as_deref(),
+            Some("content type not recognised from magic bytes"),
+            "the type check's refusal is kept beside the verdict"
+        );
+        assert!(m.variants.is_empty());
+        let q = m.quarantine.expect("quarantined");
+        assert_eq!(q.key.as_str(), format!("quarantine/{k}"));
+        assert_eq!(w.quarantine.get(&q.key).await.unwrap().body, eicar());
+        assert_eq!(
+            w.quarantine
+                .get_tags(&q.key)
+                .await
+                .unwrap()
+                .get("scan-status"),
+            Some("INFECTED")
+        );
+        assert!(w.uploads.head(k).await.is_err(), "{k}: out of uploads");
+    }
+}
+
+/// A clean file of a refused type is rejected with the scanner's verdict
+/// recorded, and never tagged `scan-status=CLEAN` (which would make it
+/// readable under the deny-unscanned-reads policy).
+#[tokio::test]
+async fn refused_clean_files_record_the_scan_and_stay_untagged_clean() {
+    let (w, _) = mem_world();
+    let k = w
+        .upload(
+            "uploads/u/notes.jpg",
+            Bytes::from_static(b"plain text, not a JPEG"),
+            "image/jpeg",
+        )
+        .await;
+    let stats = w.worker.run_until_idle().await.unwrap();
+    assert_eq!((stats.rejected, stats.infected), (1, 0));
+    let m = w.manifest(&k).await;
+    assert_eq!(
+        (m.verdict, m.scan),
+        (Outcome::Rejected, Some(Outcome::Clean))
+    );
+    let tags = w.uploads.get_tags(&k).await.unwrap();
+    assert_eq!(tags.get("upload-status"), Some("REJECTED"));
+    assert_eq!(tags.get("scan-status"), None, "never tagged CLEAN");
+}
+
+/// A world whose uploads bucket keeps versions.
+fn versioned_world() -> World {
+    let mut w = world(Arc::new(MemoryScanner::new()));
+    let uploads = Arc::new(
+        upload_core::MemoryStorage::new("uploads")
+            .unwrap()
+            .with_versioning()
+            .with_events(w.queue.clone()),
+    );
+    w.worker = upload_pipeline::Worker::new(
+        w.queue.clone(),
+        uploads.clone(),
+        w.processed.clone(),
+        Arc::new(MemoryScanner::new()),
+        Arc::new(upload_pipeline::StandardCodec::default()),
+        upload_scan::Quarantine::new(w.quarantine.clone(), "quarantine/"),
+        upload_pipeline::WorkerConfig::new(
+            upload_core::UploadPolicy::images_and_pdf(64 << 20).unwrap(),
+        ),
+    );
+    w.uploads = uploads;
+    w
+}
+
+/// Versioned buckets: each record is processed on exactly the version
+/// its event names. An infected first version overwritten by a clean one
+/// before the worker ran is still scanned, quarantined and deleted by its
+/// version ID (before, the worker read the current version, found another
+/// ETag, skipped the record and left the infected bytes readable by
+/// version ID); the clean second version is tagged and processed.
+#[tokio::test]
+async fn versioned_buckets_process_the_version_each_event_names() {
+    let w = versioned_world();
+    let k = w.upload("uploads/u/v.jpg", eicar(), "image/jpeg").await;
+    let photo = sample("testdata/hopper.jpg");
+    let v2 = w
+        .uploads
+        .put(
+            &k,
+            photo.clone(),
+            upload_core::PutOptions::default().with_content_type("image/jpeg"),
+        )
+        .await
+        .unwrap();
+    let ids = w.uploads.version_ids(&k);
+    assert_eq!(ids.len(), 2);
+    let (id1, id2) = (ids[0].clone(), ids[1].clone());
+    assert_eq!(v2.version_id.as_deref(), Some(id2.as_str()));
+
+    // v1's event alone first: v2 is current meanwhile.
+    let first = w
+        .queue
+        .receive(
+            &upload_pipeline::ReceiveOptions::default()
+                .with_wait(Duration::ZERO)
+                .with_max_messages(1),
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    let s = w.worker.process_message(&first).await.unwrap();
+    assert_eq!((s.infected, s.failed), (1, 0), "{s:?}");
+    let m = w.manifest(&k).await;
+    assert_eq!(m.verdict, Outcome::Infected);
+    assert_eq!(m.source.version_id.as_deref(), Some(id1.as_str()));
+    assert_eq!(m.source.etag, upload_core::storage::etag_of(&eicar()));
+    assert_eq!(
+        w.uploads.version_ids(&k),
+        [id2.clone()],
+        "v1 deleted by its version ID, v2 untouched"
+    );
+    assert_eq!(w.uploads.get(&k).await.unwrap().body, photo);
+    assert_eq!(
+        w.quarantine
+            .get(&m.quarantine.unwrap().key)
+            .await
+            .unwrap()
+            .body,
+        eicar()
+    );
+
+    // Then v2's own event.
+    let s = w.worker.run_until_idle().await.unwrap();
+    assert_eq!((s.clean, s.failed), (1, 0), "{s:?}");
+    let m = w.manifest(&k).await;
+    assert_eq!(m.verdict, Outcome::Clean);
+    assert_eq!(m.source.version_id.as_deref(), Some(id2.as_str()));
+    assert_eq!(m.variants.len(), 2);
+    assert_eq!(
+        w.uploads
+            .get_tags_version(&k, Some(&id2))
+            .await
+            .unwrap()
+            .get("scan-status"),
+        Some("CLEAN"),
+        "the tag is on the version scanned"
+    );
+}
+
+/// An original whose key is 1,024 bytes (S3's maximum) is processed: its
+/// manifest and variants go under the hashed layout, the manifest records
+/// the original key, and its quarantine key fits too.
+#[tokio::test]
+async fn originals_with_1024_byte_keys_are_processed() {
+    let (w, _) = mem_world();
+    let name = format!("uploads/u/{}.jpg", "k".repeat(1024 - 14));
+    assert_eq!(name.len(), 1024);
+    let k = w
+        .upload(&name, sample("testdata/hopper.jpg"), "image/jpeg")
+        .await;
+    let infected_name = format!("uploads/u/{}.pdf", "q".repeat(1024 - 14));
+    let infected = w
+        .upload(
+            &infected_name,
+            Bytes::from([b"%PDF-1.4\n".as_slice(), &test_marker()].concat()),
+            "application/pdf",
+        )
+        .await;
+    let s = w.worker.run_until_idle().await.unwrap();
+    assert_eq!(
+        (s.clean, s.infected, s.rejected, s.failed),
+        (1, 1, 0, 0),
+        "{s:?}"
+    );
+    let mkey = upload_pipeline::manifest::manifest_key(&k).unwrap();
+    assert!(
+        mkey.as_str().starts_with(upload_core::LONG_KEY_DIR),
+        "{mkey}"
+    );
+    let m = w.manifest(&k).await;
+    assert_eq!(m.source.key, k, "the manifest records the original key");
+    assert_eq!(m.verdict, Outcome::Clean);
+    assert_eq!(m.variants.len(), 2);
+    let prefix = upload_pipeline::manifest::derived_prefix(&k);
+    for v in &m.variants {
+        assert!(
+            v.key.as_str().starts_with(&format!("{prefix}/")),
+            "{}",
+            v.key
+        );
+        assert_eq!(
+            w.processed.get(&v.key).await.unwrap().body.len() as u64,
+            v.bytes
+        );
+    }
+    let q = w.manifest(&infected).await.quarantine.expect("quarantined");
+    assert!(
+        q.key.as_str().starts_with("quarantine/_long-keys/") && q.key.as_str().len() <= 1024,
+        "{}",
+        q.key
+    );
+    // Ordinary keys keep the readable layout.
+    let short = ObjectKey::new("uploads/u/a.jpg").unwrap();
+    assert_eq!(
+        upload_pipeline::manifest::derived_prefix(&short),
+        "uploads/u/a.jpg"
+    );
 }

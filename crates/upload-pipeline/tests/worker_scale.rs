@@ -495,7 +495,7 @@ async fn removal_deletes_variants_and_manifest_but_not_quarantine_records() {
     let bad = ObjectKey::new("uploads/u/eicar.png").unwrap();
     s.put(&k, png(3)).await;
     let mut infected = png(4).to_vec();
-    infected.extend_from_slice(&upload_scan::eicar());
+    infected.extend_from_slice(&upload_scan::test_marker());
     s.put(&bad, infected.into()).await;
     for m in s.events.take() {
         s.queue.send(m).await.unwrap();
@@ -529,8 +529,8 @@ async fn poison_message_is_dead_lettered_while_others_flow() {
     // own): the same error at every delivery.
     let poison = r#"{"Records": "not a list"}"#.to_owned();
     s.queue.send(poison.clone()).await.unwrap();
-    // A valid upload whose manifest key would be over S3's 1024 bytes: no
-    // delivery can do better, so it is refused at once, not retried.
+    // A valid upload whose plain manifest key would be over S3's 1024
+    // bytes: processed under the hashed layout, never retried.
     let long = ObjectKey::new(format!("uploads/{}.png", "x".repeat(1005))).unwrap();
     s.put(&long, png(99)).await;
     let keys: Vec<ObjectKey> = (0..20)
@@ -552,16 +552,13 @@ async fn poison_message_is_dead_lettered_while_others_flow() {
         .unwrap();
     assert_eq!(dead[0].body, poison);
     let health = s.worker.health().snapshot();
-    assert_eq!(health.stats.clean, 20);
-    assert_eq!(health.stats.rejected, 1, "the long key");
+    assert_eq!(health.stats.clean, 21, "the 20 and the long key");
+    assert_eq!(health.stats.rejected, 0);
     assert_eq!(
-        s.uploads
-            .get_tags(&long)
-            .await
-            .unwrap()
-            .get("upload-status"),
-        Some("REJECTED")
+        s.uploads.get_tags(&long).await.unwrap().get("scan-status"),
+        Some("CLEAN")
     );
+    assert!(s.manifest(&long).await.is_some(), "the long key's manifest");
     assert_eq!(health.stats.failed, 3, "three deliveries failed");
     assert_eq!(health.stats.retried, 2);
     for k in &keys {
@@ -753,7 +750,7 @@ async fn the_workers_own_outputs_never_trigger_it() {
     );
     let k = ObjectKey::new("uploads/u/bad.png").unwrap();
     let mut body = png(5).to_vec();
-    body.extend_from_slice(&upload_scan::eicar());
+    body.extend_from_slice(&upload_scan::test_marker());
     uploads
         .put(
             &k,
@@ -865,7 +862,7 @@ async fn send_events(s: &Scale) {
 
 fn infected_png(seed: u32) -> Bytes {
     let mut b = png(seed).to_vec();
-    b.extend_from_slice(&upload_scan::eicar());
+    b.extend_from_slice(&upload_scan::test_marker());
     b.into()
 }
 

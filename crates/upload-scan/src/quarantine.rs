@@ -34,13 +34,22 @@ impl Quarantine {
         }
     }
 
-    /// The quarantine key of `original`: the prefix, then the original key.
+    /// The quarantine key of `original`: the prefix, then the original key
+    /// (`quarantine/uploads/u1/a.jpg`); when that would pass S3's 1024
+    /// bytes, the prefix, then `_long-keys/{SHA-256 of the key}` (see
+    /// [`ObjectKey::derived_root`]; the pipeline's manifest records which
+    /// original it was).
     ///
     /// # Errors
-    /// [`Error::Storage`] with an invalid-key error if the result is longer
-    /// than 1024 bytes.
+    /// [`Error::Storage`] with an invalid-key error only for a prefix that
+    /// is not a valid key prefix.
     pub fn key_for(&self, original: &ObjectKey) -> Result<ObjectKey> {
-        Ok(original.with_prefix(&self.prefix)?)
+        let prefix = match self.prefix.as_str() {
+            "" => String::new(),
+            p if p.ends_with('/') => p.to_owned(),
+            p => format!("{p}/"),
+        };
+        Ok(ObjectKey::new(original.derived_root(&prefix, 0))?)
     }
 
     /// The key prefix of quarantined objects (e.g. `quarantine/`).
@@ -73,21 +82,30 @@ impl Quarantine {
         key: &ObjectKey,
         verdict: &Verdict,
     ) -> Result<QuarantinedObject> {
-        self.quarantine_version(source, key, verdict, None).await
+        self.quarantine_version(source, key, None, verdict, None)
+            .await
     }
 
-    /// As [`Quarantine::quarantine`], moving the object only if it is still
-    /// the version whose ETag (without quotes) is `expected_etag`: the one
-    /// that was scanned. A newer upload under the same key is never moved
-    /// on an older version's verdict.
+    /// As [`Quarantine::quarantine`], for exactly the version that was
+    /// scanned.
+    ///
+    /// With `version_id` (a versioned bucket: the `versionId` of the event)
+    /// that version is read and then deleted by its ID, so its bytes stay
+    /// reachable under no version ID of the source bucket; a newer version
+    /// stays where it is. Without it, the object is moved only if it is
+    /// still the version whose ETag (without quotes) is `expected_etag`: a
+    /// newer upload under the same key is never moved on an older version's
+    /// verdict.
     ///
     /// # Errors
     /// As [`Quarantine::quarantine`]; [`Error::ObjectChanged`] when the
-    /// object is another version (nothing is moved).
+    /// object read has another ETag than `expected_etag` (nothing is
+    /// moved).
     pub async fn quarantine_version(
         &self,
         source: &dyn Storage,
         key: &ObjectKey,
+        version_id: Option<&str>,
         verdict: &Verdict,
         expected_etag: Option<&str>,
     ) -> Result<QuarantinedObject> {
@@ -101,7 +119,7 @@ impl Quarantine {
             bucket: self.storage.bucket().to_owned(),
             key: qkey.clone(),
         };
-        let original = match source.get(key).await {
+        let original = match source.get_version(key, version_id).await {
             Ok(o) => o,
             Err(upload_core::Error::NotFound { .. }) => {
                 // Already moved by an earlier attempt?
@@ -151,8 +169,8 @@ impl Quarantine {
                 reason: "copy ETag is not the MD5 of the original bytes".into(),
             });
         }
-        source.delete(key).await?;
-        tracing::warn!(%key, quarantine_key = %qkey, status = verdict.status(), "quarantined");
+        source.delete_version(key, version_id).await?;
+        tracing::warn!(%key, version_id, quarantine_key = %qkey, status = verdict.status(), "quarantined");
         Ok(done)
     }
 }

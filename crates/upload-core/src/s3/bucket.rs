@@ -4,8 +4,8 @@
 
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint,
-    CorsConfiguration, CorsRule, CreateBucketConfiguration, ExpirationStatus, LifecycleRule,
-    LifecycleRuleFilter,
+    BucketVersioningStatus, CorsConfiguration, CorsRule, CreateBucketConfiguration,
+    ExpirationStatus, LifecycleRule, LifecycleRuleFilter, VersioningConfiguration,
 };
 
 use super::S3Storage;
@@ -66,6 +66,68 @@ impl S3Storage {
             Ok(_) => Ok(()),
             Err(e) => match self.ctx("CreateBucket", "").map(e) {
                 Error::S3 { code, .. } if code == "BucketAlreadyOwnedByYou" => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Turns versioning on (PutBucketVersioning `Enabled`): every write
+    /// gets a version ID and event records carry it, so a worker reads,
+    /// tags and quarantines exactly the version an event names.
+    ///
+    /// # Errors
+    /// [`Error::AccessDenied`] without `s3:PutBucketVersioning`;
+    /// [`Error::NoSuchBucket`].
+    pub async fn enable_versioning(&self) -> Result<()> {
+        self.client
+            .put_bucket_versioning()
+            .bucket(&self.bucket)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| self.ctx("PutBucketVersioning", "").map(e))?;
+        Ok(())
+    }
+
+    /// Replaces the bucket policy with `policy` (a JSON policy document,
+    /// e.g. from `upload_scan::deny_unscanned_reads_policy`).
+    ///
+    /// # Errors
+    /// [`Error::AccessDenied`] without `s3:PutBucketPolicy`;
+    /// [`Error::S3`] with `MalformedPolicy` for a document S3 refuses;
+    /// [`Error::NoSuchBucket`].
+    pub async fn put_bucket_policy(&self, policy: &str) -> Result<()> {
+        self.client
+            .put_bucket_policy()
+            .bucket(&self.bucket)
+            .policy(policy)
+            .send()
+            .await
+            .map_err(|e| self.ctx("PutBucketPolicy", "").map(e))?;
+        Ok(())
+    }
+
+    /// The bucket policy document, or `None` when the bucket has none
+    /// (`NoSuchBucketPolicy`).
+    ///
+    /// # Errors
+    /// [`Error::AccessDenied`] without `s3:GetBucketPolicy`;
+    /// [`Error::NoSuchBucket`].
+    pub async fn bucket_policy(&self) -> Result<Option<String>> {
+        match self
+            .client
+            .get_bucket_policy()
+            .bucket(&self.bucket)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.policy().map(str::to_owned)),
+            Err(e) => match self.ctx("GetBucketPolicy", "").map(e) {
+                Error::S3 { code, .. } if code == "NoSuchBucketPolicy" => Ok(None),
                 other => Err(other),
             },
         }

@@ -32,7 +32,7 @@ const TRANSIENT_CODES: &[&str] = &[
 ];
 
 impl S3ErrorContext<'_> {
-    /// Maps an SDK error: `NoSuchKey`/404 to [`Error::NotFound`],
+    /// Maps an SDK error: `NoSuchKey`, `NoSuchVersion`/404 to [`Error::NotFound`],
     /// `PreconditionFailed`/412 to [`Error::AlreadyExists`] (a create-only
     /// write lost), `InvalidRange`/416 to [`Error::InvalidRange`],
     /// `NoSuchUpload` to [`Error::NoSuchUpload`], the multipart validation
@@ -70,7 +70,7 @@ impl S3ErrorContext<'_> {
                 key,
                 upload_id: self.upload_id.unwrap_or("").to_owned(),
             },
-            "NoSuchKey" | "NotFound" => Error::NotFound { bucket, key },
+            "NoSuchKey" | "NoSuchVersion" | "NotFound" => Error::NotFound { bucket, key },
             "NoSuchBucket" => Error::NoSuchBucket { bucket },
             "PreconditionFailed" => Error::AlreadyExists { bucket, key },
             "ConditionalRequestConflict" => Error::PreconditionFailed { bucket, key },

@@ -353,6 +353,7 @@ macro_rules! meta_from {
             content_type: $out.content_type().map(str::to_owned),
             cache_control: $out.cache_control().map(str::to_owned),
             last_modified: system_time($out.last_modified()),
+            version_id: $out.version_id().map(str::to_owned),
         }
     };
 }
@@ -403,15 +404,17 @@ impl Storage for S3Storage {
             content_type: opts.content_type,
             cache_control: opts.cache_control,
             last_modified: SystemTime::now(),
+            version_id: out.version_id().map(str::to_owned),
         })
     }
 
-    async fn get(&self, key: &ObjectKey) -> Result<GetResult> {
+    async fn get_version(&self, key: &ObjectKey, version_id: Option<&str>) -> Result<GetResult> {
         let out = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key.as_str())
+            .set_version_id(version_id.map(str::to_owned))
             .send()
             .await
             .map_err(|e| self.ctx("GetObject", key.as_str()).map(e))?;
@@ -463,14 +466,20 @@ impl Storage for S3Storage {
         Ok(body.into_bytes())
     }
 
-    /// GetObject, streamed as the body arrives (chunks as the HTTP client
-    /// delivers them, typically 8–16 KiB), never buffering the object.
-    async fn get_stream(&self, key: &ObjectKey) -> Result<(ObjectMeta, ByteStream)> {
+    /// GetObject (with `versionId` when given), streamed as the body
+    /// arrives (chunks as the HTTP client delivers them, typically 8–16
+    /// KiB), never buffering the object.
+    async fn get_stream_version(
+        &self,
+        key: &ObjectKey,
+        version_id: Option<&str>,
+    ) -> Result<(ObjectMeta, ByteStream)> {
         let out = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key.as_str())
+            .set_version_id(version_id.map(str::to_owned))
             .send()
             .await
             .map_err(|e| self.ctx("GetObject", key.as_str()).map(e))?;
@@ -495,12 +504,13 @@ impl Storage for S3Storage {
         Ok((meta, Box::pin(stream)))
     }
 
-    async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta> {
+    async fn head_version(&self, key: &ObjectKey, version_id: Option<&str>) -> Result<ObjectMeta> {
         let out = self
             .client
             .head_object()
             .bucket(&self.bucket)
             .key(key.as_str())
+            .set_version_id(version_id.map(str::to_owned))
             .send()
             .await
             .map_err(|e| self.ctx("HeadObject", key.as_str()).map(e))?;
@@ -530,11 +540,12 @@ impl Storage for S3Storage {
         self.head(to).await
     }
 
-    async fn delete(&self, key: &ObjectKey) -> Result<()> {
+    async fn delete_version(&self, key: &ObjectKey, version_id: Option<&str>) -> Result<()> {
         self.client
             .delete_object()
             .bucket(&self.bucket)
             .key(key.as_str())
+            .set_version_id(version_id.map(str::to_owned))
             .send()
             .await
             .map_err(|e| self.ctx("DeleteObject", key.as_str()).map(e))?;
@@ -565,6 +576,7 @@ impl Storage for S3Storage {
                         content_type: None,
                         cache_control: None,
                         last_modified: system_time(o.last_modified()),
+                        version_id: None,
                     }),
                     Err(e) => {
                         tracing::warn!(bucket = %self.bucket, key = raw, error = %e, "skipping a listed key")
@@ -576,7 +588,12 @@ impl Storage for S3Storage {
         Ok(out)
     }
 
-    async fn put_tags(&self, key: &ObjectKey, tags: &Tags) -> Result<()> {
+    async fn put_tags_version(
+        &self,
+        key: &ObjectKey,
+        version_id: Option<&str>,
+        tags: &Tags,
+    ) -> Result<()> {
         let set = tags
             .iter()
             .map(|(k, v)| Tag::builder().key(k).value(v).build())
@@ -596,6 +613,7 @@ impl Storage for S3Storage {
             .put_object_tagging()
             .bucket(&self.bucket)
             .key(key.as_str())
+            .set_version_id(version_id.map(str::to_owned))
             .tagging(tagging)
             .send()
             .await
@@ -603,12 +621,13 @@ impl Storage for S3Storage {
         Ok(())
     }
 
-    async fn get_tags(&self, key: &ObjectKey) -> Result<Tags> {
+    async fn get_tags_version(&self, key: &ObjectKey, version_id: Option<&str>) -> Result<Tags> {
         let out = self
             .client
             .get_object_tagging()
             .bucket(&self.bucket)
             .key(key.as_str())
+            .set_version_id(version_id.map(str::to_owned))
             .send()
             .await
             .map_err(|e| self.ctx("GetObjectTagging", key.as_str()).map(e))?;

@@ -23,6 +23,59 @@ struct Entry {
     tags: Tags,
 }
 
+/// The objects of a bucket: the current version of each key, and (with
+/// versioning on) the older versions, oldest first. A key whose current
+/// version was deleted without a version ID (a delete marker, in S3) is
+/// only in `noncurrent`.
+#[derive(Debug, Default)]
+struct Objects {
+    current: BTreeMap<ObjectKey, Entry>,
+    noncurrent: BTreeMap<ObjectKey, Vec<Entry>>,
+}
+
+impl Objects {
+    /// `version_id` `"null"` names an object written without versioning,
+    /// as in S3.
+    fn is_version(e: &Entry, version_id: &str) -> bool {
+        e.meta.version_id.as_deref().unwrap_or("null") == version_id
+    }
+
+    fn find(&self, key: &ObjectKey, version_id: Option<&str>) -> Option<&Entry> {
+        let current = self.current.get(key);
+        let Some(v) = version_id else { return current };
+        current.filter(|e| Self::is_version(e, v)).or_else(|| {
+            self.noncurrent
+                .get(key)?
+                .iter()
+                .find(|e| Self::is_version(e, v))
+        })
+    }
+
+    fn find_mut(&mut self, key: &ObjectKey, version_id: Option<&str>) -> Option<&mut Entry> {
+        let Some(v) = version_id else {
+            return self.current.get_mut(key);
+        };
+        if self
+            .current
+            .get(key)
+            .is_some_and(|e| Self::is_version(e, v))
+        {
+            return self.current.get_mut(key);
+        }
+        self.noncurrent
+            .get_mut(key)?
+            .iter_mut()
+            .find(|e| Self::is_version(e, v))
+    }
+
+    /// Moves the current version of `key` to the older versions.
+    fn retire(&mut self, key: &ObjectKey) -> Option<()> {
+        let old = self.current.remove(key)?;
+        self.noncurrent.entry(key.clone()).or_default().push(old);
+        Some(())
+    }
+}
+
 /// One in-memory bucket that behaves like S3.
 ///
 /// It keeps real bytes, computes S3 ETags (MD5, or the multipart form),
@@ -33,13 +86,21 @@ struct Entry {
 /// `ObjectCreated:CompleteMultipartUpload`) and delete
 /// (`ObjectRemoved:Delete`). As with S3, a failed notification does not fail
 /// the write: it is logged.
+///
+/// With [`MemoryStorage::with_versioning`] it keeps every version as a
+/// versioned S3 bucket does: each write gets a version ID, older versions
+/// stay readable and taggable by version ID, a delete without a version ID
+/// hides the object (`ObjectRemoved:DeleteMarkerCreated`) and one with a
+/// version ID removes that version for good; event records carry
+/// `versionId`.
 #[derive(Debug)]
 pub struct MemoryStorage {
     bucket: String,
     region: String,
-    objects: Mutex<BTreeMap<ObjectKey, Entry>>,
+    objects: Mutex<Objects>,
     events: Option<Arc<dyn EventSink>>,
     sequencer: AtomicU64,
+    versioning: bool,
 }
 
 impl MemoryStorage {
@@ -55,10 +116,18 @@ impl MemoryStorage {
         Ok(Self {
             bucket: bucket.to_owned(),
             region: "us-east-1".into(),
-            objects: Mutex::new(BTreeMap::new()),
+            objects: Mutex::new(Objects::default()),
             events: None,
             sequencer: AtomicU64::new(0),
+            versioning: false,
         })
+    }
+
+    /// Turns versioning on (S3 PutBucketVersioning `Enabled`): every write
+    /// gets a new version ID and older versions are kept.
+    pub fn with_versioning(mut self) -> Self {
+        self.versioning = true;
+        self
     }
 
     /// Publishes an S3 event notification into `sink` after every write and
@@ -99,17 +168,32 @@ impl MemoryStorage {
         Ok(meta)
     }
 
-    /// Number of objects in the bucket.
+    /// Number of objects in the bucket (current versions; older versions
+    /// and deleted keys do not count).
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().current.len()
     }
 
-    /// Whether the bucket holds no object.
+    /// Whether the bucket holds no object (current versions).
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().current.is_empty()
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<ObjectKey, Entry>> {
+    /// The version IDs of `key`, oldest first, the current one last (empty
+    /// without versioning, or when the key never existed).
+    pub fn version_ids(&self, key: &ObjectKey) -> Vec<String> {
+        let objects = self.lock();
+        objects
+            .noncurrent
+            .get(key)
+            .into_iter()
+            .flatten()
+            .chain(objects.current.get(key))
+            .filter_map(|e| e.meta.version_id.clone())
+            .collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Objects> {
         // A panic while holding the lock cannot leave an entry half-written
         // (every mutation is a single insert or remove), so poisoning is
         // safe to ignore.
@@ -123,9 +207,9 @@ impl MemoryStorage {
         }
     }
 
-    fn entry(&self, key: &ObjectKey) -> Result<Entry> {
+    fn entry(&self, key: &ObjectKey, version_id: Option<&str>) -> Result<Entry> {
         self.lock()
-            .get(key)
+            .find(key, version_id)
             .cloned()
             .ok_or_else(|| self.not_found(key))
     }
@@ -144,16 +228,19 @@ impl MemoryStorage {
             content_type: opts.content_type,
             cache_control: opts.cache_control,
             last_modified: SystemTime::now(),
+            version_id: self
+                .versioning
+                .then(|| uuid::Uuid::new_v4().simple().to_string()),
         };
         let mut objects = self.lock();
-        if opts.create_only && objects.contains_key(key) {
+        if opts.create_only && objects.current.contains_key(key) {
             return Err(Error::AlreadyExists {
                 bucket: self.bucket.clone(),
                 key: key.to_string(),
             });
         }
         if let Some(want) = &opts.if_match {
-            match objects.get(key) {
+            match objects.current.get(key) {
                 None => {
                     return Err(Error::NotFound {
                         bucket: self.bucket.clone(),
@@ -169,7 +256,10 @@ impl MemoryStorage {
                 Some(_) => {}
             }
         }
-        objects.insert(
+        if self.versioning {
+            objects.retire(key);
+        }
+        objects.current.insert(
             key.clone(),
             Entry {
                 body,
@@ -189,8 +279,26 @@ impl MemoryStorage {
     }
 
     async fn emit(&self, key: &ObjectKey, event_name: &str, meta: Option<&ObjectMeta>, seq: u64) {
+        self.emit_version(
+            key,
+            event_name,
+            meta,
+            seq,
+            meta.and_then(|m| m.version_id.clone()),
+        )
+        .await
+    }
+
+    async fn emit_version(
+        &self,
+        key: &ObjectKey,
+        event_name: &str,
+        meta: Option<&ObjectMeta>,
+        seq: u64,
+        version_id: Option<String>,
+    ) {
         let Some(sink) = &self.events else { return };
-        let record = S3EventRecord::new(
+        let mut record = S3EventRecord::new(
             &self.region,
             &self.bucket,
             key,
@@ -199,6 +307,7 @@ impl MemoryStorage {
             meta.map(|m| m.etag.as_str()),
             &format!("{seq:016X}"),
         );
+        record.s3.object.version_id = version_id;
         if let Err(e) = sink.publish(record.to_message()).await {
             tracing::warn!(bucket = %self.bucket, %key, event_name, error = %e, "event notification lost");
         }
@@ -239,8 +348,8 @@ impl Storage for MemoryStorage {
         Ok(meta)
     }
 
-    async fn get(&self, key: &ObjectKey) -> Result<GetResult> {
-        let e = self.entry(key)?;
+    async fn get_version(&self, key: &ObjectKey, version_id: Option<&str>) -> Result<GetResult> {
+        let e = self.entry(key, version_id)?;
         Ok(GetResult {
             meta: e.meta,
             body: e.body,
@@ -248,7 +357,7 @@ impl Storage for MemoryStorage {
     }
 
     async fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes> {
-        let e = self.entry(key)?;
+        let e = self.entry(key, None)?;
         let size = e.body.len() as u64;
         if range.start >= range.end || range.start >= size {
             return Err(Error::InvalidRange {
@@ -262,8 +371,12 @@ impl Storage for MemoryStorage {
         Ok(e.body.slice(range.start as usize..end as usize))
     }
 
-    async fn get_stream(&self, key: &ObjectKey) -> Result<(ObjectMeta, ByteStream)> {
-        let e = self.entry(key)?;
+    async fn get_stream_version(
+        &self,
+        key: &ObjectKey,
+        version_id: Option<&str>,
+    ) -> Result<(ObjectMeta, ByteStream)> {
+        let e = self.entry(key, version_id)?;
         let body = e.body;
         let chunks = (0..body.len())
             .step_by(STREAM_CHUNK)
@@ -278,12 +391,12 @@ impl Storage for MemoryStorage {
         Ok((e.meta, stream.boxed()))
     }
 
-    async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta> {
-        Ok(self.entry(key)?.meta)
+    async fn head_version(&self, key: &ObjectKey, version_id: Option<&str>) -> Result<ObjectMeta> {
+        Ok(self.entry(key, version_id)?.meta)
     }
 
     async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<ObjectMeta> {
-        let src = self.entry(from)?;
+        let src = self.entry(from, None)?;
         let opts = PutOptions {
             content_type: src.meta.content_type,
             cache_control: src.meta.cache_control,
@@ -297,13 +410,49 @@ impl Storage for MemoryStorage {
         Ok(meta)
     }
 
-    async fn delete(&self, key: &ObjectKey) -> Result<()> {
+    async fn delete_version(&self, key: &ObjectKey, version_id: Option<&str>) -> Result<()> {
         let removed = {
             let mut objects = self.lock();
-            objects.remove(key).is_some().then(|| self.next_sequencer())
+            let gone = match version_id {
+                // Without versioning the object goes; with it, a delete
+                // marker hides it and its versions stay.
+                None if self.versioning => objects
+                    .retire(key)
+                    .map(|()| ("ObjectRemoved:DeleteMarkerCreated", None)),
+                None => objects
+                    .current
+                    .remove(key)
+                    .map(|_| ("ObjectRemoved:Delete", None)),
+                Some(v) => {
+                    let is_current = objects
+                        .current
+                        .get(key)
+                        .is_some_and(|e| Objects::is_version(e, v));
+                    if is_current {
+                        // The previous version becomes current, as in S3.
+                        objects.current.remove(key);
+                        if let Some(older) = objects.noncurrent.get_mut(key)
+                            && let Some(previous) = older.pop()
+                        {
+                            objects.current.insert(key.clone(), previous);
+                        }
+                        Some(("ObjectRemoved:Delete", Some(v.to_owned())))
+                    } else {
+                        objects.noncurrent.get_mut(key).and_then(|older| {
+                            let at = older.iter().position(|e| Objects::is_version(e, v))?;
+                            older.remove(at);
+                            Some(("ObjectRemoved:Delete", Some(v.to_owned())))
+                        })
+                    }
+                }
+            };
+            if objects.noncurrent.get(key).is_some_and(Vec::is_empty) {
+                objects.noncurrent.remove(key);
+            }
+            gone.map(|(name, v)| (name, v, self.next_sequencer()))
         };
-        if let Some(seq) = removed {
-            self.emit(key, "ObjectRemoved:Delete", None, seq).await;
+        if let Some((name, v, seq)) = removed {
+            self.emit_version(key, name, None, seq, v).await;
         }
         Ok(())
     }
@@ -311,21 +460,29 @@ impl Storage for MemoryStorage {
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
         Ok(self
             .lock()
+            .current
             .values()
             .filter(|e| e.meta.key.as_str().starts_with(prefix))
             .map(|e| e.meta.clone())
             .collect())
     }
 
-    async fn put_tags(&self, key: &ObjectKey, tags: &Tags) -> Result<()> {
+    async fn put_tags_version(
+        &self,
+        key: &ObjectKey,
+        version_id: Option<&str>,
+        tags: &Tags,
+    ) -> Result<()> {
         let mut objects = self.lock();
-        let e = objects.get_mut(key).ok_or_else(|| self.not_found(key))?;
+        let e = objects
+            .find_mut(key, version_id)
+            .ok_or_else(|| self.not_found(key))?;
         e.tags = tags.clone();
         Ok(())
     }
 
-    async fn get_tags(&self, key: &ObjectKey) -> Result<Tags> {
-        Ok(self.entry(key)?.tags)
+    async fn get_tags_version(&self, key: &ObjectKey, version_id: Option<&str>) -> Result<Tags> {
+        Ok(self.entry(key, version_id)?.tags)
     }
 }
 

@@ -209,6 +209,9 @@ pub struct ObjectMeta {
     pub cache_control: Option<String>,
     /// When the object was written.
     pub last_modified: SystemTime,
+    /// The version ID (`x-amz-version-id`) in a bucket with versioning
+    /// enabled or suspended; `None` in a bucket that never had versioning.
+    pub version_id: Option<String>,
 }
 
 /// A whole object: its metadata and bytes.
@@ -223,7 +226,13 @@ pub struct GetResult {
 /// One bucket of an S3-like object store.
 ///
 /// All keys are [`ObjectKey`]s, so invalid keys never reach a store. Every
-/// implementation passes `testkit::storage::run_all`.
+/// implementation passes `testkit::storage::run_all`, and one that keeps
+/// versions `testkit::storage::versions` too.
+///
+/// Versions: the `*_version` methods take the version ID an event names
+/// (`versionId` of an S3 event record) so that a reader works on exactly
+/// that version, never on whatever is current; the plain methods are those
+/// with `None`. An implementation implements the `*_version` methods.
 #[async_trait]
 pub trait Storage: Send + Sync + std::fmt::Debug {
     /// The bucket name, as it appears in event notifications.
@@ -239,11 +248,22 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// [`Error::Unavailable`] when the store cannot be reached.
     async fn put(&self, key: &ObjectKey, body: Bytes, opts: PutOptions) -> Result<ObjectMeta>;
 
-    /// Reads a whole object into memory (S3 GetObject).
+    /// Reads a whole object into memory (S3 GetObject): the current
+    /// version.
     ///
     /// # Errors
     /// [`Error::NotFound`]; [`Error::Unavailable`].
-    async fn get(&self, key: &ObjectKey) -> Result<GetResult>;
+    async fn get(&self, key: &ObjectKey) -> Result<GetResult> {
+        self.get_version(key, None).await
+    }
+
+    /// Reads one version of an object into memory (S3 GetObject with
+    /// `versionId`); `None` reads the current version, as [`Storage::get`].
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the key or that version does not exist (S3
+    /// `NoSuchKey`/`NoSuchVersion`); [`Error::Unavailable`].
+    async fn get_version(&self, key: &ObjectKey, version_id: Option<&str>) -> Result<GetResult>;
 
     /// Reads bytes `range.start..range.end` (end exclusive) of an object (S3
     /// GetObject with `Range: bytes=start-(end-1)`). As in S3, an end past
@@ -254,17 +274,43 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// end; [`Error::NotFound`]; [`Error::Unavailable`].
     async fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes>;
 
-    /// Reads an object as a stream of chunks, without holding it whole.
+    /// Reads an object as a stream of chunks, without holding it whole: the
+    /// current version.
     ///
     /// # Errors
     /// [`Error::NotFound`]; [`Error::Unavailable`], also as a stream item.
-    async fn get_stream(&self, key: &ObjectKey) -> Result<(ObjectMeta, ByteStream)>;
+    async fn get_stream(&self, key: &ObjectKey) -> Result<(ObjectMeta, ByteStream)> {
+        self.get_stream_version(key, None).await
+    }
 
-    /// Reads an object's metadata (S3 HeadObject).
+    /// Reads one version of an object as a stream of chunks (S3 GetObject
+    /// with `versionId`); `None` reads the current version. The returned
+    /// [`ObjectMeta::version_id`] names the version read.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the key or that version does not exist;
+    /// [`Error::Unavailable`], also as a stream item.
+    async fn get_stream_version(
+        &self,
+        key: &ObjectKey,
+        version_id: Option<&str>,
+    ) -> Result<(ObjectMeta, ByteStream)>;
+
+    /// Reads an object's metadata (S3 HeadObject): the current version.
     ///
     /// # Errors
     /// [`Error::NotFound`]; [`Error::Unavailable`].
-    async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta>;
+    async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta> {
+        self.head_version(key, None).await
+    }
+
+    /// Reads the metadata of one version (S3 HeadObject with `versionId`);
+    /// `None` reads the current version.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the key or that version does not exist;
+    /// [`Error::Unavailable`].
+    async fn head_version(&self, key: &ObjectKey, version_id: Option<&str>) -> Result<ObjectMeta>;
 
     /// Copies an object inside this bucket (S3 CopyObject), keeping its
     /// content type, cache control and tags.
@@ -274,11 +320,24 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<ObjectMeta>;
 
     /// Deletes an object (S3 DeleteObject). As in S3, deleting a missing key
-    /// succeeds.
+    /// succeeds. In a versioned bucket this adds a delete marker: the
+    /// object disappears, its versions stay readable by version ID (use
+    /// [`Storage::delete_version`] to remove one for good).
     ///
     /// # Errors
     /// [`Error::Unavailable`].
-    async fn delete(&self, key: &ObjectKey) -> Result<()>;
+    async fn delete(&self, key: &ObjectKey) -> Result<()> {
+        self.delete_version(key, None).await
+    }
+
+    /// Deletes one version of an object for good (S3 DeleteObject with
+    /// `versionId`); `None` is [`Storage::delete`]. Deleting the current
+    /// version makes the previous one current, as in S3. Deleting a missing
+    /// version succeeds.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`].
+    async fn delete_version(&self, key: &ObjectKey, version_id: Option<&str>) -> Result<()>;
 
     /// Lists keys under `prefix` in key order (S3 ListObjectsV2, all pages).
     ///
@@ -286,17 +345,44 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// [`Error::Unavailable`].
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
 
-    /// Replaces an object's tag set (S3 PutObjectTagging).
+    /// Replaces an object's tag set (S3 PutObjectTagging): the current
+    /// version's.
     ///
     /// # Errors
     /// [`Error::NotFound`]; [`Error::Unavailable`].
-    async fn put_tags(&self, key: &ObjectKey, tags: &Tags) -> Result<()>;
+    async fn put_tags(&self, key: &ObjectKey, tags: &Tags) -> Result<()> {
+        self.put_tags_version(key, None, tags).await
+    }
 
-    /// Reads an object's tag set (S3 GetObjectTagging).
+    /// Replaces the tag set of one version (S3 PutObjectTagging with
+    /// `versionId`; tags belong to a version); `None` tags the current one.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the key or that version does not exist;
+    /// [`Error::Unavailable`].
+    async fn put_tags_version(
+        &self,
+        key: &ObjectKey,
+        version_id: Option<&str>,
+        tags: &Tags,
+    ) -> Result<()>;
+
+    /// Reads an object's tag set (S3 GetObjectTagging): the current
+    /// version's.
     ///
     /// # Errors
     /// [`Error::NotFound`]; [`Error::Unavailable`].
-    async fn get_tags(&self, key: &ObjectKey) -> Result<Tags>;
+    async fn get_tags(&self, key: &ObjectKey) -> Result<Tags> {
+        self.get_tags_version(key, None).await
+    }
+
+    /// Reads the tag set of one version (S3 GetObjectTagging with
+    /// `versionId`); `None` reads the current one's.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the key or that version does not exist;
+    /// [`Error::Unavailable`].
+    async fn get_tags_version(&self, key: &ObjectKey, version_id: Option<&str>) -> Result<Tags>;
 }
 
 /// The S3 ETag of a single-PUT object: hex MD5 of its bytes.

@@ -124,9 +124,9 @@ impl Storage for CountingStorage {
         Ok(meta)
     }
 
-    async fn get(&self, key: &ObjectKey) -> Result<GetResult> {
+    async fn get_version(&self, key: &ObjectKey, version_id: Option<&str>) -> Result<GetResult> {
         self.got(key);
-        self.inner.get(key).await
+        self.inner.get_version(key, version_id).await
     }
 
     async fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes> {
@@ -134,14 +134,18 @@ impl Storage for CountingStorage {
         self.inner.get_range(key, range).await
     }
 
-    async fn get_stream(&self, key: &ObjectKey) -> Result<(ObjectMeta, ByteStream)> {
+    async fn get_stream_version(
+        &self,
+        key: &ObjectKey,
+        version_id: Option<&str>,
+    ) -> Result<(ObjectMeta, ByteStream)> {
         self.got(key);
-        self.inner.get_stream(key).await
+        self.inner.get_stream_version(key, version_id).await
     }
 
-    async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta> {
+    async fn head_version(&self, key: &ObjectKey, version_id: Option<&str>) -> Result<ObjectMeta> {
         self.count(|c| c.head += 1);
-        self.inner.head(key).await
+        self.inner.head_version(key, version_id).await
     }
 
     async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<ObjectMeta> {
@@ -151,9 +155,9 @@ impl Storage for CountingStorage {
         Ok(meta)
     }
 
-    async fn delete(&self, key: &ObjectKey) -> Result<()> {
+    async fn delete_version(&self, key: &ObjectKey, version_id: Option<&str>) -> Result<()> {
         self.count(|c| c.delete += 1);
-        self.inner.delete(key).await
+        self.inner.delete_version(key, version_id).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
@@ -161,14 +165,19 @@ impl Storage for CountingStorage {
         self.inner.list(prefix).await
     }
 
-    async fn put_tags(&self, key: &ObjectKey, tags: &Tags) -> Result<()> {
+    async fn put_tags_version(
+        &self,
+        key: &ObjectKey,
+        version_id: Option<&str>,
+        tags: &Tags,
+    ) -> Result<()> {
         self.count(|c| c.put_tags += 1);
-        self.inner.put_tags(key, tags).await
+        self.inner.put_tags_version(key, version_id, tags).await
     }
 
-    async fn get_tags(&self, key: &ObjectKey) -> Result<Tags> {
+    async fn get_tags_version(&self, key: &ObjectKey, version_id: Option<&str>) -> Result<Tags> {
         self.count(|c| c.get_tags += 1);
-        self.inner.get_tags(key).await
+        self.inner.get_tags_version(key, version_id).await
     }
 }
 

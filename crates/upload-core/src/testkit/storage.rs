@@ -271,3 +271,106 @@ pub async fn missing_objects(s: &dyn Storage, prefix: &str) {
     ));
     assert!(matches!(s.get_tags(&k).await, Err(Error::NotFound { .. })));
 }
+
+/// For a store with versioning enabled (not part of [`run_all`]): every
+/// write gets its own version ID; each version reads, heads, streams and
+/// tags by that ID while a newer one is current; a delete without a
+/// version ID hides the object but keeps its versions; deleting a version
+/// by ID removes it for good and the previous one becomes current.
+/// Versions are removed at the end, so the store is left as found.
+pub async fn versions(s: &dyn Storage, prefix: &str) {
+    let k = key(prefix, "versions/photo.jpg");
+    let v1_body = Bytes::from_static(b"first version");
+    let v2_body = Bytes::from_static(b"second version, longer");
+    let opts = PutOptions::default().with_content_type("image/jpeg");
+    let v1 = s.put(&k, v1_body.clone(), opts.clone()).await.expect("v1");
+    let v2 = s.put(&k, v2_body.clone(), opts).await.expect("v2");
+    let id1 = v1
+        .version_id
+        .clone()
+        .expect("a versioned put returns its version ID");
+    let id2 = v2
+        .version_id
+        .clone()
+        .expect("a versioned put returns its version ID");
+    assert_ne!(id1, id2, "each write is a new version");
+
+    // The current version is the newest; the older one reads by its ID.
+    let current = s.get(&k).await.expect("get current");
+    assert_eq!(current.body, v2_body);
+    assert_eq!(current.meta.version_id.as_deref(), Some(id2.as_str()));
+    let old = s.get_version(&k, Some(&id1)).await.expect("get v1");
+    assert_eq!(old.body, v1_body, "the version named, not the current one");
+    assert_eq!(old.meta.etag, etag_of(&v1_body));
+    assert_eq!(old.meta.version_id.as_deref(), Some(id1.as_str()));
+    let head = s.head_version(&k, Some(&id1)).await.expect("head v1");
+    assert_eq!(
+        (head.size, head.etag.as_str()),
+        (v1_body.len() as u64, v1.etag.as_str())
+    );
+    let (meta, stream) = s
+        .get_stream_version(&k, Some(&id1))
+        .await
+        .expect("stream v1");
+    let chunks: Vec<Bytes> = stream.try_collect().await.expect("stream v1 body");
+    assert_eq!(chunks.concat(), v1_body.to_vec());
+    assert_eq!(meta.version_id.as_deref(), Some(id1.as_str()));
+
+    // Tags belong to a version.
+    let t = Tags::from_pairs([("scan-status", "CLEAN")]).expect("tags");
+    s.put_tags_version(&k, Some(&id1), &t)
+        .await
+        .expect("tag v1");
+    assert_eq!(
+        s.get_tags_version(&k, Some(&id1)).await.expect("v1 tags"),
+        t
+    );
+    assert!(
+        s.get_tags(&k).await.expect("current tags").is_empty(),
+        "tagging v1 left the current version untagged"
+    );
+
+    // A delete without a version ID hides the object; its versions stay.
+    s.delete(&k).await.expect("delete marker");
+    assert!(matches!(s.head(&k).await, Err(Error::NotFound { .. })));
+    assert_eq!(
+        s.get_version(&k, Some(&id2))
+            .await
+            .expect("v2 after delete")
+            .body,
+        v2_body,
+        "a version outlives a delete without version ID"
+    );
+
+    // Deleting versions by ID removes them for good.
+    s.delete_version(&k, Some(&id1)).await.expect("delete v1");
+    assert!(matches!(
+        s.get_version(&k, Some(&id1)).await,
+        Err(Error::NotFound { .. })
+    ));
+    s.delete_version(&k, Some(&id2)).await.expect("delete v2");
+    assert!(matches!(
+        s.get_version(&k, Some(&id2)).await,
+        Err(Error::NotFound { .. })
+    ));
+
+    // Deleting the current version by ID makes the previous one current.
+    let k2 = key(prefix, "versions/restore.txt");
+    let a = s
+        .put(&k2, Bytes::from_static(b"a"), PutOptions::default())
+        .await
+        .expect("a");
+    let b = s
+        .put(&k2, Bytes::from_static(b"b"), PutOptions::default())
+        .await
+        .expect("b");
+    let (ida, idb) = (a.version_id.expect("a id"), b.version_id.expect("b id"));
+    s.delete_version(&k2, Some(&idb))
+        .await
+        .expect("delete current");
+    let now = s.get(&k2).await.expect("previous version is current");
+    assert_eq!(now.body, Bytes::from_static(b"a"));
+    assert_eq!(now.meta.version_id.as_deref(), Some(ida.as_str()));
+    s.delete_version(&k2, Some(&ida)).await.expect("cleanup");
+    assert!(matches!(s.head(&k2).await, Err(Error::NotFound { .. })));
+}

@@ -415,8 +415,8 @@ impl Worker {
         }
     }
 
-    /// Moves messages that are not S3 events (not JSON, no record, over
-    /// 256 KiB) to `dlq` at once, body unchanged, instead of letting them
+    /// Moves messages that are not S3 events (not JSON, none of the known shapes,
+    /// over 256 KiB) to `dlq` at once, body unchanged, instead of letting them
     /// fail until the redrive policy moves them.
     pub fn with_dead_letter_queue(mut self, dlq: Arc<dyn Queue>) -> Self {
         self.dead_letter = Some(dlq);

@@ -134,17 +134,8 @@ impl UploadProcessor {
         version_id: Option<&str>,
     ) -> Result<Handled> {
         let _guard = self.locks.lock(key.as_str()).await;
-        if let Err(reason) = self.derived_keys_fit(key) {
-            // S3 takes keys up to 1024 bytes; ours add a suffix or prefix.
-            // No delivery can do better: refuse it for good.
-            tracing::error!(%key, %reason, "upload refused: its derived keys would be too long");
-            let tags = Tags::from_pairs([("upload-status", "REJECTED")])?;
-            match self.update_tags(key, &tags, &[]).await {
-                Ok(()) | Err(Error::Storage(upload_core::Error::NotFound { .. })) => {}
-                Err(e) => return Err(e),
-            }
-            return Ok(Handled::Processed(Outcome::Rejected));
-        }
+        // Derived keys always fit: a key too long for them beside it gets
+        // the hashed layout (`manifest::derived_prefix`).
         let mkey = manifest_key(key)?;
         let previous = self.read_manifest(&mkey).await?;
         // The same bytes uploaded again (same ETag, newer sequencer) are a
@@ -170,10 +161,12 @@ impl UploadProcessor {
                 return Ok(Handled::AlreadyProcessed);
             }
         }
+        // Exactly the version the event names (versioned buckets), never
+        // whatever is current.
         let (meta, stream) = match self
             .uploads
-            .get_stream(key)
-            .instrument(tracing::info_span!("download"))
+            .get_stream_version(key, version_id)
+            .instrument(tracing::info_span!("download", version_id))
             .await
         {
             Ok(got) => got,
@@ -204,8 +197,15 @@ impl UploadProcessor {
             tracing::info!(%key, etag = %meta.etag, "already processed");
             return Ok(Handled::AlreadyProcessed);
         }
+        // Every later read, tag and quarantine names the version read (the
+        // event's, or the one the store answered with when the event named
+        // none).
+        let version_id = meta
+            .version_id
+            .clone()
+            .or_else(|| version_id.map(str::to_owned));
         let Some(manifest) = self
-            .process(key, meta, stream, sequencer, version_id)
+            .process(key, meta, stream, sequencer, version_id.as_deref())
             .instrument(tracing::info_span!("process", %key))
             .await?
         else {
@@ -265,7 +265,7 @@ impl UploadProcessor {
                 key: key.clone(),
                 etag: meta.etag.clone(),
                 size: meta.size,
-                sniffed: sniffed.map(|s| s.mime.to_owned()),
+                sniffed: sniffed.ok().map(|s| s.mime.to_owned()),
                 version_id: version_id.map(str::to_owned),
                 sequencer: sequencer.map(str::to_owned),
             },
@@ -281,26 +281,27 @@ impl UploadProcessor {
                 "" | "application/octet-stream" | "binary/octet-stream"
             )
         });
+        // A 0-byte object is `Unrecognized::Empty`: refused for good.
         let refusal = match (sniffed, declared) {
-            (None, _) => Some("content type not recognised from magic bytes".to_owned()),
-            (Some(s), Some(d)) if !same_type(d, s.mime) => {
+            (Err(why), _) => Some(why.to_string()),
+            (Ok(s), Some(d)) if !same_type(d, s.mime) => {
                 Some(format!("declared as {d} but the bytes are {}", s.mime))
             }
-            (Some(s), _) => self
+            (Ok(s), _) => self
                 .policy
                 .check(s.mime, meta.size)
                 .err()
                 .map(|e| e.to_string()),
         };
-        let Some(sniffed) = sniffed.filter(|_| refusal.is_none()) else {
-            drop(stream);
-            let reason = refusal.unwrap_or_default();
-            return self.reject(key, manifest, reason).await.map(Some);
-        };
 
-        // The rest of the same GET streams through the scanner; an image is
-        // kept for decoding (its size is within the policy's maximum).
-        let decode = sniffed.mime.starts_with("image/") && !self.variants.is_empty();
+        // Every object is scanned, whatever the type check said: an
+        // infected file is quarantined even when its type is refused (EICAR
+        // uploaded as `photo.jpg`). The rest of the same GET streams through
+        // the scanner; an allowed image is kept for decoding (its size is
+        // within the policy's maximum).
+        let decode = refusal.is_none()
+            && sniffed.is_ok_and(|s| s.mime.starts_with("image/"))
+            && !self.variants.is_empty();
         let kept: Arc<Mutex<Vec<Bytes>>> = Arc::default();
         let tee = kept.clone();
         let body = futures::stream::iter(head_chunks.into_iter().map(Ok))
@@ -316,22 +317,35 @@ impl UploadProcessor {
             .scan_sized(body, Some(meta.size))
             .instrument(tracing::info_span!("scan", size = meta.size))
             .await?;
-        tracing::info!(%key, verdict = verdict.status(), "scanned");
+        tracing::info!(%key, verdict = verdict.status(), refused = refusal.is_some(), "scanned");
         match &verdict {
-            Verdict::Clean => {}
+            Verdict::Clean => manifest.scan = Some(Outcome::Clean),
             Verdict::Infected { signature } => {
                 manifest.verdict = Outcome::Infected;
+                manifest.scan = Some(Outcome::Infected);
                 manifest.signature = Some(signature.clone());
+                // The type check's refusal, if any, is kept beside it.
+                manifest.reason = refusal.clone();
             }
             Verdict::Unscannable { reason } => {
                 manifest.verdict = Outcome::Unscannable;
-                manifest.reason = Some(reason.to_string());
+                manifest.scan = Some(Outcome::Unscannable);
+                manifest.reason = Some(match &refusal {
+                    Some(r) => format!("{reason}; also {r}"),
+                    None => reason.to_string(),
+                });
             }
         }
         if !verdict.is_clean() {
             let moved = self
                 .quarantine
-                .quarantine_version(self.uploads.as_ref(), key, &verdict, Some(&meta.etag))
+                .quarantine_version(
+                    self.uploads.as_ref(),
+                    key,
+                    version_id,
+                    &verdict,
+                    Some(&meta.etag),
+                )
                 .instrument(tracing::info_span!("quarantine"))
                 .await;
             let q = match moved {
@@ -348,20 +362,33 @@ impl UploadProcessor {
             });
             return Ok(Some(manifest));
         }
-        self.update_tags(key, &clean_tags(), &[]).await?;
-        // Tags name no version: if a new upload replaced the scanned one
-        // meanwhile, the CLEAN tag landed on bytes nobody scanned. Take it
-        // back; the new version's event scans and tags it.
-        match self.uploads.head(key).await {
-            Ok(now) if now.etag == meta.etag => {}
-            Ok(now) => {
-                tracing::warn!(%key, etag = %meta.etag, now = %now.etag, "replaced while scanned: CLEAN tag taken back");
-                self.update_tags(key, &Tags::new(), &["scan-status", "scanned-at"])
-                    .await?;
-                return Ok(None);
+        if let Some(reason) = refusal {
+            // Scanned clean, but not a type the policy allows (or not the
+            // declared one): rejected, and never tagged CLEAN, so the
+            // deny-unscanned-reads bucket policy keeps it unreadable.
+            return self
+                .reject(key, version_id, manifest, reason)
+                .await
+                .map(Some);
+        }
+        self.update_tags(key, version_id, &clean_tags(), &[])
+            .await?;
+        // Without a version ID, tags name no version: if a new upload
+        // replaced the scanned one meanwhile, the CLEAN tag landed on bytes
+        // nobody scanned. Take it back; the new version's event scans and
+        // tags it. With one, the tag went to the version scanned.
+        if version_id.is_none() {
+            match self.uploads.head(key).await {
+                Ok(now) if now.etag == meta.etag => {}
+                Ok(now) => {
+                    tracing::warn!(%key, etag = %meta.etag, now = %now.etag, "replaced while scanned: CLEAN tag taken back");
+                    self.update_tags(key, None, &Tags::new(), &["scan-status", "scanned-at"])
+                        .await?;
+                    return Ok(None);
+                }
+                Err(upload_core::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e.into()),
             }
-            Err(upload_core::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e.into()),
         }
         if !decode {
             return Ok(Some(manifest));
@@ -373,7 +400,7 @@ impl UploadProcessor {
         if body.len() as u64 != meta.size {
             // The scanner stopped reading early: read the object again.
             tracing::debug!(%key, kept = body.len(), size = meta.size, "scanner left bytes unread; fetching the original again");
-            let got = self.uploads.get(key).await?;
+            let got = self.uploads.get_version(key, version_id).await?;
             if got.meta.etag != meta.etag {
                 return Err(upload_core::Error::Unavailable {
                     reason: format!("{key} changed while it was processed"),
@@ -423,7 +450,10 @@ impl UploadProcessor {
                 | Error::ImageTooLarge { .. }
                 | Error::CorruptImage { .. }),
             ) => {
-                return self.reject(key, manifest, e.to_string()).await.map(Some);
+                return self
+                    .reject(key, version_id, manifest, e.to_string())
+                    .await
+                    .map(Some);
             }
             Err(e) => return Err(e),
         };
@@ -466,8 +496,15 @@ impl UploadProcessor {
     /// `remove`, keeping its other tags (given at upload, e.g. by a
     /// presigned `x-amz-tagging`): S3 replaces a whole tag set at once. If
     /// the merge would exceed 10 tags, `set` alone is written.
-    async fn update_tags(&self, key: &ObjectKey, set: &Tags, remove: &[&str]) -> Result<()> {
-        let mut tags = self.uploads.get_tags(key).await?;
+    /// `version_id` names the version tagged (tags belong to a version).
+    async fn update_tags(
+        &self,
+        key: &ObjectKey,
+        version_id: Option<&str>,
+        set: &Tags,
+        remove: &[&str],
+    ) -> Result<()> {
+        let mut tags = self.uploads.get_tags_version(key, version_id).await?;
         for r in remove {
             tags.remove(r);
         }
@@ -478,19 +515,9 @@ impl UploadProcessor {
                 break;
             }
         }
-        self.uploads.put_tags(key, &tags).await?;
-        Ok(())
-    }
-
-    /// Why a key cannot be processed: a derived key (manifest, variant,
-    /// quarantine) over S3's 1024 bytes.
-    fn derived_keys_fit(&self, key: &ObjectKey) -> std::result::Result<(), String> {
-        manifest_key(key).map_err(|e| e.to_string())?;
-        let etag = "0".repeat(crate::manifest::VARIANT_VERSION_LEN);
-        for v in self.variants.iter() {
-            variant_key(key, v, &etag).map_err(|e| e.to_string())?;
-        }
-        self.quarantine.key_for(key).map_err(|e| e.to_string())?;
+        self.uploads
+            .put_tags_version(key, version_id, &tags)
+            .await?;
         Ok(())
     }
 
@@ -615,12 +642,13 @@ impl UploadProcessor {
     async fn reject(
         &self,
         key: &ObjectKey,
+        version_id: Option<&str>,
         mut manifest: Manifest,
         reason: String,
     ) -> Result<Manifest> {
         tracing::warn!(%key, %reason, "rejected");
         let tags = Tags::from_pairs([("upload-status", "REJECTED")])?;
-        self.update_tags(key, &tags, &[]).await?;
+        self.update_tags(key, version_id, &tags, &[]).await?;
         manifest.verdict = Outcome::Rejected;
         manifest.reason = Some(reason);
         Ok(manifest)
