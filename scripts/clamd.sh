@@ -9,14 +9,22 @@
 # used is written to DIR/socket-path), the log, a temporary
 # folder and a signature database of our own: the official databases cannot
 # be downloaded here, so the daemon loads only
-#   - the EICAR test file as a body signature (reported by clamd as
-#     "Eicar-Test-Signature.UNOFFICIAL": unsigned local databases get that
-#     suffix), built from pieces so no file of the repository is the
-#     EICAR string;
+#   - the EICAR test file as ClamAV's official database has it: a whole-file
+#     MD5 signature (.hdb) of the exact 68-byte file, so EICAR inside a
+#     larger file is not a match, while an archive member that is the file
+#     is (reported as "Win.Test.EICAR_HDB-1.UNOFFICIAL": unsigned local
+#     databases get that suffix); built from pieces so no file of the
+#     repository is the EICAR string;
 #   - a project test signature for the string UPLOAD-SDK-TEST-MALWARE-7f3a
-#     ("UploadSdk.Test.Marker.UNOFFICIAL").
-# PORT defaults to 3310; STREAM_MAX (clamd StreamMaxLength, with
-# MaxFileSize and MaxScanSize set at or above it) defaults to 32M.
+#     anywhere in a file ("UploadSdk.Test.Marker.UNOFFICIAL"), for
+#     "infected image" fixtures (upload_scan::test_marker).
+# PORT defaults to 3310; STREAM_MAX (clamd StreamMaxLength, K/M/G suffixes
+# allowed) defaults to 32M. The archive limits are fixed so that tests can
+# build archives past them: MaxFileSize = STREAM_MAX, MaxScanSize =
+# 4 x STREAM_MAX, MaxRecursion 17, MaxFiles 10000 (clamd's defaults), and
+# AlertExceedsMax / AlertEncrypted are on, so a file clamd could not scan
+# fully is reported (Heuristics.Limits.Exceeded.*, Heuristics.Encrypted.*)
+# instead of answered OK; ClamdScanner turns those into Unscannable.
 # Installs Debian's clamav-daemon (and clamdscan, for the benchmark) when
 # missing.
 set -euo pipefail
@@ -78,15 +86,27 @@ if [ ${#sock} -gt 100 ]; then
     sock="${TMPDIR:-/tmp}/upload-sdk-clamd-$(printf '%s' "$dir" | cksum | cut -d' ' -f1).sock"
 fi
 printf '%s\n' "$sock" >"$dir/socket-path"
-python3 - "$dir/db/upload-sdk-test.ndb" <<'PY'
-import sys
+rm -f "$dir/db/upload-sdk-test.ndb"
+python3 - "$dir/db" <<'PY'
+import hashlib, sys
 # The EICAR test file, from two halves.
-eicar = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$" + "EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+eicar = (r"X5O!P%@AP[4\PZX54(P^)7CC)7}$" + "EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*").encode()
 marker = "UPLOAD-SDK-TEST-" + "MALWARE-7f3a"
-with open(sys.argv[1], "w") as f:
-    f.write(f"Eicar-Test-Signature:0:*:{eicar.encode().hex()}\n")
+with open(sys.argv[1] + "/upload-sdk-eicar.hdb", "w") as f:
+    # MD5:size:name, as Win.Test.EICAR_HDB-1 in ClamAV's official daily.cvd.
+    f.write(f"{hashlib.md5(eicar).hexdigest()}:{len(eicar)}:Win.Test.EICAR_HDB-1\n")
+with open(sys.argv[1] + "/upload-sdk-marker.ndb", "w") as f:
     f.write(f"UploadSdk.Test.Marker:0:*:{marker.encode().hex()}\n")
 PY
+bytes_of() {
+    case "$1" in
+    *[kK]) echo $((${1%?} * 1024)) ;;
+    *[mM]) echo $((${1%?} * 1024 * 1024)) ;;
+    *[gG]) echo $((${1%?} * 1024 * 1024 * 1024)) ;;
+    *) echo "$1" ;;
+    esac
+}
+max_scan_size=$((4 * $(bytes_of "$stream_max")))
 cat > "$dir/clamd.conf" <<CONF
 Foreground yes
 LogFile $dir/clamd.log
@@ -98,7 +118,11 @@ TCPSocket $port
 TCPAddr 127.0.0.1
 StreamMaxLength $stream_max
 MaxFileSize $stream_max
-MaxScanSize 1024M
+MaxScanSize $max_scan_size
+MaxRecursion 17
+MaxFiles 10000
+AlertExceedsMax yes
+AlertEncrypted yes
 MaxThreads 12
 ReadTimeout 30
 CommandReadTimeout 10

@@ -7,6 +7,18 @@
 //! `{message} ERROR` (`INSTREAM size limit exceeded. ERROR` when the stream
 //! passes its `StreamMaxLength`, after which it closes the connection). The
 //! object is streamed, never held whole: memory is one chunk.
+//!
+//! Run clamd with `AlertExceedsMax yes` and `AlertEncrypted yes`: without
+//! them clamd answers `OK` for what it did not scan (archive members past
+//! `MaxRecursion`, `MaxFiles` or `MaxScanSize`, encrypted members). With
+//! them it answers `Heuristics.Limits.Exceeded.{limit}` and
+//! `Heuristics.Encrypted.{format}`, which [`parse_reply`] turns into
+//! [`Verdict::Unscannable`] ([`UnscannableReason::LimitsExceeded`],
+//! [`UnscannableReason::Encrypted`]). A real signature found within the
+//! limits still wins (clamd reports heuristics only when nothing else
+//! matched). ClamAV 1.4 does not alert for an archive member larger than
+//! `MaxFileSize`: it scans the member's first `MaxFileSize` bytes only, so
+//! keep `MaxFileSize` at least as large as the largest upload.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,7 +30,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use upload_core::ByteStream;
 
 use crate::error::{Error, Result};
-use crate::verdict::{Scanner, UnscannableReason, Verdict};
+use crate::verdict::{ExceededLimit, Scanner, UnscannableReason, Verdict};
 
 /// Largest reply read from clamd: 4 KiB (a reply is one short line).
 const MAX_REPLY: usize = 4096;
@@ -394,6 +406,16 @@ pub fn parse_reply(reply: &str) -> std::result::Result<Verdict, String> {
         if !name.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(format!("FOUND with a malformed signature name: {reply:?}"));
         }
+        // Alerts that mean "not fully scanned" (clamd.conf `AlertExceedsMax
+        // yes`, `AlertEncrypted yes`): unscannable, never clean and not an
+        // infection. Other heuristics (`Heuristics.Phishing.*`,
+        // `Heuristics.Broken.Executable`...) judge the content itself and
+        // stay infections.
+        if let Some(limit) = ExceededLimit::from_heuristic(name) {
+            return Ok(Verdict::Unscannable {
+                reason: UnscannableReason::LimitsExceeded { limit },
+            });
+        }
         if name.starts_with("Heuristics.Encrypted") {
             return Ok(Verdict::Unscannable {
                 reason: UnscannableReason::Encrypted,
@@ -473,6 +495,46 @@ mod tests {
             Ok(Verdict::Unscannable {
                 reason: UnscannableReason::Encrypted
             })
+        );
+        assert_eq!(
+            parse_reply("stream: Heuristics.Limits.Exceeded.MaxRecursion FOUND\0"),
+            Ok(Verdict::Unscannable {
+                reason: UnscannableReason::LimitsExceeded {
+                    limit: ExceededLimit::MaxRecursion
+                }
+            })
+        );
+        for (name, limit) in [
+            ("MaxFiles", ExceededLimit::MaxFiles),
+            ("MaxScanSize", ExceededLimit::MaxScanSize),
+            ("MaxFileSize", ExceededLimit::MaxFileSize),
+            ("MaxScanTime", ExceededLimit::MaxScanTime),
+            (
+                "MaxEmbeddedPE",
+                ExceededLimit::Other("MaxEmbeddedPE".into()),
+            ),
+        ] {
+            assert_eq!(
+                parse_reply(&format!("stream: Heuristics.Limits.Exceeded.{name} FOUND")),
+                Ok(Verdict::Unscannable {
+                    reason: UnscannableReason::LimitsExceeded { limit }
+                }),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            parse_reply("stream: Heuristics.Limits.ExceededNot FOUND"),
+            Ok(Verdict::Infected {
+                signature: "Heuristics.Limits.ExceededNot".into()
+            }),
+            "only the limit alerts are limits"
+        );
+        assert_eq!(
+            parse_reply("stream: Heuristics.Phishing.Email.SpoofedDomain FOUND"),
+            Ok(Verdict::Infected {
+                signature: "Heuristics.Phishing.Email.SpoofedDomain".into()
+            }),
+            "heuristics about the content stay infections"
         );
         assert_eq!(
             parse_reply("stream: Can't allocate memory ERROR"),

@@ -1,9 +1,11 @@
 //! Virus scanning of uploads.
 //!
 //! - [`Scanner`]: scans a byte stream and returns a [`Verdict`].
-//! - [`MemoryScanner`]: an in-process signature scanner (detects the EICAR
-//!   test file out of the box), with the same size limit and failure modes as
-//!   clamd.
+//! - [`MemoryScanner`]: an in-process signature scanner that agrees with
+//!   clamd on the project's test database (the EICAR test file as a
+//!   whole-file signature, the [`test_marker`] anywhere), unpacks ZIP and
+//!   gzip under clamd's limits ([`ScanLimits`]), with the same size limit
+//!   and failure modes as clamd.
 //! - [`ClamdScanner`]: a clamd client (`zINSTREAM`, `zPING`, `zVERSION`
 //!   over TCP or a Unix socket), streaming the object in chunks.
 //! - [`Quarantine`]: moves an infected or unscannable object out of the
@@ -15,18 +17,21 @@
 //! proceed, and a scanner that is down is an [`Error::ScannerUnavailable`]
 //! (retry later), never a verdict.
 
+pub mod archive;
 pub mod bucket_policy;
 pub mod clamd;
 pub mod error;
+pub mod fixtures;
 pub mod memory;
 pub mod quarantine;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod verdict;
 
+pub use archive::ScanLimits;
 pub use bucket_policy::deny_unscanned_reads_policy;
 pub use clamd::{ClamdAddress, ClamdConfig, ClamdScanner};
 pub use error::{Error, Result};
-pub use memory::{EICAR_SIGNATURE, MemoryScanner, eicar};
+pub use memory::{EICAR_SIGNATURE, MemoryScanner, TEST_MARKER_SIGNATURE, eicar, test_marker};
 pub use quarantine::{Quarantine, QuarantinedObject, clean_tags};
-pub use verdict::{Scanner, UnscannableReason, Verdict};
+pub use verdict::{ExceededLimit, Scanner, UnscannableReason, Verdict};
