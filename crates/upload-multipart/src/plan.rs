@@ -154,7 +154,7 @@ mod tests {
             })
         );
         assert_eq!(p.part(10_001), None);
-        // Above the old 5 TiB limit: 6 TiB in 10,000 parts of 630 MiB.
+        // Above the old 5 TiB limit: 6 TiB in 9,987 parts of 630 MiB.
         let p = PartPlan::new(6 * 1024 * 1024 * MIB, DEFAULT_PART_SIZE).unwrap();
         assert_eq!((p.part_size(), p.part_count()), (630 * MIB, 9_987));
         // One byte less than the maximum: still 5 GiB parts, the last one
