@@ -394,14 +394,14 @@ impl crate::Verifier {
         Ok(verified)
     }
 
-    /// Verifies a POST form's fields as [`Verifier::verify_post`] does,
+    /// Verifies a POST form's fields as [`crate::Verifier::verify_post`] does,
     /// everything but the file's size: call it with the fields that come
     /// before the file, before reading the file, then check the file's
     /// size with [`VerifiedPost::check_size`] (or count its bytes against
     /// [`VerifiedPost::content_length_range`] as they arrive).
     ///
     /// # Errors
-    /// As [`Verifier::verify_post`], but never `EntityTooSmall` or
+    /// As [`crate::Verifier::verify_post`], but never `EntityTooSmall` or
     /// `EntityTooLarge`.
     pub fn verify_post_form(
         &self,
