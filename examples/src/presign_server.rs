@@ -613,6 +613,8 @@ impl From<upload_core::Error> for ApiError {
             E::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             E::NoSuchUpload { .. } => (StatusCode::NOT_FOUND, "no_such_upload"),
             E::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            // A create-only completion over an existing object.
+            E::AlreadyExists { .. } => (StatusCode::CONFLICT, "already_exists"),
             E::InvalidPart { .. }
             | E::InvalidPartOrder
             | E::EntityTooSmall { .. }
@@ -963,10 +965,12 @@ pub struct Completed {
     pub size: u64,
 }
 
-/// Checks the parts ([`check_completion`]) and completes; safe to repeat
-/// (see the module docs): the store itself reports an upload that is
-/// gone because these very parts were completed into the object at the
-/// key ([`MultipartStore::complete_multipart_upload`]).
+/// Checks the parts ([`check_completion`]) and completes create-only
+/// (`If-None-Match: *`: a late or replayed completion never replaces an
+/// original, 409 `already_exists`); safe to repeat (see the module docs):
+/// the store itself reports an upload that is gone because these very
+/// parts were completed into the object at the key
+/// ([`MultipartStore::complete_multipart_upload_create_only`]).
 async fn finish(
     st: &AppState,
     key: &ObjectKey,
@@ -979,14 +983,14 @@ async fn finish(
             check_completion(&listed, parts, rules)?;
             match st
                 .uploads
-                .complete_multipart_upload(key, upload_id, parts)
+                .complete_multipart_upload_create_only(key, upload_id, parts)
                 .await
             {
                 // A concurrent repeat of this request won the race: asked
                 // again, the store reports the object it made.
                 Err(upload_core::Error::NoSuchUpload { .. }) => {
                     st.uploads
-                        .complete_multipart_upload(key, upload_id, parts)
+                        .complete_multipart_upload_create_only(key, upload_id, parts)
                         .await?
                 }
                 done => done?,
@@ -994,7 +998,7 @@ async fn finish(
         }
         Err(upload_core::Error::NoSuchUpload { .. }) => {
             st.uploads
-                .complete_multipart_upload(key, upload_id, parts)
+                .complete_multipart_upload_create_only(key, upload_id, parts)
                 .await?
         }
         Err(e) => return Err(e.into()),

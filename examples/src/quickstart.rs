@@ -439,7 +439,7 @@ async fn upload_one(
     done.sort_by_key(|p| p.part_number);
     world
         .multipart
-        .complete_multipart_upload(&key, &upload_id, &done)
+        .complete_multipart_upload_create_only(&key, &upload_id, &done)
         .await?;
     Ok(Ok(Uploaded {
         key,

@@ -233,6 +233,23 @@ pub trait MultipartStore: Send + Sync + std::fmt::Debug {
         parts: &[CompletedPart],
     ) -> Result<ObjectMeta>;
 
+    /// As [`MultipartStore::complete_multipart_upload`], but the object is
+    /// made only if none exists under `key` (CompleteMultipartUpload with
+    /// `If-None-Match: *`), whatever the upload was created with: a
+    /// replayed or late completion never replaces an original. Repeating
+    /// a completion that succeeded still answers with the object it made.
+    ///
+    /// # Errors
+    /// As [`MultipartStore::complete_multipart_upload`];
+    /// [`crate::Error::AlreadyExists`] when another object is at `key` (S3
+    /// answers 412 `PreconditionFailed`; the upload stays open).
+    async fn complete_multipart_upload_create_only(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<ObjectMeta>;
+
     /// Ends an upload and frees its parts.
     ///
     /// # Errors

@@ -90,6 +90,7 @@ async fn moto_passes_the_multipart_suite() {
     mp::refuses_bad_completions(&s, "suite").await;
     mp::abort_frees_upload(&s, &s, "suite").await;
     mp::completion_can_be_repeated(&s, &s, "suite").await;
+    mp::create_only_completion_never_replaces(&s, &s, "suite").await;
     mp::lists_uploads_in_progress(&s, "suite").await;
     // moto 5.1 stores parts whatever their x-amz-checksum-* says.
     mp::part_checksums_are_verified(&s, &s, "suite", false).await;

@@ -307,10 +307,19 @@ impl MultipartUploader {
             .await?;
             state.parts.sort_by_key(|p| p.part_number);
             let parts: Vec<CompletedPart> = state.parts.iter().map(CompletedPart::from).collect();
-            // Safe to repeat: a repeated completion returns the object.
-            self.with_retries(key, 0, || {
-                self.store
-                    .complete_multipart_upload(key, &state.upload_id, &parts)
+            // Safe to repeat: a repeated completion returns the object. A
+            // create-only upload completes with `If-None-Match: *`.
+            let create_only = self.options.put.create_only;
+            self.with_retries(key, 0, || async {
+                if create_only {
+                    self.store
+                        .complete_multipart_upload_create_only(key, &state.upload_id, &parts)
+                        .await
+                } else {
+                    self.store
+                        .complete_multipart_upload(key, &state.upload_id, &parts)
+                        .await
+                }
             })
             .await
             .map_err(Error::from)

@@ -107,6 +107,101 @@ impl MemoryMultipartStore {
     }
 }
 
+impl MemoryMultipartStore {
+    /// CompleteMultipartUpload; `create_only` refuses to replace an
+    /// existing object (`If-None-Match: *`) even if the upload was not
+    /// created create-only.
+    async fn complete(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[CompletedPart],
+        create_only: bool,
+    ) -> Result<ObjectMeta> {
+        // A repeated completion of an upload that already finished reports
+        // the object it made (S3 behaves alike for a while after success).
+        let exists = self.lock().get(upload_id).is_some_and(|u| u.key == *key);
+        if !exists {
+            if let Ok(want) = multipart_etag(parts.iter().map(|p| p.etag.as_str()))
+                && let Ok(meta) = self.storage.head(key).await
+                && meta.etag == want
+            {
+                return Ok(meta);
+            }
+            return Err(Self::no_such_upload(key, upload_id));
+        }
+        // Validate and assemble under the lock, but keep the upload until the
+        // object is stored, so a failed completion can be retried.
+        let (body, etag, opts) = {
+            let uploads = self.lock();
+            let up = uploads
+                .get(upload_id)
+                .filter(|u| u.key == *key)
+                .ok_or_else(|| Self::no_such_upload(key, upload_id))?;
+            if parts.is_empty()
+                || parts
+                    .windows(2)
+                    .any(|w| w[0].part_number >= w[1].part_number)
+            {
+                return Err(Error::InvalidPartOrder);
+            }
+            let mut chosen = Vec::with_capacity(parts.len());
+            for p in parts {
+                if let Some(alg) = up.opts.checksum
+                    && p.checksum.as_ref().is_none_or(|c| c.algorithm != alg)
+                {
+                    return Err(Error::S3 {
+                        operation: "CompleteMultipartUpload",
+                        code: "InvalidRequest".into(),
+                        status: 400,
+                        message: format!(
+                            "The upload was created using a {} checksum. The complete request must include the checksum for each part.",
+                            alg.as_str().to_lowercase()
+                        ),
+                    });
+                }
+                let stored = up
+                    .parts
+                    .get(&p.part_number)
+                    .filter(|(_, e, c)| {
+                        e == p.etag.trim_matches('"')
+                            && (up.opts.checksum.is_none() || *c == p.checksum)
+                    })
+                    .ok_or_else(|| Error::InvalidPart {
+                        part_number: p.part_number,
+                        etag: p.etag.clone(),
+                    })?;
+                chosen.push((p.part_number, stored));
+            }
+            let last = chosen.len() - 1;
+            for (i, (n, (b, _, _))) in chosen.iter().enumerate() {
+                if i < last && (b.len() as u64) < MIN_PART_SIZE {
+                    return Err(Error::EntityTooSmall {
+                        part_number: *n,
+                        size: b.len() as u64,
+                        min: MIN_PART_SIZE,
+                    });
+                }
+            }
+            let etag = multipart_etag(chosen.iter().map(|(_, (_, e, _))| e.as_str()))?;
+            let mut body =
+                BytesMut::with_capacity(chosen.iter().map(|(_, (b, _, _))| b.len()).sum());
+            for (_, (b, _, _)) in &chosen {
+                body.extend_from_slice(b);
+            }
+            let mut opts = up.opts.clone();
+            opts.create_only |= create_only;
+            (body.freeze(), etag, opts)
+        };
+        let meta = self
+            .storage
+            .put_multipart_object(key, body, opts, etag)
+            .await?;
+        self.lock().remove(upload_id);
+        Ok(meta)
+    }
+}
+
 #[async_trait]
 impl MultipartStore for MemoryMultipartStore {
     fn bucket(&self) -> &str {
@@ -181,85 +276,16 @@ impl MultipartStore for MemoryMultipartStore {
         upload_id: &str,
         parts: &[CompletedPart],
     ) -> Result<ObjectMeta> {
-        // A repeated completion of an upload that already finished reports
-        // the object it made (S3 behaves alike for a while after success).
-        let exists = self.lock().get(upload_id).is_some_and(|u| u.key == *key);
-        if !exists {
-            if let Ok(want) = multipart_etag(parts.iter().map(|p| p.etag.as_str()))
-                && let Ok(meta) = self.storage.head(key).await
-                && meta.etag == want
-            {
-                return Ok(meta);
-            }
-            return Err(Self::no_such_upload(key, upload_id));
-        }
-        // Validate and assemble under the lock, but keep the upload until the
-        // object is stored, so a failed completion can be retried.
-        let (body, etag, opts) = {
-            let uploads = self.lock();
-            let up = uploads
-                .get(upload_id)
-                .filter(|u| u.key == *key)
-                .ok_or_else(|| Self::no_such_upload(key, upload_id))?;
-            if parts.is_empty()
-                || parts
-                    .windows(2)
-                    .any(|w| w[0].part_number >= w[1].part_number)
-            {
-                return Err(Error::InvalidPartOrder);
-            }
-            let mut chosen = Vec::with_capacity(parts.len());
-            for p in parts {
-                if let Some(alg) = up.opts.checksum
-                    && p.checksum.as_ref().is_none_or(|c| c.algorithm != alg)
-                {
-                    return Err(Error::S3 {
-                        operation: "CompleteMultipartUpload",
-                        code: "InvalidRequest".into(),
-                        status: 400,
-                        message: format!(
-                            "The upload was created using a {} checksum. The complete request must include the checksum for each part.",
-                            alg.as_str().to_lowercase()
-                        ),
-                    });
-                }
-                let stored = up
-                    .parts
-                    .get(&p.part_number)
-                    .filter(|(_, e, c)| {
-                        e == p.etag.trim_matches('"')
-                            && (up.opts.checksum.is_none() || *c == p.checksum)
-                    })
-                    .ok_or_else(|| Error::InvalidPart {
-                        part_number: p.part_number,
-                        etag: p.etag.clone(),
-                    })?;
-                chosen.push((p.part_number, stored));
-            }
-            let last = chosen.len() - 1;
-            for (i, (n, (b, _, _))) in chosen.iter().enumerate() {
-                if i < last && (b.len() as u64) < MIN_PART_SIZE {
-                    return Err(Error::EntityTooSmall {
-                        part_number: *n,
-                        size: b.len() as u64,
-                        min: MIN_PART_SIZE,
-                    });
-                }
-            }
-            let etag = multipart_etag(chosen.iter().map(|(_, (_, e, _))| e.as_str()))?;
-            let mut body =
-                BytesMut::with_capacity(chosen.iter().map(|(_, (b, _, _))| b.len()).sum());
-            for (_, (b, _, _)) in &chosen {
-                body.extend_from_slice(b);
-            }
-            (body.freeze(), etag, up.opts.clone())
-        };
-        let meta = self
-            .storage
-            .put_multipart_object(key, body, opts, etag)
-            .await?;
-        self.lock().remove(upload_id);
-        Ok(meta)
+        self.complete(key, upload_id, parts, false).await
+    }
+
+    async fn complete_multipart_upload_create_only(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<ObjectMeta> {
+        self.complete(key, upload_id, parts, true).await
     }
 
     async fn abort_multipart_upload(&self, key: &ObjectKey, upload_id: &str) -> Result<()> {

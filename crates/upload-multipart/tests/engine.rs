@@ -156,6 +156,16 @@ impl MultipartStore for Faulty {
             .complete_multipart_upload(key, upload_id, parts)
             .await
     }
+    async fn complete_multipart_upload_create_only(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<ObjectMeta> {
+        self.inner
+            .complete_multipart_upload_create_only(key, upload_id, parts)
+            .await
+    }
     async fn abort_multipart_upload(&self, key: &ObjectKey, upload_id: &str) -> Result<()> {
         self.inner.abort_multipart_upload(key, upload_id).await
     }

@@ -636,6 +636,99 @@ impl Storage for S3Storage {
 }
 
 impl S3Storage {
+    /// CompleteMultipartUpload after checking the parts as S3 will;
+    /// `create_only` sends `If-None-Match: *`.
+    async fn complete(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[CompletedPart],
+        create_only: bool,
+    ) -> Result<ObjectMeta> {
+        let listed = match self.list_parts(key, upload_id).await {
+            Ok(l) => l,
+            Err(e @ Error::NoSuchUpload { .. }) => {
+                return self.already_completed(key, parts).await.ok_or(e);
+            }
+            Err(e) => return Err(e),
+        };
+        if parts.is_empty()
+            || parts
+                .windows(2)
+                .any(|w| w[0].part_number >= w[1].part_number)
+        {
+            return Err(Error::InvalidPartOrder);
+        }
+        let last = parts.len() - 1;
+        for (i, p) in parts.iter().enumerate() {
+            let want = p.etag.trim_matches('"');
+            let stored = listed
+                .iter()
+                .find(|u| u.part_number == p.part_number)
+                .filter(|u| u.etag.is_empty() || u.etag == want)
+                .ok_or_else(|| Error::InvalidPart {
+                    part_number: p.part_number,
+                    etag: p.etag.clone(),
+                })?;
+            if i < last && stored.size < MIN_PART_SIZE {
+                return Err(Error::EntityTooSmall {
+                    part_number: p.part_number,
+                    size: stored.size,
+                    min: MIN_PART_SIZE,
+                });
+            }
+        }
+        let completed = CompletedMultipartUpload::builder()
+            .set_parts(Some(
+                parts
+                    .iter()
+                    .map(|p| {
+                        let b = SdkCompletedPart::builder()
+                            .part_number(p.part_number as i32)
+                            .e_tag(quoted(&p.etag));
+                        match &p.checksum {
+                            Some(PartChecksum {
+                                algorithm: ChecksumAlgorithm::Crc32c,
+                                value,
+                            }) => b.checksum_crc32_c(value),
+                            Some(PartChecksum {
+                                algorithm: ChecksumAlgorithm::Sha256,
+                                value,
+                            }) => b.checksum_sha256(value),
+                            None => b,
+                        }
+                        .build()
+                    })
+                    .collect(),
+            ))
+            .build();
+        let res = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .upload_id(upload_id)
+            .multipart_upload(completed)
+            .set_if_none_match(create_only.then(|| "*".to_owned()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => self.head(key).await,
+            Err(e) => {
+                let err = self
+                    .ctx_upload("CompleteMultipartUpload", key.as_str(), upload_id)
+                    .map(e);
+                // Gone, or (create-only) refused because an object is
+                // there: if it is the object these parts make, this is a
+                // repeat of a completion that succeeded.
+                if let Error::NoSuchUpload { .. } | Error::AlreadyExists { .. } = err {
+                    return self.already_completed(key, parts).await.ok_or(err);
+                }
+                Err(err)
+            }
+        }
+    }
+
     /// UploadPart; with `checksum`, its header is sent as given (the SDK
     /// then computes none of its own) and S3 verifies it.
     async fn send_part(
@@ -820,84 +913,18 @@ impl MultipartStore for S3Storage {
         upload_id: &str,
         parts: &[CompletedPart],
     ) -> Result<ObjectMeta> {
-        let listed = match self.list_parts(key, upload_id).await {
-            Ok(l) => l,
-            Err(e @ Error::NoSuchUpload { .. }) => {
-                return self.already_completed(key, parts).await.ok_or(e);
-            }
-            Err(e) => return Err(e),
-        };
-        if parts.is_empty()
-            || parts
-                .windows(2)
-                .any(|w| w[0].part_number >= w[1].part_number)
-        {
-            return Err(Error::InvalidPartOrder);
-        }
-        let last = parts.len() - 1;
-        for (i, p) in parts.iter().enumerate() {
-            let want = p.etag.trim_matches('"');
-            let stored = listed
-                .iter()
-                .find(|u| u.part_number == p.part_number)
-                .filter(|u| u.etag.is_empty() || u.etag == want)
-                .ok_or_else(|| Error::InvalidPart {
-                    part_number: p.part_number,
-                    etag: p.etag.clone(),
-                })?;
-            if i < last && stored.size < MIN_PART_SIZE {
-                return Err(Error::EntityTooSmall {
-                    part_number: p.part_number,
-                    size: stored.size,
-                    min: MIN_PART_SIZE,
-                });
-            }
-        }
-        let completed = CompletedMultipartUpload::builder()
-            .set_parts(Some(
-                parts
-                    .iter()
-                    .map(|p| {
-                        let b = SdkCompletedPart::builder()
-                            .part_number(p.part_number as i32)
-                            .e_tag(quoted(&p.etag));
-                        match &p.checksum {
-                            Some(PartChecksum {
-                                algorithm: ChecksumAlgorithm::Crc32c,
-                                value,
-                            }) => b.checksum_crc32_c(value),
-                            Some(PartChecksum {
-                                algorithm: ChecksumAlgorithm::Sha256,
-                                value,
-                            }) => b.checksum_sha256(value),
-                            None => b,
-                        }
-                        .build()
-                    })
-                    .collect(),
-            ))
-            .build();
-        let res = self
-            .client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .upload_id(upload_id)
-            .multipart_upload(completed)
-            .send()
-            .await;
-        match res {
-            Ok(_) => self.head(key).await,
-            Err(e) => {
-                let err = self
-                    .ctx_upload("CompleteMultipartUpload", key.as_str(), upload_id)
-                    .map(e);
-                if let Error::NoSuchUpload { .. } = err {
-                    return self.already_completed(key, parts).await.ok_or(err);
-                }
-                Err(err)
-            }
-        }
+        self.complete(key, upload_id, parts, false).await
+    }
+
+    /// CompleteMultipartUpload with `If-None-Match: *` (AWS since November
+    /// 2024, MinIO, s3s-fs; a server that ignores it replaces the object).
+    async fn complete_multipart_upload_create_only(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<ObjectMeta> {
+        self.complete(key, upload_id, parts, true).await
     }
 
     async fn abort_multipart_upload(&self, key: &ObjectKey, upload_id: &str) -> Result<()> {

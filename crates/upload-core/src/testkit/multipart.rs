@@ -17,6 +17,7 @@ pub async fn run_all(m: &dyn MultipartStore, s: &dyn Storage, prefix: &str) {
     refuses_bad_completions(m, prefix).await;
     abort_frees_upload(m, s, prefix).await;
     completion_can_be_repeated(m, s, prefix).await;
+    create_only_completion_never_replaces(m, s, prefix).await;
     upload_part_needs_its_upload(m, prefix).await;
     lists_uploads_in_progress(m, prefix).await;
     part_checksums_are_verified(m, s, prefix, true).await;
@@ -380,6 +381,64 @@ pub async fn completion_can_be_repeated(m: &dyn MultipartStore, s: &dyn Storage,
         .await
         .expect_err("another part list for a finished upload");
     assert!(matches!(err, Error::NoSuchUpload { .. }), "{err:?}");
+    s.delete(&k).await.expect("cleanup");
+}
+
+/// A create-only completion (`If-None-Match: *`) over an existing object
+/// is refused with `AlreadyExists` and leaves that object as it was; on a
+/// free key it makes the object, and repeating it answers with that
+/// object.
+pub async fn create_only_completion_never_replaces(
+    m: &dyn MultipartStore,
+    s: &dyn Storage,
+    prefix: &str,
+) {
+    let k = key(prefix, "mpu/create-only.bin");
+    let original = Bytes::from_static(b"the original, scanned and processed");
+    s.put(&k, original.clone(), PutOptions::default())
+        .await
+        .expect("original");
+    let id = m
+        .create_multipart_upload(&k, PutOptions::default())
+        .await
+        .expect("create");
+    let p1 = m.upload_part(&k, &id, 1, part(9, 10)).await.expect("p1");
+    let done = [CompletedPart {
+        part_number: 1,
+        etag: p1.etag.clone(),
+        checksum: None,
+    }];
+    let err = m
+        .complete_multipart_upload_create_only(&k, &id, &done)
+        .await
+        .expect_err("an object is there");
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
+    assert_eq!(
+        s.get(&k).await.expect("original stays").body,
+        original,
+        "the original is not replaced"
+    );
+    m.abort_multipart_upload(&k, &id).await.expect("abort");
+    s.delete(&k).await.expect("free the key");
+    let id = m
+        .create_multipart_upload(&k, PutOptions::default())
+        .await
+        .expect("create again");
+    let p1 = m.upload_part(&k, &id, 1, part(9, 10)).await.expect("p1");
+    let done = [CompletedPart {
+        part_number: 1,
+        etag: p1.etag,
+        checksum: None,
+    }];
+    let made = m
+        .complete_multipart_upload_create_only(&k, &id, &done)
+        .await
+        .expect("a free key");
+    let again = m
+        .complete_multipart_upload_create_only(&k, &id, &done)
+        .await
+        .expect("repeating a completion that succeeded");
+    assert_eq!((again.etag, again.size), (made.etag, 10));
     s.delete(&k).await.expect("cleanup");
 }
 
