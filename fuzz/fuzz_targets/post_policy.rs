@@ -43,7 +43,8 @@ fn setup() -> &'static Setup {
         let policy = UploadPolicy::new(["image/jpeg"], MAX).unwrap();
         let key = ObjectKey::new("uploads/alice/photo.jpg").unwrap();
         let post =
-            presign_post_upload(&presigner, &policy, "uploads", &key, "image/jpeg", at).unwrap();
+            presign_post_upload(&presigner, &policy, "uploads", &key, "image/jpeg", None, at)
+                .unwrap();
         Setup {
             verifier: Verifier::new("us-east-1", [creds]),
             fields: post.fields,
