@@ -28,8 +28,11 @@ pub struct ScanLimits {
     /// depth or deeper is not scanned (default 17, clamd's).
     pub max_recursion: u32,
     /// `MaxFiles`: how many files one scan may look at, the object itself
-    /// and every member at every depth counted (directories are not);
-    /// one more is not scanned (default 10 000, clamd's).
+    /// and every member at every depth counted (directories are not). As
+    /// in clamd 1.4, the file that brings the count past the limit is
+    /// still scanned (a signature in it is reported) but the verdict
+    /// otherwise is [`ExceededLimit::MaxFiles`]; later files are not
+    /// scanned (default 10 000, clamd's).
     pub max_files: u64,
     /// `MaxFileSize`: the largest archive member unpacked, in bytes
     /// (default 100 MiB, clamd's). Unlike clamd 1.4, which scans only the
@@ -158,9 +161,14 @@ impl<'a, M: Matcher> Walk<'a, M> {
             self.exceeded(ExceededLimit::MaxRecursion);
             return Err(Stop::Limit);
         }
+        // As clamd: the member that brings the count past the limit is
+        // still scanned (a signature in it wins), but the scan is then
+        // incomplete; the next member is not scanned.
         if self.files >= self.limits.max_files {
             self.exceeded(ExceededLimit::MaxFiles);
-            return Err(Stop::Limit);
+            if self.files > self.limits.max_files {
+                return Err(Stop::Limit);
+            }
         }
         if size > self.limits.max_file_size {
             self.exceeded(ExceededLimit::MaxFileSize);

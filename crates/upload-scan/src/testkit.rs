@@ -176,7 +176,8 @@ pub async fn nesting_past_max_recursion_is_unscannable(s: &dyn Scanner, limits: 
 /// A ZIP of `max_files - 2` members (with the archive itself, one file
 /// under the limit) is clean; of `max_files` members it is not fully
 /// scanned: [`ExceededLimit::MaxFiles`], even when EICAR is the member past
-/// the limit.
+/// the limit. As in clamd, the member that brings the count past the limit
+/// is still scanned: EICAR there is found.
 pub async fn more_files_than_max_files_is_unscannable(s: &dyn Scanner, limits: &ScanLimits) {
     let n = usize::try_from(limits.max_files).expect("max_files fits in usize");
     let under = fixtures::zip_with_files(n - 2, None).expect("zip");
@@ -186,6 +187,10 @@ pub async fn more_files_than_max_files_is_unscannable(s: &dyn Scanner, limits: &
         verdict(s, over, "MaxFiles").await,
         limits_exceeded(ExceededLimit::MaxFiles)
     );
+    // The member that brings the count past the limit is still scanned.
+    let last = fixtures::zip_with_files(n - 1, Some(&eicar())).expect("zip");
+    let v = verdict(s, last, "EICAR as the member reaching MaxFiles").await;
+    assert!(is_eicar(&v), "{v:?}");
     let hidden = fixtures::zip_with_files(n, Some(&eicar())).expect("zip");
     assert_eq!(
         verdict(s, hidden, "EICAR past MaxFiles").await,

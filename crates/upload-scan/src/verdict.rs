@@ -234,3 +234,38 @@ pub trait Scanner: Send + Sync + std::fmt::Debug {
         self.scan(body).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_exceeded_serializes_with_clamd_names_and_reads_back() {
+        let v = Verdict::Unscannable {
+            reason: UnscannableReason::LimitsExceeded {
+                limit: ExceededLimit::MaxRecursion,
+            },
+        };
+        let json = serde_json::to_string(&v).unwrap();
+        assert_eq!(
+            json,
+            r#"{"verdict":"unscannable","reason":{"kind":"limits_exceeded","limit":"MaxRecursion"}}"#
+        );
+        assert_eq!(serde_json::from_str::<Verdict>(&json).unwrap(), v);
+        let other: ExceededLimit = serde_json::from_str(r#""MaxEmbeddedPE""#).unwrap();
+        assert_eq!(other, ExceededLimit::Other("MaxEmbeddedPE".into()));
+        assert_eq!(
+            UnscannableReason::LimitsExceeded {
+                limit: ExceededLimit::MaxFiles
+            }
+            .to_string(),
+            "not fully scanned: too many files in the archive \
+             (Heuristics.Limits.Exceeded.MaxFiles)"
+        );
+        assert_eq!(
+            ExceededLimit::from_heuristic("Heuristics.Limits.Exceeded"),
+            Some(ExceededLimit::Other("Unknown".into()))
+        );
+        assert_eq!(ExceededLimit::from_heuristic("Win.Test.EICAR_HDB-1"), None);
+    }
+}

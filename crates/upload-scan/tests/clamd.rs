@@ -358,15 +358,16 @@ async fn archives_past_clamd_limits_are_unscannable_never_clean() {
 /// A known gap of ClamAV 1.4.6, kept visible: a ZIP appended to a JPEG
 /// (found by clamd's embedded-archive scan) stops unpacking at `MaxFiles`
 /// *without* the `Heuristics.Limits.Exceeded.MaxFiles` alert that the same
-/// ZIP on its own gets, so EICAR as its 10 000th member is missed and the
-/// answer is OK. `ClamdScanner` cannot see this; `MemoryScanner` calls it
+/// ZIP on its own gets, so EICAR as its 10 001st member is missed and the
+/// answer is OK (10 000 one-byte members, then EICAR). `ClamdScanner`
+/// cannot see this; `MemoryScanner` calls it
 /// unscannable. If this test fails, clamd now alerts: move the case into
 /// `archives_past_clamd_limits_are_unscannable_never_clean`.
 #[tokio::test]
 #[ignore = "needs clamd: run scripts/test.sh"]
 async fn known_gap_max_files_in_an_archive_appended_to_a_jpeg() {
     let jpeg = [b"\xFF\xD8\xFF\xE0".as_slice(), &noise(3000, 4), b"\xFF\xD9"].concat();
-    let zip = fixtures::zip_with_files(9_998, Some(&eicar())).unwrap();
+    let zip = fixtures::zip_with_files(10_000, Some(&eicar())).unwrap();
     assert_eq!(
         scan(&tcp(), zip.clone()).await,
         Verdict::Unscannable {
