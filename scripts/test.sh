@@ -122,6 +122,9 @@ for r in lines:
     for v in r["variants"]:
         assert os.path.getsize(v["path"]) == v["bytes"] > 0, v
         assert v["width"] <= 1024 and v["height"] <= 1024, v
+    m = json.load(open(r["manifest"]))
+    assert m["source"]["key"] == r["key"] and m.get("image") == r.get("image"), r
+    assert r["image"]["placeholder"]["dominant_color"].startswith("#"), r
 big = [r for r in lines if "elephants_3840x2160" in r["file"]][0]
 assert big["upload"] == "multipart" and big["parts"] == 2, big
 assert [(v["width"], v["height"]) for v in big["variants"]] == [(256, 144), (1024, 576)], big

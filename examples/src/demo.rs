@@ -40,7 +40,9 @@ pub fn uppy_dist(web_dir: &Path) -> PathBuf {
 pub fn routes(web_dir: &Path) -> Router {
     let dist = uppy_dist(web_dir);
     let missing = format!(
-        "Uppy's bundle is not in {}: run `npm ci` in {}",
+        "Uppy's bundle is not in {}: run `npm ci` in {}, or point the server at a folder \
+         that has it with --web-dir or UPLOAD_DEMO_WEB_DIR (a copied or installed binary \
+         cannot rely on the source tree it was built from)",
         dist.display(),
         web_dir.display()
     );

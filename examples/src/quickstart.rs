@@ -124,6 +124,14 @@ pub struct FileReport {
     pub reason: Option<String>,
     /// Variants written.
     pub variants: Vec<VariantReport>,
+    /// The original's upright size and placeholder (ThumbHash, dominant
+    /// colour), as the manifest records them; for images with variants.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<upload_pipeline::manifest::ImageInfo>,
+    /// Where the manifest was written: `DIR/{manifest key}` (absent when
+    /// refused before upload).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
     /// A presigned GET of the largest variant (or of the original for a clean
     /// non-image), served by the in-process endpoint.
     pub url: Option<String>,
@@ -259,13 +267,18 @@ pub async fn run(world: &World, opts: &Options) -> Result<Vec<FileReport>, Quick
                     signature: None,
                     reason: Some(reason),
                     variants: Vec::new(),
+                    image: None,
+                    manifest: None,
                     url: None,
                 });
                 continue;
             }
         };
+        let mkey = manifest_key(&up.key)?;
         let manifest: Manifest = {
-            let got = world.processed.get(&manifest_key(&up.key)?).await?;
+            let got = world.processed.get(&mkey).await?;
+            // The manifest beside its variants, byte for byte as stored.
+            write_file(&opts.out.join(mkey.as_str()), &got.body).await?;
             serde_json::from_slice(&got.body).map_err(|e| QuickstartError::Upload {
                 file: file_s.clone(),
                 reason: format!("manifest unreadable: {e}"),
@@ -329,6 +342,8 @@ pub async fn run(world: &World, opts: &Options) -> Result<Vec<FileReport>, Quick
             signature: manifest.signature.clone(),
             reason: manifest.reason.clone(),
             variants,
+            image: manifest.image.clone(),
+            manifest: Some(opts.out.join(mkey.as_str()).display().to_string()),
             url,
         });
     }

@@ -1,8 +1,10 @@
 //! Everything a deployment needs in the store and the queue, made in one
 //! idempotent call: the uploads and processed buckets, the event queue with
 //! its dead-letter queue, the uploads bucket's notifications to the queue,
-//! its CORS rule for browser uploads and its lifecycle rule for abandoned
-//! multipart uploads.
+//! its CORS rule for browser uploads, its lifecycle rule for abandoned
+//! multipart uploads, and its bucket policy: reads of objects not scanned
+//! clean are denied (all but the worker's), and optionally every upload
+//! must be create-only.
 
 use std::time::Duration;
 
@@ -34,6 +36,56 @@ pub struct SetupPlan {
     pub cors_origins: Vec<String>,
     /// Abort incomplete multipart uploads after this many days.
     pub abort_incomplete_days: u16,
+    /// Deny `s3:GetObject` on uploads whose `scan-status` tag is not
+    /// `CLEAN` (`upload_scan::deny_unscanned_reads_statement`), so nothing
+    /// is served before the scanner passed it. On by default.
+    pub deny_unscanned_reads: bool,
+    /// Principals exempt from that denial: the worker's role, which reads
+    /// unscanned uploads. Required when `deny_unscanned_reads` is on.
+    pub worker_principal_arns: Vec<String>,
+    /// Deny writes under `prefix` without `If-None-Match`
+    /// (`upload_scan::require_create_only_statement`): no upload replaces
+    /// an original, whoever signed it. Off by default: presigned POST
+    /// forms cannot carry the header and are then refused.
+    pub require_create_only_uploads: bool,
+}
+
+impl SetupPlan {
+    /// The uploads bucket's policy document, or `None` when it has no
+    /// statement.
+    ///
+    /// # Errors
+    /// When `deny_unscanned_reads` is on and no worker principal is
+    /// named: the worker could then not read what it must scan.
+    pub fn bucket_policy(&self) -> Result<Option<String>, String> {
+        let mut statements = Vec::new();
+        if self.deny_unscanned_reads {
+            if self.worker_principal_arns.is_empty() {
+                return Err(
+                    "denying reads of unscanned uploads needs the worker's principal ARN \
+                     (--worker-principal-arn), which must still read them; or opt out with \
+                     --allow-unscanned-reads"
+                        .into(),
+                );
+            }
+            let exempt: Vec<&str> = self
+                .worker_principal_arns
+                .iter()
+                .map(String::as_str)
+                .collect();
+            statements.push(upload_scan::deny_unscanned_reads_statement(
+                &self.uploads_bucket,
+                &exempt,
+            ));
+        }
+        if self.require_create_only_uploads {
+            statements.push(upload_scan::require_create_only_statement(
+                &self.uploads_bucket,
+                &self.prefix,
+            ));
+        }
+        Ok((!statements.is_empty()).then(|| upload_scan::policy_document(&statements)))
+    }
 }
 
 /// What was created, printed as JSON by the `upload-setup` binary.
@@ -54,6 +106,7 @@ pub async fn run(
     sdk: &SdkConfig,
     plan: &SetupPlan,
 ) -> Result<SetupResult, String> {
+    let policy = plan.bucket_policy()?;
     let s3 = settings.s3_client(sdk);
     let uploads = S3Storage::new(s3.clone(), &plan.uploads_bucket).map_err(|e| e.to_string())?;
     let processed = S3Storage::new(s3, &plan.processed_bucket).map_err(|e| e.to_string())?;
@@ -88,6 +141,12 @@ pub async fn run(
         .configure_abort_incomplete_multipart(plan.abort_incomplete_days)
         .await
         .map_err(|e| format!("configuring the lifecycle rule: {e}"))?;
+    if let Some(policy) = policy {
+        uploads
+            .put_bucket_policy(&policy)
+            .await
+            .map_err(|e| format!("applying the bucket policy: {e}"))?;
+    }
     Ok(SetupResult {
         queue_url: queue.url().to_owned(),
         dead_letter_queue_url: dlq.url().to_owned(),

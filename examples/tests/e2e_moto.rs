@@ -237,21 +237,36 @@ async fn photos_flow_from_presigned_upload_to_variants_through_moto_and_clamd() 
     let (uploads_bucket, processed_bucket) =
         (format!("e2e-uploads-{run}"), format!("e2e-processed-{run}"));
 
-    // 1. Setup: buckets, queue + DLQ, notifications, CORS, lifecycle.
-    let out = bin("upload-setup")
-        .args(aws_flags(&endpoint))
-        .args([
-            "--uploads-bucket",
-            &uploads_bucket,
-            "--processed-bucket",
-            &processed_bucket,
-        ])
-        .args([
-            "--queue-name",
-            &format!("e2e-{run}"),
-            "--cors-origin",
-            "http://127.0.0.1:8080",
-        ])
+    // 1. Setup: buckets, queue + DLQ, notifications, CORS, lifecycle,
+    // bucket policy. Without the worker's ARN the deny-unscanned-reads
+    // policy (on by default) would lock the worker out: refused.
+    let setup_args = |extra: &[&str]| {
+        let mut cmd = bin("upload-setup");
+        cmd.args(aws_flags(&endpoint))
+            .args([
+                "--uploads-bucket",
+                &uploads_bucket,
+                "--processed-bucket",
+                &processed_bucket,
+            ])
+            .args([
+                "--queue-name",
+                &format!("e2e-{run}"),
+                "--cors-origin",
+                "http://127.0.0.1:8080",
+            ])
+            .args(extra);
+        cmd
+    };
+    let refused = setup_args(&[]).output().expect("upload-setup runs");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--worker-principal-arn"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let worker_arn = "arn:aws:iam::123456789012:role/upload-worker";
+    let out = setup_args(&["--worker-principal-arn", worker_arn])
         .output()
         .expect("upload-setup runs");
     assert!(
@@ -392,8 +407,9 @@ async fn photos_flow_from_presigned_upload_to_variants_through_moto_and_clamd() 
         ["put", "post", "multipart", "put", "put"],
         "the 8.1 MiB photo goes multipart"
     );
-    let mut infected_body = b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00".to_vec();
-    infected_body.extend_from_slice(&upload_scan::eicar());
+    // The EICAR file declared as a JPEG: refused by type *and* infected;
+    // scanned all the same, so it ends in quarantine as infected.
+    let infected_body = upload_scan::eicar().to_vec();
     let (infected_key, _) = upload(&http, &api, "image/jpeg", &infected_body, "put").await;
     let png = std::fs::read(photos.join("transparent.png")).unwrap();
     let (spoofed_key, _) = upload(&http, &api, "image/jpeg", &png, "post").await;
@@ -407,6 +423,26 @@ async fn photos_flow_from_presigned_upload_to_variants_through_moto_and_clamd() 
     let s3 = AwsSettings::local(&endpoint).s3_client(&sdk);
     let uploads = S3Storage::new(s3.clone(), &uploads_bucket).unwrap();
     let processed = S3Storage::new(s3, &processed_bucket).unwrap();
+    // The deny-unscanned-reads policy is on the uploads bucket, the worker
+    // exempt. (moto stores bucket policies but does not enforce them.)
+    let policy: serde_json::Value = serde_json::from_str(
+        &uploads
+            .bucket_policy()
+            .await
+            .unwrap()
+            .expect("a bucket policy"),
+    )
+    .unwrap();
+    let deny = &policy["Statement"][0];
+    assert_eq!(deny["Action"], "s3:GetObject");
+    assert_eq!(
+        deny["Condition"]["StringNotEquals"]["s3:ExistingObjectTag/scan-status"],
+        "CLEAN"
+    );
+    assert_eq!(
+        deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"][0],
+        worker_arn
+    );
     for (name, key, _, body) in &uploaded {
         let (manifest, urls) = wait_processed(&http, &api, key).await;
         assert_eq!(manifest.verdict, Outcome::Clean, "{name}: {manifest:?}");
@@ -447,8 +483,14 @@ async fn photos_flow_from_presigned_upload_to_variants_through_moto_and_clamd() 
             .signature
             .as_deref()
             .unwrap_or("")
-            .contains("Eicar"),
+            .to_ascii_lowercase()
+            .contains("eicar"),
         "{manifest:?}"
+    );
+    assert_eq!(
+        manifest.reason.as_deref(),
+        Some("content type not recognised from magic bytes"),
+        "the type check's refusal kept beside the verdict"
     );
     let q = manifest.quarantine.expect("quarantine location");
     assert!(q.key.as_str().starts_with("quarantine/"), "{q:?}");

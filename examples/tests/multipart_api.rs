@@ -1029,4 +1029,9 @@ async fn client_config_and_demo_pages() {
         err["message"].as_str().unwrap().contains("run `npm ci` in"),
         "{err}"
     );
+    let message = err["message"].as_str().unwrap();
+    assert!(
+        message.contains("--web-dir") && message.contains("UPLOAD_DEMO_WEB_DIR"),
+        "the error says how to point a copied binary at the bundle: {err}"
+    );
 }

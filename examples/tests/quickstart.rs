@@ -33,7 +33,9 @@ async fn bundled_photos_and_hostile_files_end_to_end() {
     std::fs::create_dir_all(&inputs).unwrap();
     let mut files = quickstart::bundled_samples().unwrap();
     assert_eq!(files.len(), 7, "{files:?}");
-    let eicar = [b"%PDF-1.4\n".as_slice(), &upload_scan::eicar()].concat();
+    // A PDF carrying the project's test signature: the type passes, the
+    // scanner catches it.
+    let eicar = [b"%PDF-1.4\n".as_slice(), &upload_scan::test_marker()].concat();
     files.push(write(&inputs, "eicar.pdf", &eicar));
     files.push(write(
         &inputs,
@@ -86,6 +88,22 @@ async fn bundled_photos_and_hostile_files_end_to_end() {
     let rot = by_name(&reports, "derived_bythewater_orient6.jpg");
     assert_eq!((rot.upload, rot.verdict), (Some("put"), "clean"));
     assert_eq!(dims(rot), [("thumb", 160, 256), ("medium", 640, 1024)]);
+    // The JSON line carries what the manifest holds (the upright size and
+    // placeholder), and the manifest is written beside the variants.
+    let image = rot.image.as_ref().expect("image info");
+    assert_eq!((image.width, image.height), (1600, 2560));
+    let placeholder = image.placeholder.as_ref().expect("placeholder");
+    assert!(placeholder.dominant_color.starts_with('#') && placeholder.dominant_color.len() == 7);
+    assert!(!placeholder.thumbhash.is_empty());
+    let written = rot.manifest.as_deref().expect("manifest path");
+    assert!(written.starts_with(out.to_str().unwrap()) && written.ends_with("/manifest.json"));
+    let manifest: upload_pipeline::Manifest =
+        serde_json::from_slice(&std::fs::read(written).unwrap()).unwrap();
+    assert_eq!(manifest.image.as_ref(), Some(image));
+    assert_eq!(manifest.variants.len(), rot.variants.len());
+    let line = serde_json::to_value(rot).unwrap();
+    assert_eq!(line["image"]["width"], 1600);
+    assert_eq!(line["manifest"], written);
 
     // The GPS-tagged photo: no variant carries EXIF, XMP or GPS.
     let gps = by_name(&reports, "photo_colorfulcups_2560x1600_gps.jpg");
@@ -135,7 +153,7 @@ async fn bundled_photos_and_hostile_files_end_to_end() {
     let inf = by_name(&reports, "eicar.pdf");
     assert_eq!(
         (inf.verdict, inf.signature.as_deref()),
-        ("infected", Some(upload_scan::EICAR_SIGNATURE))
+        ("infected", Some(upload_scan::TEST_MARKER_SIGNATURE))
     );
     assert!(inf.variants.is_empty() && inf.url.is_none());
     let ikey = ObjectKey::new(inf.key.clone().unwrap()).unwrap();

@@ -29,7 +29,10 @@ pub mod testkit;
 pub mod verdict;
 
 pub use archive::ScanLimits;
-pub use bucket_policy::deny_unscanned_reads_policy;
+pub use bucket_policy::{
+    deny_unscanned_reads_policy, deny_unscanned_reads_statement, policy_document,
+    require_create_only_statement,
+};
 pub use clamd::{ClamdAddress, ClamdConfig, ClamdScanner};
 pub use error::{Error, Result};
 pub use memory::{EICAR_SIGNATURE, MemoryScanner, TEST_MARKER_SIGNATURE, eicar, test_marker};

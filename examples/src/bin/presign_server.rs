@@ -75,9 +75,10 @@ struct Args {
     #[arg(long)]
     demo: bool,
     /// Directory of the demo's npm packages (`npm ci` there installs Uppy,
-    /// served under `/vendor/uppy/`); this source tree's `examples/web` by
-    /// default.
-    #[arg(long, default_value = upload_examples::demo::WEB_DIR)]
+    /// served under `/vendor/uppy/`); by default the `examples/web` of the
+    /// source tree the binary was built from, so a copied or `cargo
+    /// install`ed binary needs this flag (or `UPLOAD_DEMO_WEB_DIR`).
+    #[arg(long, env = "UPLOAD_DEMO_WEB_DIR", default_value = upload_examples::demo::WEB_DIR)]
     web_dir: std::path::PathBuf,
 }
 
@@ -169,7 +170,7 @@ async fn serve(args: Args) -> Result<(), String> {
     let mut app = router(state);
     if args.demo {
         if !upload_examples::demo::uppy_dist(&args.web_dir).is_dir() {
-            tracing::warn!(web_dir = %args.web_dir.display(), "Uppy's bundle is missing (run `npm ci` there); /uppy.html will not load");
+            tracing::warn!(web_dir = %args.web_dir.display(), "Uppy's bundle is missing (run `npm ci` there, or give the folder that has it with --web-dir or UPLOAD_DEMO_WEB_DIR); /uppy.html will not load");
         }
         app = upload_examples::demo::routes(&args.web_dir).merge(app);
         tracing::info!("demo pages on http://{addr}/ and http://{addr}/uppy.html");

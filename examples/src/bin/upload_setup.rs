@@ -1,10 +1,14 @@
 //! Creates (or brings up to date) the buckets, the event queue with its
 //! dead-letter queue, the uploads bucket's notifications, CORS rule and
-//! lifecycle rule. Idempotent. Prints `{"queue_url", "dead_letter_queue_url"}`.
+//! lifecycle rule, and the uploads bucket's policy (reads of objects not
+//! scanned clean denied to all but the worker; optionally, create-only
+//! uploads required). Idempotent. Prints `{"queue_url",
+//! "dead_letter_queue_url"}`.
 //!
 //! ```text
 //! upload-setup --endpoint-url http://127.0.0.1:5000 --uploads-bucket uploads \
-//!     --processed-bucket processed --queue-name upload-events --cors-origin http://127.0.0.1:8080
+//!     --processed-bucket processed --queue-name upload-events --cors-origin http://127.0.0.1:8080 \
+//!     --worker-principal-arn arn:aws:iam::123456789012:role/upload-worker
 //! ```
 
 use std::process::ExitCode;
@@ -44,6 +48,20 @@ struct Args {
     /// Abort incomplete multipart uploads after this many days.
     #[arg(long, default_value_t = 7)]
     abort_incomplete_days: u16,
+    /// Principal ARN exempt from the deny-unscanned-reads bucket policy
+    /// (repeatable): the worker's role, which reads uploads before they are
+    /// scanned. Required unless --allow-unscanned-reads.
+    #[arg(long = "worker-principal-arn", env = "UPLOAD_WORKER_PRINCIPAL_ARN")]
+    worker_principal_arns: Vec<String>,
+    /// Do not apply the bucket policy that denies reads of uploads not
+    /// scanned clean (applied by default).
+    #[arg(long)]
+    allow_unscanned_reads: bool,
+    /// Also deny uploads under the prefix that are not create-only
+    /// (If-None-Match: *), so no upload replaces an original. Presigned
+    /// POST forms cannot be create-only: S3 then refuses them.
+    #[arg(long)]
+    require_create_only_uploads: bool,
 }
 
 #[tokio::main]
@@ -60,6 +78,9 @@ async fn main() -> ExitCode {
         prefix: args.prefix,
         cors_origins: args.cors_origins,
         abort_incomplete_days: args.abort_incomplete_days,
+        deny_unscanned_reads: !args.allow_unscanned_reads,
+        worker_principal_arns: args.worker_principal_arns,
+        require_create_only_uploads: args.require_create_only_uploads,
     };
     match setup::run(&settings, &sdk, &plan).await {
         Ok(r) => {
