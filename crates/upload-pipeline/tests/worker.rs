@@ -516,7 +516,7 @@ async fn versioned_buckets_process_the_version_each_event_names() {
     assert_eq!(m.source.etag, upload_core::storage::etag_of(&eicar()));
     assert_eq!(
         w.uploads.version_ids(&k),
-        [id2.clone()],
+        std::slice::from_ref(&id2),
         "v1 deleted by its version ID, v2 untouched"
     );
     assert_eq!(w.uploads.get(&k).await.unwrap().body, photo);

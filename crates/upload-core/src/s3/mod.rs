@@ -168,8 +168,8 @@ pub struct S3Storage {
     unsigned_checksummed_parts: bool,
 }
 
-/// Part size of multipart copies, 512 MiB: a 5 TiB object is 10,240 parts
-/// at 512 MiB, so larger objects get proportionally larger parts.
+/// Part size of multipart copies, 512 MiB: objects above 10,000 × 512 MiB
+/// (about 5 TB) get proportionally larger parts, up to S3's 5 GiB.
 const DEFAULT_COPY_PART_SIZE: u64 = 512 * 1024 * 1024;
 
 impl S3Storage {

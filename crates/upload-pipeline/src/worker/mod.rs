@@ -104,7 +104,8 @@ pub struct WorkerConfig {
     /// Variants made of each clean image (default: thumb 256 and medium
     /// 1024, WebP quality 80).
     pub variants: Vec<VariantSpec>,
-    /// Image decode limits (default: 40 MP, 16384 px a side).
+    /// Image decode limits (default: 40 MP and a memory bound, no limit on
+    /// one side; see [`DecodeLimits`]).
     pub decode_limits: DecodeLimits,
     /// How messages are received (default: up to 10 a request, 20 s long
     /// poll, the queue's visibility timeout).
