@@ -152,3 +152,71 @@ pub async fn run(
         dead_letter_queue_url: dlq.url().to_owned(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> SetupPlan {
+        SetupPlan {
+            uploads_bucket: "uploads".into(),
+            processed_bucket: "processed".into(),
+            queue_name: "events".into(),
+            max_receive_count: 5,
+            visibility_timeout: Duration::from_secs(120),
+            prefix: "uploads/".into(),
+            cors_origins: Vec::new(),
+            abort_incomplete_days: 7,
+            deny_unscanned_reads: true,
+            worker_principal_arns: Vec::new(),
+            require_create_only_uploads: false,
+        }
+    }
+
+    #[test]
+    fn deny_unscanned_reads_is_the_default_and_needs_the_worker() {
+        let err = plan().bucket_policy().unwrap_err();
+        assert!(err.contains("--worker-principal-arn"), "{err}");
+        let arn = "arn:aws:iam::123456789012:role/upload-worker";
+        let doc = SetupPlan {
+            worker_principal_arns: vec![arn.into()],
+            ..plan()
+        }
+        .bucket_policy()
+        .unwrap()
+        .expect("a policy");
+        let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        let st = doc["Statement"].as_array().unwrap();
+        assert_eq!(st.len(), 1);
+        assert_eq!(st[0]["Action"], "s3:GetObject");
+        assert_eq!(st[0]["Resource"], "arn:aws:s3:::uploads/*");
+        assert_eq!(
+            st[0]["Condition"]["StringNotEquals"]["s3:ExistingObjectTag/scan-status"],
+            "CLEAN"
+        );
+        assert_eq!(
+            st[0]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"][0],
+            arn
+        );
+    }
+
+    #[test]
+    fn opting_out_and_create_only_uploads() {
+        let none = SetupPlan {
+            deny_unscanned_reads: false,
+            ..plan()
+        };
+        assert_eq!(none.bucket_policy().unwrap(), None);
+        let doc = SetupPlan {
+            require_create_only_uploads: true,
+            ..none
+        }
+        .bucket_policy()
+        .unwrap()
+        .expect("a policy");
+        let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        let st = &doc["Statement"][0];
+        assert_eq!(st["Resource"], "arn:aws:s3:::uploads/uploads/*");
+        assert_eq!(st["Condition"]["Null"]["s3:if-none-match"], "true");
+    }
+}

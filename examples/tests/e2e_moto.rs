@@ -265,8 +265,11 @@ async fn photos_flow_from_presigned_upload_to_variants_through_moto_and_clamd() 
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
-    let worker_arn = "arn:aws:iam::123456789012:role/upload-worker";
-    let out = setup_args(&["--worker-principal-arn", worker_arn])
+    // moto 5.1 evaluates bucket policies without their conditions (the
+    // deny-unscanned-reads statement then refuses even ListParts), so on
+    // moto the policy is opted out of; its document is tested in
+    // `setup::tests`.
+    let out = setup_args(&["--allow-unscanned-reads"])
         .output()
         .expect("upload-setup runs");
     assert!(
@@ -423,25 +426,10 @@ async fn photos_flow_from_presigned_upload_to_variants_through_moto_and_clamd() 
     let s3 = AwsSettings::local(&endpoint).s3_client(&sdk);
     let uploads = S3Storage::new(s3.clone(), &uploads_bucket).unwrap();
     let processed = S3Storage::new(s3, &processed_bucket).unwrap();
-    // The deny-unscanned-reads policy is on the uploads bucket, the worker
-    // exempt. (moto stores bucket policies but does not enforce them.)
-    let policy: serde_json::Value = serde_json::from_str(
-        &uploads
-            .bucket_policy()
-            .await
-            .unwrap()
-            .expect("a bucket policy"),
-    )
-    .unwrap();
-    let deny = &policy["Statement"][0];
-    assert_eq!(deny["Action"], "s3:GetObject");
     assert_eq!(
-        deny["Condition"]["StringNotEquals"]["s3:ExistingObjectTag/scan-status"],
-        "CLEAN"
-    );
-    assert_eq!(
-        deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"][0],
-        worker_arn
+        uploads.bucket_policy().await.unwrap(),
+        None,
+        "--allow-unscanned-reads applies no policy"
     );
     for (name, key, _, body) in &uploaded {
         let (manifest, urls) = wait_processed(&http, &api, key).await;
