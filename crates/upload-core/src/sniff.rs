@@ -50,6 +50,35 @@ pub fn sniff(head: &[u8]) -> Result<Sniffed, Unrecognized> {
         .ok_or(Unrecognized::Unknown)
 }
 
+/// The most bytes a ZIP end-of-central-directory record takes: 22, then a
+/// comment of up to 65,535 bytes.
+const MAX_ZIP_EOCD: usize = 22 + 65_535;
+
+/// Whether `bytes` end with a ZIP archive: a ZIP end-of-central-directory
+/// record (`PK\x05\x06`) whose comment ends exactly at the last byte,
+/// within the last 65,557 bytes, which is where ZIP readers look for it.
+/// An image that ends so is a polyglot (an image to a decoder, an archive
+/// to `unzip`), the shape of an archive hidden behind a picture; clamd does
+/// not always unpack such an archive to its limits before answering `OK`.
+///
+/// ```
+/// assert!(!upload_core::sniff::ends_with_zip(b"\xFF\xD8\xFF\xE0 a JPEG"));
+/// let mut polyglot = b"\xFF\xD8\xFF\xE0 a JPEG".to_vec();
+/// polyglot.extend_from_slice(b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
+/// assert!(upload_core::sniff::ends_with_zip(&polyglot));
+/// ```
+pub fn ends_with_zip(bytes: &[u8]) -> bool {
+    let Some(last) = bytes.len().checked_sub(22) else {
+        return false;
+    };
+    let first = bytes.len().saturating_sub(MAX_ZIP_EOCD);
+    (first..=last).rev().any(|i| {
+        bytes[i..i + 4] == *b"PK\x05\x06"
+            && i + 22 + usize::from(u16::from_le_bytes([bytes[i + 20], bytes[i + 21]]))
+                == bytes.len()
+    })
+}
+
 /// Whether a declared content type and a sniffed one name the same type,
 /// comparing essences and accepting the common aliases (`image/jpg` and
 /// `image/pjpeg` for `image/jpeg`, `image/x-png` for `image/png`).
@@ -162,5 +191,29 @@ mod tests {
         assert_eq!(extension_for("image/jpeg"), Some("jpg"));
         assert_eq!(extension_for("IMAGE/PNG; x=y"), Some("png"));
         assert_eq!(extension_for("application/x-msdownload"), None);
+    }
+
+    #[test]
+    fn zip_at_the_end_only_with_a_consistent_record() {
+        let eocd = |comment: &[u8]| {
+            let mut r = b"PK\x05\x06".to_vec();
+            r.extend_from_slice(&[0; 16]);
+            r.extend_from_slice(&(comment.len() as u16).to_le_bytes());
+            r.extend_from_slice(comment);
+            r
+        };
+        let jpeg = b"\xFF\xD8\xFF\xE0 pixels \xFF\xD9".to_vec();
+        assert!(!ends_with_zip(&jpeg));
+        assert!(!ends_with_zip(b""));
+        assert!(ends_with_zip(&[jpeg.clone(), eocd(b"")].concat()));
+        assert!(ends_with_zip(&[jpeg.clone(), eocd(b"a comment")].concat()));
+        // A record whose comment length does not reach the end exactly is
+        // not one (random bytes that happen to hold the signature).
+        let mut short = [jpeg.clone(), eocd(b"abc")].concat();
+        short.push(0);
+        assert!(!ends_with_zip(&short));
+        // Past the 65,557 bytes a reader searches, it is not found either.
+        let far = [eocd(b""), vec![0; 70_000]].concat();
+        assert!(!ends_with_zip(&far));
     }
 }

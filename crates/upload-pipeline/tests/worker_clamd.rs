@@ -185,6 +185,50 @@ async fn archives_past_clamd_limits_are_quarantined_as_unscannable() {
     assert_eq!(w.manifest(&good).await.variants.len(), 2);
 }
 
+/// The clamd gap closed in the worker: a JPEG with a ZIP appended whose
+/// EICAR is its 10,001st member is `OK` to clamd 1.4.6 (it stops at
+/// MaxFiles without the limits alert), so the worker refuses any image
+/// that ends with a ZIP archive: scanned clean, rejected, never tagged
+/// CLEAN, no variants. A ZIP of two files behind the same JPEG is refused
+/// alike.
+#[tokio::test]
+#[ignore = "needs clamd: run scripts/test.sh"]
+async fn images_with_an_appended_zip_are_never_tagged_clean() {
+    let w = world(clamd());
+    let hidden = w
+        .upload(
+            "uploads/u/hidden.jpg",
+            jpeg_with(&fixtures::zip_with_files(10_000, Some(&eicar())).unwrap()),
+            "image/jpeg",
+        )
+        .await;
+    let small = w
+        .upload(
+            "uploads/u/small.jpg",
+            jpeg_with(&fixtures::zip_with_files(2, None).unwrap()),
+            "image/jpeg",
+        )
+        .await;
+    let s = w.worker.run_until_idle().await.unwrap();
+    assert_eq!((s.rejected, s.clean, s.failed), (2, 0, 0), "{s:?}");
+    for k in [&hidden, &small] {
+        let m = w.manifest(k).await;
+        assert_eq!(
+            (m.verdict, m.scan),
+            (Outcome::Rejected, Some(Outcome::Clean)),
+            "{k}"
+        );
+        assert_eq!(
+            m.reason.as_deref(),
+            Some("a ZIP archive is appended to the image")
+        );
+        assert!(m.variants.is_empty());
+        let tags = w.uploads.get_tags(k).await.unwrap();
+        assert_eq!(tags.get("scan-status"), None, "{k}: never tagged CLEAN");
+        assert_eq!(tags.get("upload-status"), Some("REJECTED"));
+    }
+}
+
 /// The same through the worker with the in-memory twin (no daemon), which
 /// unpacks appended ZIPs under clamd's limits: nesting, file count
 /// (EICAR as the member past MaxFiles) and unpacked bytes (1 MiB members,

@@ -299,15 +299,14 @@ impl UploadProcessor {
         // uploaded as `photo.jpg`). The rest of the same GET streams through
         // the scanner; an allowed image is kept for decoding (its size is
         // within the policy's maximum).
-        let decode = refusal.is_none()
-            && sniffed.is_ok_and(|s| s.mime.starts_with("image/"))
-            && !self.variants.is_empty();
+        let image = refusal.is_none() && sniffed.is_ok_and(|s| s.mime.starts_with("image/"));
+        let decode = image && !self.variants.is_empty();
         let kept: Arc<Mutex<Vec<Bytes>>> = Arc::default();
         let tee = kept.clone();
         let body = futures::stream::iter(head_chunks.into_iter().map(Ok))
             .chain(stream)
             .inspect(move |chunk| {
-                if decode && let Ok(c) = chunk {
+                if image && let Ok(c) = chunk {
                     lock(&tee).push(c.clone());
                 }
             })
@@ -371,6 +370,38 @@ impl UploadProcessor {
                 .await
                 .map(Some);
         }
+        // An allowed image, kept whole while it was scanned: its bytes for
+        // the polyglot check and the decoder.
+        let body = if image {
+            let chunks = std::mem::take(&mut *lock(&kept));
+            let mut body = concat(&chunks, usize::MAX);
+            drop(chunks);
+            if body.len() as u64 != meta.size {
+                // The scanner stopped reading early: read the object again.
+                tracing::debug!(%key, kept = body.len(), size = meta.size, "scanner left bytes unread; fetching the original again");
+                let got = self.uploads.get_version(key, version_id).await?;
+                if got.meta.etag != meta.etag {
+                    return Err(upload_core::Error::Unavailable {
+                        reason: format!("{key} changed while it was processed"),
+                    }
+                    .into());
+                }
+                body = got.body;
+            }
+            if upload_core::sniff::ends_with_zip(&body) {
+                // clamd does not always unpack an archive behind an image
+                // to its limits (past MaxFiles it answers OK without the
+                // limits alert): such a polyglot is never tagged CLEAN.
+                let reason = "a ZIP archive is appended to the image".to_owned();
+                return self
+                    .reject(key, version_id, manifest, reason)
+                    .await
+                    .map(Some);
+            }
+            body
+        } else {
+            Bytes::new()
+        };
         self.update_tags(key, version_id, &clean_tags(), &[])
             .await?;
         // Without a version ID, tags name no version: if a new upload
@@ -392,22 +423,6 @@ impl UploadProcessor {
         }
         if !decode {
             return Ok(Some(manifest));
-        }
-
-        let chunks = std::mem::take(&mut *lock(&kept));
-        let mut body = concat(&chunks, usize::MAX);
-        drop(chunks);
-        if body.len() as u64 != meta.size {
-            // The scanner stopped reading early: read the object again.
-            tracing::debug!(%key, kept = body.len(), size = meta.size, "scanner left bytes unread; fetching the original again");
-            let got = self.uploads.get_version(key, version_id).await?;
-            if got.meta.etag != meta.etag {
-                return Err(upload_core::Error::Unavailable {
-                    reason: format!("{key} changed while it was processed"),
-                }
-                .into());
-            }
-            body = got.body;
         }
         let codec = self.codec.clone();
         let specs = self.variants.clone();
