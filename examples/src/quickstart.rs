@@ -210,6 +210,8 @@ impl World {
         let endpoint = LocalEndpoint::new(Verifier::new(REGION, [creds.clone()]))
             .with_bucket(uploads.clone(), Some(multipart.clone()))
             .with_bucket(processed.clone(), None)
+            // No request body larger than the policy allows is ever held.
+            .with_max_object_bytes(max_bytes)
             .bind(([127, 0, 0, 1], 0).into())
             .await
             .map_err(|source| QuickstartError::Io {

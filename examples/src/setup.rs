@@ -188,7 +188,10 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
         let st = doc["Statement"].as_array().unwrap();
         assert_eq!(st.len(), 1);
-        assert_eq!(st[0]["Action"], "s3:GetObject");
+        assert_eq!(
+            st[0]["Action"],
+            serde_json::json!(["s3:GetObject", "s3:GetObjectVersion"])
+        );
         assert_eq!(st[0]["Resource"], "arn:aws:s3:::uploads/*");
         assert_eq!(
             st[0]["Condition"]["StringNotEquals"]["s3:ExistingObjectTag/scan-status"],

@@ -95,7 +95,9 @@ impl ObjectKey {
     /// prefix), which always does. Ordinary keys keep the readable layout;
     /// an original of up to 1024 bytes still gets derived keys, and the
     /// long layout is a pure function of the key, so the same original
-    /// always maps to the same root. Whoever writes under the root should
+    /// always maps to the same root; a key that itself starts with
+    /// [`LONG_KEY_DIR`] always gets the hashed layout, so two originals
+    /// never share a root. Whoever writes under the root should
     /// record the original key there (the pipeline's manifest does).
     ///
     /// ```
@@ -106,9 +108,14 @@ impl ObjectKey {
     /// let long = ObjectKey::new(format!("uploads/{}", "x".repeat(1000))).unwrap();
     /// let root = long.derived_root("", 128);
     /// assert!(root.starts_with("_long-keys/") && root.len() == 11 + 64);
+    /// // An original named like a hashed root cannot take another's.
+    /// let mimic = ObjectKey::new(root.clone()).unwrap();
+    /// assert_ne!(mimic.derived_root("", 128), root);
     /// ```
     pub fn derived_root(&self, prefix: &str, room: usize) -> String {
-        if prefix.len() + self.0.len() + room <= MAX_KEY_LEN {
+        // A key that itself starts with `_long-keys/` always takes the
+        // hashed layout, so no plain root can be another key's hashed one.
+        if !self.0.starts_with(LONG_KEY_DIR) && prefix.len() + self.0.len() + room <= MAX_KEY_LEN {
             return format!("{prefix}{}", self.0);
         }
         use sha2::Digest;

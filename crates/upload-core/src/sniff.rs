@@ -50,33 +50,82 @@ pub fn sniff(head: &[u8]) -> Result<Sniffed, Unrecognized> {
         .ok_or(Unrecognized::Unknown)
 }
 
-/// The most bytes a ZIP end-of-central-directory record takes: 22, then a
-/// comment of up to 65,535 bytes.
-const MAX_ZIP_EOCD: usize = 22 + 65_535;
-
-/// Whether `bytes` end with a ZIP archive: a ZIP end-of-central-directory
-/// record (`PK\x05\x06`) whose comment ends exactly at the last byte,
-/// within the last 65,557 bytes, which is where ZIP readers look for it.
-/// An image that ends so is a polyglot (an image to a decoder, an archive
-/// to `unzip`), the shape of an archive hidden behind a picture; clamd does
-/// not always unpack such an archive to its limits before answering `OK`.
+/// The ZIP archives inside `bytes`, wherever they sit (appended to an
+/// image, inserted in its middle, followed by other bytes), as the byte
+/// ranges a ZIP reader can open: from the archive's first byte to the end
+/// of its end-of-central-directory record's comment (clamped to `bytes`).
+///
+/// An archive is recognised by two records that agree: an
+/// end-of-central-directory record (`PK\x05\x06`) and, the central
+/// directory's size before it, the first central directory header
+/// (`PK\x01\x02`) — or, for ZIP64, the ZIP64 locator (`PK\x06\x07`)
+/// right before it. Random bytes match both by chance about once in 2^64
+/// positions, so a photo is not mistaken for one. An image holding an
+/// archive is a polyglot (an image to a decoder, an archive to `unzip`),
+/// the shape of files hidden behind a picture.
+///
+/// An archive with no entry (its end record alone) holds nothing and is
+/// not reported; nor is one inside another reported one (it is part of
+/// that archive's content).
 ///
 /// ```
-/// assert!(!upload_core::sniff::ends_with_zip(b"\xFF\xD8\xFF\xE0 a JPEG"));
-/// let mut polyglot = b"\xFF\xD8\xFF\xE0 a JPEG".to_vec();
-/// polyglot.extend_from_slice(b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
-/// assert!(upload_core::sniff::ends_with_zip(&polyglot));
+/// use upload_core::sniff::embedded_zips;
+/// assert!(embedded_zips(b"\xFF\xD8\xFF\xE0 a JPEG").is_empty());
+/// // An end record that says 16 bytes of central directory precede it,
+/// // where there are none: random bytes, not an archive.
+/// let mut fake = b"\xFF\xD8\xFF\xE0 a JPEG".to_vec();
+/// fake.extend_from_slice(b"PK\x05\x06\0\0\0\0\x01\0\x01\0\x10\0\0\0\0\0\0\0\0\0");
+/// assert!(embedded_zips(&fake).is_empty());
 /// ```
-pub fn ends_with_zip(bytes: &[u8]) -> bool {
-    let Some(last) = bytes.len().checked_sub(22) else {
-        return false;
+pub fn embedded_zips(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let u32_at = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
     };
-    let first = bytes.len().saturating_sub(MAX_ZIP_EOCD);
-    (first..=last).rev().any(|i| {
-        bytes[i..i + 4] == *b"PK\x05\x06"
-            && i + 22 + usize::from(u16::from_le_bytes([bytes[i + 20], bytes[i + 21]]))
-                == bytes.len()
-    })
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(pos) = find(&bytes[from..], b"PK\x05\x06").map(|p| from + p) {
+        from = pos + 1;
+        let (Some(cd_size), Some(cd_offset), Some(comment)) = (
+            u32_at(pos + 12),
+            u32_at(pos + 16),
+            bytes
+                .get(pos + 20..pos + 22)
+                .map(|c| usize::from(u16::from_le_bytes([c[0], c[1]]))),
+        ) else {
+            continue;
+        };
+        let end = (pos + 22 + comment).min(bytes.len());
+        let zip64 = pos >= 20 && bytes[pos - 20..].starts_with(b"PK\x06\x07");
+        if cd_size == 0 {
+            // No entry: nothing is hidden in it.
+            continue;
+        }
+        let start = pos
+            .checked_sub(cd_size)
+            .filter(|&cd| bytes[cd..].starts_with(b"PK\x01\x02"))
+            .map(|cd| cd.saturating_sub(cd_offset));
+        match (start, zip64) {
+            (Some(start), _) => found.push(start..end),
+            (None, true) => found.push(0..end),
+            (None, false) => {}
+        }
+    }
+    // An archive inside another (a member stored, or deflated in stored
+    // blocks) is that archive's content, not one more beside it.
+    let outer = found.clone();
+    found.retain(|r| {
+        !outer
+            .iter()
+            .any(|o| o != r && o.start <= r.start && r.end <= o.end)
+    });
+    found
+}
+
+/// The first position of `needle` in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Whether a declared content type and a sniffed one name the same type,
@@ -194,26 +243,65 @@ mod tests {
     }
 
     #[test]
-    fn zip_at_the_end_only_with_a_consistent_record() {
-        let eocd = |comment: &[u8]| {
-            let mut r = b"PK\x05\x06".to_vec();
-            r.extend_from_slice(&[0; 16]);
-            r.extend_from_slice(&(comment.len() as u16).to_le_bytes());
-            r.extend_from_slice(comment);
-            r
+    fn zips_are_found_anywhere_when_their_records_agree() {
+        // A one-member stored ZIP: local header, data, central directory
+        // header, end record.
+        let zip = {
+            let name = b"eicar.com";
+            let data = b"payload";
+            let mut z = Vec::new();
+            z.extend_from_slice(b"PK\x03\x04");
+            z.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+            z.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            z.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            z.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            z.extend_from_slice(&[0, 0]);
+            z.extend_from_slice(name);
+            z.extend_from_slice(data);
+            let cd = z.len();
+            z.extend_from_slice(b"PK\x01\x02");
+            z.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+            z.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            z.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            z.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            z.extend_from_slice(&[0; 12]);
+            z.extend_from_slice(name);
+            let cd_size = z.len() - cd;
+            z.extend_from_slice(b"PK\x05\x06\0\0\0\0\x01\0\x01\0");
+            z.extend_from_slice(&(cd_size as u32).to_le_bytes());
+            z.extend_from_slice(&(cd as u32).to_le_bytes());
+            z.extend_from_slice(&[0, 0]);
+            z
         };
         let jpeg = b"\xFF\xD8\xFF\xE0 pixels \xFF\xD9".to_vec();
-        assert!(!ends_with_zip(&jpeg));
-        assert!(!ends_with_zip(b""));
-        assert!(ends_with_zip(&[jpeg.clone(), eocd(b"")].concat()));
-        assert!(ends_with_zip(&[jpeg.clone(), eocd(b"a comment")].concat()));
-        // A record whose comment length does not reach the end exactly is
-        // not one (random bytes that happen to hold the signature).
-        let mut short = [jpeg.clone(), eocd(b"abc")].concat();
-        short.push(0);
-        assert!(!ends_with_zip(&short));
-        // Past the 65,557 bytes a reader searches, it is not found either.
-        let far = [eocd(b""), vec![0; 70_000]].concat();
-        assert!(!ends_with_zip(&far));
+        let n = jpeg.len();
+        assert!(embedded_zips(&jpeg).is_empty());
+        assert!(embedded_zips(b"").is_empty());
+        assert_eq!(embedded_zips(&zip), vec![0..zip.len()]);
+        assert_eq!(
+            embedded_zips(&[jpeg.clone(), zip.clone()].concat()),
+            vec![n..n + zip.len()],
+            "appended"
+        );
+        assert_eq!(
+            embedded_zips(&[jpeg.clone(), zip.clone(), b"\n".to_vec()].concat()),
+            vec![n..n + zip.len()],
+            "appended, then a newline"
+        );
+        assert_eq!(
+            embedded_zips(&[jpeg.clone(), zip.clone(), jpeg.clone()].concat()),
+            vec![n..n + zip.len()],
+            "in the middle"
+        );
+        // An end record whose central directory is not where it says is
+        // random bytes, not an archive.
+        let mut lone = jpeg.clone();
+        lone.extend_from_slice(b"PK\x05\x06\0\0\0\0\x01\0\x01\0\x10\0\0\0\0\0\0\0\0\0");
+        assert!(embedded_zips(&lone).is_empty());
+        // Truncated end records never index past the input.
+        for cut in 1..22 {
+            let t = &zip[..zip.len() - cut];
+            assert!(embedded_zips(t).is_empty(), "{cut}");
+        }
     }
 }

@@ -86,6 +86,10 @@ async fn orientation_6_photo_gets_rotated_variants_without_metadata() {
     assert!(w.queue.is_empty(), "message deleted");
 }
 
+async fn m_scan(w: &World, k: &upload_core::ObjectKey) -> Option<Outcome> {
+    w.manifest(k).await.scan
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -179,10 +183,13 @@ async fn bad_inputs_are_rejected_and_originals_stay() {
         assert!(got.contains(reason), "{k}: {got}");
         assert!(m.variants.is_empty());
         assert!(w.uploads.head(k).await.is_ok(), "{k}: the original stays");
-        assert_eq!(
-            w.uploads.get_tags(k).await.unwrap().get("upload-status"),
-            Some("REJECTED")
-        );
+        let tags = w.uploads.get_tags(k).await.unwrap();
+        assert_eq!(tags.get("upload-status"), Some("REJECTED"));
+        // Undecodable images too (truncated, bomb): tagged only after
+        // decoding succeeds, so a rejected original is never readable
+        // under the deny-unscanned-reads policy.
+        assert_eq!(tags.get("scan-status"), None, "{k}: never tagged CLEAN");
+        assert_eq!(m_scan(&w, k).await, Some(Outcome::Clean), "{k}: scanned");
     }
     assert_eq!(w.processed.len(), 5, "manifests only");
 }
@@ -604,5 +611,58 @@ async fn originals_with_1024_byte_keys_are_processed() {
     assert_eq!(
         upload_pipeline::manifest::derived_prefix(&short),
         "uploads/u/a.jpg"
+    );
+}
+
+/// Versioned buckets, events out of order: v2's event is handled first,
+/// then v1's (older sequencer). v1 is no longer described by the manifest,
+/// but it is still in the bucket, readable by version ID: it is scanned all
+/// the same and, infected, quarantined and deleted by its version ID.
+#[tokio::test]
+async fn older_versions_are_scanned_when_their_events_come_late() {
+    let w = versioned_world();
+    let k = w.upload("uploads/u/late.jpg", eicar(), "image/jpeg").await;
+    w.uploads
+        .put(
+            &k,
+            sample("testdata/hopper.jpg"),
+            upload_core::PutOptions::default().with_content_type("image/jpeg"),
+        )
+        .await
+        .unwrap();
+    let ids = w.uploads.version_ids(&k);
+    let all = w
+        .queue
+        .receive(
+            &upload_pipeline::ReceiveOptions::default()
+                .with_wait(Duration::ZERO)
+                .with_max_messages(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    // v2's event, then v1's.
+    let s2 = w.worker.process_message(&all[1]).await.unwrap();
+    assert_eq!(s2.clean, 1, "{s2:?}");
+    let s1 = w.worker.process_message(&all[0]).await.unwrap();
+    assert_eq!((s1.superseded, s1.failed), (1, 0), "{s1:?}");
+    assert_eq!(
+        w.uploads.version_ids(&k),
+        std::slice::from_ref(&ids[1]),
+        "the infected v1 is gone by its version ID"
+    );
+    assert_eq!(
+        w.quarantine
+            .get(&ObjectKey::new(format!("quarantine/{k}")).unwrap())
+            .await
+            .unwrap()
+            .body,
+        eicar()
+    );
+    let m = w.manifest(&k).await;
+    assert_eq!(
+        (m.verdict, m.source.version_id.as_deref()),
+        (Outcome::Clean, Some(ids[1].as_str())),
+        "the manifest still describes v2"
     );
 }

@@ -220,7 +220,7 @@ async fn images_with_an_appended_zip_are_never_tagged_clean() {
         );
         assert_eq!(
             m.reason.as_deref(),
-            Some("a ZIP archive is appended to the image")
+            Some("a ZIP archive is hidden in the image")
         );
         assert!(m.variants.is_empty());
         let tags = w.uploads.get_tags(k).await.unwrap();

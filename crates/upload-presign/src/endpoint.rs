@@ -165,8 +165,12 @@ impl LocalEndpoint {
         self
     }
 
-    /// Sets the largest body accepted per request, in bytes (default 5 GiB).
-    /// Larger bodies get 400 `EntityTooLarge` and store nothing.
+    /// Sets the largest body accepted per request, in bytes (default 5 GiB,
+    /// S3's largest PUT). Larger bodies get 400 `EntityTooLarge` and store
+    /// nothing. The endpoint holds a body in memory up to its declared
+    /// length before storing it (the stores take whole bodies), so set this
+    /// to your upload policy's maximum: a part URL that pins no size (Uppy's)
+    /// otherwise lets a client send up to this much per request.
     pub fn with_max_object_bytes(mut self, bytes: u64) -> Self {
         self.max_object_bytes = bytes;
         self

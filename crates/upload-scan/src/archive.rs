@@ -216,7 +216,20 @@ impl<'a, M: Matcher> Walk<'a, M> {
         }
     }
 
+    /// Every ZIP archive in `file` (one that is the file, or ones inside
+    /// it anywhere, as clamd's embedded-archive scan finds them).
     fn walk_zip(&mut self, file: &[u8], depth: u32) -> Result<(), Stop> {
+        let ranges = upload_core::sniff::embedded_zips(file);
+        if ranges.is_empty() {
+            return self.walk_one_zip(file, depth);
+        }
+        for range in ranges {
+            self.walk_one_zip(&file[range], depth)?;
+        }
+        Ok(())
+    }
+
+    fn walk_one_zip(&mut self, file: &[u8], depth: u32) -> Result<(), Stop> {
         let mut archive = match zip::ZipArchive::new(Cursor::new(file)) {
             Ok(a) => a,
             Err(e) => {
@@ -241,7 +254,9 @@ impl<'a, M: Matcher> Walk<'a, M> {
                     continue;
                 }
             };
-            if is_dir {
+            // A "directory" is scanned like any member when it holds bytes
+            // (`evil/` with EICAR in it), as clamd does.
+            if is_dir && size == 0 {
                 continue;
             }
             if !self.admit(size, depth + 1)? {
@@ -278,7 +293,11 @@ const ZIP_LOCAL: &[u8] = b"PK\x03\x04";
 const ZIP_END: &[u8] = b"PK\x05\x06";
 
 fn container(file: &[u8]) -> Container {
-    if file.starts_with(ZIP_LOCAL) || file.starts_with(ZIP_END) || zip_end_at_tail(file) {
+    if file.starts_with(ZIP_LOCAL)
+        || file.starts_with(ZIP_END)
+        || zip_end_at_tail(file)
+        || !upload_core::sniff::embedded_zips(file).is_empty()
+    {
         return Container::Zip;
     }
     if file.starts_with(&[0x1f, 0x8b]) {

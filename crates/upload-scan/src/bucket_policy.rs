@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 /// The statement of [`deny_unscanned_reads_policy`]: deny `s3:GetObject`
+/// and `s3:GetObjectVersion` (a read by version ID, in a versioned bucket)
 /// on every object of `bucket` whose `scan-status` tag is not `CLEAN`,
 /// except for the principals in `exempt_principal_arns` (the worker).
 pub fn deny_unscanned_reads_statement(bucket: &str, exempt_principal_arns: &[&str]) -> Value {
@@ -18,7 +19,7 @@ pub fn deny_unscanned_reads_statement(bucket: &str, exempt_principal_arns: &[&st
         "Sid": "DenyReadsOfObjectsNotScannedClean",
         "Effect": "Deny",
         "Principal": "*",
-        "Action": "s3:GetObject",
+        "Action": ["s3:GetObject", "s3:GetObjectVersion"],
         "Resource": format!("arn:aws:s3:::{bucket}/*"),
         "Condition": condition,
     })
@@ -87,7 +88,10 @@ mod tests {
         let st = &p["Statement"][0];
         assert_eq!(p["Version"], "2012-10-17");
         assert_eq!(st["Effect"], "Deny");
-        assert_eq!(st["Action"], "s3:GetObject");
+        assert_eq!(
+            st["Action"],
+            serde_json::json!(["s3:GetObject", "s3:GetObjectVersion"])
+        );
         assert_eq!(st["Resource"], "arn:aws:s3:::uploads/*");
         assert_eq!(
             st["Condition"]["StringNotEquals"]["s3:ExistingObjectTag/scan-status"],

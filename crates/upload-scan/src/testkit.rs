@@ -140,11 +140,24 @@ pub async fn looks_into_zip_and_gzip(s: &dyn Scanner) {
     ]
     .concat();
     let gz = fixtures::gzip(&e).expect("gzip");
+    let jpeg = [JPEG_START, &fixtures::noise(5000, 9), b"\xFF\xD9"].concat();
+    // Found by an attacker-side review: the archive followed by a newline,
+    // inserted in the middle of the image, or EICAR in a member whose name
+    // ends with `/`.
+    let appended_then_newline = [&jpeg[..], &deflated, b"\n"].concat();
+    let in_the_middle = [&jpeg[..], &deflated, &jpeg[..]].concat();
+    let directory_named = fixtures::zip(&[("evil/", &e)], Packing::Deflated).expect("zip");
     for (what, data) in [
         ("stored zip", stored),
         ("deflated zip", deflated.clone()),
         ("zip in a zip", nested),
         ("zip appended to a jpeg", appended),
+        (
+            "zip appended to a jpeg, then a newline",
+            appended_then_newline,
+        ),
+        ("zip in the middle of a jpeg", in_the_middle),
+        ("eicar in a member named evil/", directory_named),
         ("gzip", gz),
     ] {
         let v = verdict(s, data, what).await;

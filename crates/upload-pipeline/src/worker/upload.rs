@@ -149,6 +149,14 @@ impl UploadProcessor {
             };
             if order.is_some_and(|o| o != Ordering::Greater) {
                 tracing::info!(%key, sequencer, manifest_sequencer = done.source.sequencer, "event not newer than the manifest's: ignored");
+                // In a versioned bucket that older version is still there,
+                // readable by version ID: scanned all the same, and
+                // quarantined unless clean (it gets no manifest).
+                if let Some(v) = version_id
+                    && done.source.version_id.as_deref() != Some(v)
+                {
+                    self.scan_older_version(key, v).await?;
+                }
                 return Ok(if event_etag.is_some_and(|e| e == done.source.etag) {
                     Handled::AlreadyProcessed
                 } else {
@@ -388,11 +396,11 @@ impl UploadProcessor {
                 }
                 body = got.body;
             }
-            if upload_core::sniff::ends_with_zip(&body) {
-                // clamd does not always unpack an archive behind an image
+            if !upload_core::sniff::embedded_zips(&body).is_empty() {
+                // clamd does not always unpack an archive inside an image
                 // to its limits (past MaxFiles it answers OK without the
                 // limits alert): such a polyglot is never tagged CLEAN.
-                let reason = "a ZIP archive is appended to the image".to_owned();
+                let reason = "a ZIP archive is hidden in the image".to_owned();
                 return self
                     .reject(key, version_id, manifest, reason)
                     .await
@@ -401,6 +409,60 @@ impl UploadProcessor {
             body
         } else {
             Bytes::new()
+        };
+        // Decoded and rendered before anything is tagged: an image the
+        // decoder refuses is rejected and never carries a CLEAN tag.
+        let rendered = if decode {
+            let codec = self.codec.clone();
+            let specs = self.variants.clone();
+            let limits = self.decode_limits.clone();
+            let span = tracing::Span::current();
+            let rendered = tokio::task::spawn_blocking(move || -> Result<Rendered> {
+                let img = tracing::info_span!(parent: &span, "decode", bytes = body.len())
+                    .in_scope(|| codec.decode_for(&body, &limits, &specs))?;
+                drop(body);
+                let variants = specs
+                    .iter()
+                    .map(|s| {
+                        tracing::info_span!(parent: &span, "encode", variant = %s.name)
+                            .in_scope(|| codec.render(&img, s))
+                            .map(|v| (s.clone(), v))
+                    })
+                    .collect::<Result<_>>()?;
+                // The placeholder is an extra: an image it fails on still gets
+                // its variants.
+                let placeholder = Placeholder::from_image(&img)
+                    .inspect_err(|e| tracing::warn!(error = %e, "no placeholder"))
+                    .ok();
+                Ok(Rendered {
+                    variants,
+                    image: ImageInfo {
+                        width: img.source_size.0,
+                        height: img.source_size.1,
+                        placeholder,
+                    },
+                })
+            })
+            .await
+            .map_err(|e| Error::TaskFailed {
+                reason: e.to_string(),
+            })?;
+            match rendered {
+                Ok(r) => Some(r),
+                Err(
+                    e @ (Error::UnsupportedImage { .. }
+                    | Error::ImageTooLarge { .. }
+                    | Error::CorruptImage { .. }),
+                ) => {
+                    return self
+                        .reject(key, version_id, manifest, e.to_string())
+                        .await
+                        .map(Some);
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
         };
         self.update_tags(key, version_id, &clean_tags(), &[])
             .await?;
@@ -421,56 +483,8 @@ impl UploadProcessor {
                 Err(e) => return Err(e.into()),
             }
         }
-        if !decode {
+        let Some(Rendered { variants, image }) = rendered else {
             return Ok(Some(manifest));
-        }
-        let codec = self.codec.clone();
-        let specs = self.variants.clone();
-        let limits = self.decode_limits.clone();
-        let span = tracing::Span::current();
-        let rendered = tokio::task::spawn_blocking(move || -> Result<Rendered> {
-            let img = tracing::info_span!(parent: &span, "decode", bytes = body.len())
-                .in_scope(|| codec.decode_for(&body, &limits, &specs))?;
-            drop(body);
-            let variants = specs
-                .iter()
-                .map(|s| {
-                    tracing::info_span!(parent: &span, "encode", variant = %s.name)
-                        .in_scope(|| codec.render(&img, s))
-                        .map(|v| (s.clone(), v))
-                })
-                .collect::<Result<_>>()?;
-            // The placeholder is an extra: an image it fails on still gets
-            // its variants.
-            let placeholder = Placeholder::from_image(&img)
-                .inspect_err(|e| tracing::warn!(error = %e, "no placeholder"))
-                .ok();
-            Ok(Rendered {
-                variants,
-                image: ImageInfo {
-                    width: img.source_size.0,
-                    height: img.source_size.1,
-                    placeholder,
-                },
-            })
-        })
-        .await
-        .map_err(|e| Error::TaskFailed {
-            reason: e.to_string(),
-        })?;
-        let Rendered { variants, image } = match rendered {
-            Ok(r) => r,
-            Err(
-                e @ (Error::UnsupportedImage { .. }
-                | Error::ImageTooLarge { .. }
-                | Error::CorruptImage { .. }),
-            ) => {
-                return self
-                    .reject(key, version_id, manifest, e.to_string())
-                    .await
-                    .map(Some);
-            }
-            Err(e) => return Err(e),
         };
         manifest.image = Some(image);
         for (spec, v) in variants {
@@ -505,6 +519,35 @@ impl UploadProcessor {
             });
         }
         Ok(Some(manifest))
+    }
+
+    /// Scans version `version_id` of `key`, older than the one the
+    /// manifest describes, and quarantines it (deleting that version) unless
+    /// it is clean. A clean older version is left untagged: it is never
+    /// served, and the deny-unscanned-reads policy keeps it unreadable.
+    async fn scan_older_version(&self, key: &ObjectKey, version_id: &str) -> Result<()> {
+        let (meta, stream) = match self.uploads.get_stream_version(key, Some(version_id)).await {
+            Ok(got) => got,
+            Err(upload_core::Error::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let verdict = self
+            .scanner
+            .scan_sized(stream, Some(meta.size))
+            .instrument(tracing::info_span!("scan", size = meta.size, version_id))
+            .await?;
+        if !verdict.is_clean() {
+            self.quarantine
+                .quarantine_version(
+                    self.uploads.as_ref(),
+                    key,
+                    Some(version_id),
+                    &verdict,
+                    Some(&meta.etag),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     /// Sets the tags of `set` on the original and removes those named in
