@@ -232,8 +232,8 @@ pub(crate) fn open_session(
     upload_id: &str,
     token: &str,
 ) -> Result<(ObjectKey, CompletionRules), ApiError> {
-    let key = owned_key(&owner, key)?;
-    let rules = check_session(st, &owner, key.as_str(), upload_id, token)?;
+    let key = owned_key(owner, key)?;
+    let rules = check_session(st, owner, key.as_str(), upload_id, token)?;
     Ok((key, rules))
 }
 
