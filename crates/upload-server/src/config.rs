@@ -19,7 +19,7 @@ pub struct ServerConfig {
     /// Uploads larger than this many bytes go multipart (default 100 MiB,
     /// the size AWS recommends multipart from).
     pub multipart_threshold: u64,
-    /// Preferred part size in bytes (default 8 MiB); see [`PartPlan`].
+    /// Preferred part size in bytes (default 8 MiB); see [`PartPlan`](upload_multipart::PartPlan).
     pub part_size: u64,
     /// Part URLs signed in the first answer; more through
     /// `/multipart/sign` (default 100).
@@ -29,7 +29,7 @@ pub struct ServerConfig {
     /// How long a multipart session token is accepted after the session
     /// was created (default [`DEFAULT_SESSION_LIFETIME`], 24 hours; whole
     /// seconds, rounded up): signing, listing, completing and aborting
-    /// are refused after it ([`SessionError::Expired`]).
+    /// are refused after it ([`SessionError::Expired`](crate::SessionError::Expired)).
     pub session_lifetime: Duration,
 }
 
@@ -65,7 +65,7 @@ pub struct AppState {
     /// Configuration.
     pub config: Arc<ServerConfig>,
     /// Key of the session tokens that bind a multipart upload ID to its
-    /// owner, key and declared size (see [`session_token`]); random per
+    /// owner, key and declared size (see [`session_token`](crate::session_token)); random per
     /// process unless configured, so a restart ends open sessions.
     pub session_secret: Arc<[u8; 32]>,
     /// The app's authentication: names the owner of every request, or
