@@ -65,7 +65,7 @@ pub fn init_tracing_with(span_timings: bool) {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
                 tracing_subscriber::EnvFilter::new(
-                    "warn,upload_core=info,upload_pipeline=info,upload_scan=info,upload_presign=info,upload_examples=info,presign_server=info,worker=info",
+                    "warn,upload_core=info,upload_pipeline=info,upload_scan=info,upload_presign=info,upload_server=info,upload_examples=info,presign_server=info,worker=info",
                 )
             }),
         )

@@ -35,7 +35,7 @@ pub fn uppy_dist(web_dir: &Path) -> PathBuf {
     web_dir.join("node_modules/uppy/dist")
 }
 
-/// The demo routes, to merge with [`crate::presign_server::router`]:
+/// The demo routes, to merge with `upload_server::AppState::router`:
 /// the pages, and Uppy's bundle from [`uppy_dist`]`(web_dir)`.
 pub fn routes(web_dir: &Path) -> Router {
     let dist = uppy_dist(web_dir);

@@ -7,9 +7,9 @@
 
 //! - [`aws_args`]: the command-line flags every S3/SQS example shares
 //!   (endpoint URL, path style, region), as [`upload_core::s3::AwsSettings`].
-//! - [`presign_server`]: the backend's HTTP API that hands out presigned
-//!   PUTs and multipart sessions under an upload policy, and reports what
-//!   the worker made of an upload.
+//! - [`dev_auth`]: [`dev_auth::DevHeaderAuthorizer`], the `x-owner`
+//!   header authorizer `presign-server` mounts the `upload_server` API
+//!   with: for local development only.
 //! - [`demo`]: the browser demo pages (`/` and `/uppy.html`) that
 //!   `presign-server --demo` serves beside that API.
 //! - [`worker_cli`]: the worker on SQS + S3 + clamd.
@@ -18,7 +18,7 @@
 
 pub mod aws_args;
 pub mod demo;
-pub mod presign_server;
+pub mod dev_auth;
 pub mod quickstart;
 pub mod setup;
 pub mod worker_cli;

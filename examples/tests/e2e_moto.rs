@@ -21,8 +21,8 @@ use upload_core::s3::aws_config::{self, BehaviorVersion, Region};
 use upload_core::s3::aws_sdk_s3::config::Credentials;
 use upload_core::s3::{AwsSettings, S3Storage};
 use upload_core::{CompletedPart, ObjectKey, Storage};
-use upload_examples::presign_server::{SignedRequest, UploadStatus, UploadTicket};
 use upload_pipeline::Outcome;
+use upload_server::{SignedRequest, UploadStatus, UploadTicket};
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {

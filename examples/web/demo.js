@@ -1,6 +1,6 @@
 // The demo page's client: plain JavaScript, no build step.
 //
-// Flow (see examples/src/presign_server.rs for the API):
+// Flow (see crates/upload-server/src/lib.rs for the API):
 //   POST /uploads {content_type, size, filename, form}
 //     -> {kind: "put"}       one presigned PUT, Content-Type signed
 //     -> {kind: "post"}      a presigned POST form (fields first, file last)

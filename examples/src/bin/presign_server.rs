@@ -1,4 +1,4 @@
-//! The backend's upload API (see `upload_examples::presign_server`): hands
+//! The backend's upload API (the `upload_server` crate's router): hands
 //! out presigned PUTs and multipart sessions for the uploads bucket under
 //! an upload policy, and reports what the worker made of each upload.
 //!
@@ -10,6 +10,10 @@
 //! With `--demo` it also serves the browser demo pages
 //! (`upload_examples::demo`); `scripts/demo.sh` starts everything they
 //! need.
+//!
+//! The owner of each request is the `x-owner` header
+//! ([`DevHeaderAuthorizer`]: for local development only; an app mounts
+//! `upload_server` with its own authorizer).
 //!
 //! URLs are signed with the credentials of the AWS chain
 //! (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, profile,
@@ -27,10 +31,11 @@ use clap::Parser;
 use upload_core::UploadPolicy;
 use upload_core::s3::S3Storage;
 use upload_examples::aws_args::{AwsArgs, init_tracing, shutdown_signal};
-use upload_examples::presign_server::{AppState, ServerConfig, router};
+use upload_examples::dev_auth::DevHeaderAuthorizer;
 use upload_presign::s3::credentials_from_sdk;
 use upload_presign::sigv4::AddressingStyle;
 use upload_presign::{Presigner, Url};
+use upload_server::{AppState, ServerConfig};
 
 /// Presigned-upload API for browsers and other clients.
 #[derive(Debug, Parser)]
@@ -156,6 +161,8 @@ async fn serve(args: Args) -> Result<(), String> {
         processed: Arc::new(processed),
         processed_presigner: presigner,
         config: Arc::new(config),
+        // Local development only: the owner is whatever `x-owner` says.
+        authorizer: Arc::new(DevHeaderAuthorizer),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -167,7 +174,7 @@ async fn serve(args: Args) -> Result<(), String> {
         serde_json::json!({"listening": format!("http://{addr}")})
     );
     tracing::info!(%addr, uploads = %args.uploads_bucket, "presign server listening");
-    let mut app = router(state);
+    let mut app = state.router();
     if args.demo {
         if !upload_examples::demo::uppy_dist(&args.web_dir).is_dir() {
             tracing::warn!(web_dir = %args.web_dir.display(), "Uppy's bundle is missing (run `npm ci` there, or give the folder that has it with --web-dir or UPLOAD_DEMO_WEB_DIR); /uppy.html will not load");

@@ -4,15 +4,17 @@
 //! pins its part's size; and its HTTP server drops connections that stall
 //! their headers. Driven over HTTP against the local endpoint.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use upload_core::{MemoryStorage, Storage, UploadPolicy};
-use upload_examples::presign_server::{AppState, ServerConfig, UploadTicket, router};
 use upload_multipart::MemoryMultipartStore;
 use upload_presign::{Credentials, LocalEndpoint, Presigner, ServerTimeouts, Verifier};
+use upload_server::{AppState, ServerConfig, UploadTicket, router};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -44,6 +46,7 @@ async fn harness(timeouts: ServerTimeouts) -> Harness {
         processed_presigner: presigner,
         config: Arc::new(config),
         session_secret: Arc::new([9; 32]),
+        authorizer: common::test_authorizer(),
     };
     // Served as the presign-server binary serves it.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -56,7 +59,18 @@ async fn harness(timeouts: ServerTimeouts) -> Harness {
     ));
     Harness {
         api: format!("http://{addr}"),
-        http: reqwest::Client::new(),
+        // The tests' authorizer takes the owner from `x-owner`.
+        http: reqwest::Client::builder()
+            .default_headers(
+                [(
+                    reqwest::header::HeaderName::from_static("x-owner"),
+                    reqwest::header::HeaderValue::from_static("anonymous"),
+                )]
+                .into_iter()
+                .collect(),
+            )
+            .build()
+            .unwrap(),
         storage,
         _endpoint: endpoint,
     }

@@ -7,6 +7,8 @@
 //! `cargo test`; `scripts/test.sh` starts moto and sets
 //! `UPLOAD_SDK_MOTO_ENDPOINT`; without it the test fails, never skips).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,12 +17,12 @@ use upload_core::s3::aws_config::{self, BehaviorVersion, Region};
 use upload_core::s3::{AwsSettings, S3Storage};
 use upload_core::storage::{etag_of, multipart_etag};
 use upload_core::{MemoryStorage, MultipartStore, ObjectKey, Storage, UploadPolicy};
-use upload_examples::presign_server::{
+use upload_multipart::MemoryMultipartStore;
+use upload_presign::{AddressingStyle, Credentials, LocalEndpoint, Presigner, Url, Verifier};
+use upload_server::{
     AppState, DEFAULT_SESSION_LIFETIME, ServerConfig, SessionClaims, SessionError, router,
     session_token, verify_session_token,
 };
-use upload_multipart::MemoryMultipartStore;
-use upload_presign::{AddressingStyle, Credentials, LocalEndpoint, Presigner, Url, Verifier};
 
 const MIB: usize = 1024 * 1024;
 
@@ -56,6 +58,7 @@ fn state(
         processed_presigner: presigner,
         config: Arc::new(config),
         session_secret: Arc::new([7; 32]),
+        authorizer: common::test_authorizer(),
     }
 }
 
@@ -964,11 +967,12 @@ async fn expired_sessions_are_refused_on_both_routes() {
 }
 
 #[tokio::test]
-async fn client_config_and_demo_pages() {
+async fn client_config() {
     let h = in_memory().await;
     let config: Value = h
         .http
         .get(format!("{}/config", h.api))
+        .header("x-owner", "alice")
         .send()
         .await
         .unwrap()
@@ -984,54 +988,254 @@ async fn client_config_and_demo_pages() {
             "part_size": 5 * MIB,
         })
     );
+}
 
-    // The pages, with a stand-in for Uppy's bundle, and without one.
-    let web = tempfile::tempdir().unwrap();
-    let dist = upload_examples::demo::uppy_dist(web.path());
-    std::fs::create_dir_all(&dist).unwrap();
-    std::fs::write(dist.join("uppy.min.mjs"), "export const Uppy = 1;\n").unwrap();
-    let bare = tempfile::tempdir().unwrap();
-    let mut bases = Vec::new();
-    for dir in [web.path(), bare.path()] {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = upload_examples::demo::routes(dir);
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        bases.push(format!("http://{addr}"));
-    }
-    let get = |url: String| {
-        let http = h.http.clone();
-        async move {
-            let r = http.get(url).send().await.unwrap();
-            let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
-            (r.status().as_u16(), ct, r.text().await.unwrap())
-        }
+/// Every route of both contracts (ours and Uppy's), with bodies and
+/// queries that would otherwise sign, create, list, complete or abort:
+/// `(method, path, body)`, aimed at the session `(key, upload ID,
+/// session token)`.
+fn every_route(
+    key: &str,
+    upload_id: &str,
+    session: &str,
+) -> Vec<(reqwest::Method, String, Option<Value>)> {
+    use reqwest::Method;
+    let ids = json!({"key": key, "upload_id": upload_id, "session": session});
+    let with = |extra: Value| {
+        let mut body = ids.clone();
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        Some(body)
     };
-    let (status, ct, body) = get(format!("{}/", bases[0])).await;
-    assert_eq!((status, ct.as_str()), (200, "text/html; charset=utf-8"));
-    assert!(body.contains(r#"<script type="module" src="/demo.js">"#));
-    let (status, ct, body) = get(format!("{}/demo.js", bases[0])).await;
+    let base = format!("/s3/multipart/{}", q(&format!("{upload_id}~{session}")));
+    let kq = format!("key={}", q(key));
+    vec![
+        (Method::GET, "/config".into(), None),
+        (
+            Method::POST,
+            "/uploads".into(),
+            Some(json!({"content_type": "image/jpeg", "size": 1000})),
+        ),
+        (
+            Method::POST,
+            "/uploads".into(),
+            Some(json!({"content_type": "image/jpeg", "size": 1000, "form": "post"})),
+        ),
+        (
+            Method::POST,
+            "/uploads".into(),
+            Some(json!({"content_type": "image/jpeg", "size": 3 * MIB})),
+        ),
+        (Method::GET, format!("/uploads/status?{kq}"), None),
+        (
+            Method::POST,
+            "/multipart/sign".into(),
+            with(json!({"first": 1, "last": 1})),
+        ),
+        (
+            Method::GET,
+            format!(
+                "/multipart/parts?{kq}&upload_id={}&session={}",
+                q(upload_id),
+                q(session)
+            ),
+            None,
+        ),
+        (
+            Method::POST,
+            "/multipart/complete".into(),
+            with(json!({"parts": []})),
+        ),
+        (Method::POST, "/multipart/abort".into(), with(json!({}))),
+        (
+            Method::GET,
+            "/s3/params?filename=a.jpg&type=image%2Fjpeg".into(),
+            None,
+        ),
+        (
+            Method::GET,
+            "/s3/params?filename=a.jpg&type=image%2Fjpeg&size=1000".into(),
+            None,
+        ),
+        (
+            Method::POST,
+            "/s3/multipart".into(),
+            Some(json!({"filename": "a.png", "type": "image/png"})),
+        ),
+        (Method::GET, format!("{base}/1?{kq}"), None),
+        (
+            Method::GET,
+            format!("{base}/batch?{kq}&partNumbers=1,2"),
+            None,
+        ),
+        (Method::GET, format!("{base}?{kq}"), None),
+        (
+            Method::POST,
+            format!("{base}/complete?{kq}"),
+            Some(json!({"parts": []})),
+        ),
+        (Method::DELETE, format!("{base}?{kq}"), None),
+    ]
+}
+
+/// A multipart session of `owner`'s through our routes, with its first
+/// part stored: `(key, upload ID, session token)`.
+async fn open_session_with_a_part(h: &Harness, owner: &str) -> (String, String, String) {
+    let (st, t) = h
+        .post(
+            "/uploads",
+            owner,
+            json!({"content_type": "image/jpeg", "size": 6 * MIB}),
+        )
+        .await;
+    assert_eq!((st, &t["kind"]), (200, &json!("multipart")), "{t}");
+    let part = &t["parts"][0]["request"];
+    let mut put = h.http.put(part["url"].as_str().unwrap());
+    for pair in part["headers"].as_array().unwrap() {
+        put = put.header(pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
+    }
+    let resp = put.body(bytes(5 * MIB, 3)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let s = |f: &str| t[f].as_str().unwrap().to_owned();
+    (s("key"), s("upload_id"), s("session"))
+}
+
+/// The session is still open with its one part, as its owner sees it.
+async fn still_open_with_one_part(
+    h: &Harness,
+    owner: &str,
+    (key, id, session): &(String, String, String),
+) {
+    let (st, page) = h
+        .get(
+            &format!(
+                "/multipart/parts?key={}&upload_id={}&session={}",
+                q(key),
+                q(id),
+                q(session)
+            ),
+            owner,
+        )
+        .await;
+    assert_eq!(st, 200, "{page}");
+    assert_eq!(page["parts"].as_array().unwrap().len(), 1, "{page}");
+    let uploads = h
+        .multipart
+        .list_multipart_uploads("uploads/")
+        .await
+        .unwrap();
+    assert_eq!(uploads.len(), 1, "no upload was created or ended");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_requests_sign_nothing_on_any_route() {
+    let h = in_memory().await;
+    let alice = open_session_with_a_part(&h, "alice").await;
+    let (key, id, session) = &alice;
+    for (method, path, body) in every_route(key, id, session) {
+        // No credentials: the authorizer refuses before any body is read.
+        let mut req = h.http.request(method.clone(), format!("{}{path}", h.api));
+        if let Some(b) = &body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(
+            (status, ct.as_str(), &v),
+            (
+                401,
+                "application/json",
+                &json!({"error": "unauthorized", "message": "sign in first"})
+            ),
+            "{method} {path}"
+        );
+        // Nor with a body that is not JSON at all.
+        if body.is_some() {
+            let resp = h
+                .http
+                .request(method.clone(), format!("{}{path}", h.api))
+                .body("{not json")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 401, "{method} {path}");
+        }
+    }
+    still_open_with_one_part(&h, "alice", &alice).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorizers_403_is_passed_through() {
+    let h = in_memory().await;
+    let alice = open_session_with_a_part(&h, "alice").await;
+    let (key, id, session) = &alice;
+    for (method, path, body) in every_route(key, id, session) {
+        let (st, v) = h.call(method.clone(), &path, "banned", body).await;
+        assert_eq!(
+            (st, v),
+            (
+                403,
+                json!({"error": "forbidden", "message": "this account may not upload"})
+            ),
+            "{method} {path}"
+        );
+    }
+    still_open_with_one_part(&h, "alice", &alice).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_owner_cannot_touch_a_session_on_either_contract() {
+    let h = in_memory().await;
+    let alice = open_session_with_a_part(&h, "alice").await;
+    let (key, id, session) = &alice;
+    for (method, path, body) in every_route(key, id, session) {
+        let (st, v) = h.call(method.clone(), &path, "mallory", body).await;
+        let creates = path == "/config"
+            || path == "/uploads"
+            || path.starts_with("/s3/params")
+            || path == "/s3/multipart";
+        if creates {
+            // Mallory's own uploads: keys under her name, nothing of Alice's.
+            assert_eq!(st, 200, "{method} {path}: {v}");
+            assert!(!v.to_string().contains("/alice/"), "{path}: {v}");
+        } else {
+            assert_eq!(
+                (st, v["error"].as_str()),
+                (403, Some("not_your_upload")),
+                "{method} {path}: {v}"
+            );
+        }
+    }
+    // Her own key prefix with Alice's upload ID and token: the token binds
+    // the key, on both contracts.
+    let forged_key = key.replace("/alice/", "/mallory/");
+    for (method, path, body) in every_route(&forged_key, id, session) {
+        if path.contains("/multipart") && !path.ends_with("/s3/multipart") {
+            let (st, v) = h.call(method.clone(), &path, "mallory", body).await;
+            assert_eq!(
+                (st, v["error"].as_str()),
+                (403, Some("bad_session")),
+                "{method} {path}: {v}"
+            );
+        }
+    }
+    let (st, page) = h
+        .get(
+            &format!(
+                "/multipart/parts?key={}&upload_id={}&session={}",
+                q(key),
+                q(id),
+                q(session)
+            ),
+            "alice",
+        )
+        .await;
     assert_eq!(
-        (status, ct.as_str()),
-        (200, "text/javascript; charset=utf-8")
-    );
-    assert!(body.contains("/multipart/complete") && body.contains("/multipart/parts"));
-    let (status, _, body) = get(format!("{}/uppy.html", bases[0])).await;
-    assert_eq!(status, 200);
-    assert!(body.contains("/vendor/uppy/uppy.min.mjs"));
-    let (status, _, body) = get(format!("{}/vendor/uppy/uppy.min.mjs", bases[0])).await;
-    assert_eq!((status, body.as_str()), (200, "export const Uppy = 1;\n"));
-    let (status, ct, body) = get(format!("{}/vendor/uppy/uppy.min.mjs", bases[1])).await;
-    assert_eq!((status, ct.as_str()), (404, "application/json"));
-    let err: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(err["error"], "not_found");
-    assert!(
-        err["message"].as_str().unwrap().contains("run `npm ci` in"),
-        "{err}"
-    );
-    let message = err["message"].as_str().unwrap();
-    assert!(
-        message.contains("--web-dir") && message.contains("UPLOAD_DEMO_WEB_DIR"),
-        "the error says how to point a copied binary at the bundle: {err}"
+        (st, page["parts"].as_array().unwrap().len()),
+        (200, 1),
+        "{page}"
     );
 }

@@ -1,0 +1,123 @@
+//! What the server is configured with, its state, and `GET /config`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use upload_core::{MultipartStore, Storage, UploadPolicy};
+use upload_presign::Presigner;
+
+use crate::auth::*;
+
+/// What the server is configured with.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Types and sizes accepted, and the expiry of presigned URLs.
+    pub policy: UploadPolicy,
+    /// Uploads larger than this many bytes go multipart (default 100 MiB,
+    /// the size AWS recommends multipart from).
+    pub multipart_threshold: u64,
+    /// Preferred part size in bytes (default 8 MiB); see [`PartPlan`](upload_multipart::PartPlan).
+    pub part_size: u64,
+    /// Part URLs signed in the first answer; more through
+    /// `/multipart/sign` (default 100).
+    pub first_batch: u32,
+    /// How long presigned GETs of variants live (default 300 s).
+    pub download_expiry: Duration,
+    /// How long a multipart session token is accepted after the session
+    /// was created (default [`DEFAULT_SESSION_LIFETIME`], 24 hours; whole
+    /// seconds, rounded up): signing, listing, completing and aborting
+    /// are refused after it ([`SessionError::Expired`](crate::SessionError::Expired)).
+    pub session_lifetime: Duration,
+}
+
+/// Default [`ServerConfig::session_lifetime`]: 24 hours.
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+impl ServerConfig {
+    /// Defaults around `policy`.
+    pub fn new(policy: UploadPolicy) -> Self {
+        Self {
+            policy,
+            multipart_threshold: 100 * 1024 * 1024,
+            part_size: upload_multipart::DEFAULT_PART_SIZE,
+            first_batch: 100,
+            download_expiry: Duration::from_secs(300),
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
+        }
+    }
+}
+
+/// The server's state: the presigner clients' URLs are signed with, the
+/// uploads bucket (multipart side) and the processed bucket.
+#[derive(Clone)]
+pub struct AppState {
+    /// Signs URLs for the uploads bucket.
+    pub presigner: Arc<Presigner>,
+    /// The uploads bucket, for multipart sessions.
+    pub uploads: Arc<dyn MultipartStore>,
+    /// The processed bucket, for manifests and variants.
+    pub processed: Arc<dyn Storage>,
+    /// Signs GETs for the processed bucket.
+    pub processed_presigner: Arc<Presigner>,
+    /// Configuration.
+    pub config: Arc<ServerConfig>,
+    /// Key of the session tokens that bind a multipart upload ID to its
+    /// owner, key and declared size (see [`session_token`](crate::session_token)); random per
+    /// process unless configured, so a restart ends open sessions.
+    pub session_secret: Arc<[u8; 32]>,
+    /// The app's authentication: names the owner of every request, or
+    /// refuses it (401 or 403) before anything is signed.
+    pub authorizer: Arc<dyn Authorizer>,
+}
+
+impl AppState {
+    /// The API's router (see the crate docs), to nest under any path of
+    /// the app (`Router::nest("/api/uploads", state.router())`) and wrap
+    /// with the app's own layers (CORS, tracing, body limits). It binds no
+    /// port and reads no environment.
+    pub fn router(&self) -> Router {
+        crate::routes::router(self.clone())
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("presigner", &self.presigner)
+            .field("uploads", &self.uploads)
+            .field("processed", &self.processed)
+            .field("processed_presigner", &self.processed_presigner)
+            .field("config", &self.config)
+            .field("session_secret", &"<redacted>")
+            .field("authorizer", &"<dyn Authorizer>")
+            .finish()
+    }
+}
+
+/// The answer to `GET /config`: the policy and multipart settings a
+/// client needs to pick its upload path and check files before asking.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Content types accepted (`image/jpeg`, ...).
+    pub content_types: Vec<String>,
+    /// Largest upload accepted, in bytes.
+    pub max_bytes: u64,
+    /// Uploads larger than this many bytes go multipart.
+    pub multipart_threshold: u64,
+    /// Part size the server plans multipart uploads with, in bytes.
+    pub part_size: u64,
+}
+
+/// `GET /config`; asks the authorizer first, as every route does.
+pub(crate) async fn client_config(State(st): State<AppState>, _owner: Owner) -> Json<ClientConfig> {
+    let c = &st.config;
+    Json(ClientConfig {
+        content_types: c.policy.allowed_content_types().to_vec(),
+        max_bytes: c.policy.max_bytes(),
+        multipart_threshold: c.multipart_threshold,
+        part_size: c.part_size,
+    })
+}

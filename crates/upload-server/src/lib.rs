@@ -1,0 +1,90 @@
+//! The backend's HTTP API for direct uploads, as an axum [`Router`] an app
+//! nests under any path of its own:
+//!
+//! ```no_run
+//! # async fn run(state: upload_server::AppState) {
+//! let app = upload_server::Router::new().nest("/api/uploads", state.router());
+//! # let _: upload_server::Router = app;
+//! # }
+//! ```
+//!
+//! The app brings its storage ([`AppState::uploads`], [`AppState::processed`]:
+//! any `MultipartStore` and `Storage`), its presigners and its
+//! authentication ([`Authorizer`]); the library binds no port and reads no
+//! environment.
+//!
+//! It is the backend's side of direct uploads, as an axum router: it never sees
+//! upload bytes. It checks the request against an
+//! [`UploadPolicy`](upload_core::UploadPolicy), picks
+//! the key server-side (`uploads/{owner}/{uuid}.{ext}`, the extension from
+//! the allowed type, never from a client file name), and hands out either a
+//! presigned PUT (Content-Type and exact Content-Length signed) or, above
+//! the multipart threshold, a multipart session with presigned part URLs.
+//!
+//! | method and path | body (JSON) | answer |
+//! |---|---|---|
+//! | `POST /uploads` | `{"content_type", "size", "filename"?, "form"?: "put" or "post"}` | [`UploadTicket`] |
+//! | `POST /multipart/sign` | `{"key", "upload_id", "session", "first", "last"}` | `{"parts": [...]}` |
+//! | `POST /multipart/complete` | `{"key", "upload_id", "session", "parts": [{"part_number", "etag"}]}` | `{"key", "etag", "size"}` |
+//! | `POST /multipart/abort` | `{"key", "upload_id", "session"}` | 204 |
+//! | `GET /multipart/parts?key&upload_id&session[&part_number_marker][&max_parts]` | | [`PartsPage`] |
+//! | `GET /uploads/status?key=K` | | [`UploadStatus`] |
+//! | `GET /config` | | [`ClientConfig`]: what a client needs to choose PUT or multipart |
+//!
+//! The same sessions are also served in the shape of Uppy's
+//! `@uppy/aws-s3` plugin (its `endpoint` option, the Companion routes), so
+//! Uppy drives it unchanged; the `uploadId` Uppy sees is the S3 upload ID
+//! with the session token appended (`{upload ID}~{token}`), so every Uppy
+//! call carries its proof of ownership:
+//!
+//! | method and path | body (JSON) | answer |
+//! |---|---|---|
+//! | `GET /s3/params?filename&type[&size]` | | `{"method": "POST", "url", "fields", "headers"}` (a form bounded by the policy), or a `PUT` when `size` is given |
+//! | `POST /s3/multipart` | `{"filename", "type", "metadata"?: {"size"?}}` | `{"key", "uploadId"}` |
+//! | `GET /s3/multipart/{uploadId}/{partNumber}?key=K` | | `{"url", "method", "headers", "expires"}` |
+//! | `GET /s3/multipart/{uploadId}/batch?key=K&partNumbers=1,2` | | `{"presignedUrls": {"1": url}, "headers": {}}` |
+//! | `GET /s3/multipart/{uploadId}?key=K` | | `[{"PartNumber", "Size", "ETag"}]` (every page) |
+//! | `POST /s3/multipart/{uploadId}/complete?key=K` | `{"parts": [{"PartNumber", "ETag"}]}` | `{"location", "key", "etag", "size"}` |
+//! | `DELETE /s3/multipart/{uploadId}?key=K` | | `{}` |
+//!
+//! Completion is checked before S3 is called
+//! ([`upload_multipart::check_completion`]: parts 1..=N in order, stored
+//! with the same ETags, every part but the last 5 MiB..=5 GiB and equal,
+//! the declared size) and is safe to repeat: when the upload is already
+//! gone, an object at the key whose ETag is the multipart ETag of the
+//! named parts is reported as the completed upload.
+//!
+//! The owner comes from the app's [`Authorizer`] (its own authentication;
+//! the library reads no identity header), asked before anything else on
+//! every route: a refusal is 401 `unauthorized` or 403 `forbidden` and
+//! signs nothing. Keys and upload IDs of another owner are refused with
+//! 403 `not_your_upload`. Multipart calls carry the
+//! `session` token the session was created with ([`session_token`]): it
+//! binds the upload ID to its owner, key, declared size and an expiry
+//! ([`ServerConfig::session_lifetime`], 24 hours by default), after which
+//! it is refused with 403 `session_expired`. Part URLs (ours and Uppy's)
+//! are signed only while the store still has the upload: one ListParts
+//! request per signing call (one page up to 1,000 stored parts) answers
+//! 404 `no_such_upload` once it was completed or aborted. Every error,
+//! including malformed JSON, unknown fields and unknown routes, is JSON
+//! `{"error": code, "message": text}` with 400, 401, 403, 404, 405, 413, 415,
+//! 502 or 503.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+mod routes;
+pub mod session;
+pub mod status;
+mod uppy;
+
+pub use async_trait::async_trait;
+pub use auth::{AuthError, Authorizer, FnAuthorizer, InvalidOwner, Owner};
+pub use axum::{Router, http};
+pub use config::{AppState, ClientConfig, DEFAULT_SESSION_LIFETIME, ServerConfig};
+pub use error::{ApiError, ApiJson, ApiQuery};
+pub use routes::{
+    Completed, CreateUpload, PartUrl, PartsPage, SignedRequest, UploadForm, UploadTicket, router,
+};
+pub use session::{SessionClaims, SessionError, session_token, verify_session_token};
+pub use status::UploadStatus;
