@@ -124,7 +124,12 @@ for r in lines:
         assert v["width"] <= 1024 and v["height"] <= 1024, v
     m = json.load(open(r["manifest"]))
     assert m["source"]["key"] == r["key"] and m.get("image") == r.get("image"), r
-    assert r["image"]["placeholder"]["dominant_color"].startswith("#"), r
+    if r["sniffed"].startswith("image/"):
+        assert r["image"]["placeholder"]["dominant_color"].startswith("#"), r
+        assert len(r["variants"]) == 2, r
+    else:
+        # a PDF is scanned and kept: no variants, no image facts
+        assert r["sniffed"] == "application/pdf" and r["variants"] == [] and "image" not in r, r
 big = [r for r in lines if "elephants_3840x2160" in r["file"]][0]
 assert big["upload"] == "multipart" and big["parts"] == 2, big
 assert [(v["width"], v["height"]) for v in big["variants"]] == [(256, 144), (1024, 576)], big
