@@ -618,6 +618,14 @@ async fn handle_inner(st: &Inner, req: Request) -> Result<Response, S3Error> {
                     let mut opts = PutOptions::default();
                     opts.content_type = signed(header::CONTENT_TYPE);
                     opts.cache_control = signed(header::CACHE_CONTROL);
+                    for name in &verified.signed_headers {
+                        if let Some(meta) = name.strip_prefix("x-amz-meta-")
+                            && let Some(v) =
+                                parts.headers.get(name.as_str()).and_then(|v| v.to_str().ok())
+                        {
+                            opts.metadata.insert(meta.to_owned(), v.to_owned());
+                        }
+                    }
                     opts.create_only =
                         header_str(&parts.headers, header::IF_NONE_MATCH).as_deref() == Some("*");
                     bucket
@@ -859,6 +867,7 @@ async fn handle_post(st: &Inner, req: Request) -> Result<Response, S3Error> {
     let mut opts = PutOptions::default();
     opts.content_type = verified.content_type.clone();
     opts.cache_control = verified.cache_control.clone();
+    opts.metadata = verified.metadata.iter().cloned().collect();
     let meta = bucket
         .storage
         .put(&verified.key, file, opts)
@@ -924,6 +933,14 @@ fn set_object_headers(h: &mut HeaderMap, meta: &ObjectMeta) {
         .and_then(|v| HeaderValue::from_str(v).ok())
     {
         h.insert(header::CACHE_CONTROL, v);
+    }
+    for (name, value) in &meta.metadata {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::try_from(format!("x-amz-meta-{name}")),
+            HeaderValue::from_str(value),
+        ) {
+            h.insert(n, v);
+        }
     }
     h.insert(
         "x-content-type-options",

@@ -260,6 +260,7 @@ impl S3Storage {
         let mut opts = PutOptions::default().with_tags(tags);
         opts.content_type = src.content_type.clone();
         opts.cache_control = src.cache_control.clone();
+        opts.metadata = src.metadata.clone();
         let id = self.create_multipart_upload(to, opts).await?;
         let result = async {
             let mut part_size = self.copy_part_size;
@@ -354,6 +355,14 @@ macro_rules! meta_from {
             cache_control: $out.cache_control().map(str::to_owned),
             last_modified: system_time($out.last_modified()),
             version_id: $out.version_id().map(str::to_owned),
+            metadata: $out
+                .metadata()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     };
 }
@@ -377,6 +386,7 @@ impl Storage for S3Storage {
             .content_length(size as i64)
             .set_content_type(opts.content_type.clone())
             .set_cache_control(opts.cache_control.clone())
+            .set_metadata(user_metadata(&opts.metadata))
             .body(SdkByteStream::from(body));
         if !opts.tags.is_empty() {
             req = req.tagging(opts.tags.to_query_string());
@@ -405,6 +415,7 @@ impl Storage for S3Storage {
             cache_control: opts.cache_control,
             last_modified: SystemTime::now(),
             version_id: out.version_id().map(str::to_owned),
+            metadata: opts.metadata,
         })
     }
 
@@ -577,6 +588,7 @@ impl Storage for S3Storage {
                         cache_control: None,
                         last_modified: system_time(o.last_modified()),
                         version_id: None,
+                        metadata: Default::default(),
                     }),
                     Err(e) => {
                         tracing::warn!(bucket = %self.bucket, key = raw, error = %e, "skipping a listed key")
@@ -805,7 +817,8 @@ impl MultipartStore for S3Storage {
             .bucket(&self.bucket)
             .key(key.as_str())
             .set_content_type(opts.content_type)
-            .set_cache_control(opts.cache_control);
+            .set_cache_control(opts.cache_control)
+            .set_metadata(user_metadata(&opts.metadata));
         if !opts.tags.is_empty() {
             req = req.tagging(opts.tags.to_query_string());
         }
@@ -998,4 +1011,17 @@ impl S3Storage {
         let meta = self.head(key).await.ok()?;
         (meta.etag == want).then_some(meta)
     }
+}
+
+/// User metadata as the SDK sends it (`x-amz-meta-{name}`), `None` when
+/// there is none.
+fn user_metadata(
+    metadata: &std::collections::BTreeMap<String, String>,
+) -> Option<std::collections::HashMap<String, String>> {
+    (!metadata.is_empty()).then(|| {
+        metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    })
 }

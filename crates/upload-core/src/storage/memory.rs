@@ -231,6 +231,7 @@ impl MemoryStorage {
             version_id: self
                 .versioning
                 .then(|| uuid::Uuid::new_v4().simple().to_string()),
+            metadata: opts.metadata,
         };
         let mut objects = self.lock();
         if opts.create_only && objects.current.contains_key(key) {
@@ -404,6 +405,7 @@ impl Storage for MemoryStorage {
             if_match: None,
             tags: src.tags,
             checksum: None,
+            metadata: src.meta.metadata,
         };
         let (meta, seq) = self.store(to, src.body, opts, src.meta.etag)?;
         self.emit(to, "ObjectCreated:Copy", Some(&meta), seq).await;

@@ -158,9 +158,20 @@ pub struct PutOptions {
     /// checksum type). S3 then refuses parts without it or with another
     /// one, and the completion must name each part's checksum.
     pub checksum: Option<crate::multipart::ChecksumAlgorithm>,
+    /// User metadata stored with the object (S3 `x-amz-meta-{name}`):
+    /// names lowercase, without the prefix; returned by HEAD and GET in
+    /// [`ObjectMeta::metadata`]. S3 limits all user metadata of an object
+    /// to 2 KB (names and values, UTF-8 bytes).
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 impl PutOptions {
+    /// Adds one user metadata entry (`x-amz-meta-{name}`; the name is
+    /// stored lowercase).
+    pub fn with_metadata(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.metadata.insert(name.to_ascii_lowercase(), value.into());
+        self
+    }
     /// Sets the checksum algorithm of a multipart upload's parts.
     pub fn with_checksum(mut self, algorithm: crate::multipart::ChecksumAlgorithm) -> Self {
         self.checksum = Some(algorithm);
@@ -212,6 +223,10 @@ pub struct ObjectMeta {
     /// The version ID (`x-amz-version-id`) in a bucket with versioning
     /// enabled or suspended; `None` in a bucket that never had versioning.
     pub version_id: Option<String>,
+    /// User metadata (`x-amz-meta-{name}`, names lowercase without the
+    /// prefix) as written with the object; empty in listings, which S3
+    /// does not return it in.
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 /// A whole object: its metadata and bytes.

@@ -189,7 +189,12 @@ fn part(seed: u8, len: usize) -> Bytes {
 pub async fn upload_list_complete(m: &dyn MultipartStore, s: &dyn Storage, prefix: &str) {
     let k = key(prefix, "mpu/object.bin");
     let id = m
-        .create_multipart_upload(&k, PutOptions::default().with_content_type("image/jpeg"))
+        .create_multipart_upload(
+            &k,
+            PutOptions::default()
+                .with_content_type("image/jpeg")
+                .with_metadata("upload-route", "video"),
+        )
         .await
         .expect("create");
     let (p1, p2, p3) = (part(1, MIB5), part(2, MIB5), part(3, 1234));
@@ -235,6 +240,11 @@ pub async fn upload_list_complete(m: &dyn MultipartStore, s: &dyn Storage, prefi
     assert_eq!(&got.body[MIB5..2 * MIB5], p2.as_ref(), "part 2 bytes");
     assert_eq!(&got.body[2 * MIB5..], p3.as_ref(), "part 3 bytes");
     assert_eq!(got.meta.content_type.as_deref(), Some("image/jpeg"));
+    assert_eq!(
+        got.meta.metadata.get("upload-route").map(String::as_str),
+        Some("video"),
+        "metadata given at CreateMultipartUpload is the object's"
+    );
     assert!(
         matches!(m.list_parts(&k, &id).await, Err(Error::NoSuchUpload { .. })),
         "a completed upload is gone"

@@ -27,7 +27,9 @@ pub async fn put_get_head_delete(s: &dyn Storage, prefix: &str) {
     let body = Bytes::from_static(b"\xFF\xD8\xFF\xE0 not really a jpeg");
     let opts = PutOptions::default()
         .with_content_type("image/jpeg")
-        .with_cache_control("public, max-age=60");
+        .with_cache_control("public, max-age=60")
+        .with_metadata("upload-route", "avatar")
+        .with_metadata("Upload-Owner", "user-7");
     let put = s.put(&k, body.clone(), opts).await.expect("put");
     assert_eq!(put.size, body.len() as u64, "put size");
     assert_eq!(put.etag, etag_of(&body), "put ETag is the MD5");
@@ -38,7 +40,14 @@ pub async fn put_get_head_delete(s: &dyn Storage, prefix: &str) {
         got.meta.cache_control.as_deref(),
         Some("public, max-age=60")
     );
+    let want_meta: std::collections::BTreeMap<String, String> = [
+        ("upload-owner".to_owned(), "user-7".to_owned()),
+        ("upload-route".to_owned(), "avatar".to_owned()),
+    ]
+    .into();
+    assert_eq!(got.meta.metadata, want_meta, "user metadata on GET");
     let head = s.head(&k).await.expect("head");
+    assert_eq!(head.metadata, want_meta, "user metadata on HEAD");
     assert_eq!(head.size, body.len() as u64);
     assert_eq!(head.etag, put.etag, "head ETag");
     assert_eq!(head.key, k);
@@ -183,6 +192,7 @@ pub async fn copy_keeps_metadata(s: &dyn Storage, prefix: &str) {
     let opts = PutOptions::default()
         .with_content_type("image/png")
         .with_cache_control("no-store")
+        .with_metadata("upload-route", "document")
         .with_tags(tags.clone());
     s.put(&a, Bytes::from_static(b"pixels"), opts)
         .await
@@ -193,6 +203,11 @@ pub async fn copy_keeps_metadata(s: &dyn Storage, prefix: &str) {
     assert_eq!(got.body.as_ref(), b"pixels");
     assert_eq!(got.meta.content_type.as_deref(), Some("image/png"));
     assert_eq!(got.meta.cache_control.as_deref(), Some("no-store"));
+    assert_eq!(
+        got.meta.metadata.get("upload-route").map(String::as_str),
+        Some("document"),
+        "copy keeps user metadata"
+    );
     assert_eq!(s.get_tags(&b).await.expect("copy tags"), tags);
     assert!(s.head(&a).await.is_ok(), "source stays");
     let missing = key(prefix, "copy/missing");
