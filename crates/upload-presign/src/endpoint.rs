@@ -620,8 +620,10 @@ async fn handle_inner(st: &Inner, req: Request) -> Result<Response, S3Error> {
                     opts.cache_control = signed(header::CACHE_CONTROL);
                     for name in &verified.signed_headers {
                         if let Some(meta) = name.strip_prefix("x-amz-meta-")
-                            && let Some(v) =
-                                parts.headers.get(name.as_str()).and_then(|v| v.to_str().ok())
+                            && let Some(v) = parts
+                                .headers
+                                .get(name.as_str())
+                                .and_then(|v| v.to_str().ok())
                         {
                             opts.metadata.insert(meta.to_owned(), v.to_owned());
                         }

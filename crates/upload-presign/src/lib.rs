@@ -34,7 +34,9 @@ pub mod verify;
 
 pub use credentials::Credentials;
 pub use endpoint::{EndpointBucket, LocalEndpoint, RunningEndpoint};
-pub use post::{PostRequest, PresignedPost, presign_post_upload};
+pub use post::{
+    PostRequest, PresignedPost, presign_post_upload, presign_post_upload_with_metadata,
+};
 pub use server::{ServerTimeouts, serve};
 
 pub use error::{Error, Result};

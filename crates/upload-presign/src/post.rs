@@ -276,6 +276,26 @@ pub fn presign_post_upload(
     size: Option<u64>,
     now: SystemTime,
 ) -> Result<PresignedPost> {
+    presign_post_upload_with_metadata(presigner, policy, bucket, key, content_type, size, &[], now)
+}
+
+/// [`presign_post_upload`] with user metadata: each `(name, value)` is a
+/// form field `x-amz-meta-{name}` and an exact-match condition of the
+/// signed policy, so the stored object carries exactly these values.
+///
+/// # Errors
+/// Those of [`presign_post_upload`].
+#[allow(clippy::too_many_arguments)]
+pub fn presign_post_upload_with_metadata(
+    presigner: &Presigner,
+    policy: &UploadPolicy,
+    bucket: &str,
+    key: &ObjectKey,
+    content_type: &str,
+    size: Option<u64>,
+    metadata: &[(String, String)],
+    now: SystemTime,
+) -> Result<PresignedPost> {
     let range = match size {
         Some(n) => {
             policy.check(content_type, n)?;
@@ -286,8 +306,11 @@ pub fn presign_post_upload(
             1..=policy.max_bytes()
         }
     };
-    let req = PostRequest::new(bucket, key, &essence(content_type), range, policy.expiry())
+    let mut req = PostRequest::new(bucket, key, &essence(content_type), range, policy.expiry())
         .with_success_action_status(201);
+    for (name, value) in metadata {
+        req = req.with_metadata(name, value.clone());
+    }
     presigner.presign_post(&req, now)
 }
 

@@ -11,8 +11,6 @@ use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 
-use upload_core::ObjectKey;
-
 use crate::config::AppState;
 use crate::error::ApiError;
 
@@ -175,22 +173,4 @@ impl FromRequestParts<AppState> for Owner {
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
         Ok(st.authorizer.authorize(parts).await?)
     }
-}
-
-/// The key, if it is one of `owner`'s uploads.
-pub(crate) fn owned_key(owner: &str, key: &str) -> Result<ObjectKey, ApiError> {
-    let forbidden = || ApiError {
-        status: StatusCode::FORBIDDEN,
-        code: "not_your_upload",
-        message: format!("{key:?} is not an upload of {owner}"),
-    };
-    let rest = key
-        .strip_prefix("uploads/")
-        .and_then(|r| r.strip_prefix(owner))
-        .and_then(|r| r.strip_prefix('/'))
-        .ok_or_else(forbidden)?;
-    if rest.is_empty() || rest.contains('/') {
-        return Err(forbidden());
-    }
-    Ok(ObjectKey::new(key)?)
 }

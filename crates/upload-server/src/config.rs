@@ -3,13 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 use upload_core::{MultipartStore, Storage, UploadPolicy};
 use upload_presign::Presigner;
 
 use crate::auth::*;
+use crate::route::*;
 
 /// What the server is configured with.
 #[derive(Debug, Clone)]
@@ -31,6 +31,11 @@ pub struct ServerConfig {
     /// seconds, rounded up): signing, listing, completing and aborting
     /// are refused after it ([`SessionError::Expired`](crate::SessionError::Expired)).
     pub session_lifetime: Duration,
+    /// Whether the router serves the [`DEFAULT_ROUTE`] (built from the
+    /// fields above, keys under `uploads/`) at its top level (default
+    /// true). Named routes are served under `/routes/{name}/` either way.
+    pub serve_default_route: bool,
+    routes: Vec<UploadRoute>,
 }
 
 /// Default [`ServerConfig::session_lifetime`]: 24 hours.
@@ -46,7 +51,38 @@ impl ServerConfig {
             first_batch: 100,
             download_expiry: Duration::from_secs(300),
             session_lifetime: DEFAULT_SESSION_LIFETIME,
+            serve_default_route: true,
+            routes: Vec::new(),
         }
+    }
+
+    /// Adds a named route, served under `/routes/{name}/` with every
+    /// endpoint of the top level (see the crate docs).
+    ///
+    /// # Errors
+    /// [`RouteError::DuplicateName`] or [`RouteError::OverlappingPrefixes`]
+    /// against the routes already added and the default route (name
+    /// `default`, prefix `uploads`).
+    pub fn with_route(mut self, route: UploadRoute) -> Result<Self, RouteError> {
+        let default = self.default_route();
+        check_routes(self.routes.iter().chain([&default, &route]))?;
+        self.routes.push(route);
+        Ok(self)
+    }
+
+    /// The named routes, in the order added.
+    pub fn routes(&self) -> &[UploadRoute] {
+        &self.routes
+    }
+
+    /// The [`DEFAULT_ROUTE`]: this configuration's policy, multipart
+    /// threshold and part size, keys under `uploads/`, no hook.
+    pub fn default_route(&self) -> UploadRoute {
+        UploadRoute::new(DEFAULT_ROUTE, self.policy.clone())
+            .and_then(|r| r.with_key_prefix("uploads"))
+            .expect("the default route's name and prefix are valid")
+            .with_multipart_threshold(self.multipart_threshold)
+            .with_part_size(self.part_size)
     }
 }
 
@@ -101,6 +137,8 @@ impl std::fmt::Debug for AppState {
 /// client needs to pick its upload path and check files before asking.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ClientConfig {
+    /// The route these settings are of (`default` at the top level).
+    pub route: String,
     /// Content types accepted (`image/jpeg`, ...).
     pub content_types: Vec<String>,
     /// Largest upload accepted, in bytes.
@@ -112,12 +150,15 @@ pub struct ClientConfig {
 }
 
 /// `GET /config`; asks the authorizer first, as every route does.
-pub(crate) async fn client_config(State(st): State<AppState>, _owner: Owner) -> Json<ClientConfig> {
-    let c = &st.config;
+pub(crate) async fn client_config(
+    _owner: Owner,
+    Extension(route): Extension<Arc<UploadRoute>>,
+) -> Json<ClientConfig> {
     Json(ClientConfig {
-        content_types: c.policy.allowed_content_types().to_vec(),
-        max_bytes: c.policy.max_bytes(),
-        multipart_threshold: c.multipart_threshold,
-        part_size: c.part_size,
+        route: route.name().to_owned(),
+        content_types: route.policy.allowed_content_types().to_vec(),
+        max_bytes: route.policy.max_bytes(),
+        multipart_threshold: route.multipart_threshold,
+        part_size: route.part_size,
     })
 }

@@ -14,16 +14,28 @@
 //! environment.
 //!
 //! It is the backend's side of direct uploads, as an axum router: it never sees
-//! upload bytes. It checks the request against an
-//! [`UploadPolicy`](upload_core::UploadPolicy), picks
-//! the key server-side (`uploads/{owner}/{uuid}.{ext}`, the extension from
-//! the allowed type, never from a client file name), and hands out either a
-//! presigned PUT (Content-Type and exact Content-Length signed) or, above
-//! the multipart threshold, a multipart session with presigned part URLs.
+//! upload bytes. It checks the request against the
+//! [`UploadPolicy`](upload_core::UploadPolicy) of the [`UploadRoute`] it
+//! came through, runs the route's [`UploadHook`] (which may refuse, or
+//! attach metadata), picks the key server-side
+//! (`{route prefix}/{owner}/{uuid}.{ext}`, the extension from the allowed
+//! type, never from a client file name), and hands out either a presigned
+//! PUT (Content-Type, exact Content-Length and the upload's
+//! `x-amz-meta-*` signed) or, above the route's multipart threshold, a
+//! multipart session with presigned part URLs.
+//!
+//! Every endpoint below is served at the top level for the
+//! [`DEFAULT_ROUTE`] (from [`ServerConfig`]'s policy, keys under
+//! `uploads/`; [`ServerConfig::serve_default_route`]) and under
+//! `/routes/{name}` for each named route ([`ServerConfig::with_route`]):
+//! `POST /routes/avatar/uploads`, Uppy's `endpoint` set to
+//! `/api/uploads/routes/avatar`. A key or session of one route is refused
+//! on every other (403 `not_your_upload`); see [`route`] for the signed
+//! metadata ([`ROUTE_METADATA`], [`OWNER_METADATA`] and the hook's).
 //!
 //! | method and path | body (JSON) | answer |
 //! |---|---|---|
-//! | `POST /uploads` | `{"content_type", "size", "filename"?, "form"?: "put" or "post"}` | [`UploadTicket`] |
+//! | `POST /uploads` | `{"content_type", "size", "filename"?, "form"?: "put" or "post", "input"?: any JSON for the hook}` | [`UploadTicket`] |
 //! | `POST /multipart/sign` | `{"key", "upload_id", "session", "first", "last"}` | `{"parts": [...]}` |
 //! | `POST /multipart/complete` | `{"key", "upload_id", "session", "parts": [{"part_number", "etag"}]}` | `{"key", "etag", "size"}` |
 //! | `POST /multipart/abort` | `{"key", "upload_id", "session"}` | 204 |
@@ -73,6 +85,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod route;
 mod routes;
 pub mod session;
 pub mod status;
@@ -83,6 +96,10 @@ pub use auth::{AuthError, Authorizer, FnAuthorizer, InvalidOwner, Owner};
 pub use axum::{Router, http};
 pub use config::{AppState, ClientConfig, DEFAULT_SESSION_LIFETIME, ServerConfig};
 pub use error::{ApiError, ApiJson, ApiQuery};
+pub use route::{
+    DEFAULT_ROUTE, FnHook, HookRefusal, HookRequest, MAX_METADATA_BYTES, OWNER_METADATA,
+    ROUTE_METADATA, RouteError, UploadHook, UploadMetadata, UploadRoute,
+};
 pub use routes::{
     Completed, CreateUpload, PartUrl, PartsPage, SignedRequest, UploadForm, UploadTicket, router,
 };

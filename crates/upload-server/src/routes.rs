@@ -2,23 +2,26 @@
 //! sign more parts, list parts page by page, complete, abort), and the
 //! router that serves them beside the Uppy routes (see the crate docs).
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use upload_core::{CompletedPart, ObjectKey, PutOptions, UploadedPart, extension_for, upload_key};
+use upload_core::{CompletedPart, ObjectKey, PutOptions, UploadedPart};
 use upload_multipart::{
     CompletionRules, PartPlan, check_completion, presign_parts, presign_planned_parts,
 };
 use upload_presign::headers::{Disposition, PutHeaders, content_disposition};
-use upload_presign::{PresignedRequest, presign_post_upload};
+use upload_presign::{PresignedRequest, presign_post_upload_with_metadata};
 
 use crate::auth::*;
 use crate::config::*;
 use crate::error::*;
+use crate::route::*;
 use crate::session::*;
 use crate::status::*;
 
@@ -32,40 +35,53 @@ pub fn router(state: AppState) -> Router {
             message: "no such route; see the upload_server crate docs".into(),
         }
     };
-    Router::new()
-        .route("/uploads", post(create_upload))
-        .route("/uploads/status", get(status))
-        .route("/config", get(client_config))
-        .route("/multipart/sign", post(sign_parts))
-        .route("/multipart/complete", post(complete))
-        .route("/multipart/abort", post(abort))
-        .route("/multipart/parts", get(list_parts_page))
-        .route("/s3/params", get(crate::uppy::params))
-        .route("/s3/multipart", post(crate::uppy::create))
-        .route(
-            "/s3/multipart/{upload_id}",
-            get(crate::uppy::list_parts).delete(crate::uppy::abort),
-        )
-        .route(
-            "/s3/multipart/{upload_id}/batch",
-            get(crate::uppy::sign_batch),
-        )
-        .route(
-            "/s3/multipart/{upload_id}/complete",
-            post(crate::uppy::complete),
-        )
-        .route(
-            "/s3/multipart/{upload_id}/{part_number}",
-            get(crate::uppy::sign_part),
-        )
-        .fallback(not_found)
-        .method_not_allowed_fallback(|| async {
-            ApiError {
-                status: StatusCode::METHOD_NOT_ALLOWED,
-                code: "method_not_allowed",
-                message: "method not allowed on this route".into(),
-            }
-        })
+    let method_not_allowed = || async {
+        ApiError {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: "method_not_allowed",
+            message: "method not allowed on this route".into(),
+        }
+    };
+    // Every endpoint, for one upload route (an extension the handlers read).
+    let api = |route: UploadRoute| {
+        Router::new()
+            .route("/uploads", post(create_upload))
+            .route("/uploads/status", get(status))
+            .route("/config", get(client_config))
+            .route("/multipart/sign", post(sign_parts))
+            .route("/multipart/complete", post(complete))
+            .route("/multipart/abort", post(abort))
+            .route("/multipart/parts", get(list_parts_page))
+            .route("/s3/params", get(crate::uppy::params))
+            .route("/s3/multipart", post(crate::uppy::create))
+            .route(
+                "/s3/multipart/{upload_id}",
+                get(crate::uppy::list_parts).delete(crate::uppy::abort),
+            )
+            .route(
+                "/s3/multipart/{upload_id}/batch",
+                get(crate::uppy::sign_batch),
+            )
+            .route(
+                "/s3/multipart/{upload_id}/complete",
+                post(crate::uppy::complete),
+            )
+            .route(
+                "/s3/multipart/{upload_id}/{part_number}",
+                get(crate::uppy::sign_part),
+            )
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(Extension(Arc::new(route)))
+    };
+    let mut app = Router::new();
+    if state.config.serve_default_route {
+        app = app.merge(api(state.config.default_route()));
+    }
+    for route in state.config.routes() {
+        app = app.nest(&format!("/routes/{}", route.name()), api(route.clone()));
+    }
+    app.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -90,6 +106,10 @@ pub struct CreateUpload {
     /// multipart threshold.
     #[serde(default)]
     pub form: UploadForm,
+    /// Anything the route's [`UploadHook`](crate::UploadHook) should see
+    /// ([`HookRequest::input`](crate::HookRequest::input)); untrusted.
+    #[serde(default)]
+    pub input: Option<serde_json::Value>,
 }
 
 /// How a single-request upload is presigned.
@@ -207,20 +227,10 @@ pub(crate) struct Abort {
     session: String,
 }
 
-/// A fresh key for an upload of `content_type` by `owner`: the extension
-/// comes from the type, never from a client file name.
-pub(crate) fn new_key(owner: &str, content_type: &str) -> Result<ObjectKey, ApiError> {
-    let ext = extension_for(content_type).ok_or_else(|| ApiError {
-        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        code: "content_type_not_allowed",
-        message: format!("no file extension is known for {content_type:?}"),
-    })?;
-    Ok(upload_key(owner, ext)?)
-}
-
 pub(crate) async fn create_upload(
     State(st): State<AppState>,
     owner: Owner,
+    Extension(route): Extension<Arc<UploadRoute>>,
     ApiJson(req): ApiJson<CreateUpload>,
 ) -> Result<Json<UploadTicket>, ApiError> {
     if req.size == 0 {
@@ -230,22 +240,33 @@ pub(crate) async fn create_upload(
             message: "size must be at least 1 byte".into(),
         });
     }
-    st.config.policy.check(&req.content_type, req.size)?;
-    let key = new_key(&owner, &req.content_type)?;
+    route.policy.check(&req.content_type, req.size)?;
+    let key = route.new_key(&owner, &req.content_type)?;
+    let metadata = route
+        .authorize_upload(HookRequest {
+            route: route.name().to_owned(),
+            owner: owner.clone(),
+            content_type: req.content_type.clone(),
+            size: Some(req.size),
+            filename: req.filename.clone(),
+            input: req.input.clone().unwrap_or_default(),
+        })
+        .await?;
     let now = SystemTime::now();
     let bucket = st.uploads.bucket().to_owned();
-    if req.size <= st.config.multipart_threshold && req.form == UploadForm::Post {
+    if req.size <= route.multipart_threshold && req.form == UploadForm::Post {
         // Bounded to exactly the declared size (content-length-range).
-        let p = presign_post_upload(
+        let p = presign_post_upload_with_metadata(
             &st.presigner,
-            &st.config.policy,
+            &route.policy,
             &bucket,
             &key,
             &req.content_type,
             Some(req.size),
+            &metadata.into_iter().collect::<Vec<_>>(),
             now,
         )?;
-        tracing::info!(%key, "presigned POST");
+        tracing::info!(%key, route = route.name(), "presigned POST");
         return Ok(Json(UploadTicket::Post {
             key: key.into_string(),
             url: p.url.to_string(),
@@ -253,36 +274,35 @@ pub(crate) async fn create_upload(
             expires_at: upload_core::timestamp::rfc3339(p.expires_at),
         }));
     }
-    if req.size <= st.config.multipart_threshold {
+    if req.size <= route.multipart_threshold {
         let mut headers = PutHeaders::default().with_content_length(req.size);
         if let Some(name) = &req.filename {
             headers = headers
                 .with_content_disposition(content_disposition(Disposition::Attachment, name));
+        }
+        for (name, value) in metadata {
+            headers = headers.with_metadata(&name, value);
         }
         let p = st.presigner.presign_put_with(
             &bucket,
             &key,
             &upload_core::policy::essence(&req.content_type),
             &headers,
-            st.config.policy.expiry(),
+            route.policy.expiry(),
             now,
         )?;
-        tracing::info!(%key, size = req.size, "presigned PUT");
+        tracing::info!(%key, route = route.name(), size = req.size, "presigned PUT");
         return Ok(Json(UploadTicket::Put {
             key: key.into_string(),
             request: (&p).into(),
             expires_at: upload_core::timestamp::rfc3339(p.expires_at),
         }));
     }
-    let plan = PartPlan::new(req.size, st.config.part_size)?;
-    let upload_id = st
-        .uploads
-        .create_multipart_upload(
-            &key,
-            PutOptions::default()
-                .with_content_type(upload_core::policy::essence(&req.content_type)),
-        )
-        .await?;
+    let plan = PartPlan::new(req.size, route.part_size)?;
+    let mut opts =
+        PutOptions::default().with_content_type(upload_core::policy::essence(&req.content_type));
+    opts.metadata = metadata;
+    let upload_id = st.uploads.create_multipart_upload(&key, opts).await?;
     let last = plan.part_count().min(st.config.first_batch.max(1));
     // Each part URL pins its part's exact Content-Length.
     let parts = presign_planned_parts(
@@ -292,10 +312,10 @@ pub(crate) async fn create_upload(
         &upload_id,
         &plan,
         1..=last,
-        st.config.policy.expiry(),
+        route.policy.expiry(),
         now,
     )?;
-    tracing::info!(%key, %upload_id, size = req.size, parts = plan.part_count(), "multipart session");
+    tracing::info!(%key, %upload_id, route = route.name(), size = req.size, parts = plan.part_count(), "multipart session");
     let claims = SessionClaims::new(
         Some(req.size),
         Some(plan.part_size()),
@@ -328,9 +348,10 @@ pub(crate) async fn create_upload(
 pub(crate) async fn sign_parts(
     State(st): State<AppState>,
     owner: Owner,
+    Extension(route): Extension<Arc<UploadRoute>>,
     ApiJson(req): ApiJson<SignParts>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (key, rules) = open_session(&st, &owner, &req.key, &req.upload_id, &req.session)?;
+    let (key, rules) = open_session(&st, &route, &owner, &req.key, &req.upload_id, &req.session)?;
     let count = part_limit(&rules)?;
     if req.last > count {
         return Err(bad_request(format!(
@@ -340,7 +361,7 @@ pub(crate) async fn sign_parts(
     }
     // The upload must still be open (not completed or aborted).
     check_open(&st, &key, &req.upload_id).await?;
-    let (expiry, now) = (st.config.policy.expiry(), SystemTime::now());
+    let (expiry, now) = (route.policy.expiry(), SystemTime::now());
     let parts = match (rules.size, rules.part_size) {
         // A planned session: each part URL pins its part's exact size.
         (Some(size), Some(part_size)) => presign_planned_parts(
@@ -441,9 +462,10 @@ pub(crate) async fn finish(
 pub(crate) async fn complete(
     State(st): State<AppState>,
     owner: Owner,
+    Extension(route): Extension<Arc<UploadRoute>>,
     ApiJson(req): ApiJson<Complete>,
 ) -> Result<Json<Completed>, ApiError> {
-    let (key, rules) = open_session(&st, &owner, &req.key, &req.upload_id, &req.session)?;
+    let (key, rules) = open_session(&st, &route, &owner, &req.key, &req.upload_id, &req.session)?;
     Ok(Json(
         finish(&st, &key, &req.upload_id, &rules, &req.parts).await?,
     ))
@@ -452,9 +474,10 @@ pub(crate) async fn complete(
 pub(crate) async fn abort(
     State(st): State<AppState>,
     owner: Owner,
+    Extension(route): Extension<Arc<UploadRoute>>,
     ApiJson(req): ApiJson<Abort>,
 ) -> Result<StatusCode, ApiError> {
-    let (key, _) = open_session(&st, &owner, &req.key, &req.upload_id, &req.session)?;
+    let (key, _) = open_session(&st, &route, &owner, &req.key, &req.upload_id, &req.session)?;
     st.uploads
         .abort_multipart_upload(&key, &req.upload_id)
         .await?;
@@ -503,9 +526,10 @@ pub(crate) fn page(mut listed: Vec<UploadedPart>, marker: u32, max: u32) -> Part
 pub(crate) async fn list_parts_page(
     State(st): State<AppState>,
     owner: Owner,
+    Extension(route): Extension<Arc<UploadRoute>>,
     ApiQuery(q): ApiQuery<PartsQuery>,
 ) -> Result<Json<PartsPage>, ApiError> {
-    let (key, _) = open_session(&st, &owner, &q.key, &q.upload_id, &q.session)?;
+    let (key, _) = open_session(&st, &route, &owner, &q.key, &q.upload_id, &q.session)?;
     let max = q.max_parts.unwrap_or(1000);
     if !(1..=1000).contains(&max) {
         return Err(bad_request("max_parts must be 1..=1000".into()));

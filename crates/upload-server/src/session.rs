@@ -10,6 +10,7 @@ use upload_multipart::{CompletionRules, PartPlan};
 use crate::auth::*;
 use crate::config::*;
 use crate::error::*;
+use crate::route::*;
 
 /// What a multipart session token binds besides its owner, key and
 /// upload ID.
@@ -190,6 +191,7 @@ impl From<SessionError> for ApiError {
 /// completion (parts 1..=N without gaps: [`CompletionRules::contiguous`]).
 pub(crate) fn check_session(
     st: &AppState,
+    route: &UploadRoute,
     owner: &str,
     key: &str,
     upload_id: &str,
@@ -206,7 +208,7 @@ pub(crate) fn check_session(
     Ok(CompletionRules {
         size: claims.size,
         part_size: claims.part_size,
-        max_size: st.config.policy.max_bytes(),
+        max_size: route.policy.max_bytes(),
         contiguous: true,
     })
 }
@@ -227,13 +229,14 @@ pub(crate) async fn check_open(
 /// another owner's otherwise) and what its session token allows.
 pub(crate) fn open_session(
     st: &AppState,
+    route: &UploadRoute,
     owner: &Owner,
     key: &str,
     upload_id: &str,
     token: &str,
 ) -> Result<(ObjectKey, CompletionRules), ApiError> {
-    let key = owned_key(owner, key)?;
-    let rules = check_session(st, owner, key.as_str(), upload_id, token)?;
+    let key = route.owned_key(owner, key)?;
+    let rules = check_session(st, route, owner, key.as_str(), upload_id, token)?;
     Ok((key, rules))
 }
 

@@ -1,7 +1,9 @@
 //! `GET /uploads/status`: what the worker made of an upload.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,6 +15,7 @@ use upload_pipeline::manifest::manifest_key;
 use crate::auth::*;
 use crate::config::*;
 use crate::error::*;
+use crate::route::*;
 
 /// The answer to `GET /uploads/status`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -40,9 +43,10 @@ pub(crate) struct StatusQuery {
 pub(crate) async fn status(
     State(st): State<AppState>,
     owner: Owner,
+    Extension(route): Extension<Arc<UploadRoute>>,
     ApiQuery(q): ApiQuery<StatusQuery>,
 ) -> Result<Response, ApiError> {
-    let key = owned_key(&owner, &q.key)?;
+    let key = route.owned_key(&owner, &q.key)?;
     let mkey = manifest_key(&key)?;
     let body = match st.processed.get(&mkey).await {
         Ok(got) => got.body,

@@ -5,23 +5,27 @@ use std::collections::{BTreeMap, HashMap};
 
 use std::time::{Duration, SystemTime};
 
-use axum::Json;
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use upload_core::{CompletedPart, ObjectKey, PutOptions};
 use upload_multipart::{CompletionRules, PartPlan};
 use upload_presign::headers::{Disposition, PutHeaders, content_disposition};
-use upload_presign::presign_post_upload;
+use upload_presign::presign_post_upload_with_metadata;
 
 use crate::auth::*;
 use crate::config::*;
 use crate::error::*;
+use crate::route::*;
 use crate::routes::*;
 use crate::session::*;
 
 /// Owner, key, S3 upload ID and rules of a call on `/s3/multipart/{uploadId}`.
 fn session(
     st: &AppState,
+    route: &UploadRoute,
     owner: &Owner,
     upload_id: &str,
     query: &HashMap<String, String>,
@@ -32,7 +36,7 @@ fn session(
     // `{S3 upload ID}~{token}`; without a `~` the empty token fails
     // the session check (403), after the owner and key checks.
     let (id, token) = upload_id.rsplit_once('~').unwrap_or((upload_id, ""));
-    let (key, rules) = open_session(st, owner, key, id, token)?;
+    let (key, rules) = open_session(st, route, owner, key, id, token)?;
     Ok((key, id.to_owned(), rules))
 }
 
@@ -52,12 +56,14 @@ fn size_of(v: Option<&serde_json::Value>) -> Result<Option<u64>, ApiError> {
     Ok(Some(size))
 }
 
-/// Uppy's `POST /s3/multipart` body (its `filename` is not used: keys
-/// never carry client names).
+/// Uppy's `POST /s3/multipart` body (its `filename` never becomes part of
+/// the key; the hook sees it).
 #[derive(Debug, Deserialize)]
 pub(crate) struct Create {
     #[serde(rename = "type")]
     content_type: String,
+    #[serde(default)]
+    filename: Option<String>,
     #[serde(default)]
     metadata: serde_json::Map<String, serde_json::Value>,
 }
@@ -65,17 +71,30 @@ pub(crate) struct Create {
 pub(crate) async fn create(
     State(st): State<AppState>,
     owner: Owner,
+    Extension(route): Extension<Arc<UploadRoute>>,
     ApiJson(req): ApiJson<Create>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let size = size_of(req.metadata.get("size"))?;
-    st.config.policy.check_content_type(&req.content_type)?;
+    route.policy.check_content_type(&req.content_type)?;
     if let Some(size) = size {
-        st.config.policy.check_size(size)?;
+        route.policy.check_size(size)?;
         PartPlan::new(size, upload_multipart::MIN_PART_SIZE)?;
     }
-    let key = new_key(&owner, &req.content_type)?;
-    let opts =
+    let key = route.new_key(&owner, &req.content_type)?;
+    let filename = req.filename.clone();
+    let metadata = route
+        .authorize_upload(HookRequest {
+            route: route.name().to_owned(),
+            owner: owner.clone(),
+            content_type: req.content_type.clone(),
+            size,
+            filename,
+            input: serde_json::Value::Object(req.metadata),
+        })
+        .await?;
+    let mut opts =
         PutOptions::default().with_content_type(upload_core::policy::essence(&req.content_type));
+    opts.metadata = metadata;
     let upload_id = st.uploads.create_multipart_upload(&key, opts).await?;
     // Uppy picks its own part size: 0 binds none, and an undeclared
     // size binds the policy's maximum.
@@ -107,13 +126,14 @@ fn part_number(raw: &str, rules: &CompletionRules) -> Result<u32, ApiError> {
 pub(crate) async fn sign_part(
     State(st): State<AppState>,
     owner: Owner,
+    Extension(route): Extension<Arc<UploadRoute>>,
     Path((upload_id, raw)): Path<(String, String)>,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (key, id, rules) = session(&st, &owner, &upload_id, &query)?;
+    let (key, id, rules) = session(&st, &route, &owner, &upload_id, &query)?;
     let n = part_number(&raw, &rules)?;
     check_open(&st, &key, &id).await?;
-    let expiry = st.config.policy.expiry();
+    let expiry = route.policy.expiry();
     let p = st.presigner.presign_upload_part(
         st.uploads.bucket(),
         &key,
@@ -138,10 +158,11 @@ pub(crate) async fn sign_part(
 pub(crate) async fn sign_batch(
     State(st): State<AppState>,
     owner: Owner,
+    Extension(route): Extension<Arc<UploadRoute>>,
     Path(upload_id): Path<String>,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (key, id, rules) = session(&st, &owner, &upload_id, &query)?;
+    let (key, id, rules) = session(&st, &route, &owner, &upload_id, &query)?;
     let raw = query
         .get("partNumbers")
         .ok_or_else(|| bad_request("the partNumbers query parameter is required".into()))?;
@@ -164,7 +185,7 @@ pub(crate) async fn sign_batch(
             &key,
             &id,
             n,
-            st.config.policy.expiry(),
+            route.policy.expiry(),
             now,
         )?;
         urls.insert(n.to_string(), p.url.to_string());
@@ -177,10 +198,11 @@ pub(crate) async fn sign_batch(
 pub(crate) async fn list_parts(
     State(st): State<AppState>,
     owner: Owner,
+    Extension(route): Extension<Arc<UploadRoute>>,
     Path(upload_id): Path<String>,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (key, id, _) = session(&st, &owner, &upload_id, &query)?;
+    let (key, id, _) = session(&st, &route, &owner, &upload_id, &query)?;
     let mut parts = st.uploads.list_parts(&key, &id).await?;
     parts.sort_by_key(|p| p.part_number);
     let parts: Vec<serde_json::Value> = parts
@@ -214,11 +236,12 @@ pub(crate) struct Complete {
 pub(crate) async fn complete(
     State(st): State<AppState>,
     owner: Owner,
+    Extension(route): Extension<Arc<UploadRoute>>,
     Path(upload_id): Path<String>,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
     ApiJson(req): ApiJson<Complete>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (key, id, rules) = session(&st, &owner, &upload_id, &query)?;
+    let (key, id, rules) = session(&st, &route, &owner, &upload_id, &query)?;
     let parts: Vec<CompletedPart> = req
         .parts
         .into_iter()
@@ -252,10 +275,11 @@ pub(crate) async fn complete(
 pub(crate) async fn abort(
     State(st): State<AppState>,
     owner: Owner,
+    Extension(route): Extension<Arc<UploadRoute>>,
     Path(upload_id): Path<String>,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (key, id, _) = session(&st, &owner, &upload_id, &query)?;
+    let (key, id, _) = session(&st, &route, &owner, &upload_id, &query)?;
     st.uploads.abort_multipart_upload(&key, &id).await?;
     Ok(Json(serde_json::json!({})))
 }
@@ -266,6 +290,7 @@ pub(crate) async fn abort(
 pub(crate) async fn params(
     State(st): State<AppState>,
     owner: Owner,
+    Extension(route): Extension<Arc<UploadRoute>>,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let content_type = query
@@ -277,22 +302,45 @@ pub(crate) async fn params(
             .map(|s| serde_json::Value::String(s.clone()))
             .as_ref(),
     )?;
-    st.config.policy.check_content_type(content_type)?;
-    let key = new_key(&owner, content_type)?;
+    route.policy.check_content_type(content_type)?;
+    if let Some(size) = size {
+        route.policy.check_size(size)?;
+    }
+    let key = route.new_key(&owner, content_type)?;
+    // Uppy sends the file's meta as `metadata[name]=value`.
+    let input: serde_json::Map<String, serde_json::Value> = query
+        .iter()
+        .filter_map(|(k, v)| {
+            let name = k.strip_prefix("metadata[")?.strip_suffix(']')?;
+            Some((name.to_owned(), serde_json::Value::String(v.clone())))
+        })
+        .collect();
+    let metadata = route
+        .authorize_upload(HookRequest {
+            route: route.name().to_owned(),
+            owner: owner.clone(),
+            content_type: content_type.clone(),
+            size,
+            filename: query.get("filename").cloned(),
+            input: serde_json::Value::Object(input),
+        })
+        .await?;
     let now = SystemTime::now();
     let bucket = st.uploads.bucket();
     if let Some(size) = size {
-        st.config.policy.check_size(size)?;
         let mut put = PutHeaders::default().with_content_length(size);
         if let Some(name) = query.get("filename") {
             put = put.with_content_disposition(content_disposition(Disposition::Attachment, name));
+        }
+        for (name, value) in &metadata {
+            put = put.with_metadata(name, value.clone());
         }
         let p = st.presigner.presign_put_with(
             bucket,
             &key,
             &upload_core::policy::essence(content_type),
             &put,
-            st.config.policy.expiry(),
+            route.policy.expiry(),
             now,
         )?;
         // Content-Length is the browser's to set; the others are sent as signed.
@@ -311,13 +359,14 @@ pub(crate) async fn params(
         })));
     }
     // No declared size: the form is bounded by the policy's maximum.
-    let p = presign_post_upload(
+    let p = presign_post_upload_with_metadata(
         &st.presigner,
-        &st.config.policy,
+        &route.policy,
         bucket,
         &key,
         content_type,
         None,
+        &metadata.into_iter().collect::<Vec<_>>(),
         now,
     )?;
     let fields: serde_json::Map<String, serde_json::Value> = p

@@ -982,6 +982,7 @@ async fn client_config() {
     assert_eq!(
         config,
         json!({
+            "route": "default",
             "content_types": ["image/jpeg", "image/png", "image/webp", "image/gif", "application/pdf"],
             "max_bytes": 64 * MIB,
             "multipart_threshold": MIB,

@@ -169,7 +169,8 @@ impl PutOptions {
     /// Adds one user metadata entry (`x-amz-meta-{name}`; the name is
     /// stored lowercase).
     pub fn with_metadata(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.metadata.insert(name.to_ascii_lowercase(), value.into());
+        self.metadata
+            .insert(name.to_ascii_lowercase(), value.into());
         self
     }
     /// Sets the checksum algorithm of a multipart upload's parts.
