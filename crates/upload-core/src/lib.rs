@@ -24,6 +24,7 @@ pub mod cors;
 pub mod error;
 pub mod event;
 pub mod key;
+pub mod metadata;
 pub mod multipart;
 pub mod policy;
 #[cfg(feature = "s3")]

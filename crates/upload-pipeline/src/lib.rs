@@ -29,6 +29,6 @@ pub use error::{Error, Result};
 pub use manifest::{ImageInfo, Manifest, Outcome, VariantRecord};
 pub use queue::{MemoryQueue, Queue, QueueMessage, ReceiveOptions};
 pub use worker::{
-    Handled, Health, HealthSnapshot, Heartbeat, RecordHandler, RunStats, UploadProcessor, Worker,
-    WorkerConfig,
+    Handled, Health, HealthSnapshot, Heartbeat, RecordHandler, RouteProcessing, RunStats,
+    UploadProcessor, Worker, WorkerConfig,
 };

@@ -42,6 +42,11 @@ pub struct Manifest {
     /// The decoded image's size and placeholder, when variants were made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageInfo>,
+    /// The upload's route, owner and app metadata, as signed into it by
+    /// the upload API (`x-amz-meta-*`, see [`upload_core::metadata`]);
+    /// flattened: `route`, `owner`, `metadata`, each absent when empty.
+    #[serde(default, flatten)]
+    pub upload: upload_core::metadata::UploadContext,
     /// When processing finished, RFC 3339 UTC.
     pub processed_at: String,
 }
@@ -61,6 +66,7 @@ impl Manifest {
             quarantine: None,
             variants: Vec::new(),
             image: None,
+            upload: Default::default(),
             processed_at: upload_core::timestamp::now_rfc3339(),
         }
     }

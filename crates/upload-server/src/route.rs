@@ -38,15 +38,15 @@ pub const DEFAULT_ROUTE: &str = "default";
 
 /// User metadata name (`x-amz-meta-upload-route`) holding the route an
 /// upload was made through.
-pub const ROUTE_METADATA: &str = "upload-route";
+pub const ROUTE_METADATA: &str = upload_core::metadata::ROUTE;
 
 /// User metadata name (`x-amz-meta-upload-owner`) holding the owner of an
 /// upload.
-pub const OWNER_METADATA: &str = "upload-owner";
+pub const OWNER_METADATA: &str = upload_core::metadata::OWNER;
 
 /// Most bytes of user metadata (names and values, as S3 counts them) an
 /// upload may carry: S3's limit of 2 KB.
-pub const MAX_METADATA_BYTES: usize = 2048;
+pub const MAX_METADATA_BYTES: usize = upload_core::metadata::MAX_BYTES;
 
 /// A route or prefix that cannot be served.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -323,7 +323,7 @@ impl UploadRoute {
                 && name
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !name.starts_with("upload-");
+                && !name.starts_with(upload_core::metadata::RESERVED_PREFIX);
             if !name_ok {
                 return Err(invalid(format!(
                     "the {} route's hook named metadata {name:?}: names are 1..=64 of [a-z0-9-], not starting with upload-",

@@ -8,7 +8,7 @@
 
 mod upload;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -125,9 +125,54 @@ pub struct WorkerConfig {
     /// After shutdown is asked for, how long messages in progress may run
     /// before they are abandoned and made visible again (default 20 s).
     pub shutdown_grace: Duration,
+    /// Processing per upload route, by route name (default: none). An
+    /// upload whose original carries `x-amz-meta-upload-route` (signed in
+    /// by the upload API, see [`upload_core::metadata`]) naming one of
+    /// these is checked against that route's policy and gets that route's
+    /// variants; any other upload gets [`WorkerConfig::policy`] and
+    /// [`WorkerConfig::variants`].
+    pub routes: BTreeMap<String, RouteProcessing>,
+}
+
+/// What the worker does with the uploads of one route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteProcessing {
+    /// Checked against the sniffed type and the real size; `None` takes
+    /// [`WorkerConfig::policy`].
+    pub policy: Option<UploadPolicy>,
+    /// Variants of each clean image; empty for none (the upload is
+    /// scanned, tagged and kept, e.g. documents).
+    pub variants: Vec<VariantSpec>,
+}
+
+impl RouteProcessing {
+    /// The route's variants, under the worker's policy.
+    pub fn variants(variants: Vec<VariantSpec>) -> Self {
+        Self {
+            policy: None,
+            variants,
+        }
+    }
+
+    /// No variants: scanned, tagged and kept.
+    pub fn scan_only() -> Self {
+        Self::variants(Vec::new())
+    }
+
+    /// Sets the route's own policy.
+    pub fn with_policy(mut self, policy: UploadPolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
 }
 
 impl WorkerConfig {
+    /// Sets the processing of the uploads of route `name`.
+    pub fn with_route(mut self, name: impl Into<String>, processing: RouteProcessing) -> Self {
+        self.routes.insert(name.into(), processing);
+        self
+    }
+
     /// Defaults around `policy`.
     pub fn new(policy: UploadPolicy) -> Self {
         Self {
@@ -140,6 +185,7 @@ impl WorkerConfig {
             retry_base: Duration::from_secs(2),
             retry_max: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(20),
+            routes: BTreeMap::new(),
         }
     }
     /// Sets the variants.

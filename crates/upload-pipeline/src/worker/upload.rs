@@ -2,7 +2,7 @@
 //! ObjectRemoved record of the uploads bucket.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use tracing::Instrument as _;
 use upload_core::event::sequencer_cmp;
+use upload_core::metadata::UploadContext;
 use upload_core::{
     ObjectKey, ObjectMeta, PutOptions, S3EventRecord, SNIFF_LEN, Storage, Tags, UploadPolicy,
     same_type, sniff,
@@ -77,6 +78,7 @@ pub struct UploadProcessor {
     quarantine: Quarantine,
     policy: UploadPolicy,
     variants: Arc<[VariantSpec]>,
+    routes: Arc<BTreeMap<String, (UploadPolicy, Arc<[VariantSpec]>)>>,
     decode_limits: DecodeLimits,
     locks: Arc<KeyLocks>,
 }
@@ -103,8 +105,36 @@ impl UploadProcessor {
             quarantine,
             policy: config.policy.clone(),
             variants: config.variants.clone().into(),
+            routes: Arc::new(
+                config
+                    .routes
+                    .iter()
+                    .map(|(name, r)| {
+                        let policy = r.policy.clone().unwrap_or_else(|| config.policy.clone());
+                        (name.clone(), (policy, r.variants.clone().into()))
+                    })
+                    .collect(),
+            ),
             decode_limits: config.decode_limits.clone(),
             locks: Arc::default(),
+        }
+    }
+
+    /// The policy and variants of an upload made through `route` (its
+    /// `x-amz-meta-upload-route`): the route's when configured, else the
+    /// worker's own.
+    fn processing_for(
+        &self,
+        key: &ObjectKey,
+        route: Option<&str>,
+    ) -> (&UploadPolicy, Arc<[VariantSpec]>) {
+        match route.map(|r| (r, self.routes.get(r))) {
+            Some((_, Some((policy, variants)))) => (policy, variants.clone()),
+            Some((name, None)) => {
+                tracing::warn!(%key, route = name, "no processing is configured for this route: the worker's default policy and variants apply");
+                (&self.policy, self.variants.clone())
+            }
+            None => (&self.policy, self.variants.clone()),
         }
     }
 
@@ -279,6 +309,8 @@ impl UploadProcessor {
             },
             Outcome::Clean,
         );
+        manifest.upload = UploadContext::from_metadata(&meta.metadata);
+        let (policy, variants) = self.processing_for(key, manifest.upload.route.as_deref());
 
         // The declared Content-Type (signed into the presigned URL) must
         // name what the bytes are, or the object would be served as
@@ -295,11 +327,7 @@ impl UploadProcessor {
             (Ok(s), Some(d)) if !same_type(d, s.mime) => {
                 Some(format!("declared as {d} but the bytes are {}", s.mime))
             }
-            (Ok(s), _) => self
-                .policy
-                .check(s.mime, meta.size)
-                .err()
-                .map(|e| e.to_string()),
+            (Ok(s), _) => policy.check(s.mime, meta.size).err().map(|e| e.to_string()),
         };
 
         // Every object is scanned, whatever the type check said: an
@@ -308,7 +336,7 @@ impl UploadProcessor {
         // the scanner; an allowed image is kept for decoding (its size is
         // within the policy's maximum).
         let image = refusal.is_none() && sniffed.is_ok_and(|s| s.mime.starts_with("image/"));
-        let decode = image && !self.variants.is_empty();
+        let decode = image && !variants.is_empty();
         let kept: Arc<Mutex<Vec<Bytes>>> = Arc::default();
         let tee = kept.clone();
         let body = futures::stream::iter(head_chunks.into_iter().map(Ok))
@@ -414,7 +442,7 @@ impl UploadProcessor {
         // decoder refuses is rejected and never carries a CLEAN tag.
         let rendered = if decode {
             let codec = self.codec.clone();
-            let specs = self.variants.clone();
+            let specs = variants.clone();
             let limits = self.decode_limits.clone();
             let span = tracing::Span::current();
             let rendered = tokio::task::spawn_blocking(move || -> Result<Rendered> {
@@ -621,6 +649,7 @@ impl UploadProcessor {
             },
             verdict,
         );
+        manifest.upload = UploadContext::from_metadata(&copy.metadata);
         manifest.signature = tags.get("scan-signature").map(str::to_owned);
         manifest.reason = tags.get("scan-reason").map(str::to_owned);
         manifest.quarantine = Some(Location {

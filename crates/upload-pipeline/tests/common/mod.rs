@@ -28,6 +28,12 @@ pub struct World {
 /// Uploads publish events into a queue with a 30 s visibility timeout and
 /// a dead-letter queue after 3 receives.
 pub fn world(scanner: Arc<dyn Scanner>) -> World {
+    let policy = upload_core::UploadPolicy::images_and_pdf(64 << 20).unwrap();
+    world_with(scanner, WorkerConfig::new(policy))
+}
+
+/// [`world`] with the worker configured by `config`.
+pub fn world_with(scanner: Arc<dyn Scanner>, config: WorkerConfig) -> World {
     let dlq = Arc::new(MemoryQueue::new("dlq"));
     let queue = Arc::new(
         MemoryQueue::new("events")
@@ -43,7 +49,6 @@ pub fn world(scanner: Arc<dyn Scanner>) -> World {
     );
     let processed = Arc::new(MemoryStorage::new("processed").unwrap());
     let quarantine = Arc::new(MemoryStorage::new("quarantine").unwrap());
-    let policy = upload_core::UploadPolicy::images_and_pdf(64 << 20).unwrap();
     let worker = Worker::new(
         queue.clone(),
         uploads.clone(),
@@ -51,7 +56,7 @@ pub fn world(scanner: Arc<dyn Scanner>) -> World {
         scanner,
         Arc::new(StandardCodec::default()),
         Quarantine::new(quarantine.clone(), "quarantine/"),
-        WorkerConfig::new(policy),
+        config,
     );
     World {
         queue,
