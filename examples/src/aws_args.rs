@@ -72,24 +72,5 @@ pub fn init_tracing_with(span_timings: bool) {
         .init();
 }
 
-/// Resolves on Ctrl-C or SIGTERM, whichever comes first.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-}
+/// Resolves on Ctrl-C or SIGTERM, whichever comes first (the library's).
+pub use upload_pipeline::service::shutdown_signal;

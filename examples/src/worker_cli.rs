@@ -7,7 +7,7 @@ use upload_core::s3::{AwsSettings, S3Storage, SdkConfig};
 use upload_core::{Storage, UploadPolicy};
 use upload_pipeline::sqs::{SqsQueue, sqs_client};
 use upload_pipeline::{
-    Health, ReceiveOptions, RunStats, StandardCodec, VariantSpec, Worker, WorkerConfig,
+    ReceiveOptions, RouteProcessing, StandardCodec, VariantSpec, Worker, WorkerConfig,
 };
 use upload_scan::{ClamdAddress, ClamdConfig, ClamdScanner, Quarantine};
 
@@ -42,6 +42,8 @@ pub struct WorkerPlan {
     pub dead_letter_queue_url: Option<String>,
     /// How long messages in progress may finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Processing per upload route (variants, or none), by route name.
+    pub routes: Vec<(String, RouteProcessing)>,
 }
 
 /// `host:port` is TCP; anything with a `/` is a Unix socket path.
@@ -76,6 +78,10 @@ pub fn build(settings: &AwsSettings, sdk: &SdkConfig, plan: &WorkerPlan) -> Resu
         .with_receive(receive)
         .with_variants(plan.variants.clone())
         .with_shutdown_grace(plan.shutdown_grace);
+    let config = plan
+        .routes
+        .iter()
+        .fold(config, |c, (name, r)| c.with_route(name.clone(), r.clone()));
     let sqs = sqs_client(settings, sdk);
     let queue = Arc::new(SqsQueue::new(sqs.clone(), &plan.queue_url));
     let worker = Worker::new(
@@ -94,37 +100,4 @@ pub fn build(settings: &AwsSettings, sdk: &SdkConfig, plan: &WorkerPlan) -> Resu
         Some(url) => worker.with_dead_letter_queue(Arc::new(SqsQueue::new(sqs, url))),
         None => worker,
     })
-}
-
-/// The health endpoints of a worker: `GET /healthz` (liveness: 200 while
-/// the run loop runs, 503 after it ended) and `GET /readyz` (readiness:
-/// 200 while it runs, is not stopping and its last receive succeeded,
-/// else 503). Both answer the [`upload_pipeline::HealthSnapshot`] as JSON.
-pub fn health_router(health: Health) -> axum::Router {
-    use axum::http::StatusCode;
-    use axum::routing::get;
-    let probe = |ready_only: bool| {
-        move |axum::extract::State(h): axum::extract::State<Health>| async move {
-            let s = h.snapshot();
-            let ok = if ready_only { s.ready } else { s.running };
-            let status = if ok {
-                StatusCode::OK
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            };
-            (status, axum::Json(s))
-        }
-    };
-    axum::Router::new()
-        .route("/healthz", get(probe(false)))
-        .route("/readyz", get(probe(true)))
-        .with_state(health)
-}
-
-/// Runs `worker` until `shutdown`, logging a summary line.
-///
-/// # Errors
-/// A queue error on receive (the queue URL is wrong or unreachable).
-pub async fn run(worker: &Worker, shutdown: impl Future<Output = ()>) -> Result<RunStats, String> {
-    worker.run(shutdown).await.map_err(|e| e.to_string())
 }

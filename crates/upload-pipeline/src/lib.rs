@@ -15,6 +15,8 @@ pub mod codec;
 pub mod error;
 pub mod manifest;
 pub mod queue;
+#[cfg(feature = "service")]
+pub mod service;
 #[cfg(feature = "sqs")]
 pub mod sqs;
 #[cfg(feature = "testkit")]

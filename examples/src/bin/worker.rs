@@ -18,7 +18,7 @@ use clap::Parser;
 use upload_core::UploadPolicy;
 use upload_examples::aws_args::{AwsArgs, init_tracing_with, shutdown_signal};
 use upload_examples::worker_cli::{self, WorkerPlan};
-use upload_pipeline::VariantSpec;
+use upload_pipeline::{RouteProcessing, VariantSpec};
 
 /// Processes uploads from an SQS queue of S3 events.
 #[derive(Debug, Parser)]
@@ -63,6 +63,15 @@ struct Args {
     /// thumb=256x256 and medium=1024x1024, WebP quality 80.
     #[arg(long = "variant", value_parser = parse_variant)]
     variants: Vec<VariantSpec>,
+    /// A variant of the uploads of one route (its signed
+    /// x-amz-meta-upload-route): `ROUTE/NAME=WIDTHxHEIGHT[:fit][:format]`,
+    /// repeatable, e.g. `avatar/square=128x128:cover:webp`.
+    #[arg(long = "route-variant", value_parser = parse_route_variant)]
+    route_variants: Vec<(String, VariantSpec)>,
+    /// A route whose uploads are scanned, tagged and kept without variants
+    /// (e.g. `document`), repeatable.
+    #[arg(long = "scan-only-route")]
+    scan_only_routes: Vec<String>,
     /// URL of a dead-letter queue that malformed messages are moved to at
     /// once (others reach it by the queue's redrive policy).
     #[arg(long, env = "UPLOAD_DEAD_LETTER_QUEUE_URL")]
@@ -79,6 +88,33 @@ struct Args {
     /// its span closes.
     #[arg(long)]
     log_spans: bool,
+}
+
+fn parse_route_variant(s: &str) -> Result<(String, VariantSpec), String> {
+    let (route, spec) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?}: expected ROUTE/NAME=WIDTHxHEIGHT[...]"))?;
+    Ok((route.to_owned(), parse_variant(spec)?))
+}
+
+/// Every route named by `--route-variant` or `--scan-only-route`, with its
+/// processing.
+fn routes(
+    variants: &[(String, VariantSpec)],
+    scan_only: &[String],
+) -> Vec<(String, RouteProcessing)> {
+    let mut routes: std::collections::BTreeMap<String, RouteProcessing> = scan_only
+        .iter()
+        .map(|r| (r.clone(), RouteProcessing::scan_only()))
+        .collect();
+    for (route, spec) in variants {
+        routes
+            .entry(route.clone())
+            .or_insert_with(RouteProcessing::scan_only)
+            .variants
+            .push(spec.clone());
+    }
+    routes.into_iter().collect()
 }
 
 fn parse_variant(s: &str) -> Result<VariantSpec, String> {
@@ -125,6 +161,7 @@ async fn main() -> ExitCode {
         },
         dead_letter_queue_url: args.dead_letter_queue_url,
         shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
+        routes: routes(&args.route_variants, &args.scan_only_routes),
     };
     let worker = match worker_cli::build(&settings, &sdk, &plan) {
         Ok(w) => w,
@@ -133,24 +170,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(addr) = args.health_addr {
-        let listener = match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("error: health endpoint on {addr}: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let router = worker_cli::health_router(worker.health());
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                tracing::error!(error = %e, "health endpoint stopped");
-            }
-        });
-        tracing::info!(%addr, "health endpoint: /healthz, /readyz");
-    }
     tracing::info!(queue = %plan.queue_url, uploads = %plan.uploads_bucket, processed = %plan.processed_bucket, "worker started");
-    match worker_cli::run(&worker, shutdown_signal()).await {
+    match upload_pipeline::service::serve_worker(&worker, args.health_addr, shutdown_signal()).await
+    {
         Ok(stats) => {
             println!(
                 "{}",

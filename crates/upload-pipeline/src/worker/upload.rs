@@ -39,6 +39,9 @@ pub const VARIANT_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 /// the original is processed.
 pub const MANIFEST_CACHE_CONTROL: &str = "no-cache";
 
+/// A route's policy and variants, resolved against the worker's defaults.
+type RouteRules = (UploadPolicy, Arc<[VariantSpec]>);
+
 /// Processes the records of the uploads bucket: the [`RecordHandler`] of
 /// [`super::Worker::new`].
 ///
@@ -78,7 +81,7 @@ pub struct UploadProcessor {
     quarantine: Quarantine,
     policy: UploadPolicy,
     variants: Arc<[VariantSpec]>,
-    routes: Arc<BTreeMap<String, (UploadPolicy, Arc<[VariantSpec]>)>>,
+    routes: Arc<BTreeMap<String, RouteRules>>,
     decode_limits: DecodeLimits,
     locks: Arc<KeyLocks>,
 }
