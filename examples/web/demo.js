@@ -11,7 +11,8 @@
 //   stored part's ETag and SHA-256, so an interrupted upload resumes after
 //   a reload: the page lists the stored parts (GET /multipart/parts), skips
 //   those whose bytes match the file and sends only the others.
-//   GET /uploads/status?key=K is polled until the worker's manifest exists.
+//   GET /uploads/status?key=K&wait=20 is a long poll: the server holds it
+//   until the worker's manifest exists (or 20 s pass, then it is asked again).
 //
 // Every state a test (or a person) needs is on the upload's <li>:
 // data-state (signing, uploading, completing, processing, done, rejected,
@@ -463,13 +464,13 @@ async function awaitProcessed(key, row) {
   const started = Date.now();
   while (Date.now() - started < POLL_LIMIT_MS) {
     try {
-      const { status, json } = await api("GET", `/uploads/status?${new URLSearchParams({ key })}`);
+      const { status, json } = await api("GET", `/uploads/status?${new URLSearchParams({ key, wait: "20" })}`);
       if (status === 200 && json.state === "processed") return showManifest(json, row);
     } catch (e) {
       // A server error or a lost connection passes; a refusal (4xx) does not.
       if (e instanceof ApiError && e.status < 500) throw e;
+      await sleep(POLL_MS);
     }
-    await sleep(POLL_MS);
   }
   row.set("error", `The worker has not processed ${key} after ${POLL_LIMIT_MS / 1000} s: is it running?`);
 }

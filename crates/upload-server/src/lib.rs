@@ -40,7 +40,7 @@
 //! | `POST /multipart/complete` | `{"key", "upload_id", "session", "parts": [{"part_number", "etag"}]}` | `{"key", "etag", "size"}` |
 //! | `POST /multipart/abort` | `{"key", "upload_id", "session"}` | 204 |
 //! | `GET /multipart/parts?key&upload_id&session[&part_number_marker][&max_parts]` | | [`PartsPage`] |
-//! | `GET /uploads/status?key=K` | | [`UploadStatus`] |
+//! | `GET /uploads/status?key=K[&wait=S]` | | [`UploadStatus`] (202 while pending; `wait` holds the request up to S ≤ 30 s for the outcome) |
 //! | `GET /config` | | [`ClientConfig`]: what a client needs to choose PUT or multipart |
 //!
 //! The same sessions are also served in the shape of Uppy's
@@ -104,4 +104,4 @@ pub use routes::{
     Completed, CreateUpload, PartUrl, PartsPage, SignedRequest, UploadForm, UploadTicket, router,
 };
 pub use session::{SessionClaims, SessionError, session_token, verify_session_token};
-pub use status::UploadStatus;
+pub use status::{MAX_STATUS_WAIT, UploadStatus};

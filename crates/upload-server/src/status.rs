@@ -36,10 +36,22 @@ pub enum UploadStatus {
 #[serde(deny_unknown_fields)]
 pub(crate) struct StatusQuery {
     key: String,
+    /// Seconds to wait for the outcome, 0..=[`MAX_STATUS_WAIT`].
+    #[serde(default)]
+    wait: Option<u64>,
 }
 
-/// `GET /uploads/status?key=K`: 202 [`UploadStatus::Pending`] until the
-/// manifest is written, then the manifest with presigned variant GETs.
+/// Longest `wait` of `GET /uploads/status`, in seconds (below the usual
+/// 60 s idle timeout of load balancers and proxies).
+pub const MAX_STATUS_WAIT: u64 = 30;
+
+/// `GET /uploads/status?key=K[&wait=S]`: 202 [`UploadStatus::Pending`]
+/// until the manifest is written, then the manifest with presigned
+/// variant GETs. With `wait` (seconds, 1..=[`MAX_STATUS_WAIT`]) the
+/// request is held until the manifest exists or the wait is over (a long
+/// poll: the store is read every 100 ms at first, backing off to every
+/// second), so a client learns the outcome with one request in flight
+/// instead of a polling loop.
 pub(crate) async fn status(
     State(st): State<AppState>,
     owner: Owner,
@@ -47,13 +59,31 @@ pub(crate) async fn status(
     ApiQuery(q): ApiQuery<StatusQuery>,
 ) -> Result<Response, ApiError> {
     let key = route.owned_key(&owner, &q.key)?;
-    let mkey = manifest_key(&key)?;
-    let body = match st.processed.get(&mkey).await {
-        Ok(got) => got.body,
-        Err(upload_core::Error::NotFound { .. }) => {
-            return Ok((StatusCode::ACCEPTED, Json(UploadStatus::Pending)).into_response());
+    let wait = match q.wait {
+        None => 0,
+        Some(w) if w <= MAX_STATUS_WAIT => w,
+        Some(w) => {
+            return Err(crate::routes::bad_request(format!(
+                "wait is {w} s; at most {MAX_STATUS_WAIT}"
+            )));
         }
-        Err(e) => return Err(e.into()),
+    };
+    let mkey = manifest_key(&key)?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
+    let mut pause = std::time::Duration::from_millis(100);
+    let body = loop {
+        match st.processed.get(&mkey).await {
+            Ok(got) => break got.body,
+            Err(upload_core::Error::NotFound { .. }) => {
+                let now = tokio::time::Instant::now();
+                if now >= deadline {
+                    return Ok((StatusCode::ACCEPTED, Json(UploadStatus::Pending)).into_response());
+                }
+                tokio::time::sleep(pause.min(deadline - now)).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(1));
+            }
+            Err(e) => return Err(e.into()),
+        }
     };
     let manifest: Manifest = serde_json::from_slice(&body).map_err(|e| ApiError {
         status: StatusCode::BAD_GATEWAY,

@@ -663,3 +663,84 @@ fn routes_that_would_share_keys_are_refused_at_configuration() {
         ["a", "b"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_can_wait_for_the_outcome() {
+    use upload_pipeline::manifest::{Manifest, SourceObject, manifest_key};
+    let h = harness().await;
+    let (key, _) = h
+        .put_ticket(
+            "/routes/avatar/uploads",
+            json!({"content_type": "image/png", "size": 4}),
+        )
+        .await;
+    let path = format!("/routes/avatar/uploads/status?key={key}&wait=10");
+    // The manifest appears while the request waits: one request answers.
+    let writer = {
+        let storage = h.storage.clone();
+        let key = ObjectKey::new(&key).unwrap();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            let mut m = Manifest::new(
+                SourceObject {
+                    bucket: "uploads".into(),
+                    key: key.clone(),
+                    etag: "abc".into(),
+                    size: 4,
+                    sniffed: Some("image/png".into()),
+                    version_id: None,
+                    sequencer: None,
+                },
+                upload_pipeline::Outcome::Clean,
+            );
+            m.upload.route = Some("avatar".into());
+            storage
+                .put(
+                    &manifest_key(&key).unwrap(),
+                    serde_json::to_vec(&m).unwrap().into(),
+                    Default::default(),
+                )
+                .await
+                .unwrap();
+        })
+    };
+    let (status, got) = h.get("alice", &path).await;
+    writer.await.unwrap();
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["state"], "processed");
+    assert_eq!(got["manifest"]["route"], "avatar");
+    assert_eq!(got["manifest"]["source"]["key"], json!(key));
+
+    // Nothing written: 202 pending once the wait is over.
+    let (other, _) = h
+        .put_ticket(
+            "/routes/avatar/uploads",
+            json!({"content_type": "image/png", "size": 4}),
+        )
+        .await;
+    let (status, got) = h
+        .get(
+            "alice",
+            &format!("/routes/avatar/uploads/status?key={other}&wait=1"),
+        )
+        .await;
+    assert_eq!((status, got["state"].as_str()), (202, Some("pending")));
+    // A wait past the bound is refused; another owner waits for nothing.
+    let (status, got) = h
+        .get(
+            "alice",
+            &format!("/routes/avatar/uploads/status?key={other}&wait=31"),
+        )
+        .await;
+    assert_eq!((status, got["error"].as_str()), (400, Some("bad_request")));
+    let (status, got) = h
+        .get(
+            "bob",
+            &format!("/routes/avatar/uploads/status?key={key}&wait=5"),
+        )
+        .await;
+    assert_eq!(
+        (status, got["error"].as_str()),
+        (403, Some("not_your_upload"))
+    );
+}
