@@ -16,6 +16,11 @@
 //!   URLs and writes into any [`Storage`](upload_core::Storage) and
 //!   [`MultipartStore`](upload_core::MultipartStore), answering refusals
 //!   with S3-style XML errors, so in-memory backends accept direct uploads.
+//! - [`RefreshingPresigner`]: a presigner whose credentials come from a
+//!   [`CredentialsProvider`] (fixed, a closure, or with feature `s3` the AWS
+//!   chain) and are refreshed before they expire; it and a fixed
+//!   `Arc<Presigner>` are [`PresignerSource`]s, asked per request for a
+//!   presigner whose credentials outlive the URL.
 //! - [`serve`]: serves a router with header-read and body-idle timeouts
 //!   ([`ServerTimeouts`]).
 
@@ -26,6 +31,8 @@ pub mod endpoint;
 pub mod error;
 pub mod headers;
 pub mod post;
+pub mod provider;
+pub mod refresh;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod server;
@@ -35,6 +42,8 @@ pub mod verify;
 pub use credentials::Credentials;
 pub use endpoint::{EndpointBucket, LocalEndpoint, RunningEndpoint};
 pub use post::{PostRequest, PresignedPost, presign_post_upload};
+pub use provider::CredentialsProvider;
+pub use refresh::{PresignerSource, RefreshingPresigner};
 pub use server::{ServerTimeouts, serve};
 
 pub use error::{Error, Result};

@@ -202,26 +202,7 @@ impl Presigner {
     /// [`Error::InvalidEndpoint`] if the endpoint is not http(s), has no
     /// host, or carries a query or fragment.
     pub fn new(endpoint: Url, region: &str, credentials: Credentials) -> Result<Self> {
-        let bad = |reason| Error::InvalidEndpoint {
-            url: endpoint.to_string(),
-            reason,
-        };
-        if !matches!(endpoint.scheme(), "http" | "https") {
-            return Err(bad("scheme must be http or https"));
-        }
-        if endpoint.host_str().is_none() {
-            return Err(bad("no host"));
-        }
-        if endpoint.query().is_some() || endpoint.fragment().is_some() {
-            return Err(bad("must not carry a query or fragment"));
-        }
-        if region.is_empty()
-            || !region
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return Err(bad("region must be non-empty [a-z0-9-]"));
-        }
+        check_endpoint(&endpoint, region)?;
         Ok(Self {
             endpoint,
             region: region.to_owned(),
@@ -694,6 +675,32 @@ impl Presigner {
         *cache = Some((date.to_owned(), k, h));
         out
     }
+}
+
+/// Checks that `endpoint` is http(s) with a host and no query or fragment,
+/// and that `region` is non-empty `[A-Za-z0-9-]`.
+pub(crate) fn check_endpoint(endpoint: &Url, region: &str) -> Result<()> {
+    let bad = |reason| Error::InvalidEndpoint {
+        url: endpoint.to_string(),
+        reason,
+    };
+    if !matches!(endpoint.scheme(), "http" | "https") {
+        return Err(bad("scheme must be http or https"));
+    }
+    if endpoint.host_str().is_none() {
+        return Err(bad("no host"));
+    }
+    if endpoint.query().is_some() || endpoint.fragment().is_some() {
+        return Err(bad("must not carry a query or fragment"));
+    }
+    if region.is_empty()
+        || !region
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(bad("region must be non-empty [a-z0-9-]"));
+    }
+    Ok(())
 }
 
 /// Checks the policy, then presigns a create-only PUT for an upload with
