@@ -129,7 +129,11 @@ fn check_covers(p: &Presigner, now: SystemTime, lifetime: Duration) -> Result<()
 ///
 /// URLs never outlive their credentials: a presigner is only handed out for
 /// a lifetime its credentials cover, and [`Presigner::presign`] refuses a
-/// longer expiry anyway.
+/// longer expiry anyway. So a URL lifetime must stay below how long before
+/// expiry the source hands out new credentials: EC2 and ECS roles make new
+/// ones available at least 5 minutes ahead, so URLs of up to 5 minutes
+/// always get a presigner; a longer one can get `CredentialsExpireFirst`
+/// while the source still returns credentials closer to their expiry.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -237,9 +241,9 @@ impl RefreshingPresigner {
         self
     }
 
-    /// Refreshes credentials that expire within `refresh_before` (default
-    /// [`DEFAULT_REFRESH_BEFORE`], 5 minutes) of the URL's own expiry being
-    /// asked for, or of now.
+    /// Refreshes credentials early when they expire less than
+    /// `refresh_before` after the URL asked for would (default
+    /// [`DEFAULT_REFRESH_BEFORE`], 5 minutes).
     pub fn with_refresh_before(mut self, refresh_before: Duration) -> Self {
         self.refresh_before = refresh_before;
         self

@@ -21,10 +21,11 @@ use upload_presign::{
 const LIFETIME: Duration = Duration::from_secs(2);
 
 /// Hands out the next of a fixed list of keys on each call, expiring
-/// `LIFETIME` after the call, after `delay`; fails while `fail` is set.
+/// `lifetime` after the call, after `delay`; fails while `fail` is set.
 #[derive(Debug)]
 struct RotatingProvider {
     keys: Vec<Credentials>,
+    lifetime: Duration,
     calls: AtomicUsize,
     fail: AtomicBool,
     delay: Duration,
@@ -34,7 +35,12 @@ struct RotatingProvider {
 
 impl RotatingProvider {
     fn new(delay: Duration) -> Arc<Self> {
+        Self::with_lifetime(delay, LIFETIME)
+    }
+
+    fn with_lifetime(delay: Duration, lifetime: Duration) -> Arc<Self> {
         Arc::new(Self {
+            lifetime,
             // Session tokens as role credentials carry them.
             keys: (0..40)
                 .map(|i| Credentials::random().with_session_token(format!("token-{i}")))
@@ -65,7 +71,7 @@ impl CredentialsProvider for RotatingProvider {
                 reason: format!("instance metadata unreachable (call {n})"),
             });
         }
-        let expires_at = SystemTime::now() + LIFETIME;
+        let expires_at = SystemTime::now() + self.lifetime;
         let c = self.keys[n].clone().with_expiry(expires_at);
         self.issued
             .lock()
@@ -403,10 +409,12 @@ async fn static_credentials_and_bad_endpoints() {
 
 /// URLs signed with the credentials before and after a rotation upload
 /// through the verifying local endpoint, which knows every key the provider
-/// can hand out.
+/// can hand out: both while the old credentials are still valid, and the
+/// old URL no longer once they expired.
 #[tokio::test]
 async fn urls_signed_before_and_after_rotation_verify_end_to_end() {
-    let provider = RotatingProvider::new(Duration::ZERO);
+    // 4 s credentials, 3 s URLs, refreshed early once under 3.5 s are left.
+    let provider = RotatingProvider::with_lifetime(Duration::ZERO, Duration::from_secs(4));
     let storage = Arc::new(MemoryStorage::new("uploads").unwrap());
     let endpoint = LocalEndpoint::new(Verifier::new("us-east-1", provider.keys.clone()))
         .with_bucket(storage.clone(), None)
@@ -428,41 +436,40 @@ async fn urls_signed_before_and_after_rotation_verify_end_to_end() {
             (r.status().as_u16(), r.text().await.unwrap())
         }
     };
-    let one = Duration::from_secs(1);
+    let three = Duration::from_secs(3);
+    let (k0, k1) = (&provider.keys[0], &provider.keys[1]);
 
-    let before = put_url(&source.presigner(one).await.unwrap(), "before.txt", one);
-    assert_eq!(signed_by(&before).0, provider.keys[0].access_key_id);
-    assert_eq!(put(before.clone(), b"b1").await.0, 200);
-
-    // Past the first credentials' expiry.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    let after = put_url(&source.presigner(one).await.unwrap(), "after.txt", one);
-    let (akid, _, token) = signed_by(&after);
-    assert_eq!(akid, provider.keys[1].access_key_id);
+    let before = put_url(&source.presigner(three).await.unwrap(), "before.txt", three);
+    assert_eq!(signed_by(&before).0, k0.access_key_id);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Rotated early: the old credentials and the URL are still valid.
+    let after = put_url(&source.presigner(three).await.unwrap(), "after.txt", three);
+    let (akid, url_expires_at, token) = signed_by(&after);
+    assert_eq!(akid, k1.access_key_id);
     assert_eq!(token, "token-1");
-    assert_eq!(put(after, b"a2").await.0, 200);
-    // The URL from before the rotation has expired with its credentials.
-    let (status, body) = put(before, b"b1").await;
+    assert!(url_expires_at <= provider.expiry_of(&k1.access_key_id));
+    assert!(SystemTime::now() < provider.expiry_of(&k0.access_key_id));
+    assert_eq!(put(before.clone(), b"b1").await, (200, String::new()));
+    assert_eq!(put(after, b"a2").await, (200, String::new()));
+
+    // Past the old credentials' expiry, and so past the old URL's.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert!(SystemTime::now() > provider.expiry_of(&k0.access_key_id));
+    let (status, body) = put(before, b"b3").await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("<Code>AccessDenied</Code>"), "{body}");
+    // The current credentials still upload.
+    let now = put_url(&source.presigner(three).await.unwrap(), "now.txt", three);
+    assert_eq!(put(now, b"n4").await.0, 200);
 
-    assert_eq!(
-        storage
-            .get(&ObjectKey::new("before.txt").unwrap())
-            .await
-            .unwrap()
-            .body
-            .as_ref(),
-        b"b1"
-    );
-    assert_eq!(
-        storage
-            .get(&ObjectKey::new("after.txt").unwrap())
-            .await
-            .unwrap()
-            .body
-            .as_ref(),
-        b"a2"
-    );
+    for (k, body) in [
+        ("before.txt", b"b1"),
+        ("after.txt", b"a2"),
+        ("now.txt", b"n4"),
+    ] {
+        let got = storage.get(&ObjectKey::new(k).unwrap()).await.unwrap();
+        assert_eq!(got.body.as_ref(), body, "{k}");
+    }
+    assert_eq!(provider.calls(), 3, "k0, k1 early, k2 after k1 aged");
     endpoint.shutdown().await.unwrap();
 }
