@@ -11,7 +11,8 @@
 //!   `If-None-Match: *` pinned (a replayed URL gets 412, never replacing
 //!   the original).
 //! - [`Verifier`]: checks a presigned request the way S3 does (expiry,
-//!   signature over the canonical request, signed headers).
+//!   signature over the canonical request under any of its keys, signed
+//!   headers, temporary credentials not expired).
 //! - [`LocalEndpoint`]: an HTTP server on 127.0.0.1 that verifies presigned
 //!   URLs and writes into any [`Storage`](upload_core::Storage) and
 //!   [`MultipartStore`](upload_core::MultipartStore), answering refusals
