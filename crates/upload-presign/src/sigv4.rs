@@ -182,7 +182,6 @@ impl PresignedUrl {
 /// Signs presigned URLs for one endpoint, region and access key.
 ///
 /// The signing key is derived once per UTC date and cached.
-#[derive(Debug)]
 pub struct Presigner {
     endpoint: Url,
     region: String,
@@ -191,6 +190,19 @@ pub struct Presigner {
     /// Signing key of one UTC date, and an HMAC already keyed with it (its
     /// inner and outer pads hashed once, cloned per signature).
     key_cache: Mutex<Option<(String, [u8; 32], HmacSha256)>>,
+}
+
+/// Shows the endpoint, region, style and credentials (secret and token
+/// redacted), never the cached signing key.
+impl std::fmt::Debug for Presigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presigner")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("region", &self.region)
+            .field("style", &self.style)
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Presigner {
@@ -969,6 +981,31 @@ mod tests {
              &X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
         );
         assert_eq!(r.expires_at, at(AWS_EXAMPLE_TIME + 86400));
+    }
+
+    /// `Debug` never shows the secret, the session token or the cached
+    /// signing key.
+    #[test]
+    fn debug_redacts_secrets_and_the_signing_key() {
+        let p = Presigner::new(
+            Url::parse("http://127.0.0.1:9000").unwrap(),
+            "us-east-1",
+            aws_creds().with_session_token("sessiontoken"),
+        )
+        .unwrap();
+        let key = ObjectKey::new("k").unwrap();
+        p.presign_get("bkt", &key, Duration::from_secs(60), at(AWS_EXAMPLE_TIME))
+            .unwrap();
+        let signing_key = hex::encode(p.signing_key("20130524"));
+        let shown = format!("{p:?}");
+        assert_eq!(
+            shown,
+            "Presigner { endpoint: \"http://127.0.0.1:9000/\", region: \"us-east-1\", \
+             style: Path, credentials: Credentials { access_key_id: \"AKIAIOSFODNN7EXAMPLE\", \
+             secret_access_key: \"<redacted>\", session_token: Some(\"<redacted>\"), \
+             expires_at: None }, .. }"
+        );
+        assert!(!shown.contains(&signing_key));
     }
 
     #[test]
