@@ -7,7 +7,7 @@
 //! - [`Credentials`] itself: fixed credentials, handed out as they are.
 //! - [`FnProvider`]: an async closure, for applications with their own
 //!   source (a secrets manager, a token exchange).
-//! - `SdkCredentialsProvider` (feature `s3`, in [`crate::s3`]): the AWS SDK's
+//! - `upload_presign::s3::SdkCredentialsProvider` (feature `s3`): the AWS SDK's
 //!   provider chain (environment, profile, instance or container role).
 //! - `Arc<P>` and `Box<P>` of any provider.
 
