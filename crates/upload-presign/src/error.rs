@@ -81,6 +81,13 @@ pub enum Error {
         /// How long ago it expired, in seconds.
         expired_seconds_ago: u64,
     },
+    /// The temporary credentials the request was signed with have expired,
+    /// even if the URL itself has not (S3 `ExpiredToken`, 400).
+    #[error("the credentials that signed the request expired {expired_seconds_ago} s ago")]
+    ExpiredToken {
+        /// How long ago the credentials expired, in seconds.
+        expired_seconds_ago: u64,
+    },
     /// The URL was signed more than 15 minutes in the future (S3
     /// `AccessDenied`, "Request is not valid yet").
     #[error("request is not valid yet")]
@@ -123,7 +130,7 @@ impl Error {
             | Error::TimeOutOfRange => "InvalidArgument",
             Error::CredentialsUnavailable { .. } | Error::Sdk { .. } => "InternalError",
             Error::InvalidPostPolicy { .. } => "InvalidPolicyDocument",
-            Error::CredentialsExpireFirst { .. } => "ExpiredToken",
+            Error::CredentialsExpireFirst { .. } | Error::ExpiredToken { .. } => "ExpiredToken",
         }
     }
 

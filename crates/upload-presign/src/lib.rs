@@ -11,11 +11,17 @@
 //!   `If-None-Match: *` pinned (a replayed URL gets 412, never replacing
 //!   the original).
 //! - [`Verifier`]: checks a presigned request the way S3 does (expiry,
-//!   signature over the canonical request, signed headers).
+//!   signature over the canonical request under any of its keys, signed
+//!   headers, temporary credentials not expired).
 //! - [`LocalEndpoint`]: an HTTP server on 127.0.0.1 that verifies presigned
 //!   URLs and writes into any [`Storage`](upload_core::Storage) and
 //!   [`MultipartStore`](upload_core::MultipartStore), answering refusals
 //!   with S3-style XML errors, so in-memory backends accept direct uploads.
+//! - [`RefreshingPresigner`]: a presigner whose credentials come from a
+//!   [`CredentialsProvider`] (fixed, a closure, or with feature `s3` the AWS
+//!   chain) and are refreshed before they expire; it and a fixed
+//!   `Arc<Presigner>` are [`PresignerSource`]s, asked per request for a
+//!   presigner whose credentials outlive the URL.
 //! - [`serve`]: serves a router with header-read and body-idle timeouts
 //!   ([`ServerTimeouts`]).
 
@@ -26,6 +32,8 @@ pub mod endpoint;
 pub mod error;
 pub mod headers;
 pub mod post;
+pub mod provider;
+pub mod refresh;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod server;
@@ -37,6 +45,8 @@ pub use endpoint::{EndpointBucket, LocalEndpoint, RunningEndpoint};
 pub use post::{
     PostRequest, PresignedPost, presign_post_upload, presign_post_upload_with_metadata,
 };
+pub use provider::CredentialsProvider;
+pub use refresh::{PresignerSource, RefreshingPresigner};
 pub use server::{ServerTimeouts, serve};
 
 pub use error::{Error, Result};

@@ -501,6 +501,13 @@ impl crate::Verifier {
                 "The provided token is malformed or otherwise invalid.",
             ));
         }
+        if creds.expires_at.is_some_and(|c| now >= c) {
+            return Err(rejected(
+                400,
+                "ExpiredToken",
+                "The provided token has expired.",
+            ));
+        }
         let lower_hex = given_sig.len() == 64
             && given_sig
                 .bytes()
@@ -1022,6 +1029,33 @@ mod tests {
             ok.fields
                 .iter()
                 .any(|(n, v)| n == "x-amz-security-token" && v == "tok")
+        );
+        // A form signed with temporary credentials stops working when they
+        // expire (before its policy would, here: a 60 s policy signed with
+        // the same key, unaware of the credentials' expiry).
+        let unaware = Presigner::new(
+            Url::parse("http://127.0.0.1:9000").unwrap(),
+            "us-east-1",
+            creds().with_session_token("tok"),
+        )
+        .unwrap()
+        .presign_post(&base(), at(T0))
+        .unwrap();
+        let v = Verifier::new(
+            "us-east-1",
+            [creds().with_session_token("tok").with_expiry(at(T0 + 30))],
+        );
+        assert!(v.verify_post("uploads", &ok.fields, 5, at(T0 + 29)).is_ok());
+        assert!(
+            v.verify_post("uploads", &unaware.fields, 5, at(T0 + 29))
+                .is_ok()
+        );
+        let e = v
+            .verify_post("uploads", &unaware.fields, 5, at(T0 + 30))
+            .unwrap_err();
+        assert_eq!(
+            (e.status, e.code, e.message.as_str()),
+            (400, "ExpiredToken", "The provided token has expired.")
         );
         let policy = UploadPolicy::images_and_pdf(1024).unwrap();
         assert!(matches!(

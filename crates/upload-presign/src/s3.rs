@@ -1,7 +1,8 @@
 //! Presigning through `aws-sdk-s3` (feature `s3`): [`SdkPresigner`], and
 //! [`credentials_from_sdk`] to feed our own [`crate::Presigner`] with the
 //! credentials the AWS chain resolves (environment, profile, instance or
-//! container role, with session tokens).
+//! container role, with session tokens), and [`SdkCredentialsProvider`] to
+//! keep refreshing them (see [`crate::RefreshingPresigner`]).
 //!
 //! [`SdkPresigner`] is the library baseline that our sans-IO
 //! [`crate::Presigner`] is measured and cross-checked against: both produce
@@ -14,43 +15,116 @@
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::ProvideCredentials;
+use aws_sdk_s3::config::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_s3::presigning::PresigningConfig;
 use upload_core::ObjectKey;
 use upload_core::s3::SdkConfig;
 
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
+use crate::provider::CredentialsProvider;
 use crate::sigv4::{Method, PresignedRequest};
 
 /// Resolves the credentials of `sdk`'s provider chain once, as
 /// [`Credentials`] (with the session token of temporary credentials) and
 /// their expiry, if they have one.
 ///
+/// Credentials resolved once expire with the role session that issued them;
+/// for a long-running server, sign through a
+/// [`RefreshingPresigner`](crate::RefreshingPresigner) over a
+/// [`SdkCredentialsProvider`] instead.
+///
 /// # Errors
 /// [`Error::CredentialsUnavailable`] when the configuration has no
 /// provider or the provider fails (no credentials in the environment,
 /// profile or instance metadata).
 pub async fn credentials_from_sdk(sdk: &SdkConfig) -> Result<(Credentials, Option<SystemTime>)> {
-    let provider = sdk
-        .credentials_provider()
-        .ok_or_else(|| Error::CredentialsUnavailable {
-            reason: "the AWS configuration has no credentials provider".into(),
-        })?;
-    let c = provider
-        .provide_credentials()
-        .await
-        .map_err(|e| Error::CredentialsUnavailable {
-            reason: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-        })?;
-    let mut out = Credentials::new(c.access_key_id(), c.secret_access_key());
-    if let Some(t) = c.session_token() {
-        out = out.with_session_token(t);
+    let c = SdkCredentialsProvider::from_sdk_config(sdk)?
+        .credentials()
+        .await?;
+    let expiry = c.expires_at;
+    Ok((c, expiry))
+}
+
+/// A [`CredentialsProvider`] over the AWS SDK's credentials provider (the
+/// default chain of an [`SdkConfig`]: environment, profile, web identity,
+/// container and instance roles; or any [`ProvideCredentials`]).
+///
+/// Each call asks the SDK provider, which caches and refreshes credentials
+/// itself; the access key, secret, session token and expiry map onto
+/// [`Credentials`].
+///
+/// ```no_run
+/// # async fn demo() -> upload_presign::Result<()> {
+/// use upload_presign::{RefreshingPresigner, Url, s3::SdkCredentialsProvider};
+/// let sdk = upload_core::s3::aws_config::load_defaults(
+///     upload_core::s3::aws_config::BehaviorVersion::latest(),
+/// )
+/// .await;
+/// let presigner = RefreshingPresigner::new(
+///     Url::parse("https://s3.eu-west-1.amazonaws.com").unwrap(),
+///     "eu-west-1",
+///     SdkCredentialsProvider::from_sdk_config(&sdk)?,
+/// )?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SdkCredentialsProvider {
+    inner: SharedCredentialsProvider,
+}
+
+impl SdkCredentialsProvider {
+    /// Wraps an SDK credentials provider (e.g. an
+    /// `aws_config::default_provider::credentials::DefaultCredentialsChain`,
+    /// or [`aws_sdk_s3::config::Credentials`] for fixed ones).
+    pub fn new(provider: impl ProvideCredentials + 'static) -> Self {
+        Self {
+            inner: SharedCredentialsProvider::new(provider),
+        }
     }
-    if let Some(e) = c.expiry() {
-        out = out.with_expiry(e);
+
+    /// Wraps an already shared SDK provider.
+    pub fn from_shared(provider: SharedCredentialsProvider) -> Self {
+        Self { inner: provider }
     }
-    Ok((out, c.expiry()))
+
+    /// The credentials provider of `sdk` (as loaded by
+    /// `aws_config::load_defaults`).
+    ///
+    /// # Errors
+    /// [`Error::CredentialsUnavailable`] when the configuration has no
+    /// credentials provider.
+    pub fn from_sdk_config(sdk: &SdkConfig) -> Result<Self> {
+        sdk.credentials_provider()
+            .map(Self::from_shared)
+            .ok_or_else(|| Error::CredentialsUnavailable {
+                reason: "the AWS configuration has no credentials provider".into(),
+            })
+    }
+}
+
+#[async_trait::async_trait]
+impl CredentialsProvider for SdkCredentialsProvider {
+    /// # Errors
+    /// [`Error::CredentialsUnavailable`] with the SDK provider's error and
+    /// its causes.
+    async fn credentials(&self) -> Result<Credentials> {
+        let c =
+            self.inner
+                .provide_credentials()
+                .await
+                .map_err(|e| Error::CredentialsUnavailable {
+                    reason: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+                })?;
+        let mut out = Credentials::new(c.access_key_id(), c.secret_access_key());
+        if let Some(t) = c.session_token() {
+            out = out.with_session_token(t);
+        }
+        if let Some(e) = c.expiry() {
+            out = out.with_expiry(e);
+        }
+        Ok(out)
+    }
 }
 
 /// Presigned requests made by `aws-sdk-s3`'s own presigning.

@@ -182,7 +182,6 @@ impl PresignedUrl {
 /// Signs presigned URLs for one endpoint, region and access key.
 ///
 /// The signing key is derived once per UTC date and cached.
-#[derive(Debug)]
 pub struct Presigner {
     endpoint: Url,
     region: String,
@@ -191,6 +190,19 @@ pub struct Presigner {
     /// Signing key of one UTC date, and an HMAC already keyed with it (its
     /// inner and outer pads hashed once, cloned per signature).
     key_cache: Mutex<Option<(String, [u8; 32], HmacSha256)>>,
+}
+
+/// Shows the endpoint, region, style and credentials (secret and token
+/// redacted), never the cached signing key.
+impl std::fmt::Debug for Presigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presigner")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("region", &self.region)
+            .field("style", &self.style)
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Presigner {
@@ -202,26 +214,7 @@ impl Presigner {
     /// [`Error::InvalidEndpoint`] if the endpoint is not http(s), has no
     /// host, or carries a query or fragment.
     pub fn new(endpoint: Url, region: &str, credentials: Credentials) -> Result<Self> {
-        let bad = |reason| Error::InvalidEndpoint {
-            url: endpoint.to_string(),
-            reason,
-        };
-        if !matches!(endpoint.scheme(), "http" | "https") {
-            return Err(bad("scheme must be http or https"));
-        }
-        if endpoint.host_str().is_none() {
-            return Err(bad("no host"));
-        }
-        if endpoint.query().is_some() || endpoint.fragment().is_some() {
-            return Err(bad("must not carry a query or fragment"));
-        }
-        if region.is_empty()
-            || !region
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return Err(bad("region must be non-empty [a-z0-9-]"));
-        }
+        check_endpoint(&endpoint, region)?;
         Ok(Self {
             endpoint,
             region: region.to_owned(),
@@ -696,6 +689,32 @@ impl Presigner {
     }
 }
 
+/// Checks that `endpoint` is http(s) with a host and no query or fragment,
+/// and that `region` is non-empty `[A-Za-z0-9-]`.
+pub(crate) fn check_endpoint(endpoint: &Url, region: &str) -> Result<()> {
+    let bad = |reason| Error::InvalidEndpoint {
+        url: endpoint.to_string(),
+        reason,
+    };
+    if !matches!(endpoint.scheme(), "http" | "https") {
+        return Err(bad("scheme must be http or https"));
+    }
+    if endpoint.host_str().is_none() {
+        return Err(bad("no host"));
+    }
+    if endpoint.query().is_some() || endpoint.fragment().is_some() {
+        return Err(bad("must not carry a query or fragment"));
+    }
+    if region.is_empty()
+        || !region
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(bad("region must be non-empty [a-z0-9-]"));
+    }
+    Ok(())
+}
+
 /// Checks the policy, then presigns a create-only PUT for an upload with
 /// `Content-Type`, `Content-Length` and `If-None-Match: *` signed and the
 /// policy's expiry: a second PUT with the same URL gets 412
@@ -962,6 +981,31 @@ mod tests {
              &X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
         );
         assert_eq!(r.expires_at, at(AWS_EXAMPLE_TIME + 86400));
+    }
+
+    /// `Debug` never shows the secret, the session token or the cached
+    /// signing key.
+    #[test]
+    fn debug_redacts_secrets_and_the_signing_key() {
+        let p = Presigner::new(
+            Url::parse("http://127.0.0.1:9000").unwrap(),
+            "us-east-1",
+            aws_creds().with_session_token("sessiontoken"),
+        )
+        .unwrap();
+        let key = ObjectKey::new("k").unwrap();
+        p.presign_get("bkt", &key, Duration::from_secs(60), at(AWS_EXAMPLE_TIME))
+            .unwrap();
+        let signing_key = hex::encode(p.signing_key("20130524"));
+        let shown = format!("{p:?}");
+        assert_eq!(
+            shown,
+            "Presigner { endpoint: \"http://127.0.0.1:9000/\", region: \"us-east-1\", \
+             style: Path, credentials: Credentials { access_key_id: \"AKIAIOSFODNN7EXAMPLE\", \
+             secret_access_key: \"<redacted>\", session_token: Some(\"<redacted>\"), \
+             expires_at: None }, .. }"
+        );
+        assert!(!shown.contains(&signing_key));
     }
 
     #[test]

@@ -63,7 +63,10 @@ pub struct Verifier {
 
 impl Verifier {
     /// A verifier for `region` that accepts signatures by any of
-    /// `credentials`.
+    /// `credentials` (several keys, e.g. the old and new keys around a
+    /// rotation). Temporary credentials are refused from their
+    /// [`Credentials::expires_at`] on, as S3 does (`ExpiredToken`), even
+    /// when the URL's own expiry is later.
     pub fn new(region: &str, credentials: impl IntoIterator<Item = Credentials>) -> Self {
         Self {
             region: region.to_owned(),
@@ -89,9 +92,11 @@ impl Verifier {
     /// signed headers include `host` and were all sent, and the signature
     /// matches the canonical request recomputed from what was received.
     ///
+    /// The credentials must not have expired (their `expires_at`).
+    ///
     /// # Errors
     /// [`Error::MalformedQuery`], [`Error::InvalidAccessKeyId`],
-    /// [`Error::Expired`], [`Error::NotYetValid`],
+    /// [`Error::Expired`], [`Error::NotYetValid`], [`Error::ExpiredToken`],
     /// [`Error::SignatureDoesNotMatch`].
     pub fn verify(&self, req: &IncomingRequest<'_>, now: SystemTime) -> Result<VerifiedRequest> {
         let malformed = |reason: &str| Error::MalformedQuery {
@@ -167,6 +172,13 @@ impl Verifier {
             .is_some_and(|limit| signed_at > limit)
         {
             return Err(Error::NotYetValid);
+        }
+        if let Some(c) = creds.expires_at
+            && now >= c
+        {
+            return Err(Error::ExpiredToken {
+                expired_seconds_ago: now.duration_since(c).unwrap_or_default().as_secs(),
+            });
         }
         if creds.session_token.is_some()
             && pairs
@@ -452,6 +464,39 @@ mod tests {
             assert!(matches!(e, Error::MalformedQuery { .. }), "{q}: {e:?}");
             assert_eq!(e.s3_code(), "AuthorizationQueryParametersError");
         }
+    }
+
+    /// A URL outliving its temporary credentials (as aws-sdk-s3 presigns
+    /// them) stops working when they expire, with S3's `ExpiredToken`.
+    #[test]
+    fn expired_credentials_are_refused_before_the_url_expires() {
+        let c = Credentials::new("ASIATEMP", "secret").with_session_token("tok");
+        let p = Presigner::new(
+            Url::parse("http://127.0.0.1:8080").unwrap(),
+            "us-east-1",
+            c.clone(),
+        )
+        .unwrap();
+        let v = Verifier::new("us-east-1", [c.with_expiry(at(T0 + 100))]);
+        let key = ObjectKey::new("a.jpg").unwrap();
+        let r = p
+            .presign_get("b-1", &key, Duration::from_secs(300), at(T0))
+            .unwrap();
+        let ok = check(&v, &r.url, "GET", &[], T0 + 99).unwrap();
+        assert_eq!(ok.expires_at, at(T0 + 300));
+        for (now, ago) in [(T0 + 100, 0), (T0 + 250, 150)] {
+            let e = check(&v, &r.url, "GET", &[], now).unwrap_err();
+            assert!(
+                matches!(e, Error::ExpiredToken { expired_seconds_ago } if expired_seconds_ago == ago),
+                "{e:?}"
+            );
+            assert_eq!((e.s3_code(), e.http_status()), ("ExpiredToken", 400));
+        }
+        // The URL's own expiry still answers AccessDenied.
+        assert!(matches!(
+            check(&v, &r.url, "GET", &[], T0 + 300),
+            Err(Error::Expired { .. })
+        ));
     }
 
     #[test]
