@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 use upload_core::{MultipartStore, Storage, UploadPolicy};
-use upload_presign::Presigner;
+use upload_presign::PresignerSource;
 
 use crate::auth::*;
 use crate::route::*;
@@ -90,14 +90,18 @@ impl ServerConfig {
 /// uploads bucket (multipart side) and the processed bucket.
 #[derive(Clone)]
 pub struct AppState {
-    /// Signs URLs for the uploads bucket.
-    pub presigner: Arc<Presigner>,
+    /// Signs URLs for the uploads bucket: a fixed `Arc<Presigner>` or a
+    /// [`RefreshingPresigner`](upload_presign::RefreshingPresigner) whose
+    /// credentials come from a provider (the AWS chain) and are refreshed
+    /// before they expire; asked once per request for a presigner whose
+    /// credentials outlive the URL.
+    pub presigner: Arc<dyn PresignerSource>,
     /// The uploads bucket, for multipart sessions.
     pub uploads: Arc<dyn MultipartStore>,
     /// The processed bucket, for manifests and variants.
     pub processed: Arc<dyn Storage>,
-    /// Signs GETs for the processed bucket.
-    pub processed_presigner: Arc<Presigner>,
+    /// Signs GETs for the processed bucket (as [`AppState::presigner`]).
+    pub processed_presigner: Arc<dyn PresignerSource>,
     /// Configuration.
     pub config: Arc<ServerConfig>,
     /// Key of the session tokens that bind a multipart upload ID to its

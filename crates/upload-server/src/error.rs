@@ -77,6 +77,14 @@ impl From<upload_presign::Error> for ApiError {
     fn from(e: upload_presign::Error) -> Self {
         match e {
             upload_presign::Error::Policy(p) => p.into(),
+            // The credentials provider failed, or gave credentials that
+            // would not outlive the URL: nothing was signed; retry later.
+            upload_presign::Error::CredentialsUnavailable { .. }
+            | upload_presign::Error::CredentialsExpireFirst { .. } => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "credentials_unavailable",
+                message: e.to_string(),
+            },
             other => Self {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 code: "presign_failed",

@@ -252,12 +252,13 @@ pub(crate) async fn create_upload(
             input: req.input.clone().unwrap_or_default(),
         })
         .await?;
+    let presigner = st.presigner.presigner(route.policy.expiry()).await?;
     let now = SystemTime::now();
     let bucket = st.uploads.bucket().to_owned();
     if req.size <= route.multipart_threshold && req.form == UploadForm::Post {
         // Bounded to exactly the declared size (content-length-range).
         let p = presign_post_upload_with_metadata(
-            &st.presigner,
+            &presigner,
             &route.policy,
             &bucket,
             &key,
@@ -283,7 +284,7 @@ pub(crate) async fn create_upload(
         for (name, value) in metadata {
             headers = headers.with_metadata(&name, value);
         }
-        let p = st.presigner.presign_put_with(
+        let p = presigner.presign_put_with(
             &bucket,
             &key,
             &upload_core::policy::essence(&req.content_type),
@@ -306,7 +307,7 @@ pub(crate) async fn create_upload(
     let last = plan.part_count().min(st.config.first_batch.max(1));
     // Each part URL pins its part's exact Content-Length.
     let parts = presign_planned_parts(
-        &st.presigner,
+        &presigner,
         &bucket,
         &key,
         &upload_id,
@@ -361,11 +362,12 @@ pub(crate) async fn sign_parts(
     }
     // The upload must still be open (not completed or aborted).
     check_open(&st, &key, &req.upload_id).await?;
+    let presigner = st.presigner.presigner(route.policy.expiry()).await?;
     let (expiry, now) = (route.policy.expiry(), SystemTime::now());
     let parts = match (rules.size, rules.part_size) {
         // A planned session: each part URL pins its part's exact size.
         (Some(size), Some(part_size)) => presign_planned_parts(
-            &st.presigner,
+            &presigner,
             st.uploads.bucket(),
             &key,
             &req.upload_id,
@@ -375,7 +377,7 @@ pub(crate) async fn sign_parts(
             now,
         )?,
         _ => presign_parts(
-            &st.presigner,
+            &presigner,
             st.uploads.bucket(),
             &key,
             &req.upload_id,

@@ -90,10 +90,14 @@ pub(crate) async fn status(
         code: "corrupt_manifest",
         message: format!("{mkey}: {e}"),
     })?;
+    let presigner = st
+        .processed_presigner
+        .presigner(st.config.download_expiry)
+        .await?;
     let now = SystemTime::now();
     let mut variant_urls = Vec::new();
     for v in &manifest.variants {
-        let p = st.processed_presigner.presign_get(
+        let p = presigner.presign_get(
             st.processed.bucket(),
             &v.key,
             st.config.download_expiry,

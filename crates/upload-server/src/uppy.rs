@@ -134,7 +134,8 @@ pub(crate) async fn sign_part(
     let n = part_number(&raw, &rules)?;
     check_open(&st, &key, &id).await?;
     let expiry = route.policy.expiry();
-    let p = st.presigner.presign_upload_part(
+    let presigner = st.presigner.presigner(expiry).await?;
+    let p = presigner.presign_upload_part(
         st.uploads.bucket(),
         &key,
         &id,
@@ -177,10 +178,11 @@ pub(crate) async fn sign_batch(
         )));
     }
     check_open(&st, &key, &id).await?;
+    let presigner = st.presigner.presigner(route.policy.expiry()).await?;
     let now = SystemTime::now();
     let mut urls = BTreeMap::new();
     for n in numbers {
-        let p = st.presigner.presign_upload_part(
+        let p = presigner.presign_upload_part(
             st.uploads.bucket(),
             &key,
             &id,
@@ -256,6 +258,8 @@ pub(crate) async fn complete(
     // served; read variants through /uploads/status).
     let mut location = st
         .presigner
+        .presigner(Duration::from_secs(60))
+        .await?
         .presign_get(
             st.uploads.bucket(),
             &key,
@@ -325,6 +329,7 @@ pub(crate) async fn params(
             input: serde_json::Value::Object(input),
         })
         .await?;
+    let presigner = st.presigner.presigner(route.policy.expiry()).await?;
     let now = SystemTime::now();
     let bucket = st.uploads.bucket();
     if let Some(size) = size {
@@ -335,7 +340,7 @@ pub(crate) async fn params(
         for (name, value) in &metadata {
             put = put.with_metadata(name, value.clone());
         }
-        let p = st.presigner.presign_put_with(
+        let p = presigner.presign_put_with(
             bucket,
             &key,
             &upload_core::policy::essence(content_type),
@@ -360,7 +365,7 @@ pub(crate) async fn params(
     }
     // No declared size: the form is bounded by the policy's maximum.
     let p = presign_post_upload_with_metadata(
-        &st.presigner,
+        &presigner,
         &route.policy,
         bucket,
         &key,

@@ -52,10 +52,10 @@ fn state(
     config.session_lifetime = session_lifetime;
     let presigner = Arc::new(presigner);
     AppState {
-        presigner: presigner.clone(),
+        presigner: Arc::new(presigner.clone()),
         uploads: multipart,
         processed: objects,
-        processed_presigner: presigner,
+        processed_presigner: Arc::new(presigner),
         config: Arc::new(config),
         session_secret: Arc::new([7; 32]),
         authorizer: common::test_authorizer(),

@@ -40,10 +40,10 @@ async fn harness(timeouts: ServerTimeouts) -> Harness {
     config.multipart_threshold = MIB;
     config.part_size = 5 * MIB;
     let state = AppState {
-        presigner: presigner.clone(),
+        presigner: Arc::new(presigner.clone()),
         uploads: mp,
         processed: storage.clone(),
-        processed_presigner: presigner,
+        processed_presigner: Arc::new(presigner),
         config: Arc::new(config),
         session_secret: Arc::new([9; 32]),
         authorizer: common::test_authorizer(),

@@ -32,9 +32,9 @@ use upload_core::UploadPolicy;
 use upload_core::s3::S3Storage;
 use upload_examples::aws_args::{AwsArgs, init_tracing, shutdown_signal};
 use upload_examples::dev_auth::DevHeaderAuthorizer;
-use upload_presign::s3::credentials_from_sdk;
+use upload_presign::s3::SdkCredentialsProvider;
 use upload_presign::sigv4::AddressingStyle;
-use upload_presign::{Presigner, Url};
+use upload_presign::{PresignerSource, RefreshingPresigner, Url};
 use upload_server::{AppState, ServerConfig};
 
 /// Presigned-upload API for browsers and other clients.
@@ -104,9 +104,10 @@ async fn serve(args: Args) -> Result<(), String> {
         .and_then(|p| p.with_expiry(Duration::from_secs(args.expiry_seconds)))
         .map_err(|e| e.to_string())?;
     let (settings, sdk) = args.aws.load().await;
-    let (credentials, _expiry) = credentials_from_sdk(&sdk)
-        .await
-        .map_err(|e| e.to_string())?;
+    // The AWS chain (environment, profile, instance or container role),
+    // asked again before its credentials expire: role credentials that
+    // rotate keep presigning working.
+    let credentials = SdkCredentialsProvider::from_sdk_config(&sdk).map_err(|e| e.to_string())?;
     let region = sdk
         .region()
         .map(|r| r.to_string())
@@ -130,11 +131,16 @@ async fn serve(args: Args) -> Result<(), String> {
         ),
     };
     let endpoint = Url::parse(&endpoint).map_err(|e| format!("endpoint URL {endpoint}: {e}"))?;
-    let presigner = Arc::new(
-        Presigner::new(endpoint, &region, credentials)
+    let presigner: Arc<dyn PresignerSource> = Arc::new(
+        RefreshingPresigner::new(endpoint, &region, credentials)
             .map_err(|e| e.to_string())?
             .with_style(style),
     );
+    // Fail at start-up, not on the first request, when there are none.
+    presigner
+        .presigner(policy.expiry())
+        .await
+        .map_err(|e| format!("signing credentials: {e}"))?;
     let s3 = settings.s3_client(&sdk);
     let uploads = S3Storage::new(s3.clone(), &args.uploads_bucket).map_err(|e| e.to_string())?;
     let processed = S3Storage::new(s3, &args.processed_bucket).map_err(|e| e.to_string())?;
