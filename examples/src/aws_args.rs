@@ -74,3 +74,41 @@ pub fn init_tracing_with(span_timings: bool) {
 
 /// Resolves on Ctrl-C or SIGTERM, whichever comes first (the library's).
 pub use upload_pipeline::service::shutdown_signal;
+
+/// A presigner over the AWS chain's credentials (environment, profile,
+/// instance or container role), asked again before they expire, for the
+/// endpoint clients reach: `public_endpoint_url` when clients see the
+/// store under another address than this process does, else the endpoint
+/// URL (path style as configured), else `https://s3.{region}.amazonaws.com`
+/// (virtual-hosted style).
+///
+/// # Errors
+/// No credentials provider in the chain, or an invalid endpoint URL.
+pub fn refreshing_presigner(
+    settings: &AwsSettings,
+    sdk: &SdkConfig,
+    public_endpoint_url: Option<&str>,
+) -> Result<upload_presign::RefreshingPresigner, String> {
+    use upload_presign::sigv4::AddressingStyle;
+    let credentials = upload_presign::s3::SdkCredentialsProvider::from_sdk_config(sdk)
+        .map_err(|e| e.to_string())?;
+    let region = sdk
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "us-east-1".into());
+    let (endpoint, style) = match public_endpoint_url.or(settings.endpoint_url.as_deref()) {
+        Some(e) if settings.force_path_style => (e.to_owned(), AddressingStyle::Path),
+        Some(e) => (e.to_owned(), AddressingStyle::VirtualHosted),
+        None => (
+            format!("https://s3.{region}.amazonaws.com"),
+            AddressingStyle::VirtualHosted,
+        ),
+    };
+    let url = upload_presign::Url::parse(&endpoint)
+        .map_err(|e| format!("endpoint URL {endpoint}: {e}"))?;
+    Ok(
+        upload_presign::RefreshingPresigner::new(url, &region, credentials)
+            .map_err(|e| e.to_string())?
+            .with_style(style),
+    )
+}

@@ -13,10 +13,13 @@
 //! - [`demo`]: the browser demo pages (`/` and `/uppy.html`) that
 //!   `presign-server --demo` serves beside that API.
 //! - [`worker_cli`]: the worker on SQS + S3 + clamd.
+//! - [`consumer`]: a consumer app (bearer tokens, SQLite, `avatar` and
+//!   `document` routes, a verified webhook receiver) built on the crates.
 //! - [`setup`]: buckets, queue, dead-letter queue, notifications, CORS and
 //!   lifecycle, in one idempotent call.
 
 pub mod aws_args;
+
 pub mod demo;
 pub mod dev_auth;
 pub mod quickstart;

@@ -30,11 +30,9 @@ use std::time::Duration;
 use clap::Parser;
 use upload_core::UploadPolicy;
 use upload_core::s3::S3Storage;
-use upload_examples::aws_args::{AwsArgs, init_tracing, shutdown_signal};
+use upload_examples::aws_args::{AwsArgs, init_tracing, refreshing_presigner, shutdown_signal};
 use upload_examples::dev_auth::DevHeaderAuthorizer;
-use upload_presign::s3::SdkCredentialsProvider;
-use upload_presign::sigv4::AddressingStyle;
-use upload_presign::{PresignerSource, RefreshingPresigner, Url};
+use upload_presign::PresignerSource;
 use upload_server::{AppState, ServerConfig};
 
 /// Presigned-upload API for browsers and other clients.
@@ -104,38 +102,11 @@ async fn serve(args: Args) -> Result<(), String> {
         .and_then(|p| p.with_expiry(Duration::from_secs(args.expiry_seconds)))
         .map_err(|e| e.to_string())?;
     let (settings, sdk) = args.aws.load().await;
-    // The AWS chain (environment, profile, instance or container role),
-    // asked again before its credentials expire: role credentials that
-    // rotate keep presigning working.
-    let credentials = SdkCredentialsProvider::from_sdk_config(&sdk).map_err(|e| e.to_string())?;
-    let region = sdk
-        .region()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| "us-east-1".into());
-    let (endpoint, style) = match args
-        .public_endpoint_url
-        .as_ref()
-        .or(settings.endpoint_url.as_ref())
-    {
-        Some(e) => (
-            e.clone(),
-            if settings.force_path_style {
-                AddressingStyle::Path
-            } else {
-                AddressingStyle::VirtualHosted
-            },
-        ),
-        None => (
-            format!("https://s3.{region}.amazonaws.com"),
-            AddressingStyle::VirtualHosted,
-        ),
-    };
-    let endpoint = Url::parse(&endpoint).map_err(|e| format!("endpoint URL {endpoint}: {e}"))?;
-    let presigner: Arc<dyn PresignerSource> = Arc::new(
-        RefreshingPresigner::new(endpoint, &region, credentials)
-            .map_err(|e| e.to_string())?
-            .with_style(style),
-    );
+    let presigner: Arc<dyn PresignerSource> = Arc::new(refreshing_presigner(
+        &settings,
+        &sdk,
+        args.public_endpoint_url.as_deref(),
+    )?);
     // Fail at start-up, not on the first request, when there are none.
     presigner
         .presigner(policy.expiry())
