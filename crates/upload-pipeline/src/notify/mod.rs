@@ -17,10 +17,10 @@
 //! - [`MemoryNotifier`]: records in memory, can fail on demand (tests).
 //! - [`ChannelNotifier`]: an in-process `tokio::sync::mpsc` channel.
 //! - [`QueueNotifier`]: the JSON onto any [`Queue`](crate::Queue); on
-//!   [`SqsQueue`](crate::sqs::SqsQueue) (feature `sqs`) this is the SQS
+//!   `sqs::SqsQueue` (feature `sqs`) this is the SQS
 //!   notifier.
 //! - [`WebhookNotifier`]: a [`QueueNotifier`] into an outbox queue, drained
-//!   by [`WebhookDeliverer`] (feature `webhook`), which POSTs each
+//!   by `WebhookDeliverer` (feature `webhook`), which POSTs each
 //!   notification signed by [`WebhookSigner`]; receivers check it with
 //!   [`WebhookVerifier`].
 
@@ -72,6 +72,38 @@ pub struct UploadContext {
     /// Other user metadata, by name without the `x-amz-meta-` prefix.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+}
+
+impl UploadContext {
+    /// Metadata name of [`route`](Self::route): `x-amz-meta-route`.
+    pub const ROUTE: &'static str = "route";
+    /// Metadata name of [`owner`](Self::owner): `x-amz-meta-owner`.
+    pub const OWNER: &'static str = "owner";
+
+    /// The context of an object's user metadata (names without the
+    /// `x-amz-meta-` prefix, as S3 returns them, lowercase): `route` and
+    /// `owner` are taken out into their fields, the rest is kept in
+    /// [`metadata`](Self::metadata).
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use upload_pipeline::UploadContext;
+    /// let meta = BTreeMap::from([
+    ///     ("owner".to_owned(), "u1".to_owned()),
+    ///     ("album".to_owned(), "2026".to_owned()),
+    /// ]);
+    /// let c = UploadContext::from_metadata(meta);
+    /// assert_eq!(c.owner.as_deref(), Some("u1"));
+    /// assert_eq!(c.route, None);
+    /// assert_eq!(c.metadata.len(), 1);
+    /// ```
+    pub fn from_metadata(mut metadata: BTreeMap<String, String>) -> Self {
+        Self {
+            route: metadata.remove(Self::ROUTE),
+            owner: metadata.remove(Self::OWNER),
+            metadata,
+        }
+    }
 }
 
 /// The `type` of a notification.

@@ -8,7 +8,7 @@ use super::{MAX_NOTIFICATION_BYTES, Notifier, NotifyError, UploadNotification};
 use crate::queue::Queue;
 
 /// Publishes each notification's JSON ([`UploadNotification::to_json`]) as
-/// one message on a [`Queue`]: on [`SqsQueue`](crate::sqs::SqsQueue)
+/// one message on a [`Queue`]: on `sqs::SqsQueue`
 /// (feature `sqs`) this is the SQS notifier, on [`MemoryQueue`](crate::MemoryQueue)
 /// an in-process outbox. Consumers parse each body with
 /// [`UploadNotification::from_json`] and deduplicate by its
@@ -22,7 +22,7 @@ pub struct QueueNotifier<Q: Queue> {
 /// Webhook notifications: a [`QueueNotifier`] into an outbox queue, so
 /// [`Notifier::notify`] never waits on the HTTP receiver. A
 /// `WebhookDeliverer` (feature `webhook`) drains the outbox. Use an
-/// [`SqsQueue`](crate::sqs::SqsQueue) with a dead-letter queue for an
+/// `sqs::SqsQueue` with a dead-letter queue for an
 /// outbox that survives restarts, a [`MemoryQueue`](crate::MemoryQueue) in
 /// process.
 pub type WebhookNotifier<Q> = QueueNotifier<Q>;
