@@ -124,7 +124,7 @@ fn local() -> SocketAddr {
 fn config(url: &str) -> DeliveryConfig {
     DeliveryConfig::new(url)
         .with_concurrency(4)
-        .with_request_timeout(Duration::from_millis(300))
+        .with_request_timeout(Duration::from_millis(500))
         .with_visibility_timeout(Duration::from_secs(2))
         .with_backoff(Backoff::new(
             Duration::from_millis(20),
@@ -209,7 +209,7 @@ async fn a_failing_receiver_gets_every_event_after_retries() {
 async fn a_receiver_that_times_out_is_retried() {
     let secret = WebhookSecret::generate();
     let (r, url) = serve(
-        Mode::SleepFirst(1, Duration::from_millis(1500)),
+        Mode::SleepFirst(1, Duration::from_secs(2)),
         &secret,
         local(),
     )
@@ -239,8 +239,16 @@ async fn a_slow_receiver_within_the_timeout_gets_each_event_once() {
     let outbox = Arc::new(MemoryQueue::new("outbox"));
     let sent = many(8);
     enqueue(&outbox, &sent).await;
-    let d =
-        WebhookDeliverer::new(outbox.clone(), WebhookSigner::new(secret), config(&url)).unwrap();
+    // A timeout far above the 150 ms answers: no retry even on a loaded
+    // machine.
+    let d = WebhookDeliverer::new(
+        outbox.clone(),
+        WebhookSigner::new(secret),
+        config(&url)
+            .with_request_timeout(Duration::from_secs(2))
+            .with_visibility_timeout(Duration::from_secs(4)),
+    )
+    .unwrap();
     let stats = drain(&d).await;
     assert_eq!(
         stats,
