@@ -357,3 +357,32 @@ async fn run_delivers_until_shut_down() {
     assert!(outbox.is_empty());
     assert_all_arrived(&r, &sent);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_is_not_a_notification_is_never_posted_and_dead_lettered() {
+    let secret = WebhookSecret::generate();
+    let (r, url) = serve(Mode::FailFirst(0), &secret, local()).await;
+    let dlq = Arc::new(MemoryQueue::new("outbox-dlq"));
+    let outbox = Arc::new(
+        MemoryQueue::new("outbox")
+            .with_dead_letter_queue(1, dlq.clone())
+            .unwrap(),
+    );
+    outbox.send("not a notification".into()).await.unwrap();
+    let d =
+        WebhookDeliverer::new(outbox.clone(), WebhookSigner::new(secret), config(&url)).unwrap();
+    let first = d.deliver_once().await.unwrap();
+    assert_eq!(
+        first,
+        DeliveryStats {
+            delivered: 0,
+            retried: 0,
+            malformed: 1
+        }
+    );
+    // Rescheduled with the longest backoff (80 ms), then redriven.
+    let second = d.deliver_once().await.unwrap();
+    assert_eq!(second, DeliveryStats::default());
+    assert_eq!((outbox.len(), dlq.len()), (0, 1));
+    assert!(r.hits().is_empty(), "never posted");
+}
