@@ -113,8 +113,9 @@ impl WebhookSecret {
         Ok(Self(bytes))
     }
 
-    /// A new random secret of 32 bytes (from the OS generator, through a
-    /// v4 UUID's 122 random bits twice and more).
+    /// A new random secret of 32 bytes: two v4 UUIDs, so 244 of its bits
+    /// come from the OS random generator (the other 12 are the UUIDs'
+    /// fixed version and variant bits).
     pub fn generate() -> Self {
         let mut bytes = Vec::with_capacity(32);
         bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
