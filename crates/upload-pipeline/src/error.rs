@@ -125,6 +125,18 @@ pub enum Error {
         /// The join error.
         reason: String,
     },
+    /// The outcome could not be handed to the
+    /// [`Notifier`](crate::notify::Notifier): the message stays on the
+    /// queue and is delivered again (the notification then carries the
+    /// same ID).
+    #[error("notification failed: {0}")]
+    Notify(Box<crate::notify::NotifyError>),
+}
+
+impl From<crate::notify::NotifyError> for Error {
+    fn from(e: crate::notify::NotifyError) -> Self {
+        Error::Notify(Box::new(e))
+    }
 }
 
 impl Error {

@@ -8,12 +8,16 @@
 //!   limits with shrink-on-load for JPEG, EXIF orientation, ICC to sRGB,
 //!   resize with `contain`/`cover`/`fill`, WebP/AVIF/JPEG/PNG encode,
 //!   metadata stripped) and [`Placeholder`] (ThumbHash, dominant colour).
+//! - [`notify`]: upload outcomes pushed back to the application
+//!   ([`UploadNotification`], [`Notifier`]: in memory, a channel, a queue
+//!   such as SQS, Standard Webhooks through an outbox).
 //!
 //! All fallible functions return this crate's [`Error`].
 
 pub mod codec;
 pub mod error;
 pub mod manifest;
+pub mod notify;
 pub mod queue;
 #[cfg(feature = "service")]
 pub mod service;
@@ -29,6 +33,13 @@ pub use codec::{
 };
 pub use error::{Error, Result};
 pub use manifest::{ImageInfo, Manifest, Outcome, VariantRecord};
+pub use notify::{
+    ChannelNotifier, MemoryNotifier, Notifier, NotifyError, QueueNotifier, UploadContext,
+    UploadNotification, VerifyError, WebhookNotifier, WebhookSecret, WebhookSigner,
+    WebhookVerifier,
+};
+#[cfg(feature = "webhook")]
+pub use notify::{DeliveryConfig, WebhookDeliverer};
 pub use queue::{MemoryQueue, Queue, QueueMessage, ReceiveOptions};
 pub use worker::{
     Handled, Health, HealthSnapshot, Heartbeat, RecordHandler, RouteProcessing, RunStats,

@@ -219,6 +219,28 @@ async fn a_wired_bucket_sends_its_object_events_to_the_queue() {
     assert_eq!(removed, [key], "one ObjectRemoved");
 }
 
+#[tokio::test]
+#[ignore = "needs moto: run scripts/test.sh"]
+async fn queue_notifier_on_sqs_passes_the_notifier_suite() {
+    use std::sync::Arc;
+    use upload_pipeline::QueueNotifier;
+    use upload_pipeline::testkit::notify::{self as notify_suite, Promises, QueueDelivered};
+
+    let q = Arc::new(queue(QueueSettings::default()).await);
+    let n = QueueNotifier::new(q.clone());
+    // A standard SQS queue does not keep order.
+    let promises = Promises {
+        ordered: false,
+        ..Promises::queue()
+    };
+    notify_suite::run_all(&n, &mut QueueDelivered(q.as_ref()), &promises).await;
+    assert_eq!(
+        q.approximate_len().await.unwrap(),
+        0,
+        "the suite leaves the queue empty"
+    );
+}
+
 /// A 24 × 16 PNG, different for every `seed`.
 fn png(seed: u32) -> Bytes {
     upload_pipeline::testkit::codec::png_pattern(24, 16, seed).into()

@@ -1,4 +1,5 @@
 //! Conformance suites for this crate's traits (feature `testkit`).
 
 pub mod codec;
+pub mod notify;
 pub mod queue;

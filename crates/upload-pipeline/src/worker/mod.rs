@@ -422,6 +422,7 @@ impl Health {
 pub struct Worker {
     queue: Arc<dyn Queue>,
     handler: Arc<dyn RecordHandler>,
+    processor: Option<UploadProcessor>,
     dead_letter: Option<Arc<dyn Queue>>,
     config: WorkerConfig,
     health: Health,
@@ -442,7 +443,27 @@ impl Worker {
     ) -> Self {
         let processor =
             UploadProcessor::new(uploads, processed, scanner, codec, quarantine, &config);
-        Self::with_handler(queue, Arc::new(processor), config)
+        let mut w = Self::with_handler(queue, Arc::new(processor.clone()), config);
+        w.processor = Some(processor);
+        w
+    }
+
+    /// Pushes every outcome to `notifier` (see
+    /// [`UploadProcessor::with_notifier`]): processed, rejected,
+    /// quarantined, removed, each with the upload's route, owner and
+    /// metadata, at least once. For workers made with [`Worker::new`]; a
+    /// [`RecordHandler`] of your own ([`Worker::with_handler`]) notifies
+    /// itself, and is left unchanged.
+    pub fn with_notifier(mut self, notifier: Arc<dyn crate::notify::Notifier>) -> Self {
+        match self.processor.take() {
+            Some(p) => {
+                let p = p.with_notifier(notifier);
+                self.handler = Arc::new(p.clone());
+                self.processor = Some(p);
+            }
+            None => tracing::warn!("with_notifier on a worker with its own RecordHandler: ignored"),
+        }
+        self
     }
 
     /// A worker handing each record of `queue` to `handler`; of `config`
@@ -456,6 +477,7 @@ impl Worker {
         Self {
             queue,
             handler,
+            processor: None,
             dead_letter: None,
             config,
             health: Health::default(),

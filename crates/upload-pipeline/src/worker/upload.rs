@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{
     ImageInfo, Location, Manifest, Outcome, SourceObject, VariantRecord, manifest_key, variant_key,
 };
+use crate::notify::{Notifier, UploadNotification};
 
 /// What the blocking decode-and-render step hands back.
 struct Rendered {
@@ -84,6 +85,7 @@ pub struct UploadProcessor {
     routes: Arc<BTreeMap<String, RouteRules>>,
     decode_limits: DecodeLimits,
     locks: Arc<KeyLocks>,
+    notifier: Option<Arc<dyn Notifier>>,
 }
 
 impl UploadProcessor {
@@ -120,7 +122,31 @@ impl UploadProcessor {
             ),
             decode_limits: config.decode_limits.clone(),
             locks: Arc::default(),
+            notifier: None,
         }
+    }
+
+    /// Hands every outcome to `notifier` before the record counts as
+    /// handled: a processed, rejected or quarantined upload once its
+    /// manifest is written, a removed one before its manifest is deleted,
+    /// and again on every redelivery of a record already handled (at least
+    /// once; the notification's [`id`](UploadNotification::id) is the
+    /// same). A notifier error fails the record: the message is delivered
+    /// again. Give it an outbox ([`WebhookNotifier`](crate::notify::WebhookNotifier))
+    /// so a slow or failing receiver never holds the worker up.
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// Hands `m`'s outcome to the notifier, if any.
+    async fn notify(&self, m: &Manifest) -> Result<()> {
+        if let Some(n) = &self.notifier {
+            n.notify(&UploadNotification::from_manifest(m, m.upload.clone()))
+                .instrument(tracing::info_span!("notify"))
+                .await?;
+        }
+        Ok(())
     }
 
     /// The policy and variants of an upload made through `route` (its
@@ -191,6 +217,7 @@ impl UploadProcessor {
                     self.scan_older_version(key, v).await?;
                 }
                 return Ok(if event_etag.is_some_and(|e| e == done.source.etag) {
+                    self.notify(done).await?;
                     Handled::AlreadyProcessed
                 } else {
                     Handled::Superseded
@@ -199,6 +226,7 @@ impl UploadProcessor {
             reupload = order == Some(Ordering::Greater);
             if event_etag.is_some_and(|e| e == done.source.etag) && !reupload {
                 tracing::info!(%key, etag = %done.source.etag, "already processed");
+                self.notify(done).await?;
                 return Ok(Handled::AlreadyProcessed);
             }
         }
@@ -230,12 +258,13 @@ impl UploadProcessor {
             return Ok(Handled::Superseded);
         }
         if !reupload
-            && previous
+            && let Some(done) = previous
                 .as_ref()
                 .and_then(|p| p.manifest.as_ref())
-                .is_some_and(|p| p.source.etag == meta.etag)
+                .filter(|p| p.source.etag == meta.etag)
         {
             tracing::info!(%key, etag = %meta.etag, "already processed");
+            self.notify(done).await?;
             return Ok(Handled::AlreadyProcessed);
         }
         // Every later read, tag and quarantine names the version read (the
@@ -259,9 +288,13 @@ impl UploadProcessor {
                     self.delete_replaced_variants(&old, &manifest).await;
                 }
                 tracing::info!(%key, verdict = manifest.verdict.as_str(), variants = manifest.variants.len(), "processed");
+                self.notify(&manifest).await?;
                 Ok(Handled::Processed(manifest.verdict))
             }
-            ManifestWrite::SameVersion => Ok(Handled::AlreadyProcessed),
+            ManifestWrite::SameVersion => {
+                self.notify(&manifest).await?;
+                Ok(Handled::AlreadyProcessed)
+            }
             ManifestWrite::Newer(current) => {
                 self.delete_replaced_variants(&manifest, &current).await;
                 Ok(Handled::Superseded)
@@ -662,8 +695,14 @@ impl UploadProcessor {
         tracing::warn!(%key, "quarantined by an earlier delivery: manifest written from the quarantine copy");
         Ok(
             match self.write_manifest(mkey, &manifest, previous).await? {
-                ManifestWrite::Written { .. } => Handled::Processed(verdict),
-                ManifestWrite::SameVersion => Handled::AlreadyProcessed,
+                ManifestWrite::Written { .. } => {
+                    self.notify(&manifest).await?;
+                    Handled::Processed(verdict)
+                }
+                ManifestWrite::SameVersion => {
+                    self.notify(&manifest).await?;
+                    Handled::AlreadyProcessed
+                }
                 ManifestWrite::Newer(_) => Handled::Superseded,
             },
         )
@@ -723,6 +762,17 @@ impl UploadProcessor {
                 return Ok(Handled::Superseded);
             }
             _ => {}
+        }
+        // Before the manifest goes: a failure here leaves it, so the
+        // redelivered event notifies again.
+        if let Some(n) = &self.notifier {
+            let removed = UploadNotification::removed(
+                self.uploads.bucket(),
+                key.clone(),
+                m.source.version_id.clone(),
+                m.upload.clone(),
+            );
+            n.notify(&removed).await?;
         }
         self.processed.delete(&mkey).await?;
         tracing::info!(%key, variants = m.variants.len(), "original removed: variants and manifest deleted");
