@@ -19,6 +19,7 @@
 //!   lifecycle, in one idempotent call.
 
 pub mod aws_args;
+pub mod consumer;
 
 pub mod demo;
 pub mod dev_auth;
