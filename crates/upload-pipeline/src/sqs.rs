@@ -468,9 +468,10 @@ impl Default for NotificationFilter {
 }
 
 impl NotificationFilter {
-    /// Events for keys under `prefix` only.
+    /// Events for keys under `prefix` only; an empty prefix is every key
+    /// (no filter rule: S3 refuses a rule with an empty value).
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = Some(prefix.into());
+        self.prefix = Some(prefix.into()).filter(|p| !p.is_empty());
         self
     }
 
