@@ -9,7 +9,7 @@
 # Installs Debian's chromium when /usr/bin/chromium is missing (another
 # browser: CHROMIUM=/path) (and, through
 # scripts/demo.sh, Node.js and npm). Screenshots of the finished pages are
-# left in ARTIFACTS (demo-page.png, uppy-page.png). Exits 1 when a test
+# left in ARTIFACTS (demo-page.png, uppy-page.png, uppy6-page.png). Exits 1 when a test
 # fails, printing the demo's logs.
 set -euo pipefail
 cd "$(dirname "$0")/.."

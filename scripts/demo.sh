@@ -48,6 +48,16 @@ npm_packages() {
         (cd examples/web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
         cp examples/web/package-lock.json examples/web/node_modules/.installed-lock.json
     fi
+    # Uppy 6 (its own package: its peers conflict with Uppy 5's), bundled
+    # by esbuild into examples/web/uppy6/dist for /uppy6.html.
+    if ! cmp -s examples/web/uppy6/package-lock.json examples/web/uppy6/node_modules/.installed-lock.json; then
+        (cd examples/web/uppy6 && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+        cp examples/web/uppy6/package-lock.json examples/web/uppy6/node_modules/.installed-lock.json
+        rm -rf examples/web/uppy6/dist
+    fi
+    if [ ! -f examples/web/uppy6/dist/uppy6.js ]; then
+        (cd examples/web/uppy6 && npm run --silent build)
+    fi
 }
 
 # Waits for the first line of FILE (what a server prints once it listens)

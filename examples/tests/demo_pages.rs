@@ -11,6 +11,9 @@ async fn demo_pages() {
     let dist = upload_examples::demo::uppy_dist(web.path());
     std::fs::create_dir_all(&dist).unwrap();
     std::fs::write(dist.join("uppy.min.mjs"), "export const Uppy = 1;\n").unwrap();
+    let dist6 = upload_examples::demo::uppy6_dist(web.path());
+    std::fs::create_dir_all(&dist6).unwrap();
+    std::fs::write(dist6.join("uppy6.js"), "export const Uppy = 6;\n").unwrap();
     let bare = tempfile::tempdir().unwrap();
     let mut bases = Vec::new();
     for dir in [web.path(), bare.path()] {
@@ -42,6 +45,22 @@ async fn demo_pages() {
     assert!(body.contains("/vendor/uppy/uppy.min.mjs"));
     let (status, _, body) = get(format!("{}/vendor/uppy/uppy.min.mjs", bases[0])).await;
     assert_eq!((status, body.as_str()), (200, "export const Uppy = 1;\n"));
+    let (status, _, body) = get(format!("{}/uppy6.html", bases[0])).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("/vendor/uppy6/uppy6.js") && body.contains("signRequest"));
+    assert!(body.contains(r#"fetch("/s3/sign""#));
+    let (status, _, body) = get(format!("{}/vendor/uppy6/uppy6.js", bases[0])).await;
+    assert_eq!((status, body.as_str()), (200, "export const Uppy = 6;\n"));
+    let (status, ct, body) = get(format!("{}/vendor/uppy6/uppy6.js", bases[1])).await;
+    assert_eq!((status, ct.as_str()), (404, "application/json"));
+    let err: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("npm ci && npm run build"),
+        "{err}"
+    );
     let (status, ct, body) = get(format!("{}/vendor/uppy/uppy.min.mjs", bases[1])).await;
     assert_eq!((status, ct.as_str()), (404, "application/json"));
     let err: Value = serde_json::from_str(&body).unwrap();

@@ -59,6 +59,25 @@
 //! | `POST /s3/multipart/{uploadId}/complete?key=K` | `{"parts": [{"PartNumber", "ETag"}]}` | `{"location", "key", "etag", "size"}` |
 //! | `DELETE /s3/multipart/{uploadId}?key=K` | | `{}` |
 //!
+//! Uppy 6's `@uppy/aws-s3` is served too: its `companionEndpoint` mode
+//! by the routes above (it asks `GET /s3/params` without a size and
+//! POSTs the form), and its `signRequest` mode by `POST /s3/sign`, which
+//! the page's `signRequest` callback calls with the request Uppy hands it
+//! (plus the file's `size`, `filename` and `metadata`) and whose answer
+//! it returns as is. It signs only the operations of the caller's own
+//! session (see the `uppy6` module source for the full rules); the
+//! multipart control requests (create, list, complete, abort) come back
+//! as URLs of this API (relative to the `/s3/sign` URL: `sign/multipart/…`),
+//! so completion is checked here as well:
+//!
+//! | method and path | body | answer |
+//! |---|---|---|
+//! | `POST /s3/sign` | `{"method", "key", "uploadId"?, "partNumber"?, "contentType"?, "expiresIn"?, "size"?, "filename"?, "metadata"?}` | `{"url", "key"?, "headers"}` (Uppy 6's `PresignedResponse`): a PUT of a new key of the caller's (`Content-Type`, exact `Content-Length`, `If-None-Match: *`, metadata signed), a part PUT of the caller's session, or one of the URLs below; DeleteObject is 403 `operation_not_allowed` |
+//! | `POST /s3/sign/multipart/{uploadId}/created?key=K` | | S3's `InitiateMultipartUploadResult` XML (the upload was created by `/s3/sign`) |
+//! | `GET /s3/sign/multipart/{uploadId}?key=K` | | S3's `ListPartsResult` XML |
+//! | `POST /s3/sign/multipart/{uploadId}/complete?key=K` | S3's `CompleteMultipartUpload` XML | S3's `CompleteMultipartUploadResult` XML |
+//! | `DELETE /s3/sign/multipart/{uploadId}?key=K` | | 204 |
+//!
 //! Completion is checked before S3 is called
 //! ([`upload_multipart::check_completion`]: parts 1..=N in order, stored
 //! with the same ETags, every part but the last 5 MiB..=5 GiB and equal,
@@ -90,6 +109,7 @@ mod routes;
 pub mod session;
 pub mod status;
 mod uppy;
+mod uppy6;
 
 pub use async_trait::async_trait;
 pub use auth::{AuthError, Authorizer, FnAuthorizer, InvalidOwner, Owner};

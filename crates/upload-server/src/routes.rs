@@ -70,6 +70,19 @@ pub fn router(state: AppState) -> Router {
                 "/s3/multipart/{upload_id}/{part_number}",
                 get(crate::uppy::sign_part),
             )
+            .route("/s3/sign", post(crate::uppy6::sign))
+            .route(
+                "/s3/sign/multipart/{upload_id}",
+                get(crate::uppy6::list_parts).delete(crate::uppy6::abort),
+            )
+            .route(
+                "/s3/sign/multipart/{upload_id}/created",
+                post(crate::uppy6::created),
+            )
+            .route(
+                "/s3/sign/multipart/{upload_id}/complete",
+                post(crate::uppy6::complete),
+            )
             .method_not_allowed_fallback(method_not_allowed)
             .layer(Extension(Arc::new(route)))
     };

@@ -156,8 +156,13 @@ async fn serve(args: Args) -> Result<(), String> {
         if !upload_examples::demo::uppy_dist(&args.web_dir).is_dir() {
             tracing::warn!(web_dir = %args.web_dir.display(), "Uppy's bundle is missing (run `npm ci` there, or give the folder that has it with --web-dir or UPLOAD_DEMO_WEB_DIR); /uppy.html will not load");
         }
+        if !upload_examples::demo::uppy6_dist(&args.web_dir).is_dir() {
+            tracing::warn!(web_dir = %args.web_dir.display(), "Uppy 6's bundle is missing (run `npm ci && npm run build` in its uppy6 folder); /uppy6.html will not load");
+        }
         app = upload_examples::demo::routes(&args.web_dir).merge(app);
-        tracing::info!("demo pages on http://{addr}/ and http://{addr}/uppy.html");
+        tracing::info!(
+            "demo pages on http://{addr}/, http://{addr}/uppy.html and http://{addr}/uppy6.html"
+        );
     }
     // Header-read and body-idle timeouts: a client that never finishes
     // its headers or stops sending its body does not hold a connection.

@@ -89,6 +89,8 @@ const files = {
   resume: join(work, "resume-noise-40mib.png"),
   uppyBig: join(work, "uppy-noise-40mib.png"),
   uppySmall: join(work, "uppy-kleiber.jpg"),
+  uppy6Big: join(work, "uppy6-noise-17mib.png"),
+  uppy6Small: join(work, "uppy6-kleiber.jpg"),
   retried: join(work, "retried-noise-17mib.png"),
   twinA: join(work, "a/twin-noise-40mib.png"),
   twinB: join(work, "b/twin-noise-40mib.png"),
@@ -99,6 +101,7 @@ copyFileSync(join(repo, "samples/photos/derived_bythewater_orient6.jpg"), files.
 copyFileSync(join(repo, "samples/photos/photo_colorfulcups_2560x1600_gps.jpg"), files.post);
 copyFileSync(join(repo, "samples/photos/derived_bythewater_orient6.jpg"), files.polled);
 copyFileSync(join(repo, "samples/photos/derived_kleiber_3840x2160_q90_420.jpg"), files.uppySmall);
+copyFileSync(join(repo, "samples/photos/derived_kleiber_3840x2160_q90_420.jpg"), files.uppy6Small);
 copyFileSync(join(repo, "samples/photos/derived_bythewater_orient6.jpg"), files.untyped);
 writeFileSync(files.refused, '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>');
 // Exactly 40 MiB (3600 x 3800 RGB, 41.0 MB of pixels): 5 parts of 8 MiB.
@@ -106,6 +109,7 @@ for (const f of [files.big, files.resume, files.uppyBig]) writeFileSync(f, noise
 // 17 MiB: 3 parts (8 + 8 + 1 MiB), just over the 16 MiB threshold.
 writeFileSync(files.retried, noisePng(2000, 2900, 17 * MiB));
 writeFileSync(files.noEtag, noisePng(2000, 2900, 17 * MiB));
+writeFileSync(files.uppy6Big, noisePng(2000, 2900, 17 * MiB));
 // Two different files with one name, size and modification time.
 for (const f of [files.twinA, files.twinB]) {
   mkdirSync(dirname(f), { recursive: true });
@@ -435,6 +439,50 @@ await test("Uppy (pinned @uppy/aws-s3): a small JPEG by presigned PUT, 40 MiB mu
   await assertStoredBytes(big.key, files.uppyBig);
   await assertStoredBytes(small.key, files.uppySmall);
   await uppy.screenshot({ path: join(ARTIFACTS, "uppy-page.png"), fullPage: true });
+  await uppy.close();
+});
+
+await test("Uppy 6 (pinned @uppy/aws-s3 6, signRequest): a small JPEG by presigned PUT, 17 MiB multipart completed through the server", async () => {
+  const pinned = JSON.parse(readFileSync(join(here, "../uppy6/package.json"), "utf8")).dependencies["@uppy/aws-s3"];
+  assert(pinned.startsWith("6."), `uppy6/package.json pins @uppy/aws-s3 ${pinned}`);
+  const uppy = await context.newPage();
+  uppy.on("pageerror", (e) => console.log(`uppy 6 page error: ${e.message}`));
+  const parts = watchParts(uppy);
+  // What the page asks the server, and the single PUT it sends to storage.
+  const signed = [];
+  const control = [];
+  const puts = [];
+  uppy.on("request", (r) => {
+    const url = new URL(r.url());
+    if (url.pathname === "/s3/sign") signed.push(JSON.parse(r.postData()).method);
+    else if (url.pathname.startsWith("/s3/sign/multipart/")) control.push(`${r.method()} ${url.pathname.split("/").pop()}`);
+    else if (r.method() === "PUT" && !isPartUrl(url)) puts.push(r.headers());
+  });
+  await uppy.goto(`${DEMO}/uppy6.html`);
+  await uppy.waitForFunction(() => window.uppyVersion !== undefined);
+  const version = await uppy.evaluate(() => window.uppyVersion);
+  assert(version === pinned, `@uppy/aws-s3 ${version} loaded, ${pinned} pinned`);
+  await uppy.setInputFiles(".uppy-Dashboard-input >> nth=0", [files.uppy6Small, files.uppy6Big]);
+  await uppy.waitForFunction(() => window.uppyResults.length >= 2, null, { timeout: 120_000 });
+  const errors = (await uppy.evaluate(() => window.uppyResults)).filter((x) => x.error);
+  assert(errors.length === 0, `Uppy 6 errors: ${JSON.stringify(errors)}`);
+  const big = await finished(uppy, "uppy6-noise-17mib.png", "done");
+  const small = await finished(uppy, "uppy6-kleiber.jpg", "done");
+  assert(big.kind === "multipart" && small.kind === "single", `kinds ${big.kind}, ${small.kind}`);
+  assert(/^uploads\/anonymous\/[0-9a-f-]{36}\.png$/.test(big.key), `multipart key ${big.key}`);
+  assert(/^uploads\/anonymous\/[0-9a-f-]{36}\.jpg$/.test(small.key), `single key ${small.key}`);
+  assert(partSet(parts.sent) === "[1,2,3]", `part requests: ${parts.sent}`);
+  const counts = signed.reduce((m, x) => ({ ...m, [x]: (m[x] ?? 0) + 1 }), {});
+  // One PutObject and three UploadPart (PUT), CreateMultipartUpload and
+  // CompleteMultipartUpload (POST).
+  assert(counts.PUT === 4 && counts.POST === 2, `signRequest calls: ${JSON.stringify(signed)}`);
+  assert(JSON.stringify(control.sort()) === JSON.stringify(["POST complete", "POST created"]), `control requests: ${control}`);
+  assert(puts.length === 1 && puts[0]["if-none-match"] === "*", `single PUT headers: ${JSON.stringify(puts)}`);
+  assert(puts[0]["x-amz-meta-upload-route"] === "default", `single PUT metadata: ${JSON.stringify(puts[0])}`);
+  assert(big.thumbWidth > 0 && small.thumbWidth > 0, "missing thumbnails");
+  await assertStoredBytes(big.key, files.uppy6Big);
+  await assertStoredBytes(small.key, files.uppy6Small);
+  await uppy.screenshot({ path: join(ARTIFACTS, "uppy6-page.png"), fullPage: true });
   await uppy.close();
 });
 
