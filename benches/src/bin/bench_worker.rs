@@ -13,10 +13,18 @@
 //!    storage; then every event is delivered again. Goal: 1 GET of the
 //!    original, 1 PUT per variant, 1 PUT for the manifest, 0 writes on
 //!    redelivery.
+//! 3. **A webhook receiver that is down**: the same uploads (small PDFs,
+//!    scanned and kept, so the worker's own work dominates) processed with
+//!    no notifier, then with a [`WebhookNotifier`] outbox whose
+//!    [`WebhookDeliverer`] runs beside the worker against a closed port
+//!    (every delivery fails and is retried). Goal: the same uploads per
+//!    second (`notify_receiver_down_ratio` about 1.0), every outcome kept
+//!    in the outbox.
 //!
 //! `cargo run --release -p upload-benches --bin bench-worker [N]` (N
 //! messages per round, default 200000). Last line:
-//! `RESULT messages_per_sec=X requests_per_upload=Y writes_on_redelivery=Z ...`.
+//! `RESULT messages_per_sec=X requests_per_upload=Y writes_on_redelivery=Z ...
+//! notify_receiver_down_ratio=R ...`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -292,6 +300,79 @@ fn requests_per_upload() -> PerUpload {
     })
 }
 
+/// Uploads per second through the worker (a 2-thread runtime), with no
+/// notifier or with a webhook outbox whose receiver is down; and the
+/// outbox length after the run.
+fn uploads_per_sec(notify: bool) -> (f64, usize) {
+    use upload_pipeline::notify::{
+        CancellationToken, DeliveryConfig, WebhookDeliverer, WebhookNotifier, WebhookSecret,
+        WebhookSigner,
+    };
+    const N: usize = 2000;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let queue = Arc::new(MemoryQueue::new("events"));
+        let uploads = Arc::new(
+            MemoryStorage::new("uploads")
+                .expect("bucket")
+                .with_events(queue.clone()),
+        );
+        let mut worker = Worker::new(
+            queue.clone(),
+            uploads.clone(),
+            Arc::new(MemoryStorage::new("processed").expect("bucket")),
+            Arc::new(MemoryScanner::new()),
+            Arc::new(StandardCodec::default()),
+            Quarantine::new(
+                Arc::new(MemoryStorage::new("quarantine").expect("bucket")),
+                "quarantine/",
+            ),
+            WorkerConfig::new(policy()).with_max_in_flight(16),
+        );
+        let outbox = Arc::new(MemoryQueue::new("webhooks"));
+        let stop = CancellationToken::new();
+        if notify {
+            worker = worker.with_notifier(Arc::new(WebhookNotifier::new(outbox.clone())));
+            // A port nothing listens on: every delivery is refused.
+            let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+            let url = format!("http://{}/webhooks", closed.local_addr().expect("addr"));
+            drop(closed);
+            let deliverer = WebhookDeliverer::new(
+                outbox.clone(),
+                WebhookSigner::new(WebhookSecret::generate()),
+                DeliveryConfig::new(url).with_wait(Duration::from_millis(50)),
+            )
+            .expect("deliverer");
+            let stop = stop.clone();
+            tokio::spawn(async move { deliverer.run(stop).await });
+        }
+        let pdf = upload_core::Bytes::from_static(
+            b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n",
+        );
+        for i in 0..N {
+            let k = ObjectKey::new(format!("uploads/u/{i}.pdf")).expect("key");
+            uploads
+                .put(
+                    &k,
+                    pdf.clone(),
+                    PutOptions::default().with_content_type("application/pdf"),
+                )
+                .await
+                .expect("put");
+        }
+        let t = Instant::now();
+        let stats = worker.run_until_idle().await.expect("run");
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(stats.clean, N as u64, "{stats:?}");
+        stop.cancel();
+        (N as f64 / secs, outbox.len())
+    })
+}
+
 fn main() {
     let n: usize = std::env::args()
         .nth(1)
@@ -305,6 +386,21 @@ fn main() {
         "queue requests per message: worker {queue_ours:.3}, hand-written loop {queue_naive:.3}"
     );
     let per = requests_per_upload();
+    let (mut plain, mut down) = (Vec::new(), Vec::new());
+    let mut kept = 0;
+    for _ in 0..ROUNDS {
+        plain.push(uploads_per_sec(false).0);
+        let (rate, outbox) = uploads_per_sec(true);
+        down.push(rate);
+        kept = outbox;
+    }
+    let (plain, down) = (
+        median(&mut plain).unwrap_or(0.0),
+        median(&mut down).unwrap_or(0.0),
+    );
+    println!(
+        "uploads/s (small PDFs, 2 threads): no notifier {plain:.0}, webhook receiver down {down:.0} ({kept} outcomes kept in the outbox)"
+    );
     println!(
         "worker loop: {ours:.0} messages/s on one core (goal >= 50000); hand-written receive/parse/delete loop {naive:.0}/s"
     );
@@ -316,12 +412,13 @@ fn main() {
         per.requests, per.original_gets, per.writes, per.redelivery_requests, per.redelivery_writes
     );
     println!(
-        "RESULT messages_per_sec={ours:.0} requests_per_upload={:.2} writes_on_redelivery={} original_gets_per_upload={:.2} writes_per_upload={:.2} ratio_vs_hand_written_loop={:.2} queue_requests_per_message={queue_ours:.3} peak_rss_mb={:.1}",
+        "RESULT messages_per_sec={ours:.0} requests_per_upload={:.2} writes_on_redelivery={} original_gets_per_upload={:.2} writes_per_upload={:.2} ratio_vs_hand_written_loop={:.2} queue_requests_per_message={queue_ours:.3} notify_receiver_down_ratio={:.2} peak_rss_mb={:.1}",
         per.requests,
         per.redelivery_writes,
         per.original_gets,
         per.writes,
         ours / naive,
+        down / plain,
         peak_rss_mb().unwrap_or(0.0)
     );
 }

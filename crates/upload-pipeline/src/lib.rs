@@ -3,7 +3,11 @@
 //! - [`Queue`] and [`MemoryQueue`]: SQS semantics (visibility timeout,
 //!   receipt handles, redelivery, dead-letter queue).
 //! - [`Worker`]: per ObjectCreated event, sniff, policy check, scan,
-//!   quarantine, variants, manifest; then delete the message.
+//!   quarantine, variants, manifest, notification; then delete the
+//!   message. The upload route signed into an upload picks its policy and
+//!   variants ([`WorkerConfig::with_route`], [`RouteProcessing`]).
+//! - `service` (feature `service`): the worker as a binary or in-process
+//!   (health routes, SIGTERM/Ctrl-C, grace period).
 //! - [`codec`]: the [`ImageCodec`] trait and [`StandardCodec`] (decode under
 //!   limits with shrink-on-load for JPEG, EXIF orientation, ICC to sRGB,
 //!   resize with `contain`/`cover`/`fill`, WebP/AVIF/JPEG/PNG encode,

@@ -213,12 +213,14 @@ pub(crate) async fn sign(
                 )));
             }
             check_open(&st, &key, &id).await?;
-            let (expiry, now) = (route.policy.expiry(), SystemTime::now());
+            let expiry = route.policy.expiry();
+            let presigner = st.presigner.presigner(expiry).await?;
+            let now = SystemTime::now();
             let bucket = st.uploads.bucket();
             let p = match (rules.size, rules.part_size) {
                 (Some(size), Some(part_size)) => {
                     presign_planned_parts(
-                        &st.presigner,
+                        &presigner,
                         bucket,
                         &key,
                         &id,
@@ -230,9 +232,7 @@ pub(crate) async fn sign(
                     .remove(0)
                     .request
                 }
-                _ => st
-                    .presigner
-                    .presign_upload_part(bucket, &key, &id, n, expiry, now)?,
+                _ => presigner.presign_upload_part(bucket, &key, &id, n, expiry, now)?,
             };
             Ok(Json(Signed {
                 url: p.url.to_string(),
@@ -323,7 +323,8 @@ async fn put_object(
     for (name, value) in metadata {
         put = put.with_metadata(&name, value);
     }
-    let p = st.presigner.presign_put_with(
+    let presigner = st.presigner.presigner(route.policy.expiry()).await?;
+    let p = presigner.presign_put_with(
         st.uploads.bucket(),
         &key,
         &upload_core::policy::essence(&content_type),
@@ -480,6 +481,8 @@ pub(crate) async fn complete(
     // Where the object is (no download link: originals are never served).
     let mut location = st
         .presigner
+        .presigner(Duration::from_secs(60))
+        .await?
         .presign_get(
             st.uploads.bucket(),
             &key,

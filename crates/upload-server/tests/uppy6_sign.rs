@@ -79,10 +79,10 @@ async fn harness() -> Harness {
         .with_route(document)
         .unwrap();
     let state = AppState {
-        presigner: presigner.clone(),
+        presigner: Arc::new(presigner.clone()),
         uploads: mp.clone(),
         processed: storage.clone(),
-        processed_presigner: presigner,
+        processed_presigner: Arc::new(presigner),
         config: Arc::new(config),
         session_secret: Arc::new([9; 32]),
         authorizer: common::test_authorizer(),
