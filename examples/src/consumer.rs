@@ -41,11 +41,13 @@ pub type Db = Arc<Mutex<Connection>>;
 pub fn open_db(path: &str) -> rusqlite::Result<Db> {
     let conn = Connection::open(path)?;
     conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS users (
+        "PRAGMA foreign_keys = ON;
+         CREATE TABLE IF NOT EXISTS users (
              id TEXT PRIMARY KEY, token TEXT NOT NULL UNIQUE);
          CREATE TABLE IF NOT EXISTS avatars (
              user_id TEXT PRIMARY KEY REFERENCES users(id),
-             upload_key TEXT NOT NULL, variants TEXT NOT NULL, placeholder TEXT);
+             upload_key TEXT NOT NULL, variants TEXT NOT NULL, placeholder TEXT,
+             processed_at TEXT NOT NULL);
          CREATE TABLE IF NOT EXISTS documents (
              id INTEGER PRIMARY KEY AUTOINCREMENT,
              user_id TEXT NOT NULL REFERENCES users(id), title TEXT NOT NULL,
@@ -114,6 +116,9 @@ pub fn upload_config(db: Db) -> Result<ServerConfig, Box<dyn std::error::Error>>
         UploadPolicy::new(["application/pdf"], 25_000_000)?,
     )?
     .with_key_prefix("documents")?
+    // Create-only PUTs only: a replayed POST form could replace a
+    // document after it was processed.
+    .with_post_forms(false)
     .with_hook(FnHook(move |req: HookRequest| {
         let db = db.clone();
         async move {
@@ -158,12 +163,16 @@ pub fn worker_routes(config: WorkerConfig) -> upload_pipeline::Result<WorkerConf
         VariantSpec::new(name, side, side, OutputFormat::WebP { quality: 80.0 })
             .map(|v| v.with_fit(Fit::Cover))
     };
+    // The routes' own policies, checked again on the real bytes.
+    let images = UploadPolicy::new(["image/jpeg", "image/png", "image/webp"], 5_000_000)?;
+    let pdf = UploadPolicy::new(["application/pdf"], 25_000_000)?;
     Ok(config
         .with_route(
             "avatar",
-            RouteProcessing::variants(vec![square("avatar-256", 256)?, square("avatar-64", 64)?]),
+            RouteProcessing::variants(vec![square("avatar-256", 256)?, square("avatar-64", 64)?])
+                .with_policy(images),
         )
-        .with_route("document", RouteProcessing::scan_only()))
+        .with_route("document", RouteProcessing::scan_only().with_policy(pdf)))
 }
 
 /// What the app's own routes need.
@@ -264,9 +273,20 @@ fn apply(tx: &rusqlite::Transaction<'_>, n: &UploadNotification) -> rusqlite::Re
                 .and_then(|i| i.placeholder.as_ref())
                 .map(|p| p.thumbhash.clone());
             tx.execute(
-                "INSERT INTO avatars (user_id, upload_key, variants, placeholder) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (user_id) DO UPDATE SET upload_key = ?2, variants = ?3, placeholder = ?4",
-                params![owner, key, Value::from(variants).to_string(), placeholder],
+                // Deliveries can come out of order: an older outcome never
+                // replaces a newer avatar.
+                "INSERT INTO avatars (user_id, upload_key, variants, placeholder, processed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (user_id) DO UPDATE SET upload_key = ?2, variants = ?3,
+                     placeholder = ?4, processed_at = ?5
+                 WHERE excluded.processed_at >= avatars.processed_at",
+                params![
+                    owner,
+                    key,
+                    Value::from(variants).to_string(),
+                    placeholder,
+                    n.timestamp
+                ],
             )?;
         }
         (Some("avatar"), NotificationOutcome::Removed) => {
@@ -285,9 +305,14 @@ fn apply(tx: &rusqlite::Transaction<'_>, n: &UploadNotification) -> rusqlite::Re
                 } => ("quarantined", signature.clone().or_else(|| reason.clone())),
                 NotificationOutcome::Removed => ("removed", None),
             };
-            // Only the owner's own document, whatever the metadata says.
+            // Only the owner's own document, whatever the metadata says,
+            // bound to its first upload, and only forward: pending ->
+            // ready, rejected or quarantined -> removed (deliveries can
+            // come out of order).
             tx.execute(
-                "UPDATE documents SET upload_key = ?1, state = ?2, reason = ?3 WHERE id = ?4 AND user_id = ?5",
+                "UPDATE documents SET upload_key = ?1, state = ?2, reason = ?3
+                 WHERE id = ?4 AND user_id = ?5 AND (upload_key IS NULL OR upload_key = ?1)
+                   AND (state = 'pending' OR (?2 = 'removed' AND state != 'removed'))",
                 params![key, state, reason, id, owner],
             )?;
         }

@@ -29,6 +29,9 @@ pub const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
 /// already need refreshing: 10 seconds.
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(10);
 
+/// Default [`RefreshingPresigner::with_provider_timeout`]: 10 seconds.
+pub const DEFAULT_PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Something that hands out a [`Presigner`] good for a URL of a given
 /// lifetime: a fixed one (`Arc<Presigner>`) or a [`RefreshingPresigner`].
 ///
@@ -172,6 +175,7 @@ pub struct RefreshingPresigner {
     provider: Arc<dyn CredentialsProvider>,
     refresh_before: Duration,
     retry_after: Duration,
+    provider_timeout: Duration,
     /// The presigner of the newest credentials from the provider. Never
     /// held across an `.await`.
     cached: RwLock<Option<Arc<Presigner>>>,
@@ -230,6 +234,7 @@ impl RefreshingPresigner {
             provider: Arc::new(provider),
             refresh_before: DEFAULT_REFRESH_BEFORE,
             retry_after: DEFAULT_RETRY_AFTER,
+            provider_timeout: DEFAULT_PROVIDER_TIMEOUT,
             cached: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(LastRefresh::default()),
         })
@@ -256,6 +261,15 @@ impl RefreshingPresigner {
     /// wait.
     pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
         self.retry_after = retry_after;
+        self
+    }
+
+    /// Longest wait for one provider call (default
+    /// [`DEFAULT_PROVIDER_TIMEOUT`], 10 s): past it the call counts as
+    /// failed ([`crate::Error::CredentialsUnavailable`]), so a hung
+    /// provider never holds every request that needs a refresh.
+    pub fn with_provider_timeout(mut self, timeout: Duration) -> Self {
+        self.provider_timeout = timeout;
         self
     }
 
@@ -377,7 +391,16 @@ impl RefreshingPresigner {
     /// Asks the provider (recording the call in `last`) and caches a
     /// presigner of its credentials.
     async fn fetch(&self, last: &mut LastRefresh) -> Result<Arc<Presigner>> {
-        let outcome = self.provider.credentials().await;
+        let outcome = tokio::time::timeout(self.provider_timeout, self.provider.credentials())
+            .await
+            .unwrap_or_else(|_| {
+                Err(crate::Error::CredentialsUnavailable {
+                    reason: format!(
+                        "the credentials provider did not answer within {:?}",
+                        self.provider_timeout
+                    ),
+                })
+            });
         last.finished = Some(Instant::now());
         last.error = outcome.as_ref().err().map(|e| match e {
             // Shared as the same error, not nested in another.

@@ -473,3 +473,26 @@ async fn urls_signed_before_and_after_rotation_verify_end_to_end() {
     assert_eq!(provider.calls(), 3, "k0, k1 early, k2 after k1 aged");
     endpoint.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_hung_provider_times_out_with_a_typed_error() {
+    use upload_presign::provider::FnProvider;
+    let p = upload_presign::RefreshingPresigner::new(
+        "http://127.0.0.1:9000".parse().unwrap(),
+        "us-east-1",
+        FnProvider::new(|| async {
+            std::future::pending::<()>().await;
+            Ok(upload_presign::Credentials::random())
+        }),
+    )
+    .unwrap()
+    .with_provider_timeout(std::time::Duration::from_millis(100));
+    let e = p
+        .presigner(std::time::Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, upload_presign::Error::CredentialsUnavailable { reason } if reason.contains("did not answer")),
+        "{e}"
+    );
+}

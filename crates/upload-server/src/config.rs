@@ -35,7 +35,11 @@ pub struct ServerConfig {
     /// fields above, keys under `uploads/`) at its top level (default
     /// true). Named routes are served under `/routes/{name}/` either way.
     pub serve_default_route: bool,
+    /// Most `GET /uploads/status?wait=S` requests one owner may have
+    /// waiting at once (default 8); more answer 429 `too_many_waits`.
+    pub max_waits_per_owner: usize,
     routes: Vec<UploadRoute>,
+    pub(crate) waiting: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 /// Default [`ServerConfig::session_lifetime`]: 24 hours.
@@ -52,7 +56,9 @@ impl ServerConfig {
             download_expiry: Duration::from_secs(300),
             session_lifetime: DEFAULT_SESSION_LIFETIME,
             serve_default_route: true,
+            max_waits_per_owner: 8,
             routes: Vec::new(),
+            waiting: Arc::default(),
         }
     }
 

@@ -15,7 +15,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// The HTTP status it is answered with (400, 401, 403, 404, 405, 413,
-    /// 415, 500, 502 or 503).
+    /// 415, 429, 500, 502 or 503).
     pub fn status(&self) -> StatusCode {
         self.status
     }

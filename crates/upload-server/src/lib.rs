@@ -98,7 +98,7 @@
 //! request per signing call (one page up to 1,000 stored parts) answers
 //! 404 `no_such_upload` once it was completed or aborted. Every error,
 //! including malformed JSON, unknown fields and unknown routes, is JSON
-//! `{"error": code, "message": text}` with 400, 401, 403, 404, 405, 413, 415,
+//! `{"error": code, "message": text}` with 400, 401, 403, 404, 405, 413, 415, 429,
 //! 502 or 503.
 
 pub mod auth;

@@ -158,6 +158,7 @@ pub struct UploadRoute {
     /// Preferred part size in bytes (default 8 MiB).
     pub part_size: u64,
     hook: Option<Arc<dyn UploadHook>>,
+    post_forms: bool,
 }
 
 impl fmt::Debug for UploadRoute {
@@ -169,6 +170,7 @@ impl fmt::Debug for UploadRoute {
             .field("multipart_threshold", &self.multipart_threshold)
             .field("part_size", &self.part_size)
             .field("hook", &self.hook.as_ref().map(|_| "<dyn UploadHook>"))
+            .field("post_forms", &self.post_forms)
             .finish()
     }
 }
@@ -197,6 +199,7 @@ impl UploadRoute {
             multipart_threshold: 100 * 1024 * 1024,
             part_size: upload_multipart::DEFAULT_PART_SIZE,
             hook: None,
+            post_forms: true,
         })
     }
 
@@ -233,6 +236,23 @@ impl UploadRoute {
     pub fn with_part_size(mut self, bytes: u64) -> Self {
         self.part_size = bytes;
         self
+    }
+
+    /// Whether browser POST forms are handed out (default true):
+    /// `{"form": "post"}` on `POST /uploads`, and Uppy's `GET /s3/params`
+    /// without a size. S3 forms cannot carry `If-None-Match`, so a form
+    /// replayed before it expires replaces the object it made (the worker
+    /// processes the new bytes as a new version). Off, every single upload
+    /// is a create-only PUT of a declared size, and those requests get 400
+    /// `post_forms_disabled`.
+    pub fn with_post_forms(mut self, allowed: bool) -> Self {
+        self.post_forms = allowed;
+        self
+    }
+
+    /// Whether POST forms are handed out ([`with_post_forms`](Self::with_post_forms)).
+    pub fn post_forms(&self) -> bool {
+        self.post_forms
     }
 
     /// Sets the hook run before anything is signed.
@@ -346,6 +366,18 @@ impl UploadRoute {
             )));
         }
         Ok(meta)
+    }
+}
+
+/// 400 `post_forms_disabled`: `route` hands out create-only PUTs only.
+pub(crate) fn post_forms_disabled(route: &UploadRoute) -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "post_forms_disabled",
+        message: format!(
+            "route {} hands out create-only PUTs of a declared size only: send the size",
+            route.name()
+        ),
     }
 }
 

@@ -254,7 +254,17 @@ pub(crate) async fn create_upload(
         });
     }
     route.policy.check(&req.content_type, req.size)?;
+    if req.form == UploadForm::Post && req.size <= route.multipart_threshold && !route.post_forms()
+    {
+        return Err(post_forms_disabled(&route));
+    }
     let key = route.new_key(&owner, &req.content_type)?;
+    if req.size > route.multipart_threshold {
+        PartPlan::new(req.size, route.part_size)?;
+    }
+    // Everything that can fail before the hook runs (it may record the
+    // upload in the app's database).
+    let presigner = st.presigner.presigner(route.policy.expiry()).await?;
     let metadata = route
         .authorize_upload(HookRequest {
             route: route.name().to_owned(),
@@ -265,7 +275,6 @@ pub(crate) async fn create_upload(
             input: req.input.clone().unwrap_or_default(),
         })
         .await?;
-    let presigner = st.presigner.presigner(route.policy.expiry()).await?;
     let now = SystemTime::now();
     let bucket = st.uploads.bucket().to_owned();
     if req.size <= route.multipart_threshold && req.form == UploadForm::Post {
@@ -319,7 +328,7 @@ pub(crate) async fn create_upload(
     let upload_id = st.uploads.create_multipart_upload(&key, opts).await?;
     let last = plan.part_count().min(st.config.first_batch.max(1));
     // Each part URL pins its part's exact Content-Length.
-    let parts = presign_planned_parts(
+    let parts = match presign_planned_parts(
         &presigner,
         &bucket,
         &key,
@@ -328,7 +337,16 @@ pub(crate) async fn create_upload(
         1..=last,
         route.policy.expiry(),
         now,
-    )?;
+    ) {
+        Ok(parts) => parts,
+        Err(e) => {
+            // No session is handed out: the upload is not left open.
+            if let Err(abort) = st.uploads.abort_multipart_upload(&key, &upload_id).await {
+                tracing::warn!(%key, %upload_id, error = %abort, "multipart upload left open after a signing failure");
+            }
+            return Err(e.into());
+        }
+    };
     tracing::info!(%key, %upload_id, route = route.name(), size = req.size, parts = plan.part_count(), "multipart session");
     let claims = SessionClaims::new(
         Some(req.size),

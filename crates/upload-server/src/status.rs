@@ -41,6 +41,54 @@ pub(crate) struct StatusQuery {
     wait: Option<u64>,
 }
 
+/// One of an owner's waiting status requests, given back when dropped.
+struct WaitSlot {
+    waiting: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    owner: String,
+}
+
+impl WaitSlot {
+    /// A slot for `owner`, or 429 `too_many_waits` when all of
+    /// [`ServerConfig::max_waits_per_owner`](crate::ServerConfig::max_waits_per_owner) are taken.
+    fn take(config: &crate::ServerConfig, owner: &Owner) -> Result<Self, ApiError> {
+        let mut map = config
+            .waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = map.entry(owner.as_str().to_owned()).or_insert(0);
+        if *n >= config.max_waits_per_owner {
+            return Err(ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: "too_many_waits",
+                message: format!(
+                    "{} status requests of {owner} are already waiting; ask without wait, or later",
+                    config.max_waits_per_owner
+                ),
+            });
+        }
+        *n += 1;
+        Ok(Self {
+            waiting: config.waiting.clone(),
+            owner: owner.as_str().to_owned(),
+        })
+    }
+}
+
+impl Drop for WaitSlot {
+    fn drop(&mut self) {
+        let mut map = self
+            .waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.owner) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.owner);
+            }
+        }
+    }
+}
+
 /// Longest `wait` of `GET /uploads/status`, in seconds (below the usual
 /// 60 s idle timeout of load balancers and proxies).
 pub const MAX_STATUS_WAIT: u64 = 30;
@@ -69,6 +117,11 @@ pub(crate) async fn status(
         }
     };
     let mkey = manifest_key(&key)?;
+    let _slot = if wait > 0 {
+        Some(WaitSlot::take(&st.config, &owner)?)
+    } else {
+        None
+    };
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
     let mut pause = std::time::Duration::from_millis(100);
     let body = loop {

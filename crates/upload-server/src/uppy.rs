@@ -307,10 +307,15 @@ pub(crate) async fn params(
             .as_ref(),
     )?;
     route.policy.check_content_type(content_type)?;
-    if let Some(size) = size {
-        route.policy.check_size(size)?;
+    match size {
+        Some(size) => route.policy.check_size(size)?,
+        None if !route.post_forms() => return Err(post_forms_disabled(&route)),
+        None => {}
     }
     let key = route.new_key(&owner, content_type)?;
+    // Everything that can fail before the hook runs (it may record the
+    // upload in the app's database).
+    let presigner = st.presigner.presigner(route.policy.expiry()).await?;
     // Uppy sends the file's meta as `metadata[name]=value`.
     let input: serde_json::Map<String, serde_json::Value> = query
         .iter()
@@ -329,7 +334,6 @@ pub(crate) async fn params(
             input: serde_json::Value::Object(input),
         })
         .await?;
-    let presigner = st.presigner.presigner(route.policy.expiry()).await?;
     let now = SystemTime::now();
     let bucket = st.uploads.bucket();
     if let Some(size) = size {

@@ -275,7 +275,7 @@ async fn admit(
         Some(0) => return Err(bad_request("size must be at least 1 byte".into())),
         None if size_required => {
             return Err(bad_request(
-                "size is required: the PUT is signed for the exact Content-Length".into(),
+                "size is required: the PUT and every part are signed for their exact Content-Length".into(),
             ));
         }
         size => size,
@@ -303,9 +303,11 @@ async fn put_object(
     owner: &Owner,
     mut req: SignRequest,
 ) -> Result<Signed, ApiError> {
-    let (content_type, size, metadata) = admit(route, owner, &mut req, true).await?;
-    let size = size.unwrap_or_default();
-    if size > route.multipart_threshold {
+    // Everything that can fail before the hook runs (it may record the
+    // upload in the app's database).
+    if let Some(size) = req.size
+        && size > route.multipart_threshold
+    {
         return Err(ApiError {
             status: StatusCode::BAD_REQUEST,
             code: "use_multipart",
@@ -315,6 +317,9 @@ async fn put_object(
             ),
         });
     }
+    let presigner = st.presigner.presigner(route.policy.expiry()).await?;
+    let (content_type, size, metadata) = admit(route, owner, &mut req, true).await?;
+    let size = size.unwrap_or_default();
     let key = route.new_key(owner, &content_type)?;
     let mut put = PutHeaders::default().with_content_length(size);
     if let Some(name) = &req.filename {
@@ -323,7 +328,6 @@ async fn put_object(
     for (name, value) in metadata {
         put = put.with_metadata(&name, value);
     }
-    let presigner = st.presigner.presigner(route.policy.expiry()).await?;
     let p = presigner.presign_put_with(
         st.uploads.bucket(),
         &key,
@@ -348,7 +352,7 @@ async fn create(
     owner: &Owner,
     mut req: SignRequest,
 ) -> Result<(ObjectKey, String), ApiError> {
-    let (content_type, size, metadata) = admit(route, owner, &mut req, false).await?;
+    let (content_type, size, metadata) = admit(route, owner, &mut req, true).await?;
     let part_size = match size {
         Some(size) => Some(PartPlan::new(size, route.part_size)?.part_size()),
         None => None,

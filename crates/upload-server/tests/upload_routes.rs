@@ -82,7 +82,8 @@ async fn harness() -> Harness {
     .with_key_prefix("documents")
     .unwrap()
     .with_multipart_threshold(5 * MIB)
-    .with_part_size(5 * MIB);
+    .with_part_size(5 * MIB)
+    .with_post_forms(false);
     let config = ServerConfig::new(UploadPolicy::images_and_pdf(64 * MIB).unwrap())
         .with_route(avatar)
         .unwrap()
@@ -262,6 +263,35 @@ async fn each_route_has_its_policy_prefix_and_signed_metadata() {
         h.metadata(&key).await,
         meta(&[("upload-owner", "alice"), ("upload-route", "document")])
     );
+    // No POST forms on the document route: only create-only PUTs.
+    let (status, e) = h
+        .post(
+            Some("alice"),
+            "/routes/document/uploads",
+            json!({"content_type": "application/pdf", "size": 5, "form": "post"}),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("post_forms_disabled"))
+    );
+    let (status, e) = h
+        .get(
+            "alice",
+            "/routes/document/s3/params?type=application/pdf&filename=a.pdf",
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("post_forms_disabled"))
+    );
+    let (status, p) = h
+        .get(
+            "alice",
+            "/routes/document/s3/params?type=application/pdf&size=5",
+        )
+        .await;
+    assert_eq!((status, p["method"].as_str()), (200, Some("PUT")));
     // The default route still serves the top level, keys under uploads/.
     let (key, _) = h
         .put_ticket(
@@ -725,6 +755,53 @@ async fn status_can_wait_for_the_outcome() {
         )
         .await;
     assert_eq!((status, got["state"].as_str()), (202, Some("pending")));
+    // At most 8 waits per owner at once (the default): the ninth is 429,
+    // another owner is not affected, and slots come back.
+    let waits: Vec<_> = (0..8)
+        .map(|_| {
+            let (http, url) = (
+                h.http.clone(),
+                format!("{}/routes/avatar/uploads/status?key={other}&wait=2", h.api),
+            );
+            tokio::spawn(async move {
+                http.get(url)
+                    .header("x-owner", "alice")
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, got) = h
+        .get(
+            "alice",
+            &format!("/routes/avatar/uploads/status?key={other}&wait=1"),
+        )
+        .await;
+    assert_eq!(
+        (status, got["error"].as_str()),
+        (429, Some("too_many_waits"))
+    );
+    let (status, _) = h
+        .get(
+            "alice",
+            &format!("/routes/avatar/uploads/status?key={other}"),
+        )
+        .await;
+    assert_eq!(status, 202, "without wait it answers at once");
+    for w in waits {
+        assert_eq!(w.await.unwrap(), 202);
+    }
+    let (status, _) = h
+        .get(
+            "alice",
+            &format!("/routes/avatar/uploads/status?key={other}&wait=1"),
+        )
+        .await;
+    assert_eq!(status, 202, "the slots came back");
     // A wait past the bound is refused; another owner waits for nothing.
     let (status, got) = h
         .get(

@@ -44,8 +44,8 @@ pub use deliver::{Backoff, DeliveryConfig, DeliveryStats, WebhookDeliverer};
 pub use memory::{ChannelNotifier, MemoryNotifier};
 pub use queue::{QueueNotifier, WebhookNotifier};
 pub use signature::{
-    DEFAULT_TOLERANCE, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, SECRET_PREFIX, SignedHeaders,
-    VerifyError, WebhookSecret, WebhookSigner, WebhookVerifier,
+    DEFAULT_TOLERANCE, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, MAX_SIGNATURES,
+    SECRET_PREFIX, SignedHeaders, VerifyError, WebhookSecret, WebhookSigner, WebhookVerifier,
 };
 /// The stop signal of [`WebhookDeliverer::run`] (from `tokio-util`).
 #[cfg(feature = "webhook")]

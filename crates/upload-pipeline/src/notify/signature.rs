@@ -334,16 +334,25 @@ impl WebhookVerifier {
                 tolerance_secs,
             });
         }
+        // At most MAX_SIGNATURES entries of 32 bytes are looked at, and the
+        // MAC is computed once per secret: a header stuffed with entries
+        // costs the receiver no more than a real one.
         let candidates: Vec<Vec<u8>> = signature
             .split(' ')
             .filter_map(|entry| entry.split_once(','))
             .filter(|(version, _)| *version == "v1")
             .filter_map(|(_, sig)| STANDARD.decode(sig).ok())
+            .filter(|sig| sig.len() == 32)
+            .take(MAX_SIGNATURES)
             .collect();
+        if candidates.is_empty() {
+            return Err(VerifyError::NoMatchingSignature);
+        }
         for secret in &self.secrets {
+            let mac = secret.mac(id, timestamp, body);
             for sig in &candidates {
                 // `verify_slice` compares in constant time.
-                if secret.mac(id, timestamp, body).verify_slice(sig).is_ok() {
+                if mac.clone().verify_slice(sig).is_ok() {
                     return Ok(());
                 }
             }
@@ -351,6 +360,10 @@ impl WebhookVerifier {
         Err(VerifyError::NoMatchingSignature)
     }
 }
+
+/// Most `v1` signatures of one `webhook-signature` header a verifier
+/// checks (a sender signs with one secret, two during a rotation).
+pub const MAX_SIGNATURES: usize = 8;
 
 /// Unix seconds of `t` (negative before 1970).
 fn unix_now(t: SystemTime) -> i64 {
@@ -539,6 +552,42 @@ mod tests {
         assert_eq!(
             verifier().verify(&map, PAYLOAD),
             Err(VerifyError::MissingHeader(HEADER_SIGNATURE))
+        );
+    }
+}
+
+#[cfg(test)]
+mod stuffing_tests {
+    use super::*;
+
+    #[test]
+    fn a_header_stuffed_with_signatures_is_refused_after_the_first_few() {
+        let secret = WebhookSecret::generate();
+        let signer = WebhookSigner::new(secret.clone());
+        let verifier = WebhookVerifier::new(secret);
+        let now = SystemTime::now();
+        let ts = unix_now(now);
+        let body = b"{}";
+        let good = signer.sign("msg_1", ts, body);
+        let junk = format!("v1,{}", STANDARD.encode([0u8; 32]));
+        // The real signature after MAX_SIGNATURES junk entries is not looked at.
+        let stuffed = format!("{} {good}", [junk.as_str(); MAX_SIGNATURES].join(" "));
+        assert_eq!(
+            verifier.verify_parts_at(
+                Some("msg_1"),
+                Some(&ts.to_string()),
+                Some(&stuffed),
+                body,
+                now
+            ),
+            Err(VerifyError::NoMatchingSignature)
+        );
+        // Within the bound, and entries of the wrong length skipped, it is.
+        let short = format!("v1,{}", STANDARD.encode([0u8; 4]));
+        let ok = format!("{short} {junk} {good}");
+        assert_eq!(
+            verifier.verify_parts_at(Some("msg_1"), Some(&ts.to_string()), Some(&ok), body, now),
+            Ok(())
         );
     }
 }
