@@ -109,6 +109,7 @@ pub fn refreshing_presigner(
     Ok(
         upload_presign::RefreshingPresigner::new(url, &region, credentials)
             .map_err(|e| e.to_string())?
-            .with_style(style),
+            .with_style(style)
+            .with_provider_timeout(upload_presign::refresh::DEFAULT_PROVIDER_TIMEOUT),
     )
 }

@@ -175,7 +175,7 @@ pub struct RefreshingPresigner {
     provider: Arc<dyn CredentialsProvider>,
     refresh_before: Duration,
     retry_after: Duration,
-    provider_timeout: Duration,
+    provider_timeout: Option<Duration>,
     /// The presigner of the newest credentials from the provider. Never
     /// held across an `.await`.
     cached: RwLock<Option<Arc<Presigner>>>,
@@ -234,7 +234,7 @@ impl RefreshingPresigner {
             provider: Arc::new(provider),
             refresh_before: DEFAULT_REFRESH_BEFORE,
             retry_after: DEFAULT_RETRY_AFTER,
-            provider_timeout: DEFAULT_PROVIDER_TIMEOUT,
+            provider_timeout: None,
             cached: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(LastRefresh::default()),
         })
@@ -264,12 +264,15 @@ impl RefreshingPresigner {
         self
     }
 
-    /// Longest wait for one provider call (default
-    /// [`DEFAULT_PROVIDER_TIMEOUT`], 10 s): past it the call counts as
-    /// failed ([`crate::Error::CredentialsUnavailable`]), so a hung
-    /// provider never holds every request that needs a refresh.
+    /// Longest wait for one provider call (none by default;
+    /// [`DEFAULT_PROVIDER_TIMEOUT`], 10 s, is a good value): past it the
+    /// call counts as failed ([`crate::Error::CredentialsUnavailable`]),
+    /// so a hung provider never holds every request that needs a refresh.
+    /// Needs a tokio runtime with timers enabled (`#[tokio::main]` has
+    /// them; a runtime built without `enable_time` panics on the first
+    /// refresh).
     pub fn with_provider_timeout(mut self, timeout: Duration) -> Self {
-        self.provider_timeout = timeout;
+        self.provider_timeout = Some(timeout);
         self
     }
 
@@ -391,16 +394,16 @@ impl RefreshingPresigner {
     /// Asks the provider (recording the call in `last`) and caches a
     /// presigner of its credentials.
     async fn fetch(&self, last: &mut LastRefresh) -> Result<Arc<Presigner>> {
-        let outcome = tokio::time::timeout(self.provider_timeout, self.provider.credentials())
-            .await
-            .unwrap_or_else(|_| {
-                Err(crate::Error::CredentialsUnavailable {
-                    reason: format!(
-                        "the credentials provider did not answer within {:?}",
-                        self.provider_timeout
-                    ),
-                })
-            });
+        let outcome = match self.provider_timeout {
+            None => self.provider.credentials().await,
+            Some(limit) => tokio::time::timeout(limit, self.provider.credentials())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(crate::Error::CredentialsUnavailable {
+                        reason: format!("the credentials provider did not answer within {limit:?}"),
+                    })
+                }),
+        };
         last.finished = Some(Instant::now());
         last.error = outcome.as_ref().err().map(|e| match e {
             // Shared as the same error, not nested in another.
