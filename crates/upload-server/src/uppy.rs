@@ -220,6 +220,24 @@ pub(crate) async fn list_parts(
     Ok(Json(serde_json::Value::Array(parts)))
 }
 
+/// Where a completed object is, as both Uppy contracts report it: its
+/// URL without a signature (not a download link: originals are never
+/// served; variants are read through `/uploads/status`).
+pub(crate) async fn object_location(
+    st: &AppState,
+    key: &ObjectKey,
+) -> Result<upload_presign::Url, ApiError> {
+    let expiry = Duration::from_secs(60);
+    let mut location = st
+        .presigner
+        .presigner(expiry)
+        .await?
+        .presign_get(st.uploads.bucket(), key, expiry, SystemTime::now())?
+        .url;
+    location.set_query(None);
+    Ok(location)
+}
+
 /// A part in Uppy's completion body.
 #[derive(Debug, Deserialize)]
 struct UppyPart {
@@ -254,20 +272,7 @@ pub(crate) async fn complete(
         })
         .collect();
     let done = finish(&st, &key, &id, &rules, &parts).await?;
-    // Where the object is (not a download link: originals are never
-    // served; read variants through /uploads/status).
-    let mut location = st
-        .presigner
-        .presigner(Duration::from_secs(60))
-        .await?
-        .presign_get(
-            st.uploads.bucket(),
-            &key,
-            Duration::from_secs(60),
-            SystemTime::now(),
-        )?
-        .url;
-    location.set_query(None);
+    let location = object_location(&st, &key).await?;
     Ok(Json(serde_json::json!({
         "location": location.as_str(),
         "key": done.key,

@@ -52,7 +52,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -482,19 +482,7 @@ pub(crate) async fn complete(
         .map_err(|_| bad_request("the CompleteMultipartUpload body is not UTF-8".into()))?;
     let parts = completion_parts(body)?;
     let done = finish(&st, &key, &id, &rules, &parts).await?;
-    // Where the object is (no download link: originals are never served).
-    let mut location = st
-        .presigner
-        .presigner(Duration::from_secs(60))
-        .await?
-        .presign_get(
-            st.uploads.bucket(),
-            &key,
-            Duration::from_secs(60),
-            SystemTime::now(),
-        )?
-        .url;
-    location.set_query(None);
+    let location = crate::uppy::object_location(&st, &key).await?;
     Ok(xml(format!(
         "<CompleteMultipartUploadResult><Location>{}</Location><Bucket>{}</Bucket><Key>{}</Key><ETag>{}</ETag></CompleteMultipartUploadResult>",
         xml_escape(location.as_str()),
