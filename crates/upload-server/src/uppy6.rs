@@ -534,3 +534,28 @@ mod tests {
         assert_eq!(xml_escape("a<&>\""), "a&lt;&amp;&gt;&quot;");
     }
 }
+
+#[cfg(test)]
+mod bad_input_tests {
+    use super::*;
+
+    #[test]
+    fn truncated_or_hostile_completion_bodies_are_typed_400s() {
+        for body in [
+            "",
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"a\"",
+            "<CompleteMultipartUpload><Part><PartNumber>x</PartNumber><ETag>a</ETag></Part></CompleteMultipartUpload>",
+            "<CompleteMultipartUpload><Part><PartNumber>99999999999</PartNumber><ETag>a</ETag></Part></CompleteMultipartUpload>",
+            "<CompleteMultipartUpload></CompleteMultipartUpload><CompleteMultipartUpload></CompleteMultipartUpload>",
+            "<<<<>>>>",
+        ] {
+            let e = completion_parts(body).expect_err(body);
+            assert_eq!(
+                (e.status().as_u16(), e.code()),
+                (400, "bad_request"),
+                "{body:?}: {}",
+                e.message()
+            );
+        }
+    }
+}
