@@ -21,6 +21,7 @@
 pub mod codec;
 pub mod error;
 pub mod manifest;
+pub mod metrics;
 pub mod notify;
 pub mod queue;
 #[cfg(feature = "service")]

@@ -33,6 +33,63 @@ pub enum ServiceError {
     /// The task running the worker panicked or was cancelled.
     #[error("the worker task ended abnormally: {0}")]
     Task(String),
+    /// The metrics recorder could not be installed (another recorder is
+    /// already installed in this process).
+    #[error("metrics recorder: {0}")]
+    Metrics(String),
+}
+
+/// Installs the process-wide `metrics` recorder of the Prometheus text
+/// exporter (feature `prometheus`), with [`STAGE_BUCKETS`] as the buckets
+/// of the `*_seconds` histograms (rendered as Prometheus histograms, not
+/// summaries), and registers the worker's metric descriptions
+/// ([`crate::metrics::describe`]). Serve the handle with
+/// [`metrics_router`]. The upload API (`upload-server`) records through
+/// the same recorder when it runs in the same process.
+///
+/// # Errors
+/// [`ServiceError::Metrics`] when a recorder is already installed.
+///
+/// [`STAGE_BUCKETS`]: crate::metrics::STAGE_BUCKETS
+#[cfg(feature = "prometheus")]
+pub fn install_prometheus() -> Result<metrics_exporter_prometheus::PrometheusHandle, ServiceError> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Suffix("_seconds".to_owned()),
+            crate::metrics::STAGE_BUCKETS,
+        )
+        .map_err(|e| ServiceError::Metrics(e.to_string()))?
+        .install_recorder()
+        .map_err(|e| ServiceError::Metrics(e.to_string()))?;
+    crate::metrics::describe();
+    Ok(handle)
+}
+
+/// `GET /metrics`: the metrics of `handle` in the Prometheus text
+/// exposition format (`text/plain; version=0.0.4`), to serve beside the
+/// health routes ([`serve_worker_with`]) or merge into an app's router.
+/// Feature `prometheus`.
+#[cfg(feature = "prometheus")]
+pub fn metrics_router(handle: metrics_exporter_prometheus::PrometheusHandle) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(
+                |axum::extract::State(h): axum::extract::State<
+                    metrics_exporter_prometheus::PrometheusHandle,
+                >| async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        h.render(),
+                    )
+                },
+            ),
+        )
+        .with_state(handle)
 }
 
 /// The health routes of a worker, to serve on their own port or merge
@@ -102,6 +159,20 @@ pub async fn serve_worker(
     health_addr: Option<SocketAddr>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunStats, ServiceError> {
+    serve_worker_with(worker, health_addr, Router::new(), shutdown).await
+}
+
+/// As [`serve_worker`], with `extra` routes served beside the health routes
+/// on `health_addr` (e.g. [`metrics_router`]).
+///
+/// # Errors
+/// As [`serve_worker`].
+pub async fn serve_worker_with(
+    worker: &Worker,
+    health_addr: Option<SocketAddr>,
+    extra: Router,
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunStats, ServiceError> {
     let (stop_health, health_stopped) = oneshot::channel::<()>();
     let server = match health_addr {
         Some(addr) => {
@@ -110,7 +181,7 @@ pub async fn serve_worker(
                 .map_err(|source| ServiceError::Bind { addr, source })?;
             let bound = listener.local_addr().unwrap_or(addr);
             tracing::info!(addr = %bound, "health endpoint: /healthz, /readyz");
-            let router = health_router(worker.health());
+            let router = health_router(worker.health()).merge(extra);
             Some(tokio::spawn(async move {
                 let stopped = async {
                     let _ = health_stopped.await;

@@ -104,6 +104,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod route;
 mod routes;
 pub mod session;

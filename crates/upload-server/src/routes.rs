@@ -290,6 +290,7 @@ pub(crate) async fn create_upload(
             now,
         )?;
         tracing::info!(%key, route = route.name(), "presigned POST");
+        crate::metrics::issued(route.name(), crate::metrics::UrlKind::Post, 1);
         return Ok(Json(UploadTicket::Post {
             key: key.into_string(),
             url: p.url.to_string(),
@@ -315,6 +316,7 @@ pub(crate) async fn create_upload(
             now,
         )?;
         tracing::info!(%key, route = route.name(), size = req.size, "presigned PUT");
+        crate::metrics::issued(route.name(), crate::metrics::UrlKind::Put, 1);
         return Ok(Json(UploadTicket::Put {
             key: key.into_string(),
             request: (&p).into(),
@@ -348,6 +350,8 @@ pub(crate) async fn create_upload(
         }
     };
     tracing::info!(%key, %upload_id, route = route.name(), size = req.size, parts = plan.part_count(), "multipart session");
+    crate::metrics::session_created(route.name());
+    crate::metrics::issued(route.name(), crate::metrics::UrlKind::Part, parts.len());
     let claims = SessionClaims::new(
         Some(req.size),
         Some(plan.part_size()),
@@ -417,6 +421,7 @@ pub(crate) async fn sign_parts(
             now,
         )?,
     };
+    crate::metrics::issued(route.name(), crate::metrics::UrlKind::Part, parts.len());
     let parts: Vec<PartUrl> = parts
         .iter()
         .map(|p| PartUrl {

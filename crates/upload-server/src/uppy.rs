@@ -96,6 +96,7 @@ pub(crate) async fn create(
         PutOptions::default().with_content_type(upload_core::policy::essence(&req.content_type));
     opts.metadata = metadata;
     let upload_id = st.uploads.create_multipart_upload(&key, opts).await?;
+    crate::metrics::session_created(route.name());
     // Uppy picks its own part size: 0 binds none, and an undeclared
     // size binds the policy's maximum.
     let claims = SessionClaims::new(size, None, SystemTime::now(), st.config.session_lifetime);
@@ -143,6 +144,7 @@ pub(crate) async fn sign_part(
         expiry,
         SystemTime::now(),
     )?;
+    crate::metrics::issued(route.name(), crate::metrics::UrlKind::Part, 1);
     let headers: BTreeMap<&str, &str> = p
         .headers
         .iter()
@@ -192,6 +194,7 @@ pub(crate) async fn sign_batch(
         )?;
         urls.insert(n.to_string(), p.url.to_string());
     }
+    crate::metrics::issued(route.name(), crate::metrics::UrlKind::Part, urls.len());
     Ok(Json(
         serde_json::json!({ "presignedUrls": urls, "headers": {} }),
     ))
@@ -357,6 +360,7 @@ pub(crate) async fn params(
             route.policy.expiry(),
             now,
         )?;
+        crate::metrics::issued(route.name(), crate::metrics::UrlKind::Put, 1);
         // Content-Length is the browser's to set; the others are sent as signed.
         let headers: BTreeMap<&str, &str> = p
             .headers
@@ -383,6 +387,7 @@ pub(crate) async fn params(
         &metadata.into_iter().collect::<Vec<_>>(),
         now,
     )?;
+    crate::metrics::issued(route.name(), crate::metrics::UrlKind::Post, 1);
     let fields: serde_json::Map<String, serde_json::Value> = p
         .fields
         .into_iter()

@@ -234,6 +234,7 @@ pub(crate) async fn sign(
                 }
                 _ => presigner.presign_upload_part(bucket, &key, &id, n, expiry, now)?,
             };
+            crate::metrics::issued(route.name(), crate::metrics::UrlKind::Part, 1);
             Ok(Json(Signed {
                 url: p.url.to_string(),
                 key: None,
@@ -337,6 +338,7 @@ async fn put_object(
         SystemTime::now(),
     )?;
     tracing::info!(%key, route = route.name(), size, "presigned PUT (Uppy 6)");
+    crate::metrics::issued(route.name(), crate::metrics::UrlKind::Put, 1);
     Ok(Signed {
         url: p.url.to_string(),
         headers: client_headers(&p),
@@ -362,6 +364,7 @@ async fn create(
         PutOptions::default().with_content_type(upload_core::policy::essence(&content_type));
     opts.metadata = metadata;
     let upload_id = st.uploads.create_multipart_upload(&key, opts).await?;
+    crate::metrics::session_created(route.name());
     let claims = SessionClaims::new(
         size,
         part_size,

@@ -77,6 +77,11 @@ struct Args {
     /// (`upload-setup --cors-origin http://LISTEN`).
     #[arg(long)]
     demo: bool,
+    /// Also serve GET /metrics (Prometheus text format: presigned URLs
+    /// issued by route and kind, multipart uploads created) on this
+    /// server's address.
+    #[arg(long)]
+    metrics: bool,
     /// Directory of the demo's npm packages (`npm ci` there installs Uppy,
     /// served under `/vendor/uppy/`); by default the `examples/web` of the
     /// source tree the binary was built from, so a copied or `cargo
@@ -152,6 +157,11 @@ async fn serve(args: Args) -> Result<(), String> {
     );
     tracing::info!(%addr, uploads = %args.uploads_bucket, "presign server listening");
     let mut app = state.router();
+    if args.metrics {
+        let handle = upload_pipeline::service::install_prometheus().map_err(|e| e.to_string())?;
+        upload_server::metrics::describe();
+        app = app.merge(upload_pipeline::service::metrics_router(handle));
+    }
     if args.demo {
         if !upload_examples::demo::uppy_dist(&args.web_dir).is_dir() {
             tracing::warn!(web_dir = %args.web_dir.display(), "Uppy's bundle is missing (run `npm ci` there, or give the folder that has it with --web-dir or UPLOAD_DEMO_WEB_DIR); /uppy.html will not load");

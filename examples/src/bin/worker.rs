@@ -80,7 +80,9 @@ struct Args {
     /// are made visible again for another worker.
     #[arg(long, default_value_t = 20)]
     shutdown_grace_seconds: u64,
-    /// Serve GET /healthz and /readyz (JSON health) on this address, e.g.
+    /// Serve GET /healthz and /readyz (JSON health) and GET /metrics
+    /// (Prometheus text format: messages, outcomes, stage durations, bytes,
+    /// in flight, queue lag, notifications) on this address, e.g.
     /// 127.0.0.1:9090.
     #[arg(long, env = "UPLOAD_HEALTH_ADDR")]
     health_addr: Option<std::net::SocketAddr>,
@@ -171,7 +173,23 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(queue = %plan.queue_url, uploads = %plan.uploads_bucket, processed = %plan.processed_bucket, "worker started");
-    match upload_pipeline::service::serve_worker(&worker, args.health_addr, shutdown_signal()).await
+    let extra = match args.health_addr {
+        Some(_) => match upload_pipeline::service::install_prometheus() {
+            Ok(h) => upload_pipeline::service::metrics_router(h),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => axum::Router::new(),
+    };
+    match upload_pipeline::service::serve_worker_with(
+        &worker,
+        args.health_addr,
+        extra,
+        shutdown_signal(),
+    )
+    .await
     {
         Ok(stats) => {
             println!(

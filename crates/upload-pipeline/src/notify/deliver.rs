@@ -279,6 +279,13 @@ impl<Q: Queue> WebhookDeliverer<Q> {
             .map(|m| self.deliver(m))
             .buffer_unordered(self.config.concurrency);
         while let Some(a) = attempts.next().await {
+            let outcome = match a {
+                Attempt::Delivered => "delivered",
+                Attempt::Retried => "retried",
+                Attempt::Malformed => "malformed",
+            };
+            ::metrics::counter!(crate::metrics::WEBHOOK_DELIVERIES, "outcome" => outcome)
+                .increment(1);
             match a {
                 Attempt::Delivered => stats.delivered += 1,
                 Attempt::Retried => stats.retried += 1,

@@ -513,6 +513,7 @@ impl Worker {
         let mut opts = self.receive_options();
         opts.max_messages = opts.max_messages.min(max);
         let batch = self.queue.receive(&opts).await?;
+        crate::metrics::set_queue_lag(batch.iter().map(|m| m.body.as_str()));
         let mut stats = RunStats {
             messages: batch.len() as u64,
             ..RunStats::default()
@@ -528,6 +529,7 @@ impl Worker {
             handled.extend(delete);
         }
         self.delete_handled(&mut handled).await;
+        crate::metrics::record_stats(&stats);
         Ok(stats)
     }
 
@@ -661,6 +663,7 @@ impl Worker {
                         Ok(batch) => {
                             backoff = RECEIVE_BACKOFF_MIN;
                             this_loop.received_ok();
+                            crate::metrics::set_queue_lag(batch.iter().map(|m| m.body.as_str()));
                             if batch.is_empty() && !until_idle && opts.wait.is_zero() {
                                 // No long poll: do not hammer an empty queue.
                                 not_before = Some(Instant::now() + RECEIVE_BACKOFF_MIN);
@@ -884,10 +887,12 @@ impl Worker {
     pub async fn process_message(&self, msg: &QueueMessage) -> Result<RunStats> {
         let stats = self.handle_records(&msg.body).await?;
         self.queue.delete(&msg.receipt_handle).await?;
-        Ok(RunStats {
+        let stats = RunStats {
             messages: 1,
             ..stats
-        })
+        };
+        crate::metrics::record_stats(&stats);
+        Ok(stats)
     }
 
     async fn handle_records(&self, body: &str) -> Result<RunStats> {
@@ -935,6 +940,8 @@ impl<'a> LoopGuard<'a> {
     /// This loop has `now` messages in progress; `stats` happened.
     fn in_flight(&mut self, now: usize, stats: &RunStats) {
         let before = std::mem::replace(&mut self.in_flight, now);
+        crate::metrics::record_stats(stats);
+        crate::metrics::in_flight_delta(now as isize - before as isize);
         self.health.update(|h| {
             h.in_flight = (h.in_flight + now).saturating_sub(before);
             h.stats.add(stats);
@@ -956,6 +963,7 @@ impl<'a> LoopGuard<'a> {
 impl Drop for LoopGuard<'_> {
     fn drop(&mut self) {
         let (stopping, in_flight) = (self.stopping, self.in_flight);
+        crate::metrics::in_flight_delta(-(in_flight as isize));
         self.health.update(|h| {
             h.loops_running = h.loops_running.saturating_sub(1);
             if stopping {

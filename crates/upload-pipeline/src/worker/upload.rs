@@ -4,6 +4,7 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -23,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{
     ImageInfo, Location, Manifest, Outcome, SourceObject, VariantRecord, manifest_key, variant_key,
 };
+use crate::metrics::{self, Stage};
 use crate::notify::{Notifier, UploadNotification};
 
 /// What the blocking decode-and-render step hands back.
@@ -142,9 +144,13 @@ impl UploadProcessor {
     /// Hands `m`'s outcome to the notifier, if any.
     async fn notify(&self, m: &Manifest) -> Result<()> {
         if let Some(n) = &self.notifier {
-            n.notify(&UploadNotification::from_manifest(m, m.upload.clone()))
+            let sent = n
+                .notify(&UploadNotification::from_manifest(m, m.upload.clone()))
                 .instrument(tracing::info_span!("notify"))
-                .await?;
+                .await;
+            let outcome = if sent.is_ok() { "delivered" } else { "failed" };
+            ::metrics::counter!(crate::metrics::NOTIFICATIONS, "outcome" => outcome).increment(1);
+            sent?;
         }
         Ok(())
     }
@@ -232,6 +238,7 @@ impl UploadProcessor {
         }
         // Exactly the version the event names (versioned buckets), never
         // whatever is current.
+        let download_started = Instant::now();
         let (meta, stream) = match self
             .uploads
             .get_stream_version(key, version_id)
@@ -275,7 +282,13 @@ impl UploadProcessor {
             .clone()
             .or_else(|| version_id.map(str::to_owned));
         let Some(manifest) = self
-            .process(key, meta, stream, sequencer, version_id.as_deref())
+            .process(
+                key,
+                meta,
+                (stream, download_started),
+                sequencer,
+                version_id.as_deref(),
+            )
             .instrument(tracing::info_span!("process", %key))
             .await?
         else {
@@ -310,7 +323,7 @@ impl UploadProcessor {
         &self,
         key: &ObjectKey,
         meta: ObjectMeta,
-        stream: upload_core::ByteStream,
+        (stream, download_started): (upload_core::ByteStream, Instant),
         sequencer: Option<&str>,
         version_id: Option<&str>,
     ) -> Result<Option<Manifest>> {
@@ -331,8 +344,11 @@ impl UploadProcessor {
                 None => break,
             }
         }
+        metrics::observe(Stage::Download, download_started);
+        let sniff_started = Instant::now();
         let head = concat(&head_chunks, SNIFF_LEN);
         let sniffed = sniff(&head);
+        metrics::observe(Stage::Sniff, sniff_started);
         let mut manifest = Manifest::new(
             SourceObject {
                 bucket: self.uploads.bucket().to_owned(),
@@ -383,11 +399,14 @@ impl UploadProcessor {
                 }
             })
             .boxed();
+        let scan_started = Instant::now();
         let verdict = self
             .scanner
             .scan_sized(body, Some(meta.size))
             .instrument(tracing::info_span!("scan", size = meta.size))
             .await?;
+        metrics::observe(Stage::Scan, scan_started);
+        ::metrics::counter!(metrics::BYTES_READ).increment(meta.size);
         tracing::info!(%key, verdict = verdict.status(), refused = refusal.is_some(), "scanned");
         match &verdict {
             Verdict::Clean => manifest.scan = Some(Outcome::Clean),
@@ -482,15 +501,19 @@ impl UploadProcessor {
             let limits = self.decode_limits.clone();
             let span = tracing::Span::current();
             let rendered = tokio::task::spawn_blocking(move || -> Result<Rendered> {
+                let decode_started = Instant::now();
                 let img = tracing::info_span!(parent: &span, "decode", bytes = body.len())
                     .in_scope(|| codec.decode_for(&body, &limits, &specs))?;
+                metrics::observe(Stage::Decode, decode_started);
                 drop(body);
                 let variants = specs
                     .iter()
                     .map(|s| {
-                        tracing::info_span!(parent: &span, "encode", variant = %s.name)
-                            .in_scope(|| codec.render(&img, s))
-                            .map(|v| (s.clone(), v))
+                        let encode_started = Instant::now();
+                        let v = tracing::info_span!(parent: &span, "encode", variant = %s.name)
+                            .in_scope(|| codec.render(&img, s))?;
+                        metrics::observe(Stage::Encode, encode_started);
+                        Ok((s.clone(), v))
                     })
                     .collect::<Result<_>>()?;
                 // The placeholder is an extra: an image it fails on still gets
@@ -562,11 +585,15 @@ impl UploadProcessor {
                     .with_cache_control(VARIANT_CACHE_CONTROL)
                     .with_create_only(true),
             );
+            let upload_started = Instant::now();
             match put
                 .instrument(tracing::info_span!("upload", key = %vkey, bytes = size))
                 .await
             {
-                Ok(_) => {}
+                Ok(_) => {
+                    metrics::observe(Stage::Upload, upload_started);
+                    ::metrics::counter!(metrics::BYTES_WRITTEN).increment(size);
+                }
                 // Written by an earlier delivery: same version, same bytes.
                 Err(upload_core::Error::AlreadyExists { .. }) => {
                     tracing::debug!(key = %vkey, "variant already written");
