@@ -34,6 +34,7 @@ pub mod storage;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod timestamp;
+pub mod trace;
 
 pub use bytes::Bytes;
 pub use error::{Error, Result};

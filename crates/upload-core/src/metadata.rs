@@ -21,11 +21,11 @@ pub const RESERVED_PREFIX: &str = "upload-";
 /// together, as S3 counts them): S3's limit of 2 KB.
 pub const MAX_BYTES: usize = 2048;
 
-/// An upload's route, owner and the app's own entries, read from an
-/// object's user metadata.
+/// An upload's route, owner, trace context and the app's own entries,
+/// read from an object's user metadata.
 ///
-/// Serialized as `{"route"?, "owner"?, "metadata"?}` (absent fields are
-/// `None` or empty).
+/// Serialized as `{"route"?, "owner"?, "metadata"?, "traceparent"?}`
+/// (absent fields are `None` or empty).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UploadContext {
     /// The route's name ([`ROUTE`]), if the upload carried one.
@@ -37,6 +37,10 @@ pub struct UploadContext {
     /// Every other entry (names without the `x-amz-meta-` prefix).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// The W3C `traceparent` the upload was presigned in
+    /// ([`crate::trace::METADATA`]), if it carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl UploadContext {
@@ -46,6 +50,7 @@ impl UploadContext {
         Self {
             route: rest.remove(ROUTE),
             owner: rest.remove(OWNER),
+            traceparent: rest.remove(crate::trace::METADATA),
             metadata: rest,
         }
     }
@@ -61,6 +66,10 @@ mod tests {
             ("upload-route", "avatar"),
             ("upload-owner", "u1"),
             ("post-id", "42"),
+            (
+                "upload-traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -68,6 +77,10 @@ mod tests {
         let c = UploadContext::from_metadata(&m);
         assert_eq!(c.route.as_deref(), Some("avatar"));
         assert_eq!(c.owner.as_deref(), Some("u1"));
+        assert_eq!(
+            c.traceparent.as_deref(),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        );
         assert_eq!(
             c.metadata.into_iter().collect::<Vec<_>>(),
             [("post-id".to_owned(), "42".to_owned())]

@@ -37,6 +37,9 @@ pub enum ServiceError {
     /// already installed in this process).
     #[error("metrics recorder: {0}")]
     Metrics(String),
+    /// The OTLP exporter could not be built or could not export.
+    #[error("tracing export: {0}")]
+    Tracing(String),
 }
 
 /// Installs the process-wide `metrics` recorder of the Prometheus text
@@ -64,6 +67,83 @@ pub fn install_prometheus() -> Result<metrics_exporter_prometheus::PrometheusHan
         .map_err(|e| ServiceError::Metrics(e.to_string()))?;
     crate::metrics::describe();
     Ok(handle)
+}
+
+/// OpenTelemetry tracing exported over OTLP/HTTP with JSON bodies (feature
+/// `otlp`): the tracer provider behind [`otel_layer`]. Call
+/// [`OtlpTracing::shutdown`] before the process exits, or spans still
+/// batched are lost.
+#[cfg(feature = "otlp")]
+#[derive(Debug, Clone)]
+pub struct OtlpTracing {
+    provider: opentelemetry_sdk::trace::SdkTracerProvider,
+}
+
+/// Builds an OTLP/HTTP span exporter to `endpoint` (the collector's base
+/// URL, e.g. `http://127.0.0.1:4318`; spans go to `{endpoint}/v1/traces`),
+/// batched on the SDK's own thread, with `service.name` = `service_name`.
+/// Add [`otel_layer`] to the application's `tracing` subscriber: the
+/// upload API's `presign` span, and the worker's `process` span and its
+/// children (scan, decode, encode, upload, notify), then share one trace
+/// per upload (`upload_core::trace`).
+///
+/// # Errors
+/// [`ServiceError::Tracing`] when the exporter cannot be built (a bad URL).
+#[cfg(feature = "otlp")]
+pub fn install_otlp(endpoint: &str, service_name: &str) -> Result<OtlpTracing, ServiceError> {
+    use opentelemetry_otlp::{Protocol, WithExportConfig as _};
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpJson)
+        .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+        .build()
+        .map_err(|e| ServiceError::Tracing(e.to_string()))?;
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name(service_name.to_owned())
+                .build(),
+        )
+        .build();
+    Ok(OtlpTracing { provider })
+}
+
+#[cfg(feature = "otlp")]
+impl OtlpTracing {
+    /// Exports every span ended so far.
+    ///
+    /// # Errors
+    /// [`ServiceError::Tracing`] when the collector could not be reached.
+    pub fn flush(&self) -> Result<(), ServiceError> {
+        self.provider
+            .force_flush()
+            .map_err(|e| ServiceError::Tracing(e.to_string()))
+    }
+
+    /// Exports what is left and stops the exporter.
+    ///
+    /// # Errors
+    /// [`ServiceError::Tracing`] when the last export failed.
+    pub fn shutdown(&self) -> Result<(), ServiceError> {
+        self.provider
+            .shutdown()
+            .map_err(|e| ServiceError::Tracing(e.to_string()))
+    }
+}
+
+/// The `tracing` layer that turns spans into OpenTelemetry spans of
+/// `tracing` (feature `otlp`), for
+/// `tracing_subscriber::registry().with(otel_layer(&t))`.
+#[cfg(feature = "otlp")]
+pub fn otel_layer<S>(
+    tracing: &OtlpTracing,
+) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    use opentelemetry::trace::TracerProvider as _;
+    tracing_opentelemetry::layer().with_tracer(tracing.provider.tracer("upload-sdk"))
 }
 
 /// `GET /metrics`: the metrics of `handle` in the Prometheus text

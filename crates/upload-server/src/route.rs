@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 use axum::http::StatusCode;
 use upload_core::{ObjectKey, UploadPolicy, extension_for};
@@ -322,6 +323,16 @@ impl UploadRoute {
     /// `invalid_hook_metadata` when its metadata breaks the rules of
     /// [`UploadMetadata`].
     pub async fn authorize_upload(&self, req: HookRequest) -> Result<UploadMetadata, ApiError> {
+        let span = tracing::info_span!(
+            "presign",
+            route = %self.name,
+            owner = %req.owner,
+            trace_id = tracing::field::Empty
+        );
+        self.authorize_upload_in(req).instrument(span).await
+    }
+
+    async fn authorize_upload_in(&self, req: HookRequest) -> Result<UploadMetadata, ApiError> {
         let extra = match &self.hook {
             Some(hook) => hook.before_upload(&req).await.map_err(|r| ApiError {
                 status: StatusCode::FORBIDDEN,
@@ -358,6 +369,12 @@ impl UploadRoute {
             }
             meta.insert(name, value);
         }
+        // The trace context this upload is presigned in, for the worker
+        // to continue (`upload_core::trace`).
+        meta.insert(
+            upload_core::trace::METADATA.to_owned(),
+            upload_trace_context(&tracing::Span::current()).to_string(),
+        );
         let bytes: usize = meta.iter().map(|(k, v)| k.len() + v.len()).sum();
         if bytes > MAX_METADATA_BYTES {
             return Err(invalid(format!(
@@ -367,6 +384,21 @@ impl UploadRoute {
         }
         Ok(meta)
     }
+}
+
+/// The trace context to sign into an upload presigned in `span`: the
+/// span's OpenTelemetry context when a `tracing-opentelemetry` layer gives
+/// it one (feature `otel`), else a new random one, so that the API's and
+/// the worker's log lines of one upload still share a `trace_id`. Recorded
+/// as the span's `trace_id` field.
+fn upload_trace_context(span: &tracing::Span) -> upload_core::trace::TraceParent {
+    #[cfg(feature = "otel")]
+    let tp = upload_core::trace::TraceParent::of_span(span);
+    #[cfg(not(feature = "otel"))]
+    let tp = None;
+    let tp = tp.unwrap_or_else(upload_core::trace::TraceParent::random);
+    span.record("trace_id", tp.trace_id_hex());
+    tp
 }
 
 /// 400 `post_forms_disabled`: `route` hands out create-only PUTs only.

@@ -148,12 +148,20 @@ impl Harness {
         }
     }
 
+    /// The stored object's metadata, without its trace context (checked
+    /// to be a valid W3C `traceparent` signed in by the API).
     async fn metadata(&self, key: &str) -> BTreeMap<String, String> {
-        self.storage
+        let mut m = self
+            .storage
             .head(&ObjectKey::new(key).unwrap())
             .await
             .unwrap()
-            .metadata
+            .metadata;
+        let tp = m
+            .remove(upload_core::trace::METADATA)
+            .expect("every upload carries its trace context");
+        upload_core::trace::TraceParent::parse(&tp).unwrap();
+        m
     }
 }
 

@@ -147,6 +147,7 @@ pub fn sample_context() -> UploadContext {
             ("album".into(), "Été \"2026\" ✓".into()),
             ("note".into(), "line\nbreak\\".into()),
         ]),
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
     }
 }
 

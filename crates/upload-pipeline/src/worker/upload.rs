@@ -281,6 +281,9 @@ impl UploadProcessor {
             .version_id
             .clone()
             .or_else(|| version_id.map(str::to_owned));
+        // Processing, manifest and notification continue the trace the
+        // upload was presigned in (`upload_core::trace`).
+        let span = process_span(key, &meta);
         let Some(manifest) = self
             .process(
                 key,
@@ -289,23 +292,27 @@ impl UploadProcessor {
                 sequencer,
                 version_id.as_deref(),
             )
-            .instrument(tracing::info_span!("process", %key))
+            .instrument(span.clone())
             .await?
         else {
             return Ok(Handled::Superseded);
         };
         // The manifest last, replacing only the version read above.
-        match self.write_manifest(&mkey, &manifest, previous).await? {
+        let written = self
+            .write_manifest(&mkey, &manifest, previous)
+            .instrument(span.clone())
+            .await?;
+        match written {
             ManifestWrite::Written { replaced } => {
                 if let Some(old) = replaced {
                     self.delete_replaced_variants(&old, &manifest).await;
                 }
-                tracing::info!(%key, verdict = manifest.verdict.as_str(), variants = manifest.variants.len(), "processed");
-                self.notify(&manifest).await?;
+                tracing::info!(parent: &span, %key, verdict = manifest.verdict.as_str(), variants = manifest.variants.len(), "processed");
+                self.notify(&manifest).instrument(span).await?;
                 Ok(Handled::Processed(manifest.verdict))
             }
             ManifestWrite::SameVersion => {
-                self.notify(&manifest).await?;
+                self.notify(&manifest).instrument(span).await?;
                 Ok(Handled::AlreadyProcessed)
             }
             ManifestWrite::Newer(current) => {
@@ -920,6 +927,26 @@ impl UploadProcessor {
 
 /// Most attempts at a conditional manifest write.
 const MANIFEST_WRITE_ATTEMPTS: usize = 4;
+
+/// The span of processing one upload: `process` with the key and, when
+/// the original carries the trace context it was presigned in, its
+/// `trace_id`; with feature `otel` the span is that context's child, so
+/// scan, decode, encode, upload, manifest and notification join the upload
+/// API's trace. A malformed context is ignored (logged).
+fn process_span(key: &ObjectKey, meta: &ObjectMeta) -> tracing::Span {
+    let span = tracing::info_span!("process", %key, trace_id = tracing::field::Empty);
+    if let Some(raw) = meta.metadata.get(upload_core::trace::METADATA) {
+        match upload_core::trace::TraceParent::parse(raw) {
+            Ok(tp) => {
+                span.record("trace_id", tp.trace_id_hex());
+                #[cfg(feature = "otel")]
+                tp.adopt(&span);
+            }
+            Err(e) => tracing::debug!(%key, error = %e, "trace context ignored"),
+        }
+    }
+    span
+}
 
 /// A manifest as stored: parsed (`None` if corrupt) and its object ETag.
 #[derive(Debug)]
