@@ -1,10 +1,10 @@
 //! Creates (or brings up to date) the buckets, the event queue with its
 //! dead-letter queue, the uploads bucket's notifications, CORS rule and
 //! lifecycle rule, optionally versioning, and the uploads bucket's policy
-//! (reads of objects not
-//! scanned clean denied to all but the worker; optionally, create-only
-//! uploads required). Idempotent. Prints `{"queue_url",
-//! "dead_letter_queue_url"}`.
+//! (reads of objects not scanned clean denied to all but the worker;
+//! optionally, create-only uploads required). Idempotent. Prints
+//! `{"queue_url", "dead_letter_queue_url"}`; `upload-doctor` checks the
+//! result.
 //!
 //! ```text
 //! upload-setup --endpoint-url http://127.0.0.1:5000 --uploads-bucket uploads \
