@@ -16,7 +16,9 @@
 //! - [`consumer`]: a consumer app (bearer tokens, SQLite, `avatar` and
 //!   `document` routes, a verified webhook receiver) built on the crates.
 //! - [`setup`]: buckets, queue, dead-letter queue, notifications, CORS and
-//!   lifecycle, in one idempotent call.
+//!   lifecycle, in one idempotent call (re-exported from
+//!   [`upload_pipeline::deploy`]; the `upload-doctor` binary checks the
+//!   result with [`upload_pipeline::deploy::Doctor`]).
 
 pub mod aws_args;
 pub mod consumer;

@@ -170,6 +170,7 @@ async fn the_consumer_app_end_to_end_on_moto_and_clamd() {
         prefix: String::new(),
         cors_origins: Vec::new(),
         abort_incomplete_days: 1,
+        enable_versioning: false,
         // moto enforces bucket policies without their conditions.
         deny_unscanned_reads: false,
         worker_principal_arns: Vec::new(),

@@ -268,7 +268,7 @@ async fn photos_flow_from_presigned_upload_to_variants_through_moto_and_clamd() 
     // moto 5.1 evaluates bucket policies without their conditions (the
     // deny-unscanned-reads statement then refuses even ListParts), so on
     // moto the policy is opted out of; its document is tested in
-    // `setup::tests`.
+    // `upload_pipeline::deploy::tests`.
     let out = setup_args(&["--allow-unscanned-reads"])
         .output()
         .expect("upload-setup runs");

@@ -131,6 +131,26 @@ pub enum Error {
     /// same ID).
     #[error("notification failed: {0}")]
     Notify(Box<crate::notify::NotifyError>),
+    /// A deployment plan that cannot be applied as given
+    /// (`deploy::SetupPlan`, feature `sqs`), e.g. denying reads of
+    /// unscanned uploads without naming the worker's principal, which
+    /// must still read them.
+    #[error("invalid deployment plan: {reason}")]
+    InvalidDeployPlan {
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// A step of `deploy::setup` (feature `sqs`) failed: `step` names it
+    /// (e.g. `configuring CORS`), `source` is the store's or the queue's
+    /// error.
+    #[error("{step}: {source}")]
+    DeployStep {
+        /// The step that failed.
+        step: &'static str,
+        /// Its error.
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl From<crate::notify::NotifyError> for Error {

@@ -15,10 +15,17 @@
 //! - [`notify`]: upload outcomes pushed back to the application
 //!   ([`UploadNotification`], [`Notifier`]: in memory, a channel, a queue
 //!   such as SQS, Standard Webhooks through an outbox).
+//! - `deploy` (feature `sqs`): a deployment's buckets, queues and bucket
+//!   configuration made in one idempotent call (`deploy::setup`), checked
+//!   live by the deployment doctor (`deploy::Doctor`), and the
+//!   least-privilege IAM policies of the API and worker roles
+//!   (`deploy::iam`).
 //!
 //! All fallible functions return this crate's [`Error`].
 
 pub mod codec;
+#[cfg(feature = "sqs")]
+pub mod deploy;
 pub mod error;
 pub mod manifest;
 pub mod metrics;

@@ -547,28 +547,7 @@ pub async fn connect_bucket_to_queue(
 
     // 2. The bucket notification configuration, merged into the existing one.
     let s3 = bucket.client();
-    let current = match s3
-        .get_bucket_notification_configuration()
-        .bucket(&name)
-        .send()
-        .await
-    {
-        Ok(out) => Some(out),
-        // Some servers (moto) answer an unconfigured bucket with an empty
-        // body the SDK cannot parse: that is an empty configuration.
-        Err(SdkError::ResponseError(_)) => None,
-        Err(e) if e.raw_response().is_some_and(|r| r.status().is_success()) => None,
-        Err(e) => {
-            return Err(upload_core::s3::S3ErrorContext {
-                operation: "GetBucketNotificationConfiguration",
-                bucket: &name,
-                key: "",
-                upload_id: None,
-            }
-            .map(e)
-            .into());
-        }
-    };
+    let current = notification_configuration(bucket).await?;
     let mut events = vec![Event::from("s3:ObjectCreated:*")];
     if filter.object_removed {
         events.push(Event::from("s3:ObjectRemoved:*"));
@@ -632,6 +611,64 @@ pub async fn connect_bucket_to_queue(
             .map(e)
         })?;
     Ok(())
+}
+
+/// The bucket's notification configuration (GetBucketNotificationConfiguration),
+/// or `None` when it has none: some servers (moto) answer an unconfigured
+/// bucket with an empty body the SDK cannot parse, which counts as none.
+///
+/// # Errors
+/// Storage errors from S3 ([`upload_core::Error::AccessDenied`] without
+/// `s3:GetBucketNotification`, [`upload_core::Error::NoSuchBucket`]).
+pub async fn notification_configuration(
+    bucket: &S3Storage,
+) -> Result<Option<aws_sdk_s3::operation::get_bucket_notification_configuration::GetBucketNotificationConfigurationOutput>>
+{
+    let name = upload_core::Storage::bucket(bucket);
+    match bucket
+        .client()
+        .get_bucket_notification_configuration()
+        .bucket(name)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(Some(out)),
+        Err(SdkError::ResponseError(_)) => Ok(None),
+        Err(e) if e.raw_response().is_some_and(|r| r.status().is_success()) => Ok(None),
+        Err(e) => Err(upload_core::s3::S3ErrorContext {
+            operation: "GetBucketNotificationConfiguration",
+            bucket: name,
+            key: "",
+            upload_id: None,
+        }
+        .map(e)
+        .into()),
+    }
+}
+
+/// Resolves `queue` to a queue URL: a value starting with `http://` or
+/// `https://` is taken as the URL, anything else as a queue name
+/// (GetQueueUrl).
+///
+/// # Errors
+/// [`Error::Sqs`] with `AWS.SimpleQueueService.NonExistentQueue` (or
+/// `QueueDoesNotExist`) for an unknown name; [`Error::QueueUnavailable`]
+/// when SQS cannot be reached.
+pub async fn queue_url(client: &Client, queue: &str) -> Result<String> {
+    if queue.starts_with("http://") || queue.starts_with("https://") {
+        return Ok(queue.to_owned());
+    }
+    let out = client
+        .get_queue_url()
+        .queue_name(queue)
+        .send()
+        .await
+        .map_err(|e| map_err("GetQueueUrl", queue, e))?;
+    out.queue_url()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::QueueUnavailable {
+            reason: format!("GetQueueUrl {queue} returned no URL"),
+        })
 }
 
 /// Creates `name` and its dead-letter queue `{name}-dlq` (message

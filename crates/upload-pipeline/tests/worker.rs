@@ -666,3 +666,30 @@ async fn older_versions_are_scanned_when_their_events_come_late() {
         "the manifest still describes v2"
     );
 }
+
+/// The deployment doctor's probe is acknowledged by a tag and never
+/// processed: no scan, manifest, variants or quarantine; its removal is
+/// skipped too.
+#[tokio::test]
+async fn doctor_probes_are_tagged_received_and_not_processed() {
+    use upload_pipeline::worker::probe::{PROBE_ACK_TAG, PROBE_ACK_VALUE, probe_key};
+    let (w, _) = mem_world();
+    let k = w
+        .upload(
+            &probe_key("uploads/", "0123abcd"),
+            Bytes::from_static(b"upload-doctor probe: safe to delete\n"),
+            "text/plain",
+        )
+        .await;
+    let s = w.worker.run_until_idle().await.unwrap();
+    assert_eq!((s.messages, s.skipped, s.rejected, s.failed), (1, 1, 0, 0));
+    assert!(w.queue.is_empty() && w.dlq.is_empty());
+    let tags = w.uploads.get_tags(&k).await.unwrap();
+    assert_eq!(tags.get(PROBE_ACK_TAG), Some(PROBE_ACK_VALUE));
+    assert_eq!(tags.get("scan-status"), None);
+    assert!(w.processed.list("").await.unwrap().is_empty());
+    assert!(w.quarantine.list("").await.unwrap().is_empty());
+    w.uploads.delete(&k).await.unwrap();
+    let s = w.worker.run_until_idle().await.unwrap();
+    assert_eq!((s.messages, s.skipped, s.removed, s.failed), (1, 1, 0, 0));
+}

@@ -1,9 +1,10 @@
 //! Creates (or brings up to date) the buckets, the event queue with its
 //! dead-letter queue, the uploads bucket's notifications, CORS rule and
-//! lifecycle rule, and the uploads bucket's policy (reads of objects not
-//! scanned clean denied to all but the worker; optionally, create-only
-//! uploads required). Idempotent. Prints `{"queue_url",
-//! "dead_letter_queue_url"}`.
+//! lifecycle rule, optionally versioning, and the uploads bucket's policy
+//! (reads of objects not scanned clean denied to all but the worker;
+//! optionally, create-only uploads required). Idempotent. Prints
+//! `{"queue_url", "dead_letter_queue_url"}`; `upload-doctor` checks the
+//! result.
 //!
 //! ```text
 //! upload-setup --endpoint-url http://127.0.0.1:5000 --uploads-bucket uploads \
@@ -48,6 +49,10 @@ struct Args {
     /// Abort incomplete multipart uploads after this many days.
     #[arg(long, default_value_t = 7)]
     abort_incomplete_days: u16,
+    /// Turn versioning on for the uploads bucket: events then name the
+    /// exact version the worker reads, tags and quarantines.
+    #[arg(long)]
+    versioning: bool,
     /// Principal ARN exempt from the deny-unscanned-reads bucket policy
     /// (repeatable): the worker's role, which reads uploads before they are
     /// scanned. Required unless --allow-unscanned-reads.
@@ -78,6 +83,7 @@ async fn main() -> ExitCode {
         prefix: args.prefix,
         cors_origins: args.cors_origins,
         abort_incomplete_days: args.abort_incomplete_days,
+        enable_versioning: args.versioning,
         deny_unscanned_reads: !args.allow_unscanned_reads,
         worker_principal_arns: args.worker_principal_arns,
         require_create_only_uploads: args.require_create_only_uploads,

@@ -93,6 +93,23 @@ impl S3Storage {
         Ok(())
     }
 
+    /// The bucket's versioning status as S3 reports it: `Some("Enabled")`,
+    /// `Some("Suspended")`, or `None` when versioning was never turned on.
+    ///
+    /// # Errors
+    /// [`Error::AccessDenied`] without `s3:GetBucketVersioning`;
+    /// [`Error::NoSuchBucket`].
+    pub async fn versioning_status(&self) -> Result<Option<String>> {
+        let out = self
+            .client
+            .get_bucket_versioning()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| self.ctx("GetBucketVersioning", "").map(e))?;
+        Ok(out.status().map(|s| s.as_str().to_owned()))
+    }
+
     /// Replaces the bucket policy with `policy` (a JSON policy document,
     /// e.g. from `upload_scan::deny_unscanned_reads_policy`).
     ///
@@ -192,6 +209,29 @@ impl S3Storage {
             .await
             .map_err(|e| self.ctx("PutBucketLifecycleConfiguration", "").map(e))?;
         Ok(())
+    }
+
+    /// Every rule of the bucket's lifecycle configuration, as the SDK
+    /// returns them (empty when the bucket has none).
+    ///
+    /// # Errors
+    /// [`Error::AccessDenied`] without `s3:GetLifecycleConfiguration`;
+    /// [`Error::NoSuchBucket`]. A bucket without a lifecycle configuration
+    /// (`NoSuchLifecycleConfiguration`) is an empty list, not an error.
+    pub async fn lifecycle_rules(&self) -> Result<Vec<LifecycleRule>> {
+        match self
+            .client
+            .get_bucket_lifecycle_configuration()
+            .bucket(&self.bucket)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.rules().to_vec()),
+            Err(e) => match self.ctx("GetBucketLifecycleConfiguration", "").map(e) {
+                Error::S3 { code, .. } if code == "NoSuchLifecycleConfiguration" => Ok(Vec::new()),
+                other => Err(other),
+            },
+        }
     }
 
     /// Days after which incomplete multipart uploads are aborted by the

@@ -6,6 +6,7 @@
 //! health); [`UploadProcessor`] is what it does with each record. Another
 //! [`RecordHandler`] can take its place ([`Worker::with_handler`]).
 
+pub mod probe;
 mod upload;
 
 use std::collections::{BTreeMap, HashSet};

@@ -182,6 +182,21 @@ impl UploadProcessor {
         self.created(key, None, None, None).await
     }
 
+    /// Tags the deployment doctor's probe at `key` as received
+    /// ([`super::probe`]); best effort: the doctor may have deleted it
+    /// already, and a probe must never fail or retry a message.
+    async fn acknowledge_probe(&self, key: &ObjectKey) {
+        let tags = Tags::from_pairs([(super::probe::PROBE_ACK_TAG, super::probe::PROBE_ACK_VALUE)]);
+        let result = match tags {
+            Ok(tags) => self.uploads.put_tags(key, &tags).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => tracing::info!(%key, "deployment doctor probe acknowledged"),
+            Err(e) => tracing::debug!(%key, error = %e, "deployment doctor probe not acknowledged"),
+        }
+    }
+
     /// Whether `key` is one of the processor's own outputs: a quarantined
     /// object in the uploads bucket.
     fn is_own_output(&self, key: &ObjectKey) -> bool {
@@ -984,6 +999,12 @@ impl RecordHandler for UploadProcessor {
         };
         if self.is_own_output(&key) {
             tracing::debug!(%key, "event about a quarantined object skipped");
+            return Ok(Handled::Skipped);
+        }
+        if super::probe::is_probe_key(key.as_str()) {
+            if record.is_object_created() {
+                self.acknowledge_probe(&key).await;
+            }
             return Ok(Handled::Skipped);
         }
         let o = &record.s3.object;
