@@ -42,7 +42,7 @@ pub use clamd::{ClamdAddress, ClamdConfig, ClamdScanner};
 pub use error::{Error, Result};
 pub use memory::{EICAR_SIGNATURE, MemoryScanner, TEST_MARKER_SIGNATURE, eicar, test_marker};
 pub use quarantine::{
-    Quarantine, QuarantinedObject, SCAN_DATABASE_TAG, clean_tags, clean_tags_for,
+    Quarantine, QuarantinedObject, SCAN_DATABASE_TAG, SOURCE_ETAG_TAG, clean_tags, clean_tags_for,
 };
 pub use verdict::{ExceededLimit, Scanner, UnscannableReason, Verdict};
 pub use version::ScannerVersion;

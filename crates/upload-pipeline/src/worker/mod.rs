@@ -6,7 +6,7 @@
 //! health); [`UploadProcessor`] is what it does with each record. Another
 //! [`RecordHandler`] can take its place ([`Worker::with_handler`]).
 
-mod upload;
+pub(crate) mod upload;
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
