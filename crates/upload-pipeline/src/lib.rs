@@ -15,6 +15,8 @@
 //! - [`notify`]: upload outcomes pushed back to the application
 //!   ([`UploadNotification`], [`Notifier`]: in memory, a channel, a queue
 //!   such as SQS, Standard Webhooks through an outbox).
+//! - [`rescan`]: [`Rescan`] scans clean originals again after a signature
+//!   database update and quarantines what is now infected.
 //!
 //! All fallible functions return this crate's [`Error`].
 
@@ -23,6 +25,7 @@ pub mod error;
 pub mod manifest;
 pub mod notify;
 pub mod queue;
+pub mod rescan;
 #[cfg(feature = "service")]
 pub mod service;
 #[cfg(feature = "sqs")]
@@ -45,6 +48,7 @@ pub use notify::{
 #[cfg(feature = "webhook")]
 pub use notify::{DeliveryConfig, WebhookDeliverer};
 pub use queue::{MemoryQueue, Queue, QueueMessage, ReceiveOptions};
+pub use rescan::{Rescan, RescanOptions, RescanReport};
 pub use worker::{
     Handled, Health, HealthSnapshot, Heartbeat, RecordHandler, RouteProcessing, RunStats,
     UploadProcessor, Worker, WorkerConfig,
