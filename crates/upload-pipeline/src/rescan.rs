@@ -33,6 +33,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -293,6 +294,11 @@ impl Rescan {
             ..Default::default()
         };
         let cutoff = cutoff.as_deref();
+        let stop_fired = AtomicBool::new(false);
+        let stop = async {
+            stop.await;
+            stop_fired.store(true, Ordering::SeqCst);
+        };
         let mut results = futures::stream::iter(keys)
             .take_until(stop.boxed())
             .map(|mkey| async move {
@@ -342,12 +348,12 @@ impl Rescan {
             }
             report.resume_after = Some(mkey.as_str().to_owned());
         }
+        drop(results);
         // `take_until` ended the listing early if `stop` resolved.
-        if seen_all && results.get_ref().get_ref().is_stopped() {
+        if seen_all && stop_fired.load(Ordering::SeqCst) {
             stopped = Some("stopped before the last manifest".into());
             seen_all = false;
         }
-        drop(results);
         report.complete = seen_all;
         report.stopped = stopped;
         tracing::info!(
