@@ -38,7 +38,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::{FutureExt as _, StreamExt as _};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::Instrument as _;
 use upload_core::{ObjectKey, PutOptions, Storage};
 use upload_scan::{
@@ -124,8 +124,9 @@ impl RescanOptions {
     }
 }
 
-/// What a run did, in counts of manifests.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// What a run did, in counts of manifests; serialised as the JSON object
+/// `upload-rescan` prints (field names as here).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct RescanReport {
     /// The database version compared against.
@@ -159,7 +160,7 @@ pub struct RescanReport {
     /// stopped or the scanner became unavailable (see `stopped`).
     pub complete: bool,
     /// Why the run stopped early, if it did.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
 }
 
@@ -622,6 +623,20 @@ mod tests {
         // Not the format written by this crate: scanned once more.
         assert!(!processed_before("2020-01-01T00:00:00+01:00", cutoff));
         assert!(!processed_before("", cutoff));
+    }
+
+    #[test]
+    fn report_reads_back_from_its_json() {
+        let r = RescanReport {
+            database: 27481,
+            newly_infected: 1,
+            failed: vec!["uploads/a.jpg".into()],
+            resume_after: Some("uploads/a.jpg/manifest.json".into()),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(!json.contains("stopped"), "{json}");
+        assert_eq!(serde_json::from_str::<RescanReport>(&json).unwrap(), r);
     }
 
     #[test]
