@@ -13,6 +13,8 @@
 //! - [`demo`]: the browser demo pages (`/` and `/uppy.html`) that
 //!   `presign-server --demo` serves beside that API.
 //! - [`worker_cli`]: the worker on SQS + S3 + clamd.
+//! - [`rescan_cli`]: `upload-rescan` on S3 + clamd (scan clean uploads
+//!   again after a signature update).
 //! - [`consumer`]: a consumer app (bearer tokens, SQLite, `avatar` and
 //!   `document` routes, a verified webhook receiver) built on the crates.
 //! - [`setup`]: buckets, queue, dead-letter queue, notifications, CORS and
@@ -26,5 +28,6 @@ pub mod consumer;
 pub mod demo;
 pub mod dev_auth;
 pub mod quickstart;
+pub mod rescan_cli;
 pub mod setup;
 pub mod worker_cli;

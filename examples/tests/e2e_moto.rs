@@ -70,6 +70,7 @@ fn bin(name: &str) -> Command {
         "upload-setup" => env!("CARGO_BIN_EXE_upload-setup"),
         "presign-server" => env!("CARGO_BIN_EXE_presign-server"),
         "worker" => env!("CARGO_BIN_EXE_worker"),
+        "upload-rescan" => env!("CARGO_BIN_EXE_upload-rescan"),
         other => panic!("unknown binary {other}"),
     };
     let mut c = Command::new(path);
@@ -537,4 +538,41 @@ async fn photos_flow_from_presigned_upload_to_variants_through_moto_and_clamd() 
         server.terminate().success(),
         "presign-server exits 0 on SIGTERM"
     );
+
+    // 6. A rescan, as after a signature update (every recorded database
+    // counts as older than the largest number): each clean upload is
+    // scanned again through clamd and stays clean; nothing else changes.
+    let out = bin("upload-rescan")
+        .args(aws_flags(&endpoint))
+        .args([
+            "--uploads-bucket",
+            &uploads_bucket,
+            "--processed-bucket",
+            &processed_bucket,
+            "--clamd",
+            &clamd,
+            "--older-than-database",
+            &u64::MAX.to_string(),
+            "--window-days",
+            "1",
+            "--concurrency",
+            "2",
+        ])
+        .output()
+        .expect("upload-rescan runs");
+    assert!(
+        out.status.success(),
+        "upload-rescan: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert!(report["rescanned"].as_u64().unwrap() >= 5, "{report}");
+    assert_eq!(report["still_clean"], report["rescanned"], "{report}");
+    assert!(
+        report["examined"].as_u64().unwrap() > report["rescanned"].as_u64().unwrap(),
+        "infected and rejected uploads are examined, not rescanned: {report}"
+    );
+    assert_eq!(report["newly_infected"], 0, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    assert_eq!(report["complete"], true, "{report}");
 }

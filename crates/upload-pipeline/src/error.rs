@@ -118,6 +118,16 @@ pub enum Error {
         /// The parser's message.
         reason: String,
     },
+    /// A rescan was asked to compare databases, but the scanner does not
+    /// report a database version and none was given
+    /// ([`RescanOptions::older_than`](crate::rescan::RescanOptions::older_than)).
+    #[error(
+        "the scanner ({engine}) reports no signature database version: give the database to compare against"
+    )]
+    NoDatabaseVersion {
+        /// The engine, as the scanner names it, or `unknown`.
+        engine: String,
+    },
     /// The image task panicked or was cancelled (a bug, reported rather than
     /// propagated).
     #[error("image task failed: {reason}")]

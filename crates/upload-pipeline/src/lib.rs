@@ -20,6 +20,8 @@
 //!   live by the deployment doctor (`deploy::Doctor`), and the
 //!   least-privilege IAM policies of the API and worker roles
 //!   (`deploy::iam`).
+//! - [`rescan`]: [`Rescan`] scans clean originals again after a signature
+//!   database update and quarantines what is now infected.
 //!
 //! All fallible functions return this crate's [`Error`].
 
@@ -31,6 +33,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod notify;
 pub mod queue;
+pub mod rescan;
 #[cfg(feature = "service")]
 pub mod service;
 #[cfg(feature = "sqs")]
@@ -53,6 +56,7 @@ pub use notify::{
 #[cfg(feature = "webhook")]
 pub use notify::{DeliveryConfig, WebhookDeliverer};
 pub use queue::{MemoryQueue, Queue, QueueMessage, ReceiveOptions};
+pub use rescan::{Rescan, RescanOptions, RescanReport};
 pub use worker::{
     Handled, Health, HealthSnapshot, Heartbeat, RecordHandler, RouteProcessing, RunStats,
     UploadProcessor, Worker, WorkerConfig,

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use upload_core::ObjectKey;
+use upload_scan::ScannerVersion;
 
 use crate::codec::{Placeholder, VariantSpec};
 
@@ -27,6 +28,20 @@ pub struct Manifest {
     /// manifests written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scan: Option<Outcome>,
+    /// The scanner engine that reached [`Manifest::scan`], e.g.
+    /// `ClamAV 1.4.3` (see [`ScannerVersion`]); `None` when the scanner
+    /// could not say, and in manifests written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan_engine: Option<String>,
+    /// The signature database version it ran, e.g. `27480` (clamd's daily
+    /// database); `None` when unknown. [`crate::rescan`] scans clean
+    /// originals again when a newer database is out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan_database: Option<u64>,
+    /// When the scan (or the latest rescan) reached [`Manifest::scan`],
+    /// RFC 3339 UTC; `None` in manifests written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanned_at: Option<String>,
     /// The signature name, when infected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
@@ -61,6 +76,9 @@ impl Manifest {
             source,
             verdict,
             scan: None,
+            scan_engine: None,
+            scan_database: None,
+            scanned_at: None,
             signature: None,
             reason: None,
             quarantine: None,
@@ -69,6 +87,15 @@ impl Manifest {
             upload: Default::default(),
             processed_at: upload_core::timestamp::now_rfc3339(),
         }
+    }
+
+    /// Records a scan that reached its verdict now with `version` (or a
+    /// scanner that could not say): sets [`Manifest::scan_engine`],
+    /// [`Manifest::scan_database`] and [`Manifest::scanned_at`].
+    pub fn record_scanner(&mut self, version: Option<&ScannerVersion>) {
+        self.scan_engine = version.map(|v| v.engine.clone());
+        self.scan_database = version.and_then(|v| v.database);
+        self.scanned_at = Some(upload_core::timestamp::now_rfc3339());
     }
 }
 

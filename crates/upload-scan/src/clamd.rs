@@ -21,7 +21,8 @@
 //! keep `MaxFileSize` at least as large as the largest upload.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -31,6 +32,7 @@ use upload_core::ByteStream;
 
 use crate::error::{Error, Result};
 use crate::verdict::{ExceededLimit, Scanner, UnscannableReason, Verdict};
+use crate::version::ScannerVersion;
 
 /// Largest reply read from clamd: 4 KiB (a reply is one short line).
 const MAX_REPLY: usize = 4096;
@@ -74,6 +76,10 @@ pub struct ClamdConfig {
     /// Largest chunk sent in one INSTREAM frame, in bytes (default 256 KiB,
     /// at least 1).
     pub max_chunk: usize,
+    /// How long an answer to `VERSION` is reused by
+    /// [`Scanner::scanner_version`] (default 60 s), so that scans do not
+    /// pay a round trip each; zero asks every time.
+    pub version_ttl: Duration,
 }
 
 impl ClamdConfig {
@@ -86,6 +92,7 @@ impl ClamdConfig {
             scan_timeout: Duration::from_secs(300),
             stream_max_length: 100 * 1024 * 1024,
             max_chunk: 256 * 1024,
+            version_ttl: Duration::from_secs(60),
         }
     }
     /// Sets the connection timeout.
@@ -108,6 +115,11 @@ impl ClamdConfig {
         self.stream_max_length = bytes;
         self
     }
+    /// Sets how long a `VERSION` answer is reused.
+    pub fn with_version_ttl(mut self, t: Duration) -> Self {
+        self.version_ttl = t;
+        self
+    }
     /// Sets the largest INSTREAM chunk, in bytes (0 is taken as 1).
     pub fn with_max_chunk(mut self, bytes: usize) -> Self {
         self.max_chunk = bytes.max(1);
@@ -125,9 +137,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
 /// [`Verdict::Unscannable`], never clean; a daemon that cannot be reached,
 /// or that drops the connection without an answer, is
 /// [`Error::ScannerUnavailable`] (retry later).
+///
+/// [`Scanner::scanner_version`] asks `VERSION` and reuses the answer for
+/// [`ClamdConfig::version_ttl`] (shared by the clones of a scanner).
 #[derive(Debug, Clone)]
 pub struct ClamdScanner {
     config: ClamdConfig,
+    version_cache: Arc<Mutex<Option<(Instant, ScannerVersion)>>>,
 }
 
 /// Why the stream stopped before the terminating chunk.
@@ -141,7 +157,10 @@ enum Sent {
 impl ClamdScanner {
     /// A client for the daemon in `config`.
     pub fn new(config: ClamdConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            version_cache: Arc::default(),
+        }
     }
 
     /// The configuration.
@@ -170,6 +189,16 @@ impl ClamdScanner {
     /// [`Error::ScannerUnavailable`].
     pub async fn version(&self) -> Result<String> {
         self.command(b"zVERSION\0").await
+    }
+
+    /// [`ClamdScanner::version`], parsed, without the cache of
+    /// [`Scanner::scanner_version`].
+    ///
+    /// # Errors
+    /// [`Error::ScannerUnavailable`]; [`Error::InvalidScannerVersion`]
+    /// for a reply that is not a version.
+    pub async fn fetch_version(&self) -> Result<ScannerVersion> {
+        ScannerVersion::parse_clamd(&self.version().await?)
     }
 
     /// Scans everything `reader` yields.
@@ -463,6 +492,25 @@ impl Scanner for ClamdScanner {
         }
         self.scan(body).await
     }
+
+    /// `VERSION`, reused for [`ClamdConfig::version_ttl`]; clamd always
+    /// names its engine, so the answer is `Some`.
+    async fn scanner_version(&self) -> Result<Option<ScannerVersion>> {
+        let cached = {
+            let cache = self.version_cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < self.config.version_ttl)
+                .map(|(_, v)| v.clone())
+        };
+        if let Some(v) = cached {
+            return Ok(Some(v));
+        }
+        let v = self.fetch_version().await?;
+        *self.version_cache.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), v.clone()));
+        Ok(Some(v))
+    }
 }
 
 #[cfg(test)]
@@ -553,6 +601,67 @@ mod tests {
         ] {
             assert!(parse_reply(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// A one-shot fake clamd: answers each connection's command with
+    /// `reply`, counting connections.
+    async fn fake_clamd(
+        reply: &'static str,
+    ) -> (ClamdScanner, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = listener.accept().await {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut cmd = [0u8; 64];
+                let n = c.read(&mut cmd).await.unwrap_or(0);
+                assert_eq!(&cmd[..n], b"zVERSION\0");
+                let _ = c.write_all(reply.as_bytes()).await;
+            }
+        });
+        let scanner = ClamdScanner::new(ClamdConfig::new(ClamdAddress::Tcp(addr.to_string())));
+        (scanner, count)
+    }
+
+    #[tokio::test]
+    async fn version_is_asked_once_per_ttl() {
+        let (s, count) = fake_clamd("ClamAV 1.4.3/27480/Wed Dec  3 09:33:02 2025\0").await;
+        let v = s.scanner_version().await.unwrap().unwrap();
+        assert_eq!(v.engine, "ClamAV 1.4.3");
+        assert_eq!(v.database, Some(27480));
+        assert_eq!(s.clone().scanner_version().await.unwrap(), Some(v.clone()));
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1, "cached");
+        let s = ClamdScanner::new(s.config().clone().with_version_ttl(Duration::ZERO));
+        s.scanner_version().await.unwrap();
+        s.scanner_version().await.unwrap();
+        assert_eq!(
+            count.load(std::sync::atomic::Ordering::SeqCst),
+            3,
+            "ttl 0 asks each time"
+        );
+    }
+
+    #[tokio::test]
+    async fn hostile_version_reply_is_a_typed_error() {
+        let (s, _) = fake_clamd("ClamAV 1.4.3/27480x/\x1b[2J\0").await;
+        match s.scanner_version().await {
+            Err(Error::InvalidScannerVersion { reason, .. }) => {
+                assert_eq!(reason, "the database version is not a number")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Nothing cached from a bad answer; a daemon that is down is
+        // unavailable, not a version.
+        let down = ClamdScanner::new(
+            ClamdConfig::new(ClamdAddress::Tcp("127.0.0.1:1".into()))
+                .with_connect_timeout(Duration::from_secs(1)),
+        );
+        assert!(matches!(
+            down.scanner_version().await,
+            Err(Error::ScannerUnavailable { .. })
+        ));
     }
 
     /// Found by the `clamd_reply` fuzz target: a garbled reply ending in

@@ -39,6 +39,16 @@ pub enum Error {
         /// ETag of the version stored now.
         found: String,
     },
+    /// The scanner's version reply (clamd `VERSION`) is not
+    /// `{engine}[/{database}[/{date}]]` with a printable engine, a decimal
+    /// database number and a printable date: a garbled or hostile reply.
+    #[error("invalid scanner version reply {reply:?}: {reason}")]
+    InvalidScannerVersion {
+        /// The reply (at most 200 characters, non-printable ones as `?`).
+        reply: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A verdict of [`crate::Verdict::Clean`] was passed to
     /// [`crate::Quarantine::quarantine`].
     #[error("refusing to quarantine a clean object {key}")]

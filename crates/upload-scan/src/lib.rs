@@ -13,6 +13,10 @@
 //!   clean one, and [`deny_unscanned_reads_policy`] makes S3 refuse reads of
 //!   anything not tagged clean.
 //!
+//! - [`ScannerVersion`]: the engine and signature database behind a
+//!   verdict ([`Scanner::scanner_version`]), recorded with it so that
+//!   objects judged clean with an older database can be scanned again.
+//!
 //! The policy is fail-closed: only [`Verdict::Clean`] lets an upload
 //! proceed, and a scanner that is down is an [`Error::ScannerUnavailable`]
 //! (retry later), never a verdict.
@@ -27,6 +31,7 @@ pub mod quarantine;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod verdict;
+pub mod version;
 
 pub use archive::ScanLimits;
 pub use bucket_policy::{
@@ -36,5 +41,8 @@ pub use bucket_policy::{
 pub use clamd::{ClamdAddress, ClamdConfig, ClamdScanner};
 pub use error::{Error, Result};
 pub use memory::{EICAR_SIGNATURE, MemoryScanner, TEST_MARKER_SIGNATURE, eicar, test_marker};
-pub use quarantine::{Quarantine, QuarantinedObject, clean_tags};
+pub use quarantine::{
+    Quarantine, QuarantinedObject, SCAN_DATABASE_TAG, SOURCE_ETAG_TAG, clean_tags, clean_tags_for,
+};
 pub use verdict::{ExceededLimit, Scanner, UnscannableReason, Verdict};
+pub use version::ScannerVersion;

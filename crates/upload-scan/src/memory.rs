@@ -1,5 +1,6 @@
 //! An in-process signature scanner.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
@@ -11,6 +12,7 @@ use upload_core::ByteStream;
 use crate::archive::{Matcher, ScanLimits, Walk};
 use crate::error::{Error, Result};
 use crate::verdict::{Scanner, UnscannableReason, Verdict};
+use crate::version::ScannerVersion;
 
 /// The name [`MemoryScanner`] reports for the EICAR test file, as ClamAV's
 /// official database does: `Win.Test.EICAR_HDB-1`, a whole-file hash
@@ -113,6 +115,7 @@ pub struct MemoryScanner {
     limits: ScanLimits,
     max_stream_len: u64,
     available: AtomicBool,
+    version: Mutex<Option<ScannerVersion>>,
 }
 
 impl Default for MemoryScanner {
@@ -128,6 +131,7 @@ impl Default for MemoryScanner {
             limits: ScanLimits::default(),
             max_stream_len: DEFAULT_MAX_STREAM_LEN,
             available: AtomicBool::new(true),
+            version: Mutex::new(Some(Self::default_version())),
         }
         .with_file_signature(EICAR_SIGNATURE, eicar())
     }
@@ -191,6 +195,30 @@ impl MemoryScanner {
     /// The archive limits.
     pub fn limits(&self) -> &ScanLimits {
         &self.limits
+    }
+
+    /// The version a new scanner reports: engine `UploadSdk.MemoryScanner`
+    /// and this crate's version (e.g. `UploadSdk.MemoryScanner 0.1.0`),
+    /// database 1, no date.
+    pub fn default_version() -> ScannerVersion {
+        ScannerVersion {
+            engine: concat!("UploadSdk.MemoryScanner ", env!("CARGO_PKG_VERSION")).to_owned(),
+            database: Some(1),
+            database_date: None,
+        }
+    }
+
+    /// Sets the version [`Scanner::scanner_version`] reports (`None`: a
+    /// scanner that cannot say).
+    pub fn with_version(self, version: Option<ScannerVersion>) -> Self {
+        self.set_version(version);
+        self
+    }
+
+    /// Changes the version reported from now on, e.g. to simulate a
+    /// database update in tests (with a scanner shared by a worker).
+    pub fn set_version(&self, version: Option<ScannerVersion>) {
+        *self.version.lock().unwrap_or_else(|p| p.into_inner()) = version;
     }
 
     /// Marks the scanner up or down; while down every scan fails with
@@ -259,6 +287,22 @@ impl Scanner for MemoryScanner {
 
     async fn scan_sized(&self, body: ByteStream, size: Option<u64>) -> Result<Verdict> {
         self.scan_with_size(body, size).await
+    }
+
+    /// The version set by [`MemoryScanner::with_version`] (by default
+    /// [`MemoryScanner::default_version`]); unavailable like a scan when
+    /// the scanner is marked down.
+    async fn scanner_version(&self) -> Result<Option<ScannerVersion>> {
+        if !self.available.load(Ordering::SeqCst) {
+            return Err(Error::ScannerUnavailable {
+                reason: "memory scanner marked unavailable".into(),
+            });
+        }
+        Ok(self
+            .version
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone())
     }
 }
 
@@ -471,6 +515,26 @@ mod tests {
                 reason: UnscannableReason::Encrypted
             }
         );
+    }
+
+    #[tokio::test]
+    async fn reports_a_configurable_version() {
+        let s = MemoryScanner::new();
+        assert_eq!(
+            s.scanner_version().await.unwrap(),
+            Some(MemoryScanner::default_version())
+        );
+        assert_eq!(MemoryScanner::default_version().database, Some(1));
+        let v2 = ScannerVersion::new("Test 1.0", Some(2)).unwrap();
+        s.set_version(Some(v2.clone()));
+        assert_eq!(s.scanner_version().await.unwrap(), Some(v2));
+        let s = s.with_version(None);
+        assert_eq!(s.scanner_version().await.unwrap(), None);
+        s.set_available(false);
+        assert!(matches!(
+            s.scanner_version().await,
+            Err(Error::ScannerUnavailable { .. })
+        ));
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ use upload_core::{ObjectKey, PutOptions, Storage, Tags};
 
 use crate::error::{Error, Result};
 use crate::verdict::Verdict;
+use crate::version::ScannerVersion;
 
 /// Where a quarantined object now lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,8 +64,9 @@ impl Quarantine {
     }
 
     /// Moves `key` from `source` into quarantine, tagged `scan-status`
-    /// (`INFECTED` or `UNSCANNABLE`), `scan-signature` or `scan-reason`, and
-    /// `scanned-at` (RFC 3339, UTC).
+    /// (`INFECTED` or `UNSCANNABLE`), `scan-signature` or `scan-reason`,
+    /// `scanned-at` (RFC 3339, UTC), `source-bucket` and
+    /// [`SOURCE_ETAG_TAG`] (the original's ETag: which version this is).
     ///
     /// The order never loses the object: copy, verify the copy's size and
     /// ETag against the original, then delete the original. Safe to repeat:
@@ -150,6 +152,7 @@ impl Quarantine {
         }
         tags.insert("scanned-at", upload_core::timestamp::now_rfc3339())?;
         tags.insert("source-bucket", tag_value(source.bucket()))?;
+        tags.insert(SOURCE_ETAG_TAG, tag_value(&original.meta.etag))?;
         let mut opts = PutOptions::default().with_tags(tags);
         opts.content_type = original.meta.content_type.clone();
         let copy = self.storage.put(&qkey, original.body.clone(), opts).await?;
@@ -178,11 +181,30 @@ impl Quarantine {
 /// The tags a clean object gets: `scan-status=CLEAN` and `scanned-at`, so
 /// that a bucket policy can deny reads of anything not clean.
 pub fn clean_tags() -> Tags {
-    Tags::from_pairs([
+    clean_tags_for(None)
+}
+
+/// The tag of a quarantined copy holding the original's ETag:
+/// `source-etag`.
+pub const SOURCE_ETAG_TAG: &str = "source-etag";
+
+/// The tag naming the signature database a clean verdict was reached
+/// with: `scan-db` (see [`clean_tags_for`]).
+pub const SCAN_DATABASE_TAG: &str = "scan-db";
+
+/// [`clean_tags`], and `scan-db={database}` (e.g. `scan-db=27480`) when
+/// `version` has a database number: three tags of the ten S3 allows.
+pub fn clean_tags_for(version: Option<&ScannerVersion>) -> Tags {
+    let mut tags = Tags::from_pairs([
         ("scan-status", "CLEAN".to_owned()),
         ("scanned-at", upload_core::timestamp::now_rfc3339()),
     ])
-    .expect("two short tags are valid")
+    .expect("two short tags are valid");
+    if let Some(db) = version.and_then(|v| v.database) {
+        tags.insert(SCAN_DATABASE_TAG, db.to_string())
+            .expect("a third short tag is valid");
+    }
+    tags
 }
 
 /// Keeps only the characters S3 allows in tag values (letters, digits,
@@ -239,6 +261,10 @@ mod tests {
         assert_eq!(tags.get("scan-status"), Some("INFECTED"));
         assert_eq!(tags.get("scan-signature"), Some(EICAR_SIGNATURE));
         assert_eq!(tags.get("source-bucket"), Some("uploads"));
+        assert_eq!(
+            tags.get(SOURCE_ETAG_TAG),
+            Some(upload_core::storage::etag_of(&eicar()).as_str())
+        );
         assert_eq!(tags.get("scanned-at").unwrap().len(), 20);
         // A redelivered message repeats the move: still Ok, nothing lost.
         assert_eq!(q.quarantine(&uploads, &key, &v).await.unwrap(), moved);
@@ -261,6 +287,18 @@ mod tests {
             q.quarantine(&uploads, &key, &v).await,
             Err(Error::Storage(upload_core::Error::NotFound { .. }))
         ));
+    }
+
+    #[test]
+    fn clean_tags_name_the_database() {
+        let v = ScannerVersion::new("ClamAV 1.4.3", Some(27480)).unwrap();
+        let tags = clean_tags_for(Some(&v));
+        assert_eq!(tags.len(), 3);
+        assert_eq!(tags.get("scan-status"), Some("CLEAN"));
+        assert_eq!(tags.get(SCAN_DATABASE_TAG), Some("27480"));
+        let no_db = ScannerVersion::new("ClamAV 1.4.3", None).unwrap();
+        assert_eq!(clean_tags_for(Some(&no_db)).get(SCAN_DATABASE_TAG), None);
+        assert_eq!(clean_tags().len(), 2);
     }
 
     #[test]

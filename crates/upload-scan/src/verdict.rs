@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use upload_core::ByteStream;
 
 use crate::error::Result;
+use crate::version::ScannerVersion;
 
 /// The outcome of a scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,6 +233,20 @@ pub trait Scanner: Send + Sync + std::fmt::Debug {
     async fn scan_sized(&self, body: ByteStream, size: Option<u64>) -> Result<Verdict> {
         let _ = size;
         self.scan(body).await
+    }
+
+    /// The engine and signature database the scanner runs now, recorded
+    /// with its verdicts. Ask before a scan: a database updated during the
+    /// scan then makes the recorded version older than the one used, which
+    /// a rescan catches, never newer. The default is `None`, for scanners
+    /// that cannot say.
+    ///
+    /// # Errors
+    /// [`crate::Error::ScannerUnavailable`] when the scanner cannot be
+    /// asked; [`crate::Error::InvalidScannerVersion`] for an answer that is
+    /// not a version.
+    async fn scanner_version(&self) -> Result<Option<ScannerVersion>> {
+        Ok(None)
     }
 }
 

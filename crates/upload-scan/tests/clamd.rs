@@ -100,6 +100,12 @@ async fn clamd_passes_the_scanner_suite_over_tcp_and_unix() {
         s.ping().await.expect("PING answers PONG");
         let version = s.version().await.unwrap();
         assert!(version.starts_with("ClamAV "), "{version}");
+        let parsed = s
+            .scanner_version()
+            .await
+            .unwrap()
+            .expect("clamd names its engine");
+        assert_eq!(parsed.to_string(), version, "parsed and written back");
         upload_scan::testkit::run_all(&s, &limits()).await;
     }
 }

@@ -7,7 +7,7 @@
 //! [`RecordHandler`] can take its place ([`Worker::with_handler`]).
 
 pub mod probe;
-mod upload;
+pub(crate) mod upload;
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;

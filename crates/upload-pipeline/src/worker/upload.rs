@@ -16,7 +16,10 @@ use upload_core::{
     ObjectKey, ObjectMeta, PutOptions, S3EventRecord, SNIFF_LEN, Storage, Tags, UploadPolicy,
     same_type, sniff,
 };
-use upload_scan::{Quarantine, Scanner, Verdict, clean_tags};
+use upload_scan::{
+    Quarantine, SCAN_DATABASE_TAG, SOURCE_ETAG_TAG, Scanner, ScannerVersion, Verdict,
+    clean_tags_for,
+};
 
 use super::{Handled, RecordHandler, WorkerConfig};
 use crate::codec::{DecodeLimits, EncodedVariant, ImageCodec, Placeholder, VariantSpec};
@@ -421,6 +424,10 @@ impl UploadProcessor {
                 }
             })
             .boxed();
+        // The version first: a database updated during the scan makes the
+        // record older than the database used (a rescan checks it again),
+        // never newer.
+        let scanner_version = scanner_version(self.scanner.as_ref()).await?;
         let scan_started = Instant::now();
         let verdict = self
             .scanner
@@ -429,7 +436,8 @@ impl UploadProcessor {
             .await?;
         metrics::observe(Stage::Scan, scan_started);
         ::metrics::counter!(metrics::BYTES_READ).increment(meta.size);
-        tracing::info!(%key, verdict = verdict.status(), refused = refusal.is_some(), "scanned");
+        manifest.record_scanner(scanner_version.as_ref());
+        tracing::info!(%key, verdict = verdict.status(), refused = refusal.is_some(), database = manifest.scan_database, "scanned");
         match &verdict {
             Verdict::Clean => manifest.scan = Some(Outcome::Clean),
             Verdict::Infected { signature } => {
@@ -573,8 +581,13 @@ impl UploadProcessor {
         } else {
             None
         };
-        self.update_tags(key, version_id, &clean_tags(), &[])
-            .await?;
+        self.update_tags(
+            key,
+            version_id,
+            &clean_tags_for(scanner_version.as_ref()),
+            &[],
+        )
+        .await?;
         // Without a version ID, tags name no version: if a new upload
         // replaced the scanned one meanwhile, the CLEAN tag landed on bytes
         // nobody scanned. Take it back; the new version's event scans and
@@ -584,8 +597,13 @@ impl UploadProcessor {
                 Ok(now) if now.etag == meta.etag => {}
                 Ok(now) => {
                     tracing::warn!(%key, etag = %meta.etag, now = %now.etag, "replaced while scanned: CLEAN tag taken back");
-                    self.update_tags(key, None, &Tags::new(), &["scan-status", "scanned-at"])
-                        .await?;
+                    self.update_tags(
+                        key,
+                        None,
+                        &Tags::new(),
+                        &["scan-status", "scanned-at", SCAN_DATABASE_TAG],
+                    )
+                    .await?;
                     return Ok(None);
                 }
                 Err(upload_core::Error::NotFound { .. }) => return Ok(None),
@@ -663,11 +681,7 @@ impl UploadProcessor {
         Ok(())
     }
 
-    /// Sets the tags of `set` on the original and removes those named in
-    /// `remove`, keeping its other tags (given at upload, e.g. by a
-    /// presigned `x-amz-tagging`): S3 replaces a whole tag set at once. If
-    /// the merge would exceed 10 tags, `set` alone is written.
-    /// `version_id` names the version tagged (tags belong to a version).
+    /// [`update_tags`] on the uploads bucket.
     async fn update_tags(
         &self,
         key: &ObjectKey,
@@ -675,21 +689,7 @@ impl UploadProcessor {
         set: &Tags,
         remove: &[&str],
     ) -> Result<()> {
-        let mut tags = self.uploads.get_tags_version(key, version_id).await?;
-        for r in remove {
-            tags.remove(r);
-        }
-        for (k, v) in set.iter() {
-            if let Err(e) = tags.insert(k, v) {
-                tracing::warn!(%key, error = %e, "upload tags replaced: no room for ours");
-                tags = set.clone();
-                break;
-            }
-        }
-        self.uploads
-            .put_tags_version(key, version_id, &tags)
-            .await?;
-        Ok(())
+        update_tags(self.uploads.as_ref(), key, version_id, set, remove).await
     }
 
     /// The original is gone when its event is handled. If it went to
@@ -788,9 +788,10 @@ impl UploadProcessor {
         let Some(m) = stored.manifest else {
             return Ok(Handled::Skipped);
         };
-        if m.quarantine.is_some() {
-            // The removal is the quarantine move itself; the manifest stays
-            // as the record of where the original went.
+        if m.quarantine.is_some() || self.quarantined_copy_of(key, &m.source.etag).await? {
+            // The removal is the quarantine move itself (a rescan's, too,
+            // whose manifest may not say so yet); the manifest stays as the
+            // record of where the original went.
             return Ok(Handled::Skipped);
         }
         if let (Some(ours), Some(theirs)) = (sequencer, m.source.sequencer.as_deref())
@@ -826,6 +827,17 @@ impl UploadProcessor {
         self.processed.delete(&mkey).await?;
         tracing::info!(%key, variants = m.variants.len(), "original removed: variants and manifest deleted");
         Ok(Handled::Removed)
+    }
+
+    /// Whether the quarantine holds a copy of exactly the version of `key`
+    /// whose ETag is `etag` (its [`SOURCE_ETAG_TAG`]).
+    async fn quarantined_copy_of(&self, key: &ObjectKey, etag: &str) -> Result<bool> {
+        let qkey = self.quarantine.key_for(key)?;
+        match self.quarantine.storage().get_tags(&qkey).await {
+            Ok(tags) => Ok(tags.get(SOURCE_ETAG_TAG) == Some(etag)),
+            Err(upload_core::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn reject(
@@ -936,6 +948,50 @@ impl UploadProcessor {
             }
             Err(upload_core::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Sets the tags of `set` on the object `key` of `store` and removes those
+/// named in `remove`, keeping its other tags (given at upload, e.g. by a
+/// presigned `x-amz-tagging`): S3 replaces a whole tag set at once. If the
+/// merge would exceed 10 tags, `set` alone is written. `version_id` names
+/// the version tagged (tags belong to a version).
+pub(crate) async fn update_tags(
+    store: &dyn Storage,
+    key: &ObjectKey,
+    version_id: Option<&str>,
+    set: &Tags,
+    remove: &[&str],
+) -> Result<()> {
+    let mut tags = store.get_tags_version(key, version_id).await?;
+    for r in remove {
+        tags.remove(r);
+    }
+    for (k, v) in set.iter() {
+        if let Err(e) = tags.insert(k, v) {
+            tracing::warn!(%key, error = %e, "upload tags replaced: no room for ours");
+            tags = set.clone();
+            break;
+        }
+    }
+    store.put_tags_version(key, version_id, &tags).await?;
+    Ok(())
+}
+
+/// The scanner's version, for the record: `None` when it cannot say or
+/// answers something that is not a version (logged; the verdict stands).
+///
+/// # Errors
+/// A scanner that cannot be asked ([`upload_scan::Error::ScannerUnavailable`]):
+/// its scan would fail too, so the record is retried.
+pub(crate) async fn scanner_version(scanner: &dyn Scanner) -> Result<Option<ScannerVersion>> {
+    match scanner.scanner_version().await {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_transient() => Err(e.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "scanner version unknown: recorded as none");
+            Ok(None)
         }
     }
 }
