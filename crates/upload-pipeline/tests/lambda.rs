@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{World, sample, world};
-use upload_core::{Bytes, S3EventRecord};
+use upload_core::S3EventRecord;
 use upload_pipeline::lambda::{SqsEvent, handle_sqs_event};
 use upload_pipeline::{
     Error, Handled, MemoryQueue, Outcome, Queue, ReceiveOptions, RecordHandler, StandardCodec,
@@ -112,9 +112,7 @@ async fn one_failing_message_is_reported_alone_and_nothing_is_deleted() {
             "image/jpeg",
         )
         .await;
-    let infected = w
-        .upload("uploads/u/eicar.jpg", Bytes::from(eicar()), "image/jpeg")
-        .await;
+    let infected = w.upload("uploads/u/eicar.jpg", eicar(), "image/jpeg").await;
     w.upload(
         "locked/u/other.jpg",
         sample("testdata/hopper.jpg"),
