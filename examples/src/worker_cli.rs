@@ -230,3 +230,57 @@ fn routes(
 fn parse_variant(s: &str) -> Result<VariantSpec, String> {
     VariantSpec::parse(s).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        processing: ProcessingArgs,
+    }
+
+    #[test]
+    fn comma_separated_variants_and_routes_make_the_plan() {
+        let cli = Cli::try_parse_from([
+            "lambda-worker",
+            "--uploads-bucket",
+            "uploads",
+            "--processed-bucket",
+            "processed",
+            "--variant",
+            "thumb=64x64,card=1200x630:cover:jpeg:85",
+            "--route-variant",
+            "avatar/square=128x128:cover,avatar/tiny=32x32",
+            "--scan-only-route",
+            "document,invoice",
+        ])
+        .unwrap();
+        let plan = cli.processing.plan().unwrap();
+        let names: Vec<&str> = plan.variants.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["thumb", "card"]);
+        assert_eq!(
+            plan.quarantine_bucket, "uploads",
+            "the uploads bucket by default"
+        );
+        assert_eq!(plan.queue_url, None);
+        let routes: Vec<(&str, usize)> = plan
+            .routes
+            .iter()
+            .map(|(name, r)| (name.as_str(), r.variants.len()))
+            .collect();
+        assert_eq!(routes, [("avatar", 2), ("document", 0), ("invoice", 0)]);
+        let bad = Cli::try_parse_from([
+            "lambda-worker",
+            "--uploads-bucket",
+            "u1",
+            "--processed-bucket",
+            "p1",
+            "--variant",
+            "thumb=0x64",
+        ]);
+        assert!(bad.is_err());
+    }
+}
