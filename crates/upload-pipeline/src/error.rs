@@ -161,6 +161,23 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// The process is not running under an AWS Lambda runtime: an
+    /// environment variable the runtime sets is missing or invalid (the
+    /// `lambda` module's `run`, feature `lambda`).
+    #[error("not running under AWS Lambda: {name} {problem}")]
+    LambdaEnvironment {
+        /// The variable, e.g. `AWS_LAMBDA_RUNTIME_API`.
+        name: &'static str,
+        /// What is wrong with it: `is not set`, `is not a whole number`.
+        problem: &'static str,
+    },
+    /// The Lambda runtime API client stopped: the runtime API refused or
+    /// dropped a request (the `lambda` module's `run`, feature `lambda`).
+    #[error("Lambda runtime stopped: {reason}")]
+    LambdaRuntime {
+        /// The runtime client's message.
+        reason: String,
+    },
 }
 
 impl From<crate::notify::NotifyError> for Error {

@@ -6,6 +6,8 @@
 //!   quarantine, variants, manifest, notification; then delete the
 //!   message. The upload route signed into an upload picks its policy and
 //!   variants ([`WorkerConfig::with_route`], [`RouteProcessing`]).
+//! - `lambda` (feature `lambda`): the worker as an AWS Lambda function
+//!   on SQS-triggered invocations, reporting partial batch failures.
 //! - `service` (feature `service`): the worker as a binary or in-process
 //!   (health routes, SIGTERM/Ctrl-C, grace period).
 //! - [`codec`]: the [`ImageCodec`] trait and [`StandardCodec`] (decode under
@@ -29,6 +31,8 @@ pub mod codec;
 #[cfg(feature = "sqs")]
 pub mod deploy;
 pub mod error;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod manifest;
 pub mod metrics;
 pub mod notify;

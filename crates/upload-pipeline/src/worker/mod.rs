@@ -401,6 +401,13 @@ impl Health {
     fn update(&self, f: impl FnOnce(&mut HealthState)) {
         f(&mut self.lock());
     }
+
+    /// Adds `stats` to the counts (hosts that receive messages themselves,
+    /// such as the `lambda` module).
+    #[cfg_attr(not(feature = "lambda"), allow(dead_code))]
+    pub(crate) fn add_stats(&self, stats: &RunStats) {
+        self.update(|h| h.stats.add(stats));
+    }
 }
 
 /// Processes upload events from a queue, safely in any number of workers
@@ -756,23 +763,9 @@ impl Worker {
                 ..RunStats::default()
             };
             let mut delete = None;
-            // A panic in a handler (a bug) fails this message only, as an
-            // error would; the loop and the other messages go on.
-            let result = std::panic::AssertUnwindSafe(
-                self.with_heartbeat(&msg.receipt_handle, self.handle_records(&msg.body)),
-            )
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|panic| {
-                let reason = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic".to_owned());
-                Err(Error::TaskFailed {
-                    reason: format!("record handler panicked: {reason}"),
-                })
-            });
+            let result = self
+                .with_heartbeat(&msg.receipt_handle, self.handle_body(&msg.body))
+                .await;
             match result {
                 Ok(s) => {
                     stats.add(&s);
@@ -783,7 +776,7 @@ impl Worker {
                     if malformed {
                         tracing::error!(error = %e, body_bytes = msg.body.len(), "not an S3 event message");
                     }
-                    if malformed && self.move_to_dead_letter(&msg).await {
+                    if malformed && self.move_to_dead_letter(&msg.body).await {
                         stats.dead_lettered += 1;
                         delete = Some(msg.receipt_handle.clone());
                     } else {
@@ -815,13 +808,14 @@ impl Worker {
         handles.clear();
     }
 
-    /// Sends the body of `msg` to the worker's dead-letter queue; whether
-    /// it is there now (the caller then deletes `msg`).
-    async fn move_to_dead_letter(&self, msg: &QueueMessage) -> bool {
+    /// Sends `body` (of a malformed message) to the worker's dead-letter
+    /// queue; whether it is there now (the caller then deletes the message,
+    /// or, on Lambda, reports it done).
+    pub(crate) async fn move_to_dead_letter(&self, body: &str) -> bool {
         let Some(dlq) = &self.dead_letter else {
             return false;
         };
-        match dlq.send(msg.body.clone()).await {
+        match dlq.send(body.to_owned()).await {
             Ok(id) => {
                 tracing::warn!(dead_letter_message_id = %id, "moved to the dead-letter queue");
                 true
@@ -894,6 +888,45 @@ impl Worker {
         };
         crate::metrics::record_stats(&stats);
         Ok(stats)
+    }
+
+    /// Handles the records of one message body (an S3 event, an
+    /// `s3:TestEvent`, or an SNS/EventBridge envelope of one) without
+    /// touching any queue: no delete, no visibility heartbeat, no retry
+    /// backoff, no dead-lettering. What the run loops do per message, for
+    /// hosts that receive and delete messages themselves (AWS Lambda's SQS
+    /// event source mapping: see the `lambda` module, feature `lambda`).
+    /// Every step is safe to repeat: a body handled again writes nothing
+    /// new ([`RunStats::already_processed`]).
+    ///
+    /// The counts are of the records' outcomes; [`RunStats::messages`] is
+    /// left at 0 for the caller to count.
+    ///
+    /// # Errors
+    /// - A body that is not an S3 event message at all (not JSON, none of
+    ///   the known shapes, over 256 KiB): [`Error::is_malformed_message`]
+    ///   is true; no delivery of it can succeed.
+    /// - Any record's transient failure (storage, scanner, notifier): the
+    ///   records before it are done (and are not done again on the next
+    ///   delivery), the rest are not.
+    /// - A panic in the record handler (a bug): [`Error::TaskFailed`];
+    ///   the panic does not propagate.
+    pub async fn handle_body(&self, body: &str) -> Result<RunStats> {
+        // A panic in a handler (a bug) fails this message only, as an
+        // error would; the loop and the other messages go on.
+        std::panic::AssertUnwindSafe(self.handle_records(body))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                let reason = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".to_owned());
+                Err(Error::TaskFailed {
+                    reason: format!("record handler panicked: {reason}"),
+                })
+            })
     }
 
     async fn handle_records(&self, body: &str) -> Result<RunStats> {
