@@ -53,23 +53,52 @@ pub fn init_tracing() {
 /// when it closes, with its `time.busy` and `time.idle` (the worker's
 /// per-stage timings: download, scan, decode, encode, upload).
 pub fn init_tracing_with(span_timings: bool) {
+    // No exporter: cannot fail.
+    let _ = init_tracing_otlp(span_timings, None, "");
+}
+
+/// As [`init_tracing_with`], and with `otlp_endpoint` (a collector's
+/// OTLP/HTTP base URL, e.g. `http://127.0.0.1:4318`) the spans are also
+/// exported as OpenTelemetry spans of service `service_name`: one trace
+/// per upload from the API's `presign` span to the worker's `notify`.
+/// Call [`upload_pipeline::service::OtlpTracing::shutdown`] on the result
+/// before exiting.
+///
+/// # Errors
+/// The exporter's, as text (a malformed URL).
+pub fn init_tracing_otlp(
+    span_timings: bool,
+    otlp_endpoint: Option<&str>,
+    service_name: &str,
+) -> Result<Option<upload_pipeline::service::OtlpTracing>, String> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let spans = if span_timings {
         tracing_subscriber::fmt::format::FmtSpan::CLOSE
     } else {
         tracing_subscriber::fmt::format::FmtSpan::NONE
     };
-    tracing_subscriber::fmt()
+    let otlp = match otlp_endpoint {
+        Some(url) => Some(
+            upload_pipeline::service::install_otlp(url, service_name).map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let fmt = tracing_subscriber::fmt::layer()
         .with_span_events(spans)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(
-                    "warn,upload_core=info,upload_pipeline=info,upload_scan=info,upload_presign=info,upload_server=info,upload_examples=info,presign_server=info,worker=info",
-                )
-            }),
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "warn,upload_core=info,upload_pipeline=info,upload_scan=info,upload_presign=info,upload_server=info,upload_examples=info,presign_server=info,worker=info",
         )
-        .init();
+    });
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otlp.as_ref().map(upload_pipeline::service::otel_layer))
+        .try_init();
+    Ok(otlp)
 }
 
 /// Resolves on Ctrl-C or SIGTERM, whichever comes first (the library's).

@@ -30,7 +30,9 @@ use std::time::Duration;
 use clap::Parser;
 use upload_core::UploadPolicy;
 use upload_core::s3::S3Storage;
-use upload_examples::aws_args::{AwsArgs, init_tracing, refreshing_presigner, shutdown_signal};
+use upload_examples::aws_args::{
+    AwsArgs, init_tracing_otlp, refreshing_presigner, shutdown_signal,
+};
 use upload_examples::dev_auth::DevHeaderAuthorizer;
 use upload_presign::PresignerSource;
 use upload_server::{AppState, ServerConfig};
@@ -82,6 +84,11 @@ struct Args {
     /// server's address.
     #[arg(long)]
     metrics: bool,
+    /// Export spans over OTLP/HTTP to this collector (e.g.
+    /// http://127.0.0.1:4318): each upload's `presign` span starts the
+    /// trace the worker continues.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     /// Directory of the demo's npm packages (`npm ci` there installs Uppy,
     /// served under `/vendor/uppy/`); by default the `examples/web` of the
     /// source tree the binary was built from, so a copied or `cargo
@@ -92,8 +99,21 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    init_tracing();
-    match serve(Args::parse()).await {
+    let args = Args::parse();
+    let otlp = match init_tracing_otlp(false, args.otlp_endpoint.as_deref(), "upload-api") {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let served = serve(args).await;
+    if let Some(o) = otlp
+        && let Err(e) = o.shutdown()
+    {
+        eprintln!("warning: {e}");
+    }
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use upload_examples::aws_args::{AwsArgs, init_tracing_with, shutdown_signal};
+use upload_examples::aws_args::{AwsArgs, init_tracing_otlp, shutdown_signal};
 use upload_examples::worker_cli::{self, ProcessingArgs};
 
 /// Processes uploads from an SQS queue of S3 events.
@@ -52,7 +52,17 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    init_tracing_with(args.processing.log_spans);
+    let otlp = match init_tracing_otlp(
+        args.processing.log_spans,
+        args.processing.otlp_endpoint.as_deref(),
+        "upload-worker",
+    ) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(t) = args.visibility_timeout_seconds
         && t > 43_200
     {
@@ -91,14 +101,19 @@ async fn main() -> ExitCode {
         },
         None => axum::Router::new(),
     };
-    match upload_pipeline::service::serve_worker_with(
+    let served = upload_pipeline::service::serve_worker_with(
         &worker,
         args.health_addr,
         extra,
         shutdown_signal(),
     )
-    .await
+    .await;
+    if let Some(o) = otlp
+        && let Err(e) = o.shutdown()
     {
+        eprintln!("warning: {e}");
+    }
+    match served {
         Ok(stats) => {
             println!(
                 "{}",
