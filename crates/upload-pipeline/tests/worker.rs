@@ -693,3 +693,34 @@ async fn doctor_probes_are_tagged_received_and_not_processed() {
     let s = w.worker.run_until_idle().await.unwrap();
     assert_eq!((s.messages, s.skipped, s.removed, s.failed), (1, 1, 0, 0));
 }
+
+/// From the attacker's side: an upload whose key looks like a doctor
+/// probe (an app that lets users name keys) never skips the scan. EICAR
+/// there is quarantined, and a photo larger than a probe is processed as
+/// any upload.
+#[tokio::test]
+async fn a_probe_key_never_skips_the_scan() {
+    use upload_pipeline::worker::probe::{PROBE_ACK_TAG, probe_key};
+    let (w, _) = mem_world();
+    let infected = w
+        .upload(&probe_key("uploads/", "evil"), eicar(), "text/plain")
+        .await;
+    let photo = w
+        .upload(
+            &probe_key("uploads/", "big.jpg"),
+            sample("photos/photo_colorfulcups_2560x1600_gps.jpg"),
+            "image/jpeg",
+        )
+        .await;
+    let s = w.worker.run_until_idle().await.unwrap();
+    assert_eq!((s.infected, s.clean, s.failed), (1, 1, 0), "{s:?}");
+    assert!(
+        w.uploads.head(&infected).await.is_err(),
+        "moved to quarantine"
+    );
+    assert_eq!(w.quarantine.list("").await.unwrap().len(), 1);
+    let tags = w.uploads.get_tags(&photo).await.unwrap();
+    assert_eq!(tags.get("scan-status"), Some("CLEAN"));
+    assert_eq!(tags.get(PROBE_ACK_TAG), None);
+    assert!(!w.manifest(&photo).await.variants.is_empty());
+}

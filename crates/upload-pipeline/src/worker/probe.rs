@@ -4,11 +4,18 @@
 //! The doctor proves that the bucket's notifications reach the queue by
 //! writing a small object `{prefix}.upload-doctor/probe-{uuid}` and
 //! waiting for its ObjectCreated event. A running worker may receive that
-//! event first: it then neither scans nor processes the probe (no
-//! manifest, no variants, no notification to the app) but tags the probe
+//! event first: it then scans the probe and, clean, does not process it
+//! (no manifest, no variants, no notification to the app) but tags the
+//! probe
 //! [`PROBE_ACK_TAG`]` = `[`PROBE_ACK_VALUE`], which the doctor reads as
 //! "the event arrived", and deletes the message. The probe's
-//! ObjectRemoved event (the doctor deletes it) is skipped the same way.
+//! ObjectRemoved event (the doctor deletes it) finds no manifest and is
+//! skipped.
+//!
+//! Keys are chosen by the application, so the check does not rely on
+//! them alone: an object at a probe key that is larger than
+//! [`PROBE_MAX_BYTES`] or not clean is processed like any upload
+//! (quarantined when infected), and a probe is never tagged CLEAN.
 
 /// Directory segment that holds probe objects, right under the uploads
 /// prefix. Upload keys never contain it: keys are chosen by the app
@@ -17,6 +24,11 @@ pub const PROBE_DIR: &str = ".upload-doctor";
 
 /// File-name prefix of probe objects inside [`PROBE_DIR`].
 pub const PROBE_FILE_PREFIX: &str = "probe-";
+
+/// Largest object, in bytes, the worker treats as a probe; anything larger
+/// at a probe key is processed as an upload (the doctor's probes are a
+/// few dozen bytes).
+pub const PROBE_MAX_BYTES: u64 = 1024;
 
 /// Tag the worker puts on a probe whose event it received.
 pub const PROBE_ACK_TAG: &str = "upload-doctor";

@@ -185,6 +185,27 @@ impl UploadProcessor {
         self.created(key, None, None, None).await
     }
 
+    /// Scans the small object at `key` (a probe): whether it is clean; a
+    /// probe already deleted counts as clean (there is nothing to serve).
+    ///
+    /// # Errors
+    /// The store's or the scanner's, as a transient failure of the record.
+    async fn probe_is_clean(&self, key: &ObjectKey) -> Result<bool> {
+        let (meta, stream) = match self.uploads.get_stream(key).await {
+            Ok(got) => got,
+            Err(upload_core::Error::NotFound { .. }) => return Ok(true),
+            Err(e) => return Err(e.into()),
+        };
+        if meta.size > super::probe::PROBE_MAX_BYTES {
+            return Ok(false);
+        }
+        let verdict = self.scanner.scan_sized(stream, Some(meta.size)).await?;
+        if !verdict.is_clean() {
+            tracing::warn!(%key, verdict = verdict.status(), "an object at a probe key is not clean: processed as an upload");
+        }
+        Ok(verdict.is_clean())
+    }
+
     /// Tags the deployment doctor's probe at `key` as received
     /// ([`super::probe`]); best effort: the doctor may have deleted it
     /// already, and a probe must never fail or retry a message.
@@ -1057,10 +1078,21 @@ impl RecordHandler for UploadProcessor {
             tracing::debug!(%key, "event about a quarantined object skipped");
             return Ok(Handled::Skipped);
         }
-        if super::probe::is_probe_key(key.as_str()) {
-            if record.is_object_created() {
-                self.acknowledge_probe(&key).await;
-            }
+        // A probe of the deployment doctor: acknowledged, not processed,
+        // once it is scanned clean. Keys are the app's to choose, but a
+        // key that looks like a probe must never skip the scan: anything
+        // larger than a probe, or not clean, is processed like any upload
+        // (and quarantined), and a probe is never tagged CLEAN.
+        if record.is_object_created()
+            && super::probe::is_probe_key(key.as_str())
+            && record
+                .s3
+                .object
+                .size
+                .is_some_and(|s| s <= super::probe::PROBE_MAX_BYTES)
+            && self.probe_is_clean(&key).await?
+        {
+            self.acknowledge_probe(&key).await;
             return Ok(Handled::Skipped);
         }
         let o = &record.s3.object;
