@@ -82,7 +82,7 @@ pub const LAMBDA_ENVIRONMENT: [&str; 4] = [
 /// that failed, in the batch's order (see the [module](self) docs for what
 /// fails and what is reported done). Never fails as a whole: a failure is
 /// a message's own. The counts are added to the worker's
-/// [`Health`](crate::Health) stats.
+/// [`Health`](crate::Health) stats and its [metrics](crate::metrics).
 pub async fn handle_sqs_event(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
     let max = worker.config().max_in_flight.max(1);
     let results: Vec<(RunStats, Option<String>)> = futures::stream::iter(event.records)
@@ -99,6 +99,7 @@ pub async fn handle_sqs_event(worker: &Worker, event: SqsEvent) -> SqsBatchRespo
         }
     }
     worker.health().add_stats(&stats);
+    crate::metrics::record_stats(&stats);
     tracing::info!(
         messages = stats.messages,
         failed = stats.failed,
