@@ -164,11 +164,6 @@ pub struct ProcessingArgs {
     /// its span closes.
     #[arg(long, env = "UPLOAD_LOG_SPANS")]
     pub log_spans: bool,
-    /// Also export the spans over OTLP/HTTP to this collector (e.g.
-    /// http://127.0.0.1:4318): each upload's spans join the trace of the
-    /// API request that presigned it.
-    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
-    pub otlp_endpoint: Option<String>,
 }
 
 impl ProcessingArgs {

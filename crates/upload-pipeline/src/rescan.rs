@@ -389,6 +389,15 @@ impl Rescan {
         {
             return Ok(Item::NotDue);
         }
+        // A manifest about another bucket's object, or stored under
+        // another key than its original's (a processed bucket shared by
+        // deployments, a copied manifest): not ours to touch.
+        if m.source.bucket != self.uploads.bucket()
+            || crate::manifest::manifest_key(&m.source.key).ok().as_ref() != Some(mkey)
+        {
+            tracing::warn!(key = %mkey, source_bucket = %m.source.bucket, source = %m.source.key, "manifest of another bucket or key: skipped");
+            return Ok(Item::Skipped);
+        }
         let key = m.source.key.clone();
         let version_id = m.source.version_id.as_deref();
         let (meta, stream) = match self.uploads.get_stream_version(&key, version_id).await {
@@ -404,6 +413,10 @@ impl Rescan {
             tracing::info!(%key, etag = %m.source.etag, now = %meta.etag, "original changed since its manifest: skipped");
             return Ok(Item::Skipped);
         }
+        // The version read: a manifest written before versioning was turned
+        // on names none, and deleting without one would only add a delete
+        // marker, leaving the infected bytes (tagged CLEAN) behind.
+        let version_id = version_id.or(meta.version_id.as_deref());
         let version = scanner_version(self.scanner.as_ref()).await?;
         let verdict = self
             .scanner
@@ -524,6 +537,15 @@ impl Rescan {
         m.image = None;
         m.record_scanner(version);
         m.processed_at = upload_core::timestamp::now_rfc3339();
+        // Notified before the manifest records it: if the notifier fails,
+        // the manifest still says clean, and the next run finds the
+        // original in quarantine and finishes (notifying again), so the
+        // notification is never lost (at least once, as the worker's).
+        if let Some(n) = &self.notifier {
+            n.notify(&UploadNotification::from_manifest(&m, m.upload.clone()))
+                .instrument(tracing::info_span!("notify"))
+                .await?;
+        }
         if !self.write_manifest(mkey, manifest_etag, &m).await? {
             return Err(upload_core::Error::Unavailable {
                 reason: format!(
@@ -534,11 +556,6 @@ impl Rescan {
             .into());
         }
         tracing::warn!(key = %m.source.key, signature = m.signature, "infected on rescan: quarantined");
-        if let Some(n) = &self.notifier {
-            n.notify(&UploadNotification::from_manifest(&m, m.upload.clone()))
-                .instrument(tracing::info_span!("notify"))
-                .await?;
-        }
         Ok(Item::Infected)
     }
 

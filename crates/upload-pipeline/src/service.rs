@@ -48,7 +48,9 @@ pub enum ServiceError {
 /// summaries), and registers the worker's metric descriptions
 /// ([`crate::metrics::describe`]). Serve the handle with
 /// [`metrics_router`]. The upload API (`upload-server`) records through
-/// the same recorder when it runs in the same process.
+/// the same recorder when it runs in the same process. Called within a
+/// tokio runtime, it spawns the exporter's upkeep (every 5 s), which folds
+/// histogram samples in between scrapes so they do not accumulate.
 ///
 /// # Errors
 /// [`ServiceError::Metrics`] when a recorder is already installed.
@@ -66,6 +68,23 @@ pub fn install_prometheus() -> Result<metrics_exporter_prometheus::PrometheusHan
         .install_recorder()
         .map_err(|e| ServiceError::Metrics(e.to_string()))?;
     crate::metrics::describe();
+    // Histogram samples wait in the recorder until a render or an upkeep
+    // folds them in: without scrapes they would pile up.
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => {
+            let h = handle.clone();
+            rt.spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+                loop {
+                    every.tick().await;
+                    h.run_upkeep();
+                }
+            });
+        }
+        Err(_) => tracing::warn!(
+            "install_prometheus outside a tokio runtime: call PrometheusHandle::run_upkeep every few seconds, or histogram samples accumulate between scrapes"
+        ),
+    }
     Ok(handle)
 }
 

@@ -39,7 +39,7 @@ struct Args {
     #[arg(long, env = "UPLOAD_QUARANTINE_BUCKET")]
     quarantine_bucket: Option<String>,
     /// Key prefix of quarantined originals.
-    #[arg(long, default_value = "quarantine/")]
+    #[arg(long, env = "UPLOAD_QUARANTINE_PREFIX", default_value = "quarantine/")]
     quarantine_prefix: String,
     /// clamd address: host:port, or a Unix socket path.
     #[arg(long, env = "UPLOAD_CLAMD", default_value = "127.0.0.1:3310")]

@@ -47,6 +47,11 @@ struct Args {
     /// 127.0.0.1:9090.
     #[arg(long, env = "UPLOAD_HEALTH_ADDR")]
     health_addr: Option<std::net::SocketAddr>,
+    /// Also export the spans over OTLP/HTTP to this collector (e.g.
+    /// http://127.0.0.1:4318; plain http): each upload's spans join the
+    /// trace of the API request that presigned it.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 #[tokio::main]
@@ -54,7 +59,7 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     let otlp = match init_tracing_otlp(
         args.processing.log_spans,
-        args.processing.otlp_endpoint.as_deref(),
+        args.otlp_endpoint.as_deref(),
         "upload-worker",
     ) {
         Ok(o) => o,

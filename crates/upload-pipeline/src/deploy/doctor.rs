@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `buckets` | the uploads and processed buckets exist and answer (HeadBucket) |
 //! | `queue` | the event queue exists (its URL and ARN) |
-//! | `cors` | for every app origin, a CORS rule of the uploads bucket allows it to `PUT` with any header (or `Content-Type`) and exposes `ETag` |
+//! | `cors` | for every app origin, a CORS rule of the uploads bucket allows it to `PUT` with the headers of a presigned upload (`*`, or `Content-Type`, `If-None-Match` and `x-amz-meta-*`) and exposes `ETag` |
 //! | `lifecycle` | an enabled lifecycle rule covering the prefix aborts incomplete multipart uploads |
 //! | `versioning` | versioning is `Enabled` (warns otherwise) |
 //! | `deny-unscanned-reads` | the bucket policy has a `Deny` of `s3:GetObject` (and `s3:GetObjectVersion`) to `*` on the prefix unless `s3:ExistingObjectTag/scan-status` is `CLEAN` |
@@ -628,35 +628,47 @@ impl Doctor {
         key: &ObjectKey,
     ) -> crate::Result<Option<&'static str>> {
         let deadline = tokio::time::Instant::now() + self.config.probe_timeout;
+        // A real message received meanwhile is held (invisible) until the
+        // round trip ends, then released at once: it is received by the
+        // doctor at most once, one receive toward its redrive limit. (Made
+        // visible again at once, it would come back at every poll and
+        // could be dead-lettered before any worker saw it.)
         let opts = ReceiveOptions::default()
             .with_max_messages(10)
             .with_wait(Duration::from_secs(1))
-            .with_visibility_timeout(Duration::from_secs(5));
-        loop {
-            if let Ok(tags) = uploads.get_tags(key).await
-                && tags.get(PROBE_ACK_TAG) == Some(PROBE_ACK_VALUE)
-            {
-                return Ok(Some("acknowledged by a worker"));
-            }
-            let mut found = false;
-            for m in queue.receive(&opts).await? {
-                if is_probe_event(&m.body, uploads.bucket(), key.as_str()) {
-                    queue.delete(&m.receipt_handle).await?;
-                    found = true;
-                } else if let Err(e) = queue
-                    .change_visibility(&m.receipt_handle, Duration::ZERO)
-                    .await
+            .with_visibility_timeout(self.config.probe_timeout + Duration::from_secs(30));
+        let mut held: Vec<(String, String)> = Vec::new();
+        let outcome = async {
+            loop {
+                if let Ok(tags) = uploads.get_tags(key).await
+                    && tags.get(PROBE_ACK_TAG) == Some(PROBE_ACK_VALUE)
                 {
-                    tracing::warn!(message_id = %m.message_id, error = %e, "could not release a message");
+                    return Ok(Some("acknowledged by a worker"));
+                }
+                let mut found = false;
+                for m in queue.receive(&opts).await? {
+                    if is_probe_event(&m.body, uploads.bucket(), key.as_str()) {
+                        queue.delete(&m.receipt_handle).await?;
+                        found = true;
+                    } else {
+                        held.push((m.message_id, m.receipt_handle));
+                    }
+                }
+                if found {
+                    return Ok(Some("received by the doctor"));
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Ok(None);
                 }
             }
-            if found {
-                return Ok(Some("received by the doctor"));
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(None);
+        }
+        .await;
+        for (id, handle) in &held {
+            if let Err(e) = queue.change_visibility(handle, Duration::ZERO).await {
+                tracing::warn!(message_id = %id, error = %e, "could not release a message; visible again after the doctor's visibility timeout");
             }
         }
+        outcome
     }
 }
 
@@ -713,9 +725,41 @@ fn origin_matches(pattern: &str, origin: &str) -> bool {
     }
 }
 
+/// Request headers a browser sends with a presigned PUT of the upload API
+/// (its preflight names them): the signed `Content-Type`, the create-only
+/// `If-None-Match` and the signed metadata (route, owner, trace context;
+/// an app's hook adds its own `x-amz-meta-*`).
+pub const BROWSER_PUT_HEADERS: &[&str] = &[
+    "content-type",
+    "if-none-match",
+    "x-amz-meta-upload-route",
+    "x-amz-meta-upload-owner",
+    "x-amz-meta-upload-traceparent",
+];
+
+/// Whether a CORS `AllowedHeaders` entry (`*` at most once, as S3 allows)
+/// covers `header`, case-insensitively.
+fn header_pattern_matches(pattern: &str, header: &str) -> bool {
+    let (p, h) = (pattern.to_ascii_lowercase(), header.to_ascii_lowercase());
+    match p.split_once('*') {
+        Some((pre, post)) => {
+            h.len() >= pre.len() + post.len() && h.starts_with(pre) && h.ends_with(post)
+        }
+        None => p == h,
+    }
+}
+
+/// Whether `allowed` (a rule's `AllowedHeaders`) covers every header of
+/// [`BROWSER_PUT_HEADERS`].
+fn allows_put_headers(allowed: &[String]) -> bool {
+    BROWSER_PUT_HEADERS
+        .iter()
+        .all(|h| allowed.iter().any(|p| header_pattern_matches(p, h)))
+}
+
 /// The `cors` check on `rules` (GetBucketCors) for `origins`: each origin
-/// needs one rule that allows it to `PUT` with `Content-Type` (or any
-/// header) and exposes `ETag`.
+/// needs one rule that allows it to `PUT` with the headers of a presigned
+/// upload ([`BROWSER_PUT_HEADERS`]; `*` covers them) and exposes `ETag`.
 pub fn cors_check(rules: &[CorsRule], origins: &[String]) -> Check {
     const NAME: &str = "cors";
     let mut problems = Vec::new();
@@ -736,9 +780,7 @@ pub fn cors_check(rules: &[CorsRule], origins: &[String]) -> Check {
             r.allowed_methods()
                 .iter()
                 .any(|m| m.eq_ignore_ascii_case("PUT"))
-                && r.allowed_headers()
-                    .iter()
-                    .any(|h| h == "*" || h.eq_ignore_ascii_case("content-type"))
+                && allows_put_headers(r.allowed_headers())
                 && r.expose_headers()
                     .iter()
                     .any(|h| h.eq_ignore_ascii_case("etag"))
@@ -755,12 +797,10 @@ pub fn cors_check(rules: &[CorsRule], origins: &[String]) -> Check {
         {
             missing.push("AllowedMethods PUT");
         }
-        if !r
-            .allowed_headers()
-            .iter()
-            .any(|h| h == "*" || h.eq_ignore_ascii_case("content-type"))
-        {
-            missing.push("AllowedHeaders * (or Content-Type)");
+        if !allows_put_headers(r.allowed_headers()) {
+            missing.push(
+                "AllowedHeaders * (or Content-Type, If-None-Match and x-amz-meta-*: the headers of a presigned PUT)",
+            );
         }
         if !r
             .expose_headers()
@@ -779,7 +819,7 @@ pub fn cors_check(rules: &[CorsRule], origins: &[String]) -> Check {
         Check::pass(
             NAME,
             format!(
-                "{} may PUT with any header and read ETag",
+                "{} may PUT with the headers of a presigned upload and read ETag",
                 origins.join(", ")
             ),
         )
@@ -898,11 +938,31 @@ fn principal_is_everyone(st: &Value) -> bool {
     }
 }
 
+/// Whether the Condition block of `st` holds anything but the tag test
+/// (`StringNotEquals` on `s3:ExistingObjectTag/scan-status`) and the
+/// principal exemption (`ArnNotEquals`/`ArnNotLike` on `aws:PrincipalArn`).
+fn condition_narrows(st: &Value) -> bool {
+    let Some(c) = st.get("Condition").and_then(Value::as_object) else {
+        return false;
+    };
+    c.iter().any(|(op, keys)| {
+        let allowed = match op.as_str() {
+            "StringNotEquals" | "StringNotEqualsIgnoreCase" => "s3:ExistingObjectTag/scan-status",
+            "ArnNotEquals" | "ArnNotLike" => "aws:PrincipalArn",
+            _ => return true,
+        };
+        keys.as_object()
+            .is_none_or(|k| k.keys().any(|k| !k.eq_ignore_ascii_case(allowed)))
+    })
+}
+
 /// The `deny-unscanned-reads` check on the bucket policy document `policy`
 /// (GetBucketPolicy; `None` when the bucket has none): a `Deny` to every
 /// principal of `s3:GetObject` on all of `prefix` in `bucket` unless the
 /// `scan-status` tag is `CLEAN` (`upload_scan::deny_unscanned_reads_statement`
-/// or an equivalent). Without `s3:GetObjectVersion` denied too, it warns.
+/// or an equivalent). Without `s3:GetObjectVersion` denied too, it warns; a
+/// statement narrowed by other conditions, or exempting every principal,
+/// fails.
 pub fn deny_unscanned_check(policy: Option<&str>, bucket: &str, prefix: &str) -> Check {
     const NAME: &str = "deny-unscanned-reads";
     let fix = format!(
@@ -924,6 +984,7 @@ pub fn deny_unscanned_check(policy: Option<&str>, bucket: &str, prefix: &str) ->
         format!("arn:aws:s3:::{bucket}/*"),
         format!("arn:aws:s3:::{bucket}/{prefix}*"),
     ];
+    let mut narrowed = false;
     let found = statements(&doc).into_iter().find_map(|st| {
         let deny = st.get("Effect").and_then(Value::as_str) == Some("Deny");
         let resources = as_strings(st.get("Resource"));
@@ -944,19 +1005,46 @@ pub fn deny_unscanned_check(policy: Option<&str>, bucket: &str, prefix: &str) ->
         if !(deny && principal_is_everyone(st) && covers_prefix && unless_clean) {
             return None;
         }
+        // Any other condition narrows the Deny (e.g. aws:SecureTransport
+        // false: plain-HTTP reads only): it no longer protects every read.
+        if condition_narrows(st) {
+            narrowed = true;
+            return None;
+        }
         let actions = as_strings(st.get("Action"));
         let covers = |a: &str| actions.iter().any(|p| action_covers(p, a));
         covers("s3:GetObject").then(|| {
-            let exempt = as_strings(
-                st.get("Condition")
-                    .and_then(|c| c.get("ArnNotEquals").or_else(|| c.get("ArnNotLike")))
-                    .and_then(|c| c.get("aws:PrincipalArn")),
-            )
-            .join(", ");
+            let exempt = ["ArnNotEquals", "ArnNotLike"]
+                .iter()
+                .flat_map(|op| {
+                    as_strings(
+                        st.get("Condition")
+                            .and_then(|c| c.get(*op))
+                            .and_then(|c| c.get("aws:PrincipalArn")),
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
             (covers("s3:GetObjectVersion"), exempt)
         })
     });
     match found {
+        Some((_, exempt))
+            if exempt
+                .split(", ")
+                .any(|a| a == "*" || a.ends_with(":*") || a == "arn:aws:iam::*") =>
+        {
+            Check::fail(
+                NAME,
+                format!("the Deny of unscanned reads exempts every principal ({exempt})"),
+                fix,
+            )
+        }
+        None if narrowed => Check::fail(
+            NAME,
+            "the Deny of unscanned reads has further conditions that narrow it (only the scan-status tag and the worker's aws:PrincipalArn belong there): some reads of unscanned objects get through",
+            fix,
+        ),
         Some((true, exempt)) => Check::pass(
             NAME,
             if exempt.is_empty() {
@@ -1254,6 +1342,25 @@ mod tests {
         );
         let c = cors_check(&[], &origins);
         assert_eq!(c.status, CheckStatus::Fail);
+        // A hand-written header list without If-None-Match or the signed
+        // metadata: the browser's preflight of a presigned PUT fails.
+        let content_type_only = rule(&["*"], &["PUT"], &["Content-Type"], &["ETag"]);
+        let c = cors_check(&[content_type_only], &origins);
+        assert_eq!(c.status, CheckStatus::Fail);
+        assert!(c.detail.contains("If-None-Match"), "{}", c.detail);
+        let listed = rule(
+            &["*"],
+            &["PUT"],
+            &["content-type", "If-None-Match", "x-amz-meta-*"],
+            &["ETag"],
+        );
+        assert_eq!(cors_check(&[listed], &origins).status, CheckStatus::Pass);
+        assert!(header_pattern_matches(
+            "x-amz-meta-*",
+            "X-Amz-Meta-Upload-Route"
+        ));
+        assert!(!header_pattern_matches("x-amz-meta-*", "x-amz-met"));
+        assert!(header_pattern_matches("*", "if-none-match"));
         let get_only = rule(&["*"], &["GET"], &["authorization"], &["etag"]);
         let c = cors_check(&[get_only], &origins);
         assert!(
@@ -1365,6 +1472,20 @@ mod tests {
             deny_unscanned_check(Some(&no_version), "up", "uploads/").status,
             CheckStatus::Warn
         );
+        // From the attacker's side: a Deny narrowed to plain-HTTP reads,
+        // and one exempting every principal, protect nothing.
+        let mut narrowed: Value = serde_json::from_str(&p).unwrap();
+        narrowed["Statement"][0]["Condition"]["Bool"] =
+            serde_json::json!({"aws:SecureTransport": "false"});
+        let c = deny_unscanned_check(Some(&narrowed.to_string()), "up", "uploads/");
+        assert_eq!(c.status, CheckStatus::Fail, "{}", c.detail);
+        assert!(c.detail.contains("narrow"), "{}", c.detail);
+        let mut everyone: Value = serde_json::from_str(&p).unwrap();
+        everyone["Statement"][0]["Condition"]["ArnNotLike"] =
+            serde_json::json!({"aws:PrincipalArn": "*"});
+        let c = deny_unscanned_check(Some(&everyone.to_string()), "up", "uploads/");
+        assert_eq!(c.status, CheckStatus::Fail, "{}", c.detail);
+        assert!(c.detail.contains("every principal"), "{}", c.detail);
     }
 
     #[test]
