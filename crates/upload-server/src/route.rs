@@ -543,7 +543,11 @@ mod tests {
                     _ => Err(HookRefusal::new("no such post")),
                 }
             }));
-        let meta = r.authorize_upload(req.clone()).await.unwrap();
+        let mut meta = r.authorize_upload(req.clone()).await.unwrap();
+        // The trace context of the `presign` span: a new random one here
+        // (no OpenTelemetry layer).
+        let tp = meta.remove(upload_core::trace::METADATA).unwrap();
+        assert!(upload_core::trace::TraceParent::parse(&tp).is_ok(), "{tp}");
         assert_eq!(
             meta,
             UploadMetadata::from([
