@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use upload_core::{ObjectKey, Storage, UploadPolicy};
 use upload_pipeline::notify::MemoryNotifier;
 use upload_pipeline::service::{install_prometheus, metrics_router};
+use upload_pipeline::testkit::metrics::{sample as get, samples};
 use upload_pipeline::{Queue, ReceiveOptions, WorkerConfig};
 use upload_scan::{MemoryScanner, eicar};
 
@@ -37,22 +37,6 @@ async fn scrape(addr: std::net::SocketAddr) -> String {
     );
     // Chunked or not: the sample lines are what is parsed.
     body.to_owned()
-}
-
-/// Sample lines (`name{labels} value`) by their series.
-fn samples(text: &str) -> HashMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_owned(), value.trim().parse().ok()?))
-        })
-        .collect()
-}
-
-fn get(s: &HashMap<String, f64>, series: &str) -> f64 {
-    *s.get(series)
-        .unwrap_or_else(|| panic!("no sample {series} in {s:#?}"))
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use axum::routing::post;
 use upload_pipeline::notify::{Backoff, DeliveryConfig};
+use upload_pipeline::testkit::metrics::{sample, samples};
 use upload_pipeline::testkit::notify::sample_notifications;
 use upload_pipeline::{
     MemoryQueue, Notifier, Queue, WebhookDeliverer, WebhookNotifier, WebhookSecret, WebhookSigner,
@@ -68,14 +69,12 @@ async fn webhook_deliveries_are_counted_by_outcome() {
     }
     assert_eq!(delivered, sent.len() as u64);
 
-    let text = handle.render();
-    let count = |outcome: &str| -> f64 {
-        let series = format!("upload_webhook_deliveries_total{{outcome=\"{outcome}\"}} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&series))
-            .unwrap_or_else(|| panic!("no {series} in {text}"))
-            .parse()
-            .unwrap()
+    let s = samples(&handle.render());
+    let count = |outcome: &str| {
+        sample(
+            &s,
+            &format!("upload_webhook_deliveries_total{{outcome=\"{outcome}\"}}"),
+        )
     };
     assert_eq!(count("delivered"), sent.len() as f64);
     assert_eq!(count("retried"), 1.0);

@@ -724,3 +724,30 @@ async fn a_probe_key_never_skips_the_scan() {
     assert_eq!(tags.get(PROBE_ACK_TAG), None);
     assert!(!w.manifest(&photo).await.variants.is_empty());
 }
+
+/// Bad input: an original whose trace context is not a W3C `traceparent`
+/// (written around the upload API) is processed as any other; the context
+/// is only ignored for tracing.
+#[tokio::test]
+async fn a_malformed_trace_context_does_not_stop_processing() {
+    let (w, _) = mem_world();
+    let k = ObjectKey::new("uploads/u/traced.jpg").unwrap();
+    w.uploads
+        .put(
+            &k,
+            sample("photos/photo_colorfulcups_2560x1600_gps.jpg"),
+            upload_core::PutOptions::default()
+                .with_content_type("image/jpeg")
+                .with_metadata(upload_core::trace::METADATA, "00-not-a-trace-context-01"),
+        )
+        .await
+        .unwrap();
+    let s = w.worker.run_until_idle().await.unwrap();
+    assert_eq!((s.clean, s.failed), (1, 0), "{s:?}");
+    let m = w.manifest(&k).await;
+    assert!(!m.variants.is_empty());
+    assert_eq!(
+        m.upload.traceparent.as_deref(),
+        Some("00-not-a-trace-context-01")
+    );
+}

@@ -7,26 +7,16 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 use upload_core::{MemoryStorage, UploadPolicy};
 use upload_multipart::MemoryMultipartStore;
+use upload_pipeline::testkit::metrics::{sample, samples};
 use upload_presign::{Credentials, Presigner, ServerTimeouts};
 use upload_server::{AppState, ServerConfig, UploadRoute, router};
 
 const MIB: u64 = 1024 * 1024;
-
-fn samples(text: &str) -> HashMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_owned(), value.trim().parse().ok()?))
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presigned_urls_are_counted_by_route_and_kind() {
@@ -132,10 +122,7 @@ async fn presigned_urls_are_counted_by_route_and_kind() {
     }
 
     let s = samples(&handle.render());
-    let get = |series: &str| {
-        *s.get(series)
-            .unwrap_or_else(|| panic!("no sample {series} in {s:#?}"))
-    };
+    let get = |series: &str| sample(&s, series);
     assert_eq!(
         get(r#"upload_api_presigned_urls_total{route="default",kind="put"}"#),
         2.0
