@@ -5,7 +5,8 @@
 //! - [`ours_thumbnail`] and [`baseline_thumbnail`]: the two pipelines that
 //!   the `thumbnail` bench and binary compare.
 //! - [`median`] and [`peak_rss_mb`]: the statistics the `thumbnail` binary
-//!   prints.
+//!   prints; [`cpu_seconds`]: this process's CPU time.
+//! - [`servers`]: moto, s3s-fs and clamd, from the environment or started.
 //!
 //! The two thumbnail pipelines do **not** produce the same bytes, and the
 //! comparison should be read with that in mind:
@@ -21,6 +22,8 @@
 //! several times larger than ours for the same 256-px thumbnail.
 
 #![warn(missing_docs)]
+
+pub mod servers;
 
 use std::io::Cursor;
 
@@ -112,6 +115,21 @@ pub fn median(samples: &mut [f64]) -> Option<f64> {
 pub fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     parse_vm_hwm_kb(&status).map(|kb| kb as f64 / 1024.0)
+}
+
+/// CPU time (user + system) this process has used so far, all its
+/// threads, in seconds (`CLOCK_PROCESS_CPUTIME_ID`).
+pub fn cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
 /// The `VmHWM:  123456 kB` value of a `/proc/<pid>/status` text, in kB.

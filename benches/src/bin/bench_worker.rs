@@ -9,10 +9,17 @@
 //!    message at a time, no heartbeat, no concurrency). Goal: at least
 //!    50,000 messages/s.
 //! 2. **Requests per upload**: real uploads (PNG photos-sized images)
-//!    processed by the [`UploadProcessor`](upload_pipeline::UploadProcessor) through request-counting
-//!    storage; then every event is delivered again. Goal: 1 GET of the
-//!    original, 1 PUT per variant, 1 PUT for the manifest, 0 writes on
-//!    redelivery.
+//!    processed by the [`UploadProcessor`](upload_pipeline::UploadProcessor)
+//!    through request-counting storage, on `MemoryStorage` and on moto's S3
+//!    (started by `scripts/moto.sh`, or `UPLOAD_SDK_MOTO_ENDPOINT`), the
+//!    uploads bucket versioned and not; then every event is delivered
+//!    again. Goal (versioned, as `upload-setup --versioning` deploys): at
+//!    most 6 requests per upload with two variants (GET of the manifest,
+//!    GET of the original, PutObjectTagging, 2 variant PUTs, the manifest
+//!    PUT; the tag set is not read when the GET said the upload has no
+//!    tags), 1 on redelivery, 0 writes on redelivery. Without versioning a
+//!    HEAD after tagging checks the tags landed on the bytes scanned (S3
+//!    tags cannot be written conditionally): one more.
 //! 3. **A webhook receiver that is down**: 2,000 small PDFs (scanned and
 //!    kept, so the worker's own work dominates) processed with a
 //!    `WebhookNotifier` outbox whose `WebhookDeliverer` runs beside the
@@ -24,18 +31,21 @@
 //!
 //! `cargo run --release -p upload-benches --bin bench-worker [N]` (N
 //! messages per round, default 200000). Last line:
-//! `RESULT messages_per_sec=X requests_per_upload=Y writes_on_redelivery=Z ...
+//! `RESULT messages_per_sec=X requests_per_upload=Y requests_on_redelivery=R writes_on_redelivery=Z ...
 //! notify_receiver_down_ratio=R ...`.
 
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use upload_benches::{median, peak_rss_mb};
+use upload_core::s3::S3Storage;
 use upload_core::testkit::counting::CountingStorage;
 use upload_core::{
-    MemoryStorage, ObjectKey, PutOptions, S3EventRecord, Storage, UploadPolicy, parse_event_message,
+    MemoryStorage, ObjectKey, ObjectMeta, PutOptions, S3EventRecord, Storage, UploadPolicy,
+    parse_event_message,
 };
 use upload_pipeline::testkit::codec::png_pattern;
 use upload_pipeline::{
@@ -208,6 +218,7 @@ fn loop_overhead(n: usize) -> (f64, f64) {
     )
 }
 
+#[derive(Debug, Clone, Copy)]
 struct PerUpload {
     requests: f64,
     original_gets: f64,
@@ -216,23 +227,65 @@ struct PerUpload {
     redelivery_requests: f64,
 }
 
-fn requests_per_upload() -> PerUpload {
+/// Where [`requests_per_upload`] stores uploads and variants.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Backend {
+    /// `MemoryStorage`, whose writes send the events themselves.
+    Memory,
+    /// moto's S3 (`upload_benches::servers::moto`); the bench sends the
+    /// event records, as the bucket's notification would.
+    Moto,
+}
+
+/// Storage requests per upload of [`UPLOADS`] real-size PNGs with the two
+/// default variants, on `backend`, the uploads bucket versioned or not;
+/// then every event again. Request counts come from `CountingStorage`
+/// around each bucket.
+fn requests_per_upload(
+    backend: Backend,
+    versioned: bool,
+    moto: Option<&upload_benches::servers::Server>,
+) -> Result<PerUpload, String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .enable_time()
+        .enable_all()
         .build()
-        .expect("runtime");
+        .map_err(|e| e.to_string())?;
     rt.block_on(async {
         let queue = Arc::new(MemoryQueue::new("events"));
-        let uploads_mem = Arc::new(
-            MemoryStorage::new("uploads")
-                .expect("bucket")
-                .with_events(queue.clone()),
-        );
-        let uploads = Arc::new(CountingStorage::new(uploads_mem.clone()));
-        let processed = Arc::new(CountingStorage::new(Arc::new(
-            MemoryStorage::new("processed").expect("bucket"),
-        )));
+        let (uploads_raw, processed_raw): (Arc<dyn Storage>, Arc<dyn Storage>) = match backend {
+            Backend::Memory => {
+                let mut uploads = MemoryStorage::new("uploads")
+                    .map_err(|e| e.to_string())?
+                    .with_events(queue.clone());
+                if versioned {
+                    uploads = uploads.with_versioning();
+                }
+                (
+                    Arc::new(uploads),
+                    Arc::new(MemoryStorage::new("processed").map_err(|e| e.to_string())?),
+                )
+            }
+            Backend::Moto => {
+                let server = moto.ok_or("moto is required")?;
+                let client = server.s3_client().await;
+                let run = std::process::id();
+                let v = if versioned { "v" } else { "u" };
+                let uploads = S3Storage::new(client.clone(), format!("bw-{run}-{v}-uploads"))
+                    .map_err(|e| e.to_string())?;
+                let processed = S3Storage::new(client, format!("bw-{run}-{v}-processed"))
+                    .map_err(|e| e.to_string())?;
+                for b in [&uploads, &processed] {
+                    b.create_bucket().await.map_err(|e| e.to_string())?;
+                }
+                if versioned {
+                    uploads.enable_versioning().await.map_err(|e| e.to_string())?;
+                }
+                (Arc::new(uploads), Arc::new(processed))
+            }
+        };
+        let uploads = Arc::new(CountingStorage::new(uploads_raw.clone()));
+        let processed = Arc::new(CountingStorage::new(processed_raw));
         let worker = Worker::new(
             queue.clone(),
             uploads.clone(),
@@ -240,26 +293,34 @@ fn requests_per_upload() -> PerUpload {
             Arc::new(MemoryScanner::new()),
             Arc::new(StandardCodec::default()),
             Quarantine::new(
-                Arc::new(MemoryStorage::new("quarantine").expect("bucket")),
+                Arc::new(MemoryStorage::new("quarantine").map_err(|e| e.to_string())?),
                 "quarantine/",
             ),
             WorkerConfig::new(policy()),
         );
-        let mut keys = Vec::new();
+        let mut written = Vec::new();
         for i in 0..UPLOADS {
-            let k = ObjectKey::new(format!("uploads/u/{i}.png")).expect("key");
-            uploads_mem
+            let k = ObjectKey::new(format!("uploads/u/{i}.png")).map_err(|e| e.to_string())?;
+            let meta = uploads_raw
                 .put(
                     &k,
                     png_pattern(1600, 1200, i as u32).into(),
                     PutOptions::default().with_content_type("image/png"),
                 )
                 .await
-                .expect("put");
-            keys.push(k);
+                .map_err(|e| e.to_string())?;
+            if backend == Backend::Moto {
+                queue
+                    .send(event(uploads_raw.bucket(), &k, &meta, i as u64 + 1).to_message())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            written.push((k, meta));
         }
-        let stats = worker.run_until_idle().await.expect("run");
-        assert_eq!(stats.clean, UPLOADS as u64, "{stats:?}");
+        let stats = worker.run_until_idle().await.map_err(|e| e.to_string())?;
+        if stats.clean != UPLOADS as u64 {
+            return Err(format!("not every upload was processed clean: {stats:?}"));
+        }
         let (u, p) = (uploads.counts(), processed.counts());
         let per = |x: u64| x as f64 / UPLOADS as f64;
         let first = PerUpload {
@@ -270,35 +331,53 @@ fn requests_per_upload() -> PerUpload {
             redelivery_requests: 0.0,
         };
         eprintln!(
-            "first delivery, {UPLOADS} uploads: uploads bucket GET {} GetTagging {} PutTagging {} HEAD {}; processed bucket GET {} PUT {} (writes {})",
-            u.get, u.get_tags, u.put_tags, u.head, p.get, p.put, p.writes()
+            "{backend:?}, {}: first delivery of {UPLOADS} uploads: uploads bucket GET {} GetTagging {} PutTagging {} HEAD {}; processed bucket GET {} PUT {} (writes {})",
+            if versioned { "versioned" } else { "unversioned" },
+            u.get,
+            u.get_tags,
+            u.put_tags,
+            u.head,
+            p.get,
+            p.put,
+            p.writes()
         );
 
         // Every event again, as at-least-once delivery may.
         uploads.reset();
         processed.reset();
-        for k in &keys {
-            let meta = uploads_mem.head(k).await.expect("head");
-            let rec = S3EventRecord::new(
-                "us-east-1",
-                "uploads",
-                k,
-                "ObjectCreated:Put",
-                Some(meta.size),
-                Some(&meta.etag),
-                "0000000000000001",
-            );
-            queue.send(rec.to_message()).await.expect("send");
+        for (i, (k, meta)) in written.iter().enumerate() {
+            queue
+                .send(event(uploads_raw.bucket(), k, meta, i as u64 + 1).to_message())
+                .await
+                .map_err(|e| e.to_string())?;
         }
-        let again = worker.run_until_idle().await.expect("run");
-        assert_eq!(again.already_processed, UPLOADS as u64, "{again:?}");
+        let again = worker.run_until_idle().await.map_err(|e| e.to_string())?;
+        if again.already_processed != UPLOADS as u64 {
+            return Err(format!("redelivery was not recognised: {again:?}"));
+        }
         let (u, p) = (uploads.counts(), processed.counts());
-        PerUpload {
+        Ok(PerUpload {
             redelivery_writes: u.mutations() + p.mutations(),
             redelivery_requests: per(u.total() + p.total()),
             ..first
-        }
+        })
     })
+}
+
+/// The `ObjectCreated:Put` record S3 sends for `meta` (its version ID
+/// included), with sequencer `seq`.
+fn event(bucket: &str, key: &ObjectKey, meta: &ObjectMeta, seq: u64) -> S3EventRecord {
+    let mut rec = S3EventRecord::new(
+        "us-east-1",
+        bucket,
+        key,
+        "ObjectCreated:Put",
+        Some(meta.size),
+        Some(&meta.etag),
+        &format!("{seq:016X}"),
+    );
+    rec.s3.object.version_id = meta.version_id.clone();
+    rec
 }
 
 /// Where the bench's webhook deliveries go.
@@ -430,7 +509,7 @@ fn uploads_per_sec(receiver: Receiver) -> (f64, usize) {
     })
 }
 
-fn main() {
+fn main() -> ExitCode {
     let n: usize = std::env::args()
         .nth(1)
         .map(|a| a.parse().expect("N: a number of messages"))
@@ -442,7 +521,32 @@ fn main() {
     eprintln!(
         "queue requests per message: worker {queue_ours:.3}, hand-written loop {queue_naive:.3}"
     );
-    let per = requests_per_upload();
+    let tmp = std::env::temp_dir().join(format!("bench-worker-{}", std::process::id()));
+    let moto = match upload_benches::servers::moto(&tmp) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("bench-worker: moto is needed for the request counts on moto: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut counts = Vec::new();
+    for (backend, versioned) in [
+        (Backend::Memory, true),
+        (Backend::Memory, false),
+        (Backend::Moto, true),
+        (Backend::Moto, false),
+    ] {
+        match requests_per_upload(backend, versioned, Some(&moto)) {
+            Ok(per) => counts.push(per),
+            Err(e) => {
+                eprintln!("bench-worker: requests per upload on {backend:?}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    drop(moto);
+    let _ = std::fs::remove_dir_all(&tmp);
+    let [per, unversioned, moto_v, moto_u] = [counts[0], counts[1], counts[2], counts[3]];
     let (mut none, mut up, mut down) = (Vec::new(), Vec::new(), Vec::new());
     let mut kept = 0;
     for _ in 0..ROUNDS {
@@ -462,14 +566,29 @@ fn main() {
     println!(
         "queue requests per message: worker {queue_ours:.3} (receive 10, DeleteMessageBatch 10), hand-written loop {queue_naive:.3}"
     );
+    for (name, p) in [
+        ("memory, versioned", per),
+        ("memory, unversioned", unversioned),
+        ("moto, versioned", moto_v),
+        ("moto, unversioned", moto_u),
+    ] {
+        println!(
+            "per upload (2 variants, {name}): {:.2} storage requests, {:.2} GET of the original, {:.2} writes to the processed bucket; redelivery: {:.2} requests, {} writes",
+            p.requests, p.original_gets, p.writes, p.redelivery_requests, p.redelivery_writes
+        );
+    }
     println!(
-        "per upload (2 variants): {:.2} storage requests, {:.2} GET of the original, {:.2} writes to the processed bucket; redelivery: {:.2} requests, {} writes",
-        per.requests, per.original_gets, per.writes, per.redelivery_requests, per.redelivery_writes
-    );
-    println!(
-        "RESULT messages_per_sec={ours:.0} requests_per_upload={:.2} writes_on_redelivery={} original_gets_per_upload={:.2} writes_per_upload={:.2} ratio_vs_hand_written_loop={:.2} queue_requests_per_message={queue_ours:.3} notify_receiver_down_ratio={:.2} notify_cost_ratio={:.2} peak_rss_mb={:.1}",
+        "RESULT messages_per_sec={ours:.0} requests_per_upload={:.2} requests_on_redelivery={:.2} writes_on_redelivery={} requests_per_upload_unversioned={:.2} moto_requests_per_upload={:.2} moto_requests_on_redelivery={:.2} moto_requests_per_upload_unversioned={:.2} original_gets_per_upload={:.2} writes_per_upload={:.2} ratio_vs_hand_written_loop={:.2} queue_requests_per_message={queue_ours:.3} notify_receiver_down_ratio={:.2} notify_cost_ratio={:.2} peak_rss_mb={:.1}",
         per.requests,
-        per.redelivery_writes,
+        per.redelivery_requests,
+        per.redelivery_writes
+            + unversioned.redelivery_writes
+            + moto_v.redelivery_writes
+            + moto_u.redelivery_writes,
+        unversioned.requests,
+        moto_v.requests,
+        moto_v.redelivery_requests,
+        moto_u.requests,
         per.original_gets,
         per.writes,
         ours / naive,
@@ -477,4 +596,5 @@ fn main() {
         up / none,
         peak_rss_mb().unwrap_or(0.0)
     );
+    ExitCode::SUCCESS
 }

@@ -478,6 +478,7 @@ impl Rescan {
             version_id,
             &clean_tags_for(version),
             &[],
+            None,
         )
         .await?;
         // Without a version ID, tags name no version: take them back if a
@@ -492,6 +493,7 @@ impl Rescan {
                         None,
                         &upload_core::Tags::new(),
                         &["scan-status", "scanned-at", upload_scan::SCAN_DATABASE_TAG],
+                        None,
                     )
                     .await?;
                     return Ok(Item::Skipped);

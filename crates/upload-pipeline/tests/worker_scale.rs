@@ -1067,3 +1067,127 @@ async fn health_covers_every_loop_of_a_worker() {
     let h = health.snapshot();
     assert!(!h.running && !h.ready && h.in_flight == 0, "{h:?}");
 }
+
+/// Storage requests of one upload, by kind, as `bench-worker` counts them:
+/// versioned bucket, no tags given at upload: GET manifest (none yet), GET
+/// original, PutObjectTagging (no GetObjectTagging: the GET said there are
+/// no tags), 2 variant PUTs, manifest PUT = 6; unversioned: one HEAD more
+/// (the tags cannot be bound to the bytes scanned otherwise); tags given at
+/// upload: one GetObjectTagging more, and they are kept. Redelivery: the
+/// manifest GET alone.
+#[tokio::test]
+async fn requests_per_upload_by_kind() {
+    async fn run(versioned: bool, tags: Option<upload_core::Tags>) -> (CountedRun, CountedRun) {
+        let queue = Arc::new(MemoryQueue::new("events"));
+        let mut raw = MemoryStorage::new("uploads")
+            .unwrap()
+            .with_events(queue.clone());
+        if versioned {
+            raw = raw.with_versioning();
+        }
+        let raw = Arc::new(raw);
+        let uploads = Arc::new(CountingStorage::new(raw.clone()));
+        let processed = Arc::new(CountingStorage::new(Arc::new(
+            MemoryStorage::new("processed").unwrap(),
+        )));
+        let worker = Worker::new(
+            queue.clone(),
+            uploads.clone(),
+            processed.clone(),
+            Arc::new(MemoryScanner::new()),
+            Arc::new(StandardCodec::default()),
+            Quarantine::new(
+                Arc::new(MemoryStorage::new("quarantine").unwrap()),
+                "quarantine/",
+            ),
+            WorkerConfig::new(UploadPolicy::images_and_pdf(1 << 20).unwrap()),
+        );
+        let k = ObjectKey::new("uploads/r/photo.png").unwrap();
+        let mut opts = PutOptions::default().with_content_type("image/png");
+        if let Some(t) = tags.clone() {
+            opts = opts.with_tags(t);
+        }
+        let meta = raw.put(&k, png(3), opts).await.unwrap();
+        assert_eq!(worker.run_until_idle().await.unwrap().clean, 1);
+        let first = CountedRun::of(&uploads, &processed);
+        let got = raw.get_tags(&k).await.unwrap();
+        assert_eq!(got.get("scan-status"), Some("CLEAN"));
+        if let Some(t) = tags {
+            for (name, value) in t.iter() {
+                assert_eq!(got.get(name), Some(value), "{name} kept");
+            }
+        }
+        uploads.reset();
+        processed.reset();
+        let mut rec = upload_core::S3EventRecord::new(
+            "us-east-1",
+            "uploads",
+            &k,
+            "ObjectCreated:Put",
+            Some(meta.size),
+            Some(&meta.etag),
+            "0000000000000001",
+        );
+        rec.s3.object.version_id = meta.version_id.clone();
+        queue.send(rec.to_message()).await.unwrap();
+        assert_eq!(worker.run_until_idle().await.unwrap().already_processed, 1);
+        (first, CountedRun::of(&uploads, &processed))
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct CountedRun {
+        /// GET, GetObjectTagging, PutObjectTagging, HEAD of the uploads bucket.
+        uploads: (u64, u64, u64, u64),
+        /// GET, PUT of the processed bucket.
+        processed: (u64, u64),
+        total: u64,
+    }
+    impl CountedRun {
+        fn of(u: &CountingStorage, p: &CountingStorage) -> Self {
+            let (u, p) = (u.counts(), p.counts());
+            Self {
+                uploads: (u.get, u.get_tags, u.put_tags, u.head),
+                processed: (p.get, p.put),
+                total: u.total() + p.total(),
+            }
+        }
+    }
+    let redelivery = CountedRun {
+        uploads: (0, 0, 0, 0),
+        processed: (1, 0),
+        total: 1,
+    };
+
+    let (first, again) = run(true, None).await;
+    assert_eq!(
+        first,
+        CountedRun {
+            uploads: (1, 0, 1, 0),
+            processed: (1, 3),
+            total: 6
+        }
+    );
+    assert_eq!(again, redelivery);
+
+    let (first, again) = run(false, None).await;
+    assert_eq!(
+        first,
+        CountedRun {
+            uploads: (1, 0, 1, 1),
+            processed: (1, 3),
+            total: 7
+        }
+    );
+    assert_eq!(again, redelivery);
+
+    let given = upload_core::Tags::from_pairs([("owner", "alice")]).unwrap();
+    let (first, _) = run(true, Some(given)).await;
+    assert_eq!(
+        first,
+        CountedRun {
+            uploads: (1, 1, 1, 0),
+            processed: (1, 3),
+            total: 7
+        }
+    );
+}

@@ -341,12 +341,21 @@ fn system_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> SystemTime {
         .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
+/// `x-amz-tagging-count` of a GetObject answer: absent means no tags.
+fn tag_count(header: Option<i32>) -> u32 {
+    header.map(tag_count_of).unwrap_or(0)
+}
+
+fn tag_count_of(n: i32) -> u32 {
+    u32::try_from(n).unwrap_or(0)
+}
+
 fn size_of(len: Option<i64>) -> u64 {
     len.and_then(|l| u64::try_from(l).ok()).unwrap_or(0)
 }
 
 macro_rules! meta_from {
-    ($key:expr, $out:expr) => {
+    ($key:expr, $out:expr, $tag_count:expr) => {
         ObjectMeta {
             key: $key.clone(),
             size: size_of($out.content_length()),
@@ -363,6 +372,7 @@ macro_rules! meta_from {
                         .collect()
                 })
                 .unwrap_or_default(),
+            tag_count: $tag_count,
         }
     };
 }
@@ -416,6 +426,7 @@ impl Storage for S3Storage {
             last_modified: SystemTime::now(),
             version_id: out.version_id().map(str::to_owned),
             metadata: opts.metadata,
+            tag_count: None,
         })
     }
 
@@ -429,7 +440,7 @@ impl Storage for S3Storage {
             .send()
             .await
             .map_err(|e| self.ctx("GetObject", key.as_str()).map(e))?;
-        let meta = meta_from!(key, out);
+        let meta = meta_from!(key, out, Some(tag_count(out.tag_count())));
         let body = out.body.collect().await.map_err(|e| Error::Unavailable {
             reason: format!("reading s3://{}/{key}: {e}", self.bucket),
         })?;
@@ -494,7 +505,7 @@ impl Storage for S3Storage {
             .send()
             .await
             .map_err(|e| self.ctx("GetObject", key.as_str()).map(e))?;
-        let meta = meta_from!(key, out);
+        let meta = meta_from!(key, out, Some(tag_count(out.tag_count())));
         let where_ = format!("s3://{}/{key}", self.bucket);
         let stream = futures::stream::unfold(Some(out.body), move |body| {
             let where_ = where_.clone();
@@ -525,7 +536,9 @@ impl Storage for S3Storage {
             .send()
             .await
             .map_err(|e| self.ctx("HeadObject", key.as_str()).map(e))?;
-        Ok(meta_from!(key, out))
+        // Whether AWS sends the count with HEAD is not documented: only a
+        // count it sends is trusted.
+        Ok(meta_from!(key, out, out.tag_count().map(tag_count_of)))
     }
 
     /// CopyObject within the bucket, keeping content type, cache control,
@@ -589,6 +602,7 @@ impl Storage for S3Storage {
                         last_modified: system_time(o.last_modified()),
                         version_id: None,
                         metadata: Default::default(),
+                        tag_count: None,
                     }),
                     Err(e) => {
                         tracing::warn!(bucket = %self.bucket, key = raw, error = %e, "skipping a listed key")

@@ -207,11 +207,16 @@ impl MemoryStorage {
         }
     }
 
+    /// A copy of the entry, its metadata telling how many tags it has
+    /// (as S3's GetObject does).
     fn entry(&self, key: &ObjectKey, version_id: Option<&str>) -> Result<Entry> {
-        self.lock()
+        let mut e = self
+            .lock()
             .find(key, version_id)
             .cloned()
-            .ok_or_else(|| self.not_found(key))
+            .ok_or_else(|| self.not_found(key))?;
+        e.meta.tag_count = Some(u32::try_from(e.tags.len()).unwrap_or(u32::MAX));
+        Ok(e)
     }
 
     fn store(
@@ -232,6 +237,7 @@ impl MemoryStorage {
                 .versioning
                 .then(|| uuid::Uuid::new_v4().simple().to_string()),
             metadata: opts.metadata,
+            tag_count: None,
         };
         let mut objects = self.lock();
         if opts.create_only && objects.current.contains_key(key) {

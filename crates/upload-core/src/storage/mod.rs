@@ -228,6 +228,13 @@ pub struct ObjectMeta {
     /// prefix) as written with the object; empty in listings, which S3
     /// does not return it in.
     pub metadata: std::collections::BTreeMap<String, String>,
+    /// How many tags the object (this version) carries, when the store
+    /// says: S3 sends `x-amz-tagging-count` with GetObject only when the
+    /// object has tags, so [`S3Storage`](crate::s3::S3Storage) reads a GET
+    /// without it as `Some(0)`; a HEAD without it, a listing and a PUT
+    /// answer give `None` (unknown). Lets a reader skip GetObjectTagging
+    /// when there is nothing to merge with.
+    pub tag_count: Option<u32>,
 }
 
 /// A whole object: its metadata and bytes.

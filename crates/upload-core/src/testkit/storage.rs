@@ -4,6 +4,7 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 
 use super::key;
+use crate::ObjectKey;
 use crate::error::Error;
 use crate::storage::{PutOptions, Storage, Tags, etag_of};
 
@@ -219,16 +220,29 @@ pub async fn copy_keeps_metadata(s: &dyn Storage, prefix: &str) {
     s.delete(&b).await.expect("cleanup");
 }
 
-/// Tags replace as a set and read back.
+/// Tags replace as a set and read back; a GET says how many there are
+/// ([`ObjectMeta::tag_count`](crate::ObjectMeta::tag_count)), a HEAD says
+/// the same or nothing.
 pub async fn tags(s: &dyn Storage, prefix: &str) {
+    async fn counts(s: &dyn Storage, k: &ObjectKey) -> (Option<u32>, Option<u32>) {
+        let got = s.get(k).await.expect("get");
+        let head = s.head(k).await.expect("head");
+        (got.meta.tag_count, head.tag_count)
+    }
     let k = key(prefix, "tags/x");
     s.put(&k, Bytes::from_static(b"x"), PutOptions::default())
         .await
         .expect("put");
     assert!(s.get_tags(&k).await.expect("no tags").is_empty());
+    let (got, head) = counts(s, &k).await;
+    assert_eq!(got, Some(0), "a GET of an untagged object");
+    assert!(matches!(head, None | Some(0)), "HEAD: {head:?}");
     let t1 = Tags::from_pairs([("a", "1"), ("b", "2")]).expect("t1");
     s.put_tags(&k, &t1).await.expect("put t1");
     assert_eq!(s.get_tags(&k).await.expect("get t1"), t1);
+    let (got, head) = counts(s, &k).await;
+    assert_eq!(got, Some(2), "a GET of an object with 2 tags");
+    assert!(matches!(head, None | Some(2)), "HEAD: {head:?}");
     let t2 = Tags::from_pairs([("c", "3")]).expect("t2");
     s.put_tags(&k, &t2).await.expect("put t2");
     assert_eq!(
@@ -236,6 +250,18 @@ pub async fn tags(s: &dyn Storage, prefix: &str) {
         t2,
         "tags replace as a set"
     );
+    assert_eq!(s.get(&k).await.expect("get").meta.tag_count, Some(1));
+    let with_tags = key(prefix, "tags/given-at-upload");
+    s.put(
+        &with_tags,
+        Bytes::from_static(b"y"),
+        PutOptions::default().with_tags(t1.clone()),
+    )
+    .await
+    .expect("put with tags");
+    let (stream_meta, _) = s.get_stream(&with_tags).await.expect("get stream");
+    assert_eq!(stream_meta.tag_count, Some(2), "a streamed GET");
+    s.delete(&with_tags).await.expect("cleanup");
     s.delete(&k).await.expect("cleanup");
     assert!(matches!(
         s.put_tags(&k, &t1).await,

@@ -508,7 +508,7 @@ impl UploadProcessor {
             // declared one): rejected, and never tagged CLEAN, so the
             // deny-unscanned-reads bucket policy keeps it unreadable.
             return self
-                .reject(key, version_id, manifest, reason)
+                .reject(key, version_id, meta.tag_count, manifest, reason)
                 .await
                 .map(Some);
         }
@@ -536,7 +536,7 @@ impl UploadProcessor {
                 // limits alert): such a polyglot is never tagged CLEAN.
                 let reason = "a ZIP archive is hidden in the image".to_owned();
                 return self
-                    .reject(key, version_id, manifest, reason)
+                    .reject(key, version_id, meta.tag_count, manifest, reason)
                     .await
                     .map(Some);
             }
@@ -593,7 +593,7 @@ impl UploadProcessor {
                     | Error::CorruptImage { .. }),
                 ) => {
                     return self
-                        .reject(key, version_id, manifest, e.to_string())
+                        .reject(key, version_id, meta.tag_count, manifest, e.to_string())
                         .await
                         .map(Some);
                 }
@@ -607,6 +607,7 @@ impl UploadProcessor {
             version_id,
             &clean_tags_for(scanner_version.as_ref()),
             &[],
+            meta.tag_count,
         )
         .await?;
         // Without a version ID, tags name no version: if a new upload
@@ -623,6 +624,7 @@ impl UploadProcessor {
                         None,
                         &Tags::new(),
                         &["scan-status", "scanned-at", SCAN_DATABASE_TAG],
+                        None,
                     )
                     .await?;
                     return Ok(None);
@@ -709,8 +711,17 @@ impl UploadProcessor {
         version_id: Option<&str>,
         set: &Tags,
         remove: &[&str],
+        tag_count: Option<u32>,
     ) -> Result<()> {
-        update_tags(self.uploads.as_ref(), key, version_id, set, remove).await
+        update_tags(
+            self.uploads.as_ref(),
+            key,
+            version_id,
+            set,
+            remove,
+            tag_count,
+        )
+        .await
     }
 
     /// The original is gone when its event is handled. If it went to
@@ -865,12 +876,14 @@ impl UploadProcessor {
         &self,
         key: &ObjectKey,
         version_id: Option<&str>,
+        tag_count: Option<u32>,
         mut manifest: Manifest,
         reason: String,
     ) -> Result<Manifest> {
         tracing::warn!(%key, %reason, "rejected");
         let tags = Tags::from_pairs([("upload-status", "REJECTED")])?;
-        self.update_tags(key, version_id, &tags, &[]).await?;
+        self.update_tags(key, version_id, &tags, &[], tag_count)
+            .await?;
         manifest.verdict = Outcome::Rejected;
         manifest.reason = Some(reason);
         Ok(manifest)
@@ -978,14 +991,26 @@ impl UploadProcessor {
 /// presigned `x-amz-tagging`): S3 replaces a whole tag set at once. If the
 /// merge would exceed 10 tags, `set` alone is written. `version_id` names
 /// the version tagged (tags belong to a version).
+///
+/// `tag_count` is how many tags the version had when it was read
+/// ([`ObjectMeta::tag_count`], the GET's `x-amz-tagging-count`), if known:
+/// with `Some(0)` there is nothing to keep and the tag set is not read
+/// (one request less per upload). Only workers tag an upload after it is
+/// written (presigned uploads set tags with the object), so the count read
+/// with the bytes is still true when the tags are written.
 pub(crate) async fn update_tags(
     store: &dyn Storage,
     key: &ObjectKey,
     version_id: Option<&str>,
     set: &Tags,
     remove: &[&str],
+    tag_count: Option<u32>,
 ) -> Result<()> {
-    let mut tags = store.get_tags_version(key, version_id).await?;
+    let mut tags = if tag_count == Some(0) {
+        Tags::new()
+    } else {
+        store.get_tags_version(key, version_id).await?
+    };
     for r in remove {
         tags.remove(r);
     }
