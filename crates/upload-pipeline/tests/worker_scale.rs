@@ -436,11 +436,12 @@ async fn one_get_of_the_original_per_upload() {
     let st = s.worker.run_until_idle().await.unwrap();
     assert_eq!(st.clean, 1);
     let u = s.uploads_counted.counts();
-    // Tags are merged (read, then written); the HEAD checks the CLEAN tag
-    // landed on the version scanned.
+    // No tags given at upload (the GET says so): the tag set is written,
+    // not read first; the HEAD checks the CLEAN tag landed on the version
+    // scanned (an unversioned bucket).
     assert_eq!(
         (u.get, u.get_tags, u.put_tags, u.head, u.put),
-        (1, 1, 1, 1, 0)
+        (1, 0, 1, 1, 0)
     );
     let p = s.processed_counted.counts();
     // The manifest GET (absent), two variants, the manifest.
