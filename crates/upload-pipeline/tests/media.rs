@@ -751,3 +751,58 @@ fn a_variant_has_the_same_size_whether_or_not_it_was_shrunk_on_load() {
         );
     }
 }
+
+/// PSNR in dB and the largest difference in levels between two images of
+/// the same size.
+fn psnr_and_max_diff(a: &RgbImage, b: &RgbImage) -> (f64, u8) {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let (mut squares, mut max) = (0f64, 0u8);
+    for (&x, &y) in a.as_raw().iter().zip(b.as_raw()) {
+        squares += (f64::from(x) - f64::from(y)).powi(2);
+        max = max.max(x.abs_diff(y));
+    }
+    let mse = squares / a.as_raw().len() as f64;
+    (10.0 * (255.0 * 255.0 / mse.max(1e-12)).log10(), max)
+}
+
+/// Fast progressive decoding (the default) skips the last refinement scans
+/// of a progressive JPEG shrunk on load to 1/4 or 1/8: its thumbnail stays
+/// within a few levels of the one decoded from every scan. Baseline JPEGs
+/// and full-scale decodes are not affected.
+#[cfg(feature = "turbojpeg")]
+#[test]
+fn fast_progressive_thumbnails_match_the_full_decode() {
+    let fast = StandardCodec::default();
+    let exact = StandardCodec::default().with_fast_progressive(false);
+    let limits = DecodeLimits::default();
+    let thumb = [VariantSpec::thumb()];
+    let png = spec("t", 256, 256, PNG);
+    for (path, min_psnr, max_levels) in [
+        ("photos/photo_elephants_3840x2160_progressive.jpg", 50.0, 3),
+        ("photos/photo_colorfulcups_2560x1600_gps.jpg", 50.0, 4),
+    ] {
+        let bytes = read(path);
+        let a = fast.decode_for(&bytes, &limits, &thumb).unwrap();
+        let b = exact.decode_for(&bytes, &limits, &thumb).unwrap();
+        assert_eq!((a.width(), a.height()), (b.width(), b.height()));
+        assert!(a.width() * 4 <= a.source_size.0, "{path}: shrunk on load");
+        assert_ne!(a.image, b.image, "{path}: the fine scans were skipped");
+        let (ta, tb) = (rgb(&render(&a, &png)), rgb(&render(&b, &png)));
+        let (db, max) = psnr_and_max_diff(&ta, &tb);
+        println!("{path}: {db:.1} dB, at most {max} levels apart");
+        assert!(
+            db >= min_psnr && max <= max_levels,
+            "{path}: {db:.1} dB, {max} levels"
+        );
+
+        // The default variants need the full scale: every scan is read.
+        let defaults = VariantSpec::defaults();
+        let a = fast.decode_for(&bytes, &limits, &defaults).unwrap();
+        let b = exact.decode_for(&bytes, &limits, &defaults).unwrap();
+        assert_eq!(a.image, b.image, "{path} at full scale");
+    }
+    let baseline = read("photos/derived_kleiber_3840x2160_q90_420.jpg");
+    let a = fast.decode_for(&baseline, &limits, &thumb).unwrap();
+    let b = exact.decode_for(&baseline, &limits, &thumb).unwrap();
+    assert_eq!(a.image, b.image, "a baseline JPEG has no scans to skip");
+}

@@ -46,7 +46,9 @@ const WEBP_MAX_SIDE: u32 = 16_383;
 ///   `moxcms`, skipped when it moves no probe colour by more than one
 ///   level (an sRGB profile); CMYK, grey and unreadable profiles are
 ///   ignored and the pixels taken as sRGB. JPEGs decode at 1/2, 1/4 or 1/8
-///   scale when the variants allow ([`ImageCodec::decode_for`]).
+///   scale when the variants allow ([`ImageCodec::decode_for`]); at 1/4 or
+///   1/8, progressive JPEGs skip their finest refinement scans
+///   ([`StandardCodec::with_fast_progressive`]).
 /// - **Resizes** into the variant's box by its [`Fit`] (`contain`, `cover`
 ///   with a centred crop, `fill`) with Lanczos3 (`fast_image_resize`), alpha premultiplied
 ///   during the resize so that transparent pixels do not bleed their
@@ -64,19 +66,39 @@ const WEBP_MAX_SIDE: u32 = 16_383;
 pub struct StandardCodec {
     /// JPEGs through libjpeg-turbo (feature `turbojpeg`).
     libjpeg_turbo: bool,
+    /// Progressive JPEGs shrunk to 1/4 or 1/8 skip their fine refinement
+    /// scans.
+    fast_progressive: bool,
 }
 
 impl Default for StandardCodec {
     /// Decodes JPEG with libjpeg-turbo when the `turbojpeg` feature is on,
-    /// else with the pure-Rust decoders.
+    /// else with the pure-Rust decoders; fast progressive decoding on
+    /// ([`StandardCodec::with_fast_progressive`]).
     fn default() -> Self {
         Self {
             libjpeg_turbo: cfg!(feature = "turbojpeg"),
+            fast_progressive: true,
         }
     }
 }
 
 impl StandardCodec {
+    /// This codec with fast progressive decoding `on` (the default) or
+    /// off. On, a progressive JPEG that libjpeg-turbo decodes at 1/4 or
+    /// 1/8 scale for its variants (shrink-on-load, see
+    /// [`ImageCodec::decode_for`]) is decoded without the scans that refine
+    /// the last two bits of its AC coefficients: about twice as fast (the
+    /// 4K progressive photo of `samples/` to a 256-pixel thumbnail: 100 ms
+    /// instead of 235 ms of CPU), and within a few levels of the full
+    /// decode (over 50 dB PSNR before the variant is encoded). Off, every
+    /// scan is decoded. Baseline JPEGs, other formats, full-scale and 1/2
+    /// decodes and the pure-Rust decoders are not affected.
+    pub fn with_fast_progressive(mut self, on: bool) -> Self {
+        self.fast_progressive = on;
+        self
+    }
+
     /// This codec decoding YCbCr, RGB and grey JPEGs with libjpeg-turbo
     /// (`on`, the default with the feature) or with the pure-Rust
     /// `zune-jpeg` and `jpeg-decoder` (`!on`, as without the feature; CMYK
@@ -106,14 +128,15 @@ impl ImageCodec for StandardCodec {
         limits: &DecodeLimits,
         variants: &[VariantSpec],
     ) -> Result<DecodedImage> {
-        let turbo = self.libjpeg_turbo;
-        catch_unwind(AssertUnwindSafe(|| decode(bytes, limits, variants, turbo))).unwrap_or_else(
-            |_| {
-                Err(Error::CorruptImage {
-                    reason: "the decoder panicked".to_owned(),
-                })
-            },
-        )
+        let (turbo, fast) = (self.libjpeg_turbo, self.fast_progressive);
+        catch_unwind(AssertUnwindSafe(|| {
+            decode(bytes, limits, variants, turbo, fast)
+        }))
+        .unwrap_or_else(|_| {
+            Err(Error::CorruptImage {
+                reason: "the decoder panicked".to_owned(),
+            })
+        })
     }
 
     fn render(&self, image: &DecodedImage, spec: &VariantSpec) -> Result<EncodedVariant> {
@@ -256,6 +279,7 @@ fn decode(
     limits: &DecodeLimits,
     variants: &[VariantSpec],
     libjpeg_turbo: bool,
+    fast_progressive: bool,
 ) -> Result<DecodedImage> {
     let input_len = bytes.len() as u64;
     if input_len > limits.max_input_bytes {
@@ -290,7 +314,9 @@ fn decode(
                     format: format!("image/jpeg ({feature})"),
                 });
             }
-            if let Some(decoded) = jpeg::decode(bytes, limits, variants, libjpeg_turbo)? {
+            if let Some(decoded) =
+                jpeg::decode(bytes, limits, variants, libjpeg_turbo, fast_progressive)?
+            {
                 return Ok(decoded);
             }
         }
