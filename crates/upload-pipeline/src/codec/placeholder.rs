@@ -70,8 +70,12 @@ impl Placeholder {
             source.to_rgba8()
         } else {
             let mut small = DynamicImage::new(w, h, source.color());
+            // Nearest-neighbour down to 4 × the placeholder's size, then
+            // bilinear: a full bilinear convolution of a 4K photo costs
+            // about 5 ms, this about a tenth of it, and a 100-px thumbhash
+            // cannot tell them apart.
             let options =
-                ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+                ResizeOptions::new().resize_alg(ResizeAlg::SuperSampling(FilterType::Bilinear, 4));
             Resizer::new()
                 .resize(source, &mut small, &options)
                 .map_err(|e| failed(format!("resize failed: {e}")))?;
