@@ -6,6 +6,9 @@
 //!   the `thumbnail` bench and binary compare.
 //! - [`median`] and [`peak_rss_mb`]: the statistics the `thumbnail` binary
 //!   prints.
+//! - [`shaper`]: a TCP proxy that gives each connection a bandwidth cap
+//!   and a delay, like a long-distance link, and [`sink_s3`]: the S3
+//!   server behind it (`bench-multipart`).
 //!
 //! The two thumbnail pipelines do **not** produce the same bytes, and the
 //! comparison should be read with that in mind:
@@ -21,6 +24,9 @@
 //! several times larger than ours for the same 256-px thumbnail.
 
 #![warn(missing_docs)]
+
+pub mod shaper;
+pub mod sink_s3;
 
 use std::io::Cursor;
 
