@@ -28,10 +28,9 @@ use md5::{Digest as _, Md5};
 use s3s::dto::{
     AbortMultipartUploadInput, AbortMultipartUploadOutput, CompleteMultipartUploadInput,
     CompleteMultipartUploadOutput, CreateBucketInput, CreateBucketOutput,
-    CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteObjectInput,
-    DeleteObjectOutput, ETag, HeadObjectInput, HeadObjectOutput, ListPartsInput,
-    ListPartsOutput, Part, PutObjectInput, PutObjectOutput, StreamingBlob, Timestamp,
-    UploadPartInput, UploadPartOutput,
+    CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteObjectInput, DeleteObjectOutput,
+    ETag, HeadObjectInput, HeadObjectOutput, ListPartsInput, ListPartsOutput, Part, PutObjectInput,
+    PutObjectOutput, StreamingBlob, Timestamp, UploadPartInput, UploadPartOutput,
 };
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
@@ -84,10 +83,13 @@ async fn drain(body: Option<StreamingBlob>, crc32c: Option<&str>) -> S3Result<(u
     }
     if let Some(expected) = crc32c {
         use base64::Engine as _;
-        let got = base64::engine::general_purpose::STANDARD
-            .encode((crc.finalize() as u32).to_be_bytes());
+        let got =
+            base64::engine::general_purpose::STANDARD.encode((crc.finalize() as u32).to_be_bytes());
         if got != expected {
-            return Err(s3_error!(BadDigest, "CRC-32C {got}, header says {expected}"));
+            return Err(s3_error!(
+                BadDigest,
+                "CRC-32C {got}, header says {expected}"
+            ));
         }
     }
     Ok((size, md5.finalize().into()))

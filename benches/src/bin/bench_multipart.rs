@@ -21,15 +21,44 @@
 //! `scripts/test.sh` does (`scripts/s3s-fs.sh`, `scripts/moto.sh`, which
 //! install them on first use) and stopped at the end.
 //!
+//! **Shaped link.** The same contenders, and ours at 1, 2, 4, 8 and 16
+//! parts in flight (the curve the uploader's defaults come from), upload
+//! the same file through `upload_benches::shaper`, a TCP proxy that gives
+//! every connection its own bandwidth cap in each direction (default
+//! 25 MiB/s, a `governor` token bucket per connection; `--link-mib-s`
+//! adds one shared by all) and delays every byte (default 20 ms each way,
+//! a 40 ms round trip; chunks are stamped when they pass the bucket and
+//! released that much later, so delay does not cap throughput), and
+//! holds a new connection for one round trip, as a TCP handshake does.
+//! So one TCP stream cannot fill the link, as on long-distance links;
+//! see the shaper's module docs for what the model leaves out (slow
+//! start, loss). Behind it by default is `upload_benches::sink_s3`, an
+//! S3 server on `s3s` (SigV4 verified, every body read, MD5'd and its
+//! CRC-32C checked, then dropped) whose completion is bookkeeping as on
+//! S3: s3s-fs (`--shaped-server s3s-fs`) reads every part back, hashes
+//! it and copies it at completion, seconds per GiB that would measure
+//! the server instead of the link. Parts there are 16 MiB
+//! (`--shaped-part-mib`), 4 in flight for ours and the transfer manager.
+//!
 //! ```text
 //! cargo run --release -p upload-benches --bin bench-multipart -- \
-//!     [--size-mib 1024] [--rss-size-mib 2048] [--moto-size-mib 256] [--reps 3]
+//!     [--size-mib 1024] [--rss-size-mib 2048] [--moto-size-mib 256] [--reps 3] \
+//!     [--shaped-reps 2] [--curve-reps 1 (0: no curve)] [--rate-mib-s 25] \
+//!     [--delay-ms 20] [--link-mib-s 0] [--shaped-part-mib 16] \
+//!     [--shaped-server sink|s3s-fs|moto] [--loopback-only | --shaped-only]
 //! ```
 //!
+//! About 6 minutes on 2 cores, most of it the two single `put_object`s
+//! and the one-part-in-flight point of the shaped link (41 s each at
+//! 25 MiB/s).
+//!
 //! Last line: `RESULT speedup_vs_transfer_manager=X speedup_vs_single_put=Y
-//! cpu_ratio_vs_transfer_manager=Z peak_rss_mb=W ...` where `peak_rss_mb` is
-//! our engine's peak RSS on the `--rss-size-mib` file (goal: at most parts
-//! in flight × part size + 32 MiB = 64 MiB, whatever the file size).
+//! cpu_ratio_vs_transfer_manager=Z peak_rss_mb=W ... shaped_speedup_vs_single_put=A
+//! shaped_speedup_vs_transfer_manager=B shaped_mib_per_sec_c1=.. _c2 _c4 _c8 _c16 ...`
+//! where the first ones are on loopback (8 MiB parts, 4 in flight),
+//! `peak_rss_mb` is our engine's peak RSS on the `--rss-size-mib` file
+//! (goal: at most parts in flight × part size + 32 MiB = 64 MiB, whatever
+//! the file size), and the `shaped_` ones through the shaped link.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -50,6 +79,8 @@ use upload_multipart::{MultipartUploader, UploadOptions};
 const MIB: u64 = 1024 * 1024;
 const PART_SIZE: u64 = 8 * MIB;
 const CONCURRENCY: usize = 4;
+/// Part size of the shaped runs (`--shaped-part-mib`).
+const SHAPED_PART_SIZE: u64 = 16 * MIB;
 
 /// What one child reports.
 #[derive(Debug, Clone, Copy)]
@@ -208,7 +239,18 @@ fn cpu_secs() -> f64 {
 
 /// The child: one upload by `who`; prints `CHILD secs= cpu= rss_mb=`.
 fn child(args: &[String]) -> Result<(), String> {
-    let [who, endpoint, access, secret, bucket, key, file, part_size, concurrency] = args else {
+    let [
+        who,
+        endpoint,
+        access,
+        secret,
+        bucket,
+        key,
+        file,
+        part_size,
+        concurrency,
+    ] = args
+    else {
         return Err(format!("child arguments: {args:?}"));
     };
     let part_size: u64 = part_size.parse().map_err(|_| "part size")?;
@@ -477,6 +519,8 @@ struct Settings {
     shape: LinkShape,
     loopback: bool,
     shaped: bool,
+    /// Part size of the shaped runs, bytes.
+    shaped_part_size: u64,
     /// The server behind the shaping proxy: `sink` (default), `s3s-fs`
     /// or `moto`.
     shaped_server: String,
@@ -499,6 +543,7 @@ fn main() -> Result<(), String> {
         reps: arg(&args, "--reps", 3)?.max(1) as usize,
         shaped_reps: arg(&args, "--shaped-reps", 2)?.max(1) as usize,
         curve_reps: arg(&args, "--curve-reps", 1)? as usize,
+        shaped_part_size: arg(&args, "--shaped-part-mib", SHAPED_PART_SIZE / MIB)? * MIB,
         shape: LinkShape {
             rate_bytes_per_sec: to_bytes(rate.max(1))?,
             link_bytes_per_sec: if link == 0 {
@@ -578,16 +623,28 @@ fn run(tmp: &Path, st: &Settings) -> Result<(), String> {
             "ours, {} MiB: peak RSS {:.0} MB (bound {bound:.0} MiB); {size_mib} MiB: {:.0} MB",
             st.rss_mib, big_runs[0].rss_mb, ours.rss_mb
         );
-        put("speedup_vs_transfer_manager", format!("{:.2}", tm.secs / ours.secs));
-        put("speedup_vs_single_put", format!("{:.2}", single.secs / ours.secs));
+        put(
+            "speedup_vs_transfer_manager",
+            format!("{:.2}", tm.secs / ours.secs),
+        );
+        put(
+            "speedup_vs_single_put",
+            format!("{:.2}", single.secs / ours.secs),
+        );
         put(
             "cpu_ratio_vs_transfer_manager",
             format!("{:.2}", ours.cpu_per_gib / tm.cpu_per_gib),
         );
         put("peak_rss_mb", format!("{:.0}", big_runs[0].rss_mb));
-        put(&format!("peak_rss_mb_{size_mib}mib"), format!("{:.0}", ours.rss_mb));
+        put(
+            &format!("peak_rss_mb_{size_mib}mib"),
+            format!("{:.0}", ours.rss_mb),
+        );
         put("tm_peak_rss_mb", format!("{:.0}", tm.rss_mb));
-        put("ours_mib_per_sec", format!("{:.0}", size_mib as f64 / ours.secs));
+        put(
+            "ours_mib_per_sec",
+            format!("{:.0}", size_mib as f64 / ours.secs),
+        );
         put("ours_cpu_s_per_gib", format!("{:.2}", ours.cpu_per_gib));
         put("tm_cpu_s_per_gib", format!("{:.2}", tm.cpu_per_gib));
         put(
@@ -644,7 +701,17 @@ fn run(tmp: &Path, st: &Settings) -> Result<(), String> {
             st.shape.one_way_delay.as_millis()
         );
         eprintln!("shaped link: {shape}");
-        let m = rt.block_on(compare(&shaped, &file, st.shaped_reps, &jobs[..3]))?;
+        let sized = |who, concurrency| Job {
+            who,
+            part_size: st.shaped_part_size,
+            concurrency,
+        };
+        let shaped_jobs = [
+            sized("ours", CONCURRENCY),
+            sized("tm", CONCURRENCY),
+            sized("put", 1),
+        ];
+        let m = rt.block_on(compare(&shaped, &file, st.shaped_reps, &shaped_jobs))?;
         let (ours, tm, single) = (&m[0], &m[1], &m[2]);
         // The scaling curve: ours at 1, 2, 8, 16 parts in flight (4 is
         // `ours` above).
@@ -656,7 +723,7 @@ fn run(tmp: &Path, st: &Settings) -> Result<(), String> {
         let curve_jobs: Vec<Job> = curve
             .iter()
             .filter(|&&c| c != CONCURRENCY)
-            .map(|&c| Job::new("ours", c))
+            .map(|&c| sized("ours", c))
             .collect();
         let cm = if curve_jobs.is_empty() {
             Vec::new()
@@ -667,7 +734,7 @@ fn run(tmp: &Path, st: &Settings) -> Result<(), String> {
             "{} through the shaped link ({shape}), {size_mib} MiB, {PART_SIZE_MIB} MiB parts, {CONCURRENCY} in flight (medians of {}):",
             behind.name,
             st.shaped_reps,
-            PART_SIZE_MIB = PART_SIZE / MIB
+            PART_SIZE_MIB = st.shaped_part_size / MIB
         );
         for (name, x) in [
             ("ours", ours),
@@ -685,7 +752,7 @@ fn run(tmp: &Path, st: &Settings) -> Result<(), String> {
         eprintln!(
             "ours by parts in flight ({PART_SIZE_MIB} MiB parts, medians of {}):",
             st.curve_reps,
-            PART_SIZE_MIB = PART_SIZE / MIB
+            PART_SIZE_MIB = st.shaped_part_size / MIB
         );
         put(
             "shaped_speedup_vs_single_put",
@@ -720,8 +787,15 @@ fn run(tmp: &Path, st: &Settings) -> Result<(), String> {
         );
         eprintln!(
             "shaper: {} connections, {:.0} MiB up",
-            shaper.stats().connections.load(std::sync::atomic::Ordering::Relaxed),
-            shaper.stats().up_bytes.load(std::sync::atomic::Ordering::Relaxed) as f64 / MIB as f64
+            shaper
+                .stats()
+                .connections
+                .load(std::sync::atomic::Ordering::Relaxed),
+            shaper
+                .stats()
+                .up_bytes
+                .load(std::sync::atomic::Ordering::Relaxed) as f64
+                / MIB as f64
         );
     }
     std::fs::remove_file(&file).map_err(|e| e.to_string())?;
