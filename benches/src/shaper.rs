@@ -224,10 +224,8 @@ async fn pump(
     let reader = async move {
         loop {
             let mut buf = vec![0u8; CHUNK];
-            let n = match from.read(&mut buf).await {
-                Ok(n) => n,
-                Err(_) => 0,
-            };
+            // An error ends the stream like an end of file.
+            let n: usize = from.read(&mut buf).await.unwrap_or_default();
             if n == 0 {
                 let _ = tx.send((Instant::now() + delay, None)).await;
                 return;

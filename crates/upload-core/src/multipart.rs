@@ -81,7 +81,7 @@ impl ChecksumAlgorithm {
             }
             Self::Sha256 => {
                 use sha2::Digest;
-                Hasher::Sha256(Box::new(sha2::Sha256::new()))
+                Hasher::Sha256(sha2::Sha256::new())
             }
         })
     }
@@ -93,9 +93,10 @@ impl ChecksumAlgorithm {
 pub struct PartHasher(Hasher);
 
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // a CRC digest's tables; one per part
 enum Hasher {
     Crc32c(crc_fast::Digest),
-    Sha256(Box<sha2::Sha256>),
+    Sha256(sha2::Sha256),
 }
 
 impl PartHasher {
