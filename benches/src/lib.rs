@@ -7,6 +7,9 @@
 //! - [`median`] and [`peak_rss_mb`]: the statistics the `thumbnail` binary
 //!   prints; [`cpu_seconds`]: this process's CPU time.
 //! - [`servers`]: moto, s3s-fs and clamd, from the environment or started.
+//! - [`shaper`]: a TCP proxy that gives each connection a bandwidth cap
+//!   and a delay, like a long-distance link, and [`sink_s3`]: the S3
+//!   server behind it (`bench-multipart`).
 //!
 //! The two thumbnail pipelines do **not** produce the same bytes, and the
 //! comparison should be read with that in mind:
@@ -24,6 +27,8 @@
 #![warn(missing_docs)]
 
 pub mod servers;
+pub mod shaper;
+pub mod sink_s3;
 
 use std::io::Cursor;
 

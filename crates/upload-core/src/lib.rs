@@ -42,7 +42,7 @@ pub use event::{EventMessage, EventSink, S3EventRecord, parse_event_message};
 pub use key::{LONG_KEY_DIR, ObjectKey, upload_key};
 pub use multipart::{
     ChecksumAlgorithm, CompletedPart, MultipartStore, MultipartUploadInfo, PartChecksum,
-    UploadedPart,
+    PartHasher, UploadedPart,
 };
 pub use policy::UploadPolicy;
 pub use sniff::{SNIFF_LEN, Sniffed, Unrecognized, extension_for, same_type, sniff};

@@ -65,21 +65,68 @@ impl ChecksumAlgorithm {
     /// The checksum of `body`: base64 of the big-endian digest, as the
     /// header carries it.
     pub fn checksum(self, body: &[u8]) -> PartChecksum {
-        use base64::Engine as _;
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let value = match self {
+        let mut h = self.hasher();
+        h.update(body);
+        h.finish()
+    }
+
+    /// An incremental checksum of this algorithm: the same value as
+    /// [`ChecksumAlgorithm::checksum`] of the concatenation of what it is
+    /// fed, so a part can be checksummed piece by piece as it is read,
+    /// while each piece is still in the CPU cache.
+    pub fn hasher(self) -> PartHasher {
+        PartHasher(match self {
             Self::Crc32c => {
-                let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, body) as u32;
-                b64.encode(crc.to_be_bytes())
+                Hasher::Crc32c(crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi))
             }
             Self::Sha256 => {
                 use sha2::Digest;
-                b64.encode(sha2::Sha256::digest(body))
+                Hasher::Sha256(sha2::Sha256::new())
             }
-        };
-        PartChecksum {
-            algorithm: self,
-            value,
+        })
+    }
+}
+
+/// A [`PartChecksum`] computed piece by piece
+/// ([`ChecksumAlgorithm::hasher`]).
+#[derive(Debug, Clone)]
+pub struct PartHasher(Hasher);
+
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // a CRC digest's tables; one per part
+enum Hasher {
+    Crc32c(crc_fast::Digest),
+    Sha256(sha2::Sha256),
+}
+
+impl PartHasher {
+    /// Feeds the next bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        match &mut self.0 {
+            Hasher::Crc32c(d) => d.update(bytes),
+            Hasher::Sha256(d) => {
+                use sha2::Digest;
+                d.update(bytes);
+            }
+        }
+    }
+
+    /// The checksum of everything fed: base64 of the big-endian digest.
+    pub fn finish(self) -> PartChecksum {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        match self.0 {
+            Hasher::Crc32c(d) => PartChecksum {
+                algorithm: ChecksumAlgorithm::Crc32c,
+                value: b64.encode((d.finalize() as u32).to_be_bytes()),
+            },
+            Hasher::Sha256(d) => {
+                use sha2::Digest;
+                PartChecksum {
+                    algorithm: ChecksumAlgorithm::Sha256,
+                    value: b64.encode(d.finalize()),
+                }
+            }
         }
     }
 }
@@ -286,5 +333,23 @@ mod checksum_tests {
             ChecksumAlgorithm::Crc32c.header_name(),
             "x-amz-checksum-crc32c"
         );
+    }
+
+    #[test]
+    fn piecewise_checksums_equal_whole_ones() {
+        let body: Vec<u8> = (0..100_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        for algorithm in [ChecksumAlgorithm::Crc32c, ChecksumAlgorithm::Sha256] {
+            let mut h = algorithm.hasher();
+            for piece in body.chunks(4093) {
+                h.update(piece);
+            }
+            let piecewise = h.finish();
+            assert_eq!(piecewise, algorithm.checksum(&body));
+            assert_eq!(piecewise.algorithm, algorithm);
+        }
+        let mut h = ChecksumAlgorithm::Crc32c.hasher();
+        h.update(b"12345");
+        h.update(b"6789");
+        assert_eq!(h.finish().value, "4waSgw==");
     }
 }

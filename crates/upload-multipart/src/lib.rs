@@ -17,7 +17,10 @@ pub mod plan;
 pub mod session;
 pub mod sweep;
 
-pub use engine::{MultipartUploader, Progress, ResumeState, UploadOptions, state_file_for};
+pub use engine::{
+    DEFAULT_CONCURRENCY, DEFAULT_UPLOAD_PART_SIZE, MultipartUploader, Progress, ResumeState,
+    UploadOptions, state_file_for,
+};
 pub use error::{Error, Result};
 pub use memory::MemoryMultipartStore;
 pub use plan::{

@@ -12,7 +12,9 @@ pub const MAX_PARTS: u64 = 10_000;
 /// Largest object: 10,000 parts of 5 GiB, 53,687,091,200,000 bytes (about
 /// 48.8 TiB or 53.7 TB; S3 raised its old 5 TiB limit in December 2025).
 pub const MAX_OBJECT_SIZE: u64 = MAX_PARTS * MAX_PART_SIZE;
-/// Default preferred part size: 8 MiB (what the AWS CLI uses).
+/// Default preferred part size of planned sessions (presigned part URLs):
+/// 8 MiB (what the AWS CLI uses). The client engine defaults to larger
+/// parts ([`crate::DEFAULT_UPLOAD_PART_SIZE`]).
 pub const DEFAULT_PART_SIZE: u64 = 8 * MIB;
 
 /// How an object of a given size is cut into parts: every part but the last

@@ -56,10 +56,10 @@ struct Args {
     #[arg(long, default_value_t = 100 * MIB)]
     multipart_threshold: u64,
     /// Preferred part size in bytes (5 MiB..=5 GiB, a whole MiB).
-    #[arg(long, default_value_t = 8 * MIB)]
+    #[arg(long, default_value_t = upload_multipart::DEFAULT_UPLOAD_PART_SIZE)]
     part_size: u64,
     /// Parts in flight at once; memory held is at most this many parts.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = upload_multipart::DEFAULT_CONCURRENCY)]
     concurrency: usize,
     /// Checksum sent with every part, verified by the server before it
     /// stores the part (`x-amz-checksum-*`).
