@@ -40,21 +40,43 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// A server this process did not start (dropping it stops nothing).
+    pub fn external(
+        name: &'static str,
+        endpoint: impl Into<String>,
+        access_key: impl Into<String>,
+        secret_key: impl Into<String>,
+    ) -> Self {
+        Self {
+            name,
+            endpoint: endpoint.into(),
+            access_key: access_key.into(),
+            secret_key: secret_key.into(),
+            started: None,
+        }
+    }
+
     /// An S3 client for this server (region `us-east-1`, path-style).
     pub async fn s3_client(&self) -> upload_core::s3::aws_sdk_s3::Client {
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(
-                &self.access_key,
-                &self.secret_key,
-                None,
-                None,
-                "bench",
-            ))
-            .load()
-            .await;
-        AwsSettings::local(&self.endpoint).s3_client(&sdk)
+        s3_client(&self.endpoint, &self.access_key, &self.secret_key).await
     }
+}
+
+/// An S3 client for `endpoint` with static credentials (region
+/// `us-east-1`, path-style, as local servers want).
+pub async fn s3_client(
+    endpoint: &str,
+    access_key: &str,
+    secret_key: &str,
+) -> upload_core::s3::aws_sdk_s3::Client {
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            access_key, secret_key, None, None, "bench",
+        ))
+        .load()
+        .await;
+    AwsSettings::local(endpoint).s3_client(&sdk)
 }
 
 fn scripts() -> PathBuf {

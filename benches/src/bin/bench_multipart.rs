@@ -61,18 +61,17 @@
 //! the file size), and the `shaped_` ones through the shaped link.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
+use upload_benches::servers::{self, Server};
 use upload_benches::shaper::{LinkShape, Shaper};
 use upload_benches::sink_s3::SinkServer;
-use upload_benches::{median, peak_rss_mb};
-use upload_core::s3::aws_config::{self, BehaviorVersion, Region};
-use upload_core::s3::aws_sdk_s3::config::Credentials;
+use upload_benches::{cpu_seconds, median, peak_rss_mb};
+use upload_core::s3::S3Storage;
 use upload_core::s3::aws_sdk_s3::primitives::ByteStream;
-use upload_core::s3::{AwsSettings, S3Storage};
 use upload_core::{ObjectKey, Storage};
 use upload_multipart::{MultipartUploader, UploadOptions};
 
@@ -93,124 +92,6 @@ struct Run {
     phases: [f64; 3],
 }
 
-/// A server to upload to.
-struct Server {
-    name: &'static str,
-    endpoint: String,
-    access_key: String,
-    secret_key: String,
-    /// `(script, dir)` to stop it with, when this run started it.
-    started: Option<(PathBuf, PathBuf)>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some((script, dir)) = &self.started {
-            let _ = Command::new(script).arg("stop").arg(dir).status();
-        }
-    }
-}
-
-fn scripts() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
-}
-
-fn run_script(script: &Path, args: &[&str]) -> Result<(), String> {
-    let status = Command::new(script)
-        .args(args)
-        .stdout(Stdio::null())
-        .status()
-        .map_err(|e| format!("{}: {e}", script.display()))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{} {args:?} failed: {status}", script.display()))
-    }
-}
-
-fn s3s_fs(tmp: &Path) -> Result<Server, String> {
-    if let Ok(endpoint) = std::env::var("UPLOAD_SDK_S3S_ENDPOINT") {
-        return Ok(Server {
-            name: "s3s-fs",
-            endpoint,
-            access_key: std::env::var("UPLOAD_SDK_S3S_ACCESS_KEY")
-                .map_err(|_| "UPLOAD_SDK_S3S_ACCESS_KEY is required with the endpoint")?,
-            secret_key: std::env::var("UPLOAD_SDK_S3S_SECRET_KEY")
-                .map_err(|_| "UPLOAD_SDK_S3S_SECRET_KEY is required with the endpoint")?,
-            started: None,
-        });
-    }
-    let dir = tmp.join("s3s-fs");
-    let port = free_port();
-    let (access, secret) = ("BENCHACCESSKEY", "bench-secret-key-0123456789");
-    let script = scripts().join("s3s-fs.sh");
-    eprintln!("starting s3s-fs on 127.0.0.1:{port} (scripts/s3s-fs.sh)");
-    run_script(
-        &script,
-        &[
-            "start",
-            dir.to_str().ok_or("temp dir is not UTF-8")?,
-            &port.to_string(),
-            access,
-            secret,
-        ],
-    )?;
-    Ok(Server {
-        name: "s3s-fs",
-        endpoint: format!("http://127.0.0.1:{port}"),
-        access_key: access.into(),
-        secret_key: secret.into(),
-        started: Some((script, dir)),
-    })
-}
-
-fn moto(tmp: &Path) -> Result<Server, String> {
-    if let Ok(endpoint) = std::env::var("UPLOAD_SDK_MOTO_ENDPOINT") {
-        return Ok(Server {
-            name: "moto",
-            endpoint,
-            access_key: "testing".into(),
-            secret_key: "testing".into(),
-            started: None,
-        });
-    }
-    let dir = tmp.join("moto");
-    let port = free_port();
-    let script = scripts().join("moto.sh");
-    eprintln!("starting moto on 127.0.0.1:{port} (scripts/moto.sh)");
-    run_script(
-        &script,
-        &[
-            "start",
-            dir.to_str().ok_or("temp dir is not UTF-8")?,
-            &port.to_string(),
-        ],
-    )?;
-    Ok(Server {
-        name: "moto",
-        endpoint: format!("http://127.0.0.1:{port}"),
-        access_key: "testing".into(),
-        secret_key: "testing".into(),
-        started: Some((script, dir)),
-    })
-}
-
-async fn client(endpoint: &str, access: &str, secret: &str) -> upload_core::s3::aws_sdk_s3::Client {
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(access, secret, None, None, "bench"))
-        .load()
-        .await;
-    AwsSettings::local(endpoint).s3_client(&sdk)
-}
-
 /// A file of `mib` MiB of incompressible bytes.
 fn make_file(path: &Path, mib: u64) -> std::io::Result<()> {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
@@ -226,15 +107,6 @@ fn make_file(path: &Path, mib: u64) -> std::io::Result<()> {
         f.write_all(&block)?;
     }
     f.flush()
-}
-
-/// CPU seconds (user + system) of this process so far.
-fn cpu_secs() -> f64 {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// The child: one upload by `who`; prints `CHILD secs= cpu= rss_mb=`.
@@ -260,9 +132,9 @@ fn child(args: &[String]) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async {
-        let client = client(endpoint, access, secret).await;
+        let client = servers::s3_client(endpoint, access, secret).await;
         let size = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
-        let (t0, c0) = (Instant::now(), cpu_secs());
+        let (t0, c0) = (Instant::now(), cpu_seconds());
         let mut phases = String::new();
         match who.as_str() {
             "ours" | "ours-signed" => {
@@ -345,7 +217,7 @@ fn child(args: &[String]) -> Result<(), String> {
             other => return Err(format!("unknown contender {other}")),
         }
         let secs = t0.elapsed().as_secs_f64();
-        let cpu = cpu_secs() - c0;
+        let cpu = cpu_seconds() - c0;
         println!(
             "CHILD secs={secs:.4} cpu={cpu:.4} rss_mb={:.1}{phases}",
             peak_rss_mb().unwrap_or(f64::NAN)
@@ -428,7 +300,7 @@ async fn compare(
     reps: usize,
     jobs: &[Job],
 ) -> Result<Vec<Medians>, String> {
-    let c = client(&server.endpoint, &server.access_key, &server.secret_key).await;
+    let c = server.s3_client().await;
     static BUCKETS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = BUCKETS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let bucket = format!("bench-mp-{}-{n}", std::process::id());
@@ -583,7 +455,7 @@ fn run(tmp: &Path, st: &Settings) -> Result<(), String> {
     let mut put = |k: &str, v: String| result.push((k.to_owned(), v));
     let file = tmp.join("object.bin");
     make_file(&file, size_mib).map_err(|e| e.to_string())?;
-    let s3s = s3s_fs(tmp)?;
+    let s3s = servers::s3s_fs(tmp)?;
     let jobs = [
         Job::new("ours", CONCURRENCY),
         Job::new("tm", CONCURRENCY),
@@ -660,18 +532,17 @@ fn run(tmp: &Path, st: &Settings) -> Result<(), String> {
             "sink" => {
                 let (access, secret) = ("BENCHACCESSKEY", "bench-secret-key-0123456789");
                 sink_server = SinkServer::start(access, secret).map_err(|e| e.to_string())?;
-                sink = Server {
-                    name: "sink-s3",
-                    endpoint: format!("http://{}", sink_server.addr()),
-                    access_key: access.into(),
-                    secret_key: secret.into(),
-                    started: None,
-                };
+                sink = Server::external(
+                    "sink-s3",
+                    format!("http://{}", sink_server.addr()),
+                    access,
+                    secret,
+                );
                 &sink
             }
             "s3s-fs" => &s3s,
             "moto" => {
-                moto_server = moto(tmp)?;
+                moto_server = servers::moto(tmp)?;
                 &moto_server
             }
             other => return Err(format!("--shaped-server {other}: sink, s3s-fs or moto")),
@@ -683,13 +554,12 @@ fn run(tmp: &Path, st: &Settings) -> Result<(), String> {
             .parse()
             .map_err(|e| format!("{} endpoint {}: {e}", behind.name, behind.endpoint))?;
         let shaper = Shaper::start(upstream, st.shape).map_err(|e| e.to_string())?;
-        let shaped = Server {
-            name: "shaped",
-            endpoint: format!("http://{}", shaper.addr()),
-            access_key: behind.access_key.clone(),
-            secret_key: behind.secret_key.clone(),
-            started: None,
-        };
+        let shaped = Server::external(
+            "shaped",
+            format!("http://{}", shaper.addr()),
+            behind.access_key.clone(),
+            behind.secret_key.clone(),
+        );
         let mib_s = |b: u32| f64::from(b) / MIB as f64;
         let shape = format!(
             "{:.0} MiB/s per connection and direction{}, +{} ms each way",
@@ -805,7 +675,7 @@ fn run(tmp: &Path, st: &Settings) -> Result<(), String> {
         // moto (Python, in memory): a smaller file.
         let small = tmp.join("moto.bin");
         make_file(&small, st.moto_mib).map_err(|e| e.to_string())?;
-        let moto = moto(tmp)?;
+        let moto = servers::moto(tmp)?;
         let mm = rt.block_on(compare(&moto, &small, reps, &jobs[..3]))?;
         drop(moto);
         eprintln!("moto, {} MiB (medians of {reps}):", st.moto_mib);
