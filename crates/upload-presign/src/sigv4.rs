@@ -397,6 +397,42 @@ impl Presigner {
     /// # Errors
     /// As [`Presigner::presign`].
     pub fn presign_url(&self, req: &PresignRequest, now: SystemTime) -> Result<PresignedUrl> {
+        let (url, expires_at) = self.sign(req, now)?;
+        let mut headers: Vec<(String, String)> = req
+            .headers
+            .iter()
+            .map(|(n, v)| (n.clone(), v.trim().to_owned()))
+            .collect();
+        headers.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(PresignedUrl {
+            method: req.method,
+            url,
+            headers,
+            expires_at,
+        })
+    }
+
+    /// As [`Presigner::presign_url`], handing the request's own header
+    /// strings over to the answer instead of copying them.
+    fn presign_url_owned(&self, mut req: PresignRequest, now: SystemTime) -> Result<PresignedUrl> {
+        let (url, expires_at) = self.sign(&req, now)?;
+        for (_, v) in &mut req.headers {
+            if v.trim().len() != v.len() {
+                *v = v.trim().to_owned();
+            }
+        }
+        req.headers.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(PresignedUrl {
+            method: req.method,
+            url,
+            headers: req.headers,
+            expires_at,
+        })
+    }
+
+    /// The presigned URL of `req` and when it expires (see
+    /// [`Presigner::presign`] for the refusals).
+    fn sign(&self, req: &PresignRequest, now: SystemTime) -> Result<(String, SystemTime)> {
         check_expiry(req.expires_in)?;
         upload_core::storage::check_bucket_name(&req.bucket)?;
         let expires_at = now
@@ -636,17 +672,7 @@ impl Presigner {
         }
         debug_assert_eq!(url.len(), url_len);
 
-        let out_headers = headers
-            .iter()
-            .filter(|(name, _)| *name != "host")
-            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
-            .collect();
-        Ok(PresignedUrl {
-            method: req.method,
-            url,
-            headers: out_headers,
-            expires_at,
-        })
+        Ok((url, expires_at))
     }
 
     /// The refusals of [`Presigner::presign`] that depend on the request
@@ -739,12 +765,31 @@ impl Presigner {
         expires_in: Duration,
         now: SystemTime,
     ) -> Result<PresignedRequest> {
-        let mut req = PresignRequest::new(Method::Put, bucket, key, expires_in)
-            .with_header("content-type", content_type);
-        for (n, v) in headers.to_pairs() {
-            req = req.with_header(&n, v);
-        }
-        self.presign(&req, now)
+        self.presign(
+            &put_request(bucket, key, content_type, headers, expires_in),
+            now,
+        )
+    }
+
+    /// As [`Presigner::presign_put_with`], with the URL as text (see
+    /// [`Presigner::presign_url`]): for servers that hand the URL out in a
+    /// JSON answer.
+    ///
+    /// # Errors
+    /// As [`Presigner::presign_put_with`].
+    pub fn presign_put_url_with(
+        &self,
+        bucket: &str,
+        key: &ObjectKey,
+        content_type: &str,
+        headers: &crate::headers::PutHeaders,
+        expires_in: Duration,
+        now: SystemTime,
+    ) -> Result<PresignedUrl> {
+        self.presign_url_owned(
+            put_request(bucket, key, content_type, headers, expires_in),
+            now,
+        )
     }
 
     /// Presigns a GET for a private download: the response carries
@@ -947,6 +992,22 @@ impl Presigner {
         *cache = Some(second.clone());
         Ok(second)
     }
+}
+
+/// The PUT of [`Presigner::presign_put_with`]: `Content-Type` and every
+/// header of `headers` signed.
+fn put_request(
+    bucket: &str,
+    key: &ObjectKey,
+    content_type: &str,
+    headers: &crate::headers::PutHeaders,
+    expires_in: Duration,
+) -> PresignRequest {
+    let mut req = PresignRequest::new(Method::Put, bucket, key, expires_in)
+        .with_header("content-type", content_type);
+    // `to_pairs` names are lowercase already.
+    req.headers.extend(headers.to_pairs());
+    req
 }
 
 /// Checks that `endpoint` is http(s) with a host and no query or fragment,
