@@ -5,7 +5,8 @@
 //! - [`ours_thumbnail`] and [`baseline_thumbnail`]: the two pipelines that
 //!   the `thumbnail` bench and binary compare.
 //! - [`median`] and [`peak_rss_mb`]: the statistics the `thumbnail` binary
-//!   prints; [`cpu_seconds`]: this process's CPU time.
+//!   prints; [`cpu_seconds`]: this process's CPU time;
+//!   [`thread_cpu_secs`]: this thread's, the clock of the per-core rates.
 //! - [`servers`]: moto, s3s-fs and clamd, from the environment or started.
 //! - [`shaper`]: a TCP proxy that gives each connection a bandwidth cap
 //!   and a delay, like a long-distance link, and [`sink_s3`]: the S3
@@ -112,6 +113,23 @@ pub fn median(samples: &mut [f64]) -> Option<f64> {
     } else {
         samples[mid]
     })
+}
+
+/// CPU time the calling thread has used, in seconds
+/// (`CLOCK_THREAD_CPUTIME_ID`): unlike wall time, it does not count the
+/// time the thread waited for a core, so rates timed with it are per core
+/// even on a busy machine. `NaN` if the clock cannot be read.
+pub fn thread_cpu_secs() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the struct it is given.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return f64::NAN;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 /// This process's peak resident set size in MiB, from the `VmHWM` line of

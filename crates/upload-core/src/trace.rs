@@ -97,13 +97,16 @@ impl TraceParent {
 
 impl fmt::Display for TraceParent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "00-{}-{}-{:02x}",
-            hex::encode(self.trace_id),
-            hex::encode(self.parent_id),
-            self.flags
-        )
+        // `00-{trace_id}-{parent_id}-{flags}`, lowercase hex, written on
+        // the stack (it is formatted once per presigned upload).
+        let mut out = [0u8; 55];
+        out[..3].copy_from_slice(b"00-");
+        hex::encode_to_slice(self.trace_id, &mut out[3..35]).map_err(|_| fmt::Error)?;
+        out[35] = b'-';
+        hex::encode_to_slice(self.parent_id, &mut out[36..52]).map_err(|_| fmt::Error)?;
+        out[52] = b'-';
+        hex::encode_to_slice([self.flags], &mut out[53..]).map_err(|_| fmt::Error)?;
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
     }
 }
 

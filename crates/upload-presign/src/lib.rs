@@ -47,7 +47,7 @@ pub use post::{
 };
 pub use provider::CredentialsProvider;
 pub use refresh::{PresignerSource, RefreshingPresigner};
-pub use server::{ServerTimeouts, serve};
+pub use server::{BodyIdleTimeout, ServerTimeouts, serve};
 
 pub use error::{Error, Result};
 pub use sigv4::{

@@ -393,11 +393,13 @@ impl UploadRoute {
 /// as the span's `trace_id` field.
 fn upload_trace_context(span: &tracing::Span) -> upload_core::trace::TraceParent {
     #[cfg(feature = "otel")]
-    let tp = upload_core::trace::TraceParent::of_span(span);
+    let tp = upload_core::trace::TraceParent::of_span(span)
+        .unwrap_or_else(upload_core::trace::TraceParent::random);
     #[cfg(not(feature = "otel"))]
-    let tp = None;
-    let tp = tp.unwrap_or_else(upload_core::trace::TraceParent::random);
-    span.record("trace_id", tp.trace_id_hex());
+    let tp = upload_core::trace::TraceParent::random();
+    if !span.is_disabled() {
+        span.record("trace_id", tp.trace_id_hex());
+    }
     tp
 }
 

@@ -8,6 +8,8 @@ use std::time::SystemTime;
 use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -16,7 +18,7 @@ use upload_multipart::{
     CompletionRules, PartPlan, check_completion, presign_parts, presign_planned_parts,
 };
 use upload_presign::headers::{Disposition, PutHeaders, content_disposition};
-use upload_presign::{PresignedRequest, presign_post_upload_with_metadata};
+use upload_presign::{PresignedRequest, PresignedUrl, presign_post_upload_with_metadata};
 
 use crate::auth::*;
 use crate::config::*;
@@ -98,6 +100,25 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A JSON answer written into a buffer sized for a ticket with one URL
+/// (axum's `Json` starts from 128 bytes and grows it three times).
+pub(crate) struct JsonAnswer<T>(pub(crate) T);
+
+impl<T: Serialize> IntoResponse for JsonAnswer<T> {
+    fn into_response(self) -> Response {
+        let mut body = Vec::with_capacity(1536);
+        match serde_json::to_writer(&mut body, &self.0) {
+            Ok(()) => ([(CONTENT_TYPE, "application/json")], body).into_response(),
+            Err(e) => ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: "internal",
+                message: format!("the answer could not be written as JSON: {e}"),
+            }
+            .into_response(),
+        }
+    }
+}
+
 /// `POST /uploads` request.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -150,6 +171,16 @@ pub struct SignedRequest {
     pub url: String,
     /// Headers to send with exactly these values.
     pub headers: Vec<(String, String)>,
+}
+
+impl From<PresignedUrl> for SignedRequest {
+    fn from(p: PresignedUrl) -> Self {
+        Self {
+            method: p.method.as_str().to_owned(),
+            url: p.url,
+            headers: p.headers,
+        }
+    }
 }
 
 impl From<&PresignedRequest> for SignedRequest {
@@ -245,7 +276,7 @@ pub(crate) async fn create_upload(
     owner: Owner,
     Extension(route): Extension<Arc<UploadRoute>>,
     ApiJson(req): ApiJson<CreateUpload>,
-) -> Result<Json<UploadTicket>, ApiError> {
+) -> Result<JsonAnswer<UploadTicket>, ApiError> {
     if req.size == 0 {
         return Err(ApiError {
             status: StatusCode::BAD_REQUEST,
@@ -291,7 +322,7 @@ pub(crate) async fn create_upload(
         )?;
         tracing::info!(%key, route = route.name(), "presigned POST");
         crate::metrics::issued(route.name(), crate::metrics::UrlKind::Post, 1);
-        return Ok(Json(UploadTicket::Post {
+        return Ok(JsonAnswer(UploadTicket::Post {
             key: key.into_string(),
             url: p.url.to_string(),
             fields: p.fields,
@@ -307,7 +338,7 @@ pub(crate) async fn create_upload(
         for (name, value) in metadata {
             headers = headers.with_metadata(&name, value);
         }
-        let p = presigner.presign_put_with(
+        let p = presigner.presign_put_url_with(
             &bucket,
             &key,
             &upload_core::policy::essence(&req.content_type),
@@ -317,10 +348,10 @@ pub(crate) async fn create_upload(
         )?;
         tracing::info!(%key, route = route.name(), size = req.size, "presigned PUT");
         crate::metrics::issued(route.name(), crate::metrics::UrlKind::Put, 1);
-        return Ok(Json(UploadTicket::Put {
+        return Ok(JsonAnswer(UploadTicket::Put {
             key: key.into_string(),
-            request: (&p).into(),
             expires_at: upload_core::timestamp::rfc3339(p.expires_at),
+            request: p.into(),
         }));
     }
     let plan = PartPlan::new(req.size, route.part_size)?;
@@ -365,7 +396,7 @@ pub(crate) async fn create_upload(
         &upload_id,
         &claims,
     );
-    Ok(Json(UploadTicket::Multipart {
+    Ok(JsonAnswer(UploadTicket::Multipart {
         key: key.into_string(),
         session,
         upload_id,

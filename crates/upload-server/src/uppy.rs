@@ -352,7 +352,7 @@ pub(crate) async fn params(
         for (name, value) in &metadata {
             put = put.with_metadata(name, value.clone());
         }
-        let p = presigner.presign_put_with(
+        let p = presigner.presign_put_url_with(
             bucket,
             &key,
             &upload_core::policy::essence(content_type),
@@ -370,7 +370,7 @@ pub(crate) async fn params(
             .collect();
         return Ok(Json(serde_json::json!({
             "method": "PUT",
-            "url": p.url.as_str(),
+            "url": p.url,
             "fields": {},
             "headers": headers,
             "key": key.as_str(),

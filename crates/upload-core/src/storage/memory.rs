@@ -332,7 +332,7 @@ pub fn check_bucket_name(bucket: &str) -> Result<()> {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'.')
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && !bucket.contains("..");
+        && !b.windows(2).any(|w| w == b"..");
     if ok {
         Ok(())
     } else {
