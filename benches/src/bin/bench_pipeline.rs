@@ -176,16 +176,7 @@ fn worker_round(
                 .with_events(queue.clone()),
         );
         let processed = Arc::new(MemoryStorage::new("processed").map_err(|e| e.to_string())?);
-        for (key, bytes) in uploads {
-            store
-                .put(
-                    key,
-                    bytes.clone(),
-                    PutOptions::default().with_content_type("image/jpeg"),
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        put_photos(store.as_ref(), uploads).await?;
         let worker = Worker::new(
             queue.clone(),
             store.clone(),
@@ -207,6 +198,23 @@ fn worker_round(
         check_manifests(processed.as_ref(), uploads).await?;
         Ok(cpu)
     })
+}
+
+/// Writes `uploads` as JPEGs into `store` (each write sends its
+/// ObjectCreated event, from `MemoryStorage` itself or from the bucket's
+/// notification).
+async fn put_photos(store: &dyn Storage, uploads: &[(ObjectKey, Bytes)]) -> Result<(), String> {
+    for (key, bytes) in uploads {
+        store
+            .put(
+                key,
+                bytes.clone(),
+                PutOptions::default().with_content_type("image/jpeg"),
+            )
+            .await
+            .map_err(|e| format!("{key}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Every upload has a clean manifest with both variants.
@@ -292,16 +300,7 @@ fn moto_clamd(uploads: &[(ObjectKey, Bytes)]) -> Result<(f64, f64), String> {
         );
         let started = Instant::now();
         let cpu_started = cpu_seconds();
-        for (key, bytes) in uploads {
-            store
-                .put(
-                    key,
-                    bytes.clone(),
-                    PutOptions::default().with_content_type("image/jpeg"),
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        put_photos(store.as_ref(), uploads).await?;
         let mut clean = 0;
         // moto's notification may count its s3:TestEvent; drain until
         // every photo is processed or a minute passes without progress.
