@@ -20,7 +20,9 @@ pub const LONG_KEY_DIR: &str = "_long-keys/";
 /// - 1..=1024 bytes of UTF-8 (the S3 limit);
 /// - no leading `/`, and no empty, `.` or `..` segment between `/`s (so no
 ///   `//`, no trailing `/`, no path traversal on filesystem-backed stores);
-/// - no control characters (U+0000..=U+001F, U+007F..=U+009F).
+/// - no control characters (U+0000..=U+001F, U+007F..=U+009F);
+/// - not blank: a key of only whitespace is refused, because the AWS SDKs
+///   treat it as a missing key and cannot address the object.
 ///
 /// Keys in S3 event notifications arrive URL-encoded; decode them with
 /// [`crate::S3EventRecord::key`], never by hand.
@@ -41,6 +43,9 @@ impl ObjectKey {
         };
         if key.is_empty() {
             return Err(invalid("empty key"));
+        }
+        if key.trim().is_empty() {
+            return Err(invalid("blank key (only whitespace)"));
         }
         if key.len() > MAX_KEY_LEN {
             return Err(invalid("longer than 1024 bytes"));
@@ -259,6 +264,8 @@ mod tests {
     #[test]
     fn rejects_each_rule() {
         assert_eq!(reason(""), "empty key");
+        assert_eq!(reason(" "), "blank key (only whitespace)");
+        assert_eq!(reason("\u{3000} \u{a0}"), "blank key (only whitespace)");
         assert_eq!(reason(&"x".repeat(1025)), "longer than 1024 bytes");
         // 342 three-byte characters are 1026 bytes, though only 342 chars.
         assert_eq!(reason(&"日".repeat(342)), "longer than 1024 bytes");
@@ -319,7 +326,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn valid_keys_round_trip(s in "[a-zA-Z0-9 _+%-]{1,20}(/[a-zA-Z0-9 _+%.-]{1,20}){0,5}") {
-            let ok = !s.split('/').any(|seg| seg == "." || seg == "..");
+            let ok = !s.split('/').any(|seg| seg == "." || seg == "..") && !s.trim().is_empty();
             let parsed = ObjectKey::new(s.clone());
             proptest::prop_assert_eq!(parsed.is_ok(), ok);
             if let Ok(k) = parsed {
