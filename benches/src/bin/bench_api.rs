@@ -37,9 +37,10 @@
 //! Requests per second per core are the requests a run completed over the
 //! CPU time the server thread used during it (its thread clock), so that a
 //! busy machine does not count; the wall-clock rate and the server
-//! thread's utilization are printed too. Latencies are wrk's, from sending
-//! a request to its answer. It prints each run and the medians, and ends
-//! with one line:
+//! thread's utilization are printed too (with a warning below 90%: other
+//! processes shared its core). Latencies are wrk's, from sending a request
+//! to its answer. It prints each run and the medians, and ends with one
+//! line:
 //!
 //! ```text
 //! RESULT api_requests_per_sec=... api_ratio_vs_ceiling=... api_p99_ms=... ceiling_requests_per_sec=... ceiling_p99_ms=... api_wall_requests_per_sec=... ceiling_wall_requests_per_sec=... api_wall_ratio_vs_ceiling=...
@@ -562,6 +563,14 @@ fn bench(seconds: u64, rounds: usize) -> Result<(), String> {
     println!(
         "api / ceiling: {ratio:.2} per core, {wall_ratio:.2} wall (medians of the rounds' ratios)"
     );
+    let busy = |runs: &[Run]| med(runs, |r| r.server_cpu_s / r.wall_s);
+    let busy = busy(&api).min(busy(&ceiling));
+    if busy < 0.9 {
+        println!(
+            "warning: the server thread had {:.0}% of its core: other processes ran there, so latencies include their time slices and the rates are lower than on an idle machine",
+            busy * 100.0
+        );
+    }
     println!(
         "RESULT api_requests_per_sec={a_core:.0} api_ratio_vs_ceiling={ratio:.2} api_p99_ms={a_p99:.2} ceiling_requests_per_sec={c_core:.0} ceiling_p99_ms={c_p99:.2} api_wall_requests_per_sec={a_wall:.0} ceiling_wall_requests_per_sec={c_wall:.0} api_wall_ratio_vs_ceiling={wall_ratio:.2}"
     );

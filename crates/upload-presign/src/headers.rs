@@ -103,7 +103,7 @@ impl PutHeaders {
 
     /// The headers as `(lowercase name, value)` pairs, in a fixed order.
     pub fn to_pairs(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(5 + self.metadata.len());
         if let Some(n) = self.content_length {
             out.push(("content-length".into(), n.to_string()));
         }
@@ -117,7 +117,10 @@ impl PutHeaders {
             out.push(("if-none-match".into(), "*".into()));
         }
         for (n, v) in &self.metadata {
-            out.push((format!("x-amz-meta-{n}"), v.clone()));
+            let mut name = String::with_capacity(11 + n.len());
+            name.push_str("x-amz-meta-");
+            name.push_str(n);
+            out.push((name, v.clone()));
         }
         if let Some(t) = &self.tagging
             && !t.is_empty()
@@ -230,6 +233,31 @@ pub enum Disposition {
 /// ```
 pub fn content_disposition(disposition: Disposition, filename: &str) -> String {
     let base = filename.rsplit(['/', '\\']).next().unwrap_or("");
+    let kind = match disposition {
+        Disposition::Attachment => "attachment",
+        Disposition::Inline => "inline",
+    };
+    // Printable ASCII without quotes or backslashes is its own fallback
+    // (the answer below, without the general path's copies).
+    if base.len() <= 200
+        && !base.trim().is_empty()
+        && base
+            .bytes()
+            .all(|b| b == b' ' || b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    {
+        let mut out = String::with_capacity(kind.len() + base.len() + 13);
+        out.push_str(kind);
+        out.push_str("; filename=\"");
+        out.push_str(base);
+        out.push('"');
+        return out;
+    }
+    content_disposition_of(kind, base)
+}
+
+/// [`content_disposition`] of any file name: invisible characters
+/// dropped, an ASCII fallback and, when it differs, the UTF-8 name.
+fn content_disposition_of(kind: &str, base: &str) -> String {
     let clean: String = base
         .chars()
         .filter(|&c| !is_invisible(c))
@@ -250,10 +278,6 @@ pub fn content_disposition(disposition: Disposition, filename: &str) -> String {
             }
         })
         .collect();
-    let kind = match disposition {
-        Disposition::Attachment => "attachment",
-        Disposition::Inline => "inline",
-    };
     let mut out = format!("{kind}; filename=\"{fallback}\"");
     if fallback != clean {
         let _ = write!(
@@ -281,6 +305,20 @@ fn is_invisible(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
+    proptest::proptest! {
+        /// The printable-ASCII shortcut answers what the general path does.
+        #[test]
+        fn ascii_names_take_a_shortcut_to_the_same_header(name in "[ -~]{0,210}") {
+            for (d, kind) in [(Disposition::Attachment, "attachment"), (Disposition::Inline, "inline")] {
+                let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+                proptest::prop_assert_eq!(
+                    content_disposition(d, &name),
+                    content_disposition_of(kind, base)
+                );
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

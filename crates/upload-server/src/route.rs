@@ -285,11 +285,19 @@ impl UploadRoute {
             code: "content_type_not_allowed",
             message: format!("no file extension is known for {content_type:?}"),
         })?;
-        Ok(ObjectKey::new(format!(
-            "{}/{owner}/{}.{ext}",
-            self.key_prefix,
+        let mut key = String::with_capacity(self.key_prefix.len() + owner.len() + ext.len() + 39);
+        key.push_str(&self.key_prefix);
+        key.push('/');
+        key.push_str(owner);
+        key.push('/');
+        key.push_str(
             uuid::Uuid::new_v4()
-        ))?)
+                .hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer()),
+        );
+        key.push('.');
+        key.push_str(ext);
+        Ok(ObjectKey::new(key)?)
     }
 
     /// `key` if it is an upload of `owner` on this route
