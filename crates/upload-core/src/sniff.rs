@@ -42,12 +42,55 @@ pub fn sniff(head: &[u8]) -> Result<Sniffed, Unrecognized> {
     if head.is_empty() {
         return Err(Unrecognized::Empty);
     }
-    infer::get(head)
-        .map(|t| Sniffed {
-            mime: t.mime_type(),
-            extension: t.extension(),
-        })
-        .ok_or(Unrecognized::Unknown)
+    let Some(found) = infer::get(head).map(|t| Sniffed {
+        mime: t.mime_type(),
+        extension: t.extension(),
+    }) else {
+        // `infer` knows HEIF only by a `heic` or `avif` brand; a HEIF whose
+        // brands name no codec (`mif1`, `msf1`, `miaf` alone) is still one.
+        return heif_brand_type(head).ok_or(Unrecognized::Unknown);
+    };
+    if matches!(found.mime, "image/heif" | "image/heic" | "image/avif")
+        && let Some(refined) = heif_brand_type(head)
+    {
+        return Ok(refined);
+    }
+    Ok(found)
+}
+
+/// The type a HEIF file's `ftyp` brands name (ISO/IEC 23008-12 and the
+/// AVIF specification): the major brand when it is decisive, else the
+/// first decisive compatible brand. `mif1`/`msf1`/`miaf` say only
+/// "HEIF", so an iPhone-style file whose major brand is `mif1` and whose
+/// compatible brands list `heic` is HEIC (HEVC-coded), and one listing
+/// `avif` is AVIF.
+fn heif_brand_type(head: &[u8]) -> Option<Sniffed> {
+    let size = u32::from_be_bytes(head.get(0..4)?.try_into().ok()?) as usize;
+    if head.get(4..8)? != b"ftyp" || size < 16 {
+        return None;
+    }
+    let major = head.get(8..12)?;
+    let compatible = head.get(16..size.min(head.len()))?.chunks_exact(4);
+    let brands = || std::iter::once(major).chain(compatible.clone());
+    let decisive = brands().find_map(|brand| match brand {
+        b"avif" | b"avis" => Some(Sniffed {
+            mime: "image/avif",
+            extension: "avif",
+        }),
+        b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" => Some(Sniffed {
+            mime: "image/heic",
+            extension: "heic",
+        }),
+        _ => None,
+    });
+    decisive.or_else(|| {
+        brands()
+            .any(|b| matches!(b, b"mif1" | b"msf1" | b"miaf"))
+            .then_some(Sniffed {
+                mime: "image/heif",
+                extension: "heif",
+            })
+    })
 }
 
 /// The ZIP archives inside `bytes`, wherever they sit (appended to an
@@ -130,8 +173,14 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Whether a declared content type and a sniffed one name the same type,
 /// comparing essences and accepting the common aliases (`image/jpg` and
-/// `image/pjpeg` for `image/jpeg`, `image/x-png` for `image/png`).
+/// `image/pjpeg` for `image/jpeg`, `image/x-png` for `image/png`). A
+/// declared `image/heif` also matches a sniffed `image/heic` (HEIC is HEIF
+/// with HEVC inside; browsers and phones label it either way), but a
+/// declared `image/heic` does not match AVIF.
 pub fn same_type(declared: &str, sniffed: &str) -> bool {
+    if crate::policy::essence(declared) == "image/heif" && sniffed == "image/heic" {
+        return true;
+    }
     fn canonical(t: &str) -> String {
         let e = crate::policy::essence(t);
         match e.as_str() {
@@ -192,7 +241,8 @@ mod tests {
         while long.len() < 3 * SNIFF_LEN {
             long.extend_from_slice(input);
         }
-        assert_eq!(sniff(&long).map(|s| s.mime), Ok("image/heif"));
+        // Its `ftyp` lists `heic`: HEIC.
+        assert_eq!(sniff(&long).map(|s| s.mime), Ok("image/heic"));
         let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
         jpeg.extend_from_slice(input);
         assert_eq!(sniff(&jpeg).map(|s| s.mime), Ok("image/jpeg"));
@@ -212,6 +262,39 @@ mod tests {
         assert_eq!(sniff(png).unwrap().mime, "image/png");
         assert_eq!(sniff(b"%PDF-1.7\n").unwrap().mime, "application/pdf");
         assert_eq!(sniff(b"GIF89a\x01\x00").unwrap().mime, "image/gif");
+        // HEIF by brands: major `mif1` with `heic` compatible (libheif's
+        // example photo), an iPhone's major `heic`, AVIF, and a HEIF that
+        // names no codec.
+        let ftyp = |brands: &[&[u8; 4]]| {
+            let mut b = ((8 + 4 * brands.len() + 4) as u32).to_be_bytes().to_vec();
+            b.extend_from_slice(b"ftyp");
+            b.extend_from_slice(brands[0]);
+            b.extend_from_slice(&[0, 0, 0, 0]);
+            for c in &brands[1..] {
+                b.extend_from_slice(*c);
+            }
+            b.extend_from_slice(&[0, 0, 0, 8, b'm', b'e', b't', b'a']);
+            b
+        };
+        let mime = |b: Vec<u8>| sniff(&b).unwrap().mime;
+        assert_eq!(
+            mime(ftyp(&[b"mif1", b"mif1", b"heic", b"hevc"])),
+            "image/heic"
+        );
+        assert_eq!(mime(ftyp(&[b"heic", b"mif1", b"heic"])), "image/heic");
+        assert_eq!(
+            mime(ftyp(&[b"avif", b"avif", b"mif1", b"miaf"])),
+            "image/avif"
+        );
+        assert_eq!(mime(ftyp(&[b"mif1", b"mif1", b"avif"])), "image/avif");
+        assert_eq!(mime(ftyp(&[b"mif1", b"mif1", b"miaf"])), "image/heif");
+        assert_eq!(sniff(&ftyp(&[b"heic", b"mif1"])).unwrap().extension, "heic");
+        assert_eq!(mime(ftyp(&[b"msf1", b"iso8"])), "image/heif");
+        assert_eq!(
+            sniff(&ftyp(&[b"isom", b"iso2", b"mp41"])).unwrap().mime,
+            "video/mp4"
+        );
+        assert_eq!(sniff(&ftyp(&[b"qt  "])).unwrap().mime, "video/quicktime");
         assert_eq!(sniff(b"RIFF\x24\0\0\0WEBPVP8 ").unwrap().mime, "image/webp");
         assert_eq!(
             sniff(b"just some text that says it is a jpg"),
@@ -231,6 +314,10 @@ mod tests {
         assert!(same_type("image/jpeg", "image/jpeg"));
         assert!(same_type("IMAGE/JPG; q=1", "image/jpeg"));
         assert!(same_type("image/x-png", "image/png"));
+        assert!(same_type("image/heif", "image/heic"));
+        assert!(same_type("image/HEIC", "image/heic"));
+        assert!(!same_type("image/heic", "image/avif"));
+        assert!(!same_type("image/heif", "image/avif"));
         assert!(!same_type("image/jpeg", "application/pdf"));
         assert!(!same_type("image/png", "image/jpeg"));
     }
