@@ -53,14 +53,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "build tools: cmake and nasm (libjpeg-turbo of upload-pipeline's turbojpeg feature)"
-if ! command -v cmake >/dev/null || ! command -v nasm >/dev/null; then
-    echo "installing cmake and nasm from Debian" >&2
+step "build tools: cmake and nasm (libjpeg-turbo of upload-pipeline's turbojpeg feature), libheif (its heif feature)"
+if ! command -v cmake >/dev/null || ! command -v nasm >/dev/null || ! command -v pkg-config >/dev/null \
+    || ! pkg-config --exists 'libheif >= 1.14'; then
+    echo "installing cmake, nasm, pkg-config and libheif-dev from Debian" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends cmake nasm >/dev/null
+    apt-get install -y -qq --no-install-recommends cmake nasm pkg-config libheif-dev >/dev/null
 fi
-echo "$(cmake --version | head -n 1), $(nasm -v)"
+echo "$(cmake --version | head -n 1), $(nasm -v), libheif $(pkg-config --modversion libheif)"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 

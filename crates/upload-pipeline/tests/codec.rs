@@ -157,7 +157,7 @@ fn hopper_webp_orientation_6_is_applied() {
     // Pillow wrote this EXIF chunk with a leading "Exif\0\0".
     let bytes = sample!("testdata/hopper_orientation_6.webp");
     let decoded = decode(bytes);
-    assert_eq!(decoded.source_format, ImageFormat::WebP);
+    assert_eq!(decoded.source_type, "image/webp");
     assert_eq!(decoded.orientation, 6);
     let upright = decode(sample!("testdata/hopper.jpg")).image.to_rgb8();
     let oriented = mean_abs_diff(&decoded.image.to_rgb8(), &upright);
@@ -365,7 +365,7 @@ fn transparent_png_keeps_alpha_in_webp_and_flattens_in_jpeg() {
 #[test]
 fn transparent_webp_and_lossy_webp_decode() {
     let decoded = decode(sample!("testdata/transparent.webp"));
-    assert_eq!(decoded.source_format, ImageFormat::WebP);
+    assert_eq!(decoded.source_type, "image/webp");
     assert_eq!((decoded.width(), decoded.height()), (200, 150));
     assert!(decoded.has_alpha());
     assert_eq!(decoded.image.to_rgba8().get_pixel(0, 0).0[3], 0);
@@ -379,7 +379,7 @@ fn transparent_webp_and_lossy_webp_decode() {
 fn animated_gif_yields_its_first_frame() {
     let bytes = sample!("testdata/fire.gif");
     let decoded = decode(bytes);
-    assert_eq!(decoded.source_format, ImageFormat::Gif);
+    assert_eq!(decoded.source_type, "image/gif");
     assert_eq!((decoded.width(), decoded.height()), (30, 60));
     let frames = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(bytes))
         .unwrap()
@@ -406,17 +406,37 @@ fn truncated_jpeg_is_corrupt() {
     }
 }
 
+/// PDF is never an image; AVIF and HEIC are refused naming their type and
+/// what to install without the `heif` feature, and decode (or, for a HEIF
+/// without coded data, are corrupt) with it.
 #[test]
-fn avif_heic_and_pdf_are_unsupported_and_named() {
+fn avif_heic_and_pdf_are_refused_and_named() {
     let pdf = std::fs::read(sample_path!("photos/exiftool_PDF.pdf")).unwrap();
+    match codec().decode(&pdf, &DecodeLimits::default()) {
+        Err(Error::UnsupportedImage { format }) => assert_eq!(format, "application/pdf"),
+        other => panic!("PDF: got {:?}", other.map(|d| d.width())),
+    }
     for (bytes, expected) in [
         (sample!("testdata/photo_example_800x533.avif"), "image/avif"),
-        (sample!("testdata/exiftool_QuickTime.heic"), "image/heif"),
-        (pdf.as_slice(), "application/pdf"),
+        (sample!("testdata/exiftool_QuickTime.heic"), "image/heic"),
     ] {
-        match codec().decode(bytes, &DecodeLimits::default()) {
-            Err(Error::UnsupportedImage { format }) => assert_eq!(format, expected),
-            other => panic!("{expected}: got {:?}", other.map(|d| d.width())),
+        let result = codec().decode(bytes, &DecodeLimits::default());
+        if cfg!(feature = "heif") {
+            match (expected, result) {
+                ("image/avif", Ok(d)) => assert_eq!(d.source_type, "image/avif"),
+                ("image/heic", Err(Error::CorruptImage { reason })) => {
+                    assert!(reason.starts_with("image/heic: "), "{reason}")
+                }
+                (_, other) => panic!("{expected}: got {:?}", other.map(|d| d.width())),
+            }
+        } else {
+            match result {
+                Err(Error::UnsupportedImage { format }) => {
+                    assert!(format.starts_with(&format!("{expected} (")), "{format}");
+                    assert!(format.contains("`heif` feature"), "{format}");
+                }
+                other => panic!("{expected}: got {:?}", other.map(|d| d.width())),
+            }
         }
     }
 }

@@ -417,12 +417,14 @@ fn avif_without_the_feature_is_a_clear_error() {
     let _ = avif_size;
 }
 
-/// Files that are not images the codec decodes, and why.
+/// Files that are not images the codec decodes, and why. With the `heif`
+/// feature HEIC and AVIF decode, and the metadata-only HEIF (a header
+/// without coded image data) is corrupt.
 const NOT_DECODED: [(&str, &str); 12] = [
     ("photos/exiftool_PDF.pdf", "unsupported"),
-    ("testdata/exiftool_QuickTime.heic", "unsupported"),
-    ("testdata/photo_example_1280x854.heic", "unsupported"),
-    ("testdata/photo_example_800x533.avif", "unsupported"),
+    ("testdata/exiftool_QuickTime.heic", HEIF_OR("corrupt")),
+    ("testdata/photo_example_1280x854.heic", HEIF_OR("decoded")),
+    ("testdata/photo_example_800x533.avif", HEIF_OR("decoded")),
     ("testdata/exiftool_JXL.jxl", "unsupported"),
     ("testdata/exiftool_Photoshop.psd", "unsupported"),
     ("testdata/exiftool_BMP.bmp", "unsupported"),
@@ -432,6 +434,16 @@ const NOT_DECODED: [(&str, &str); 12] = [
     ("testdata/exiftool_OOXML.docx", "unsupported"),
     ("testdata/truncated_jpeg.jpg", "corrupt"),
 ];
+
+/// `with_heif` when the `heif` feature is on, else `unsupported`.
+#[allow(non_snake_case)]
+const fn HEIF_OR(with_heif: &'static str) -> &'static str {
+    if cfg!(feature = "heif") {
+        with_heif
+    } else {
+        "unsupported"
+    }
+}
 
 /// Every sample gives valid variants without metadata, or the typed error
 /// listed in `NOT_DECODED`, on both decode paths.
@@ -454,7 +466,11 @@ fn every_sample_gives_clean_variants_or_a_typed_error() {
             let path = format!("{dir}/{name}");
             let bytes = read(&path);
             seen += 1;
-            let expected = NOT_DECODED.iter().find(|(p, _)| *p == path).map(|e| e.1);
+            let expected = NOT_DECODED
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|e| e.1)
+                .filter(|&e| e != "decoded");
             for variants in [&[][..], &specs[..]] {
                 let result = codec.decode_for(&bytes, &DecodeLimits::default(), variants);
                 match (result, expected) {
@@ -805,4 +821,132 @@ fn fast_progressive_thumbnails_match_the_full_decode() {
     let a = fast.decode_for(&baseline, &limits, &thumb).unwrap();
     let b = exact.decode_for(&baseline, &limits, &thumb).unwrap();
     assert_eq!(a.image, b.image, "a baseline JPEG has no scans to skip");
+}
+
+/// `image` box-averaged over 8×8 blocks of its top-left `w/8*8 × h/8*8`
+/// pixels: the shape of the `derived_example_*_reference_*.png` files.
+#[cfg(feature = "heif")]
+fn reduce8(image: &RgbImage) -> RgbImage {
+    let (w, h) = (image.width() / 8, image.height() / 8);
+    RgbImage::from_fn(w, h, |x, y| {
+        let mut sum = [0u32; 3];
+        for dy in 0..8 {
+            for dx in 0..8 {
+                let p = image.get_pixel(x * 8 + dx, y * 8 + dy).0;
+                for c in 0..3 {
+                    sum[c] += u32::from(p[c]);
+                }
+            }
+        }
+        image::Rgb(sum.map(|s| ((s + 32) / 64) as u8))
+    })
+}
+
+/// HEIC (the libheif example photo, a 2-image file with an HEVC grid) and
+/// AVIF decode to their full size with the pixels Debian's `heif-convert`
+/// gives (see samples/MANIFEST.tsv), within rounding of the colour
+/// conversion.
+#[cfg(feature = "heif")]
+#[test]
+fn heic_and_avif_decode_to_the_reference_pixels() {
+    for (file, reference, size, mime) in [
+        (
+            "testdata/photo_example_1280x854.heic",
+            "testdata/derived_example_heic_reference_160x106.png",
+            (1280, 854),
+            "image/heic",
+        ),
+        (
+            "testdata/photo_example_800x533.avif",
+            "testdata/derived_example_avif_reference_100x66.png",
+            (800, 533),
+            "image/avif",
+        ),
+    ] {
+        let decoded = decode_full(&read(file));
+        assert_eq!((decoded.width(), decoded.height()), size, "{file}");
+        assert_eq!(decoded.source_size, size);
+        assert_eq!(decoded.source_type, mime);
+        assert!(!decoded.has_alpha(), "{file}");
+        let ours = reduce8(&decoded.image.to_rgb8());
+        let want = image::load_from_memory(&read(reference)).unwrap().to_rgb8();
+        assert_eq!(ours.dimensions(), want.dimensions());
+        let diff = mean_abs_diff(&ours, &want);
+        assert!(
+            diff < 1.0,
+            "{file}: mean difference {diff} from heif-convert"
+        );
+        // And through the variants, with no metadata carried over.
+        let v = render(&decoded, &VariantSpec::thumb());
+        let thumb = rgb(&v);
+        assert_eq!(thumb.width().max(thumb.height()), 256, "{file}");
+        assert!(!v.bytes.windows(4).any(|w| w == b"Exif"), "{file}");
+    }
+}
+
+/// A HEIC whose header declares a huge image is refused from the header,
+/// before libheif decodes a pixel; a truncated one is corrupt.
+#[cfg(feature = "heif")]
+#[test]
+fn heic_bombs_and_truncations_are_typed_refusals() {
+    // Every `ispe` (image spatial extents) property set to side x side:
+    // 30000 is refused by our limits with the declared size, 60000 already
+    // by libheif's own (32768 a side) while it parses the container.
+    for (side, reported) in [(30_000u32, (30_000, 30_000)), (60_000, (0, 0))] {
+        let mut bomb = read("testdata/photo_example_1280x854.heic");
+        let at: Vec<usize> = bomb
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == b"ispe")
+            .map(|(i, _)| i)
+            .collect();
+        assert!(!at.is_empty());
+        for i in at {
+            // type, then version/flags (4), then width and height (u32 BE).
+            bomb[i + 8..i + 12].copy_from_slice(&side.to_be_bytes());
+            bomb[i + 12..i + 16].copy_from_slice(&side.to_be_bytes());
+        }
+        match StandardCodec::default().decode_for(&bomb, &DecodeLimits::default(), &[]) {
+            Err(Error::ImageTooLarge { width, height, .. }) => {
+                assert_eq!((width, height), reported, "{side}");
+            }
+            other => panic!(
+                "{side}: expected ImageTooLarge, got {:?}",
+                other.map(|d| d.source_size)
+            ),
+        }
+    }
+
+    let whole = read("testdata/photo_example_1280x854.heic");
+    for cut in [100, 1000, whole.len() / 4, whole.len() / 2] {
+        match StandardCodec::default().decode_for(&whole[..cut], &DecodeLimits::default(), &[]) {
+            Err(Error::CorruptImage { .. } | Error::UnsupportedImage { .. }) => {}
+            other => panic!(
+                "cut at {cut}: expected a typed refusal, got {:?}",
+                other.map(|d| d.source_size)
+            ),
+        }
+    }
+}
+
+/// Without the `heif` feature, HEIC and AVIF are refused naming the
+/// feature and the library to install.
+#[cfg(not(feature = "heif"))]
+#[test]
+fn heic_without_the_feature_names_what_to_install() {
+    for file in [
+        "testdata/photo_example_1280x854.heic",
+        "testdata/photo_example_800x533.avif",
+    ] {
+        match StandardCodec::default().decode_for(&read(file), &DecodeLimits::default(), &[]) {
+            Err(Error::UnsupportedImage { format }) => {
+                assert!(format.contains("`heif` feature"), "{format}");
+                assert!(format.contains("libheif-dev"), "{format}");
+            }
+            other => panic!(
+                "{file}: expected UnsupportedImage, got {:?}",
+                other.map(|d| d.source_size)
+            ),
+        }
+    }
 }

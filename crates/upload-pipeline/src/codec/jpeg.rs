@@ -10,7 +10,7 @@
 //! It also holds the JPEG decoder behind shrink-on-load, [`decode`].
 
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageFormat, RgbImage};
+use image::{DynamicImage, RgbImage};
 use jpeg_decoder::{CodingProcess, PixelFormat};
 
 use super::standard::{apply_icc, check_dimensions, corrupt, too_large};
@@ -254,7 +254,7 @@ pub(super) fn decode(
     }
     Ok(Some(DecodedImage {
         image,
-        source_format: ImageFormat::Jpeg,
+        source_type: "image/jpeg",
         orientation: orientation.to_exif(),
         source_size: upright,
     }))

@@ -26,6 +26,8 @@
 //! ```
 
 mod color;
+#[cfg(feature = "heif")]
+mod heif;
 mod jpeg;
 mod limits;
 mod placeholder;
@@ -405,8 +407,9 @@ impl VariantSpec {
 pub struct DecodedImage {
     /// The pixels, upright (orientation applied).
     pub image: image::DynamicImage,
-    /// The format the bytes were in.
-    pub source_format: image::ImageFormat,
+    /// The MIME type of the format the bytes were in (`image/jpeg`,
+    /// `image/heic`, ...).
+    pub source_type: &'static str,
     /// The EXIF orientation (`1..=8`) that was applied to the pixels; `1`
     /// when the source had none.
     pub orientation: u8,

@@ -39,7 +39,10 @@ const WEBP_MAX_SIDE: u32 = 16_383;
 ///   (arithmetic coding, hierarchical coding, 12-bit samples) is refused
 ///   as [`Error::UnsupportedImage`] naming it (`image/jpeg (arithmetic
 ///   coding, SOF9)`), whichever JPEG decoder is built in. Animated GIF and WebP yield their **first frame** as a
-///   still. The EXIF orientation of JPEG, WebP and PNG (an `eXIf` chunk
+///   still. HEIC/HEIF and AVIF decode through libheif with the `heif`
+///   feature (its `irot`/`imir` transforms applied, alpha kept; see the
+///   `heif` module) and are refused as [`Error::UnsupportedImage`] naming
+///   the feature without it. The EXIF orientation of JPEG, WebP and PNG (an `eXIf` chunk
 ///   before the image data) is applied. The decoded image is normalised to
 ///   8-bit RGB, or 8-bit RGBA when the source has an alpha channel. An
 ///   embedded RGB ICC profile (JPEG, PNG, WebP) is converted to sRGB with
@@ -293,6 +296,12 @@ fn decode(
         ));
     }
 
+    if let Ok(sniffed) = upload_core::sniff(bytes)
+        && matches!(sniffed.mime, "image/heic" | "image/heif" | "image/avif")
+    {
+        return decode_heif(bytes, limits, sniffed.mime);
+    }
+
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| corrupt(e.to_string()))?;
@@ -431,10 +440,29 @@ fn decode(
     Ok(DecodedImage {
         source_size: (image.width(), image.height()),
         image,
-        source_format: format,
+        source_type: format.to_mime_type(),
         orientation: orientation.to_exif(),
     })
 }
+
+/// HEIC, HEIF and AVIF through libheif (feature `heif`).
+#[cfg(feature = "heif")]
+fn decode_heif(bytes: &[u8], limits: &DecodeLimits, mime: &'static str) -> Result<DecodedImage> {
+    super::heif::decode(bytes, limits, mime)
+}
+
+/// Without the `heif` feature, HEIC, HEIF and AVIF are refused naming
+/// what to build and install.
+#[cfg(not(feature = "heif"))]
+fn decode_heif(_: &[u8], _: &DecodeLimits, mime: &'static str) -> Result<DecodedImage> {
+    Err(Error::UnsupportedImage {
+        format: format!("{mime} ({HEIF_HINT})"),
+    })
+}
+
+/// How to get HEIC, HEIF and AVIF decoding, for the refusal without it.
+#[cfg(not(feature = "heif"))]
+const HEIF_HINT: &str = "decoding it needs upload-pipeline's `heif` feature and libheif 1.14 or later: apt install libheif-dev";
 
 /// Converts `image` (8-bit RGB or RGBA) to sRGB from the colour space of
 /// the embedded ICC profile `icc`; see [`StandardCodec`] for which
