@@ -751,3 +751,95 @@ async fn a_malformed_trace_context_does_not_stop_processing() {
         Some("00-not-a-trace-context-01")
     );
 }
+
+/// An iPhone-style HEIC and an AVIF go through the whole flow with the
+/// `heif` feature: scanned, tagged CLEAN, two WebP variants of the upright
+/// photo without metadata, the size and placeholder in the manifest. A
+/// HEIC without coded image data is rejected as corrupt, never tagged
+/// CLEAN, and stays where it was.
+#[cfg(feature = "heif")]
+#[tokio::test]
+async fn heic_and_avif_photos_get_variants_and_a_manifest() {
+    let policy = upload_core::UploadPolicy::new(
+        ["image/heic", "image/heif", "image/avif", "image/jpeg"],
+        64 << 20,
+    )
+    .unwrap();
+    let w = common::world_with(
+        Arc::new(MemoryScanner::new()),
+        upload_pipeline::WorkerConfig::new(policy),
+    );
+    let heic = w
+        .upload(
+            "uploads/u/IMG_0001.HEIC",
+            sample("testdata/photo_example_1280x854.heic"),
+            "image/heic",
+        )
+        .await;
+    let avif = w
+        .upload(
+            "uploads/u/photo.avif",
+            sample("testdata/photo_example_800x533.avif"),
+            "image/avif",
+        )
+        .await;
+    let empty = w
+        .upload(
+            "uploads/u/empty.heic",
+            sample("testdata/exiftool_QuickTime.heic"),
+            // Labelled the generic way, which HEIC also matches.
+            "image/heif",
+        )
+        .await;
+    let stats = w.worker.run_until_idle().await.unwrap();
+    assert_eq!((stats.messages, stats.clean, stats.rejected), (3, 2, 1));
+    for (k, mime, size, dims) in [
+        (
+            &heic,
+            "image/heic",
+            (1280, 854),
+            [("thumb", 256, 171), ("medium", 1024, 683)],
+        ),
+        (
+            &avif,
+            "image/avif",
+            (800, 533),
+            [("thumb", 256, 171), ("medium", 800, 533)],
+        ),
+    ] {
+        let m = w.manifest(k).await;
+        assert_eq!(m.verdict, Outcome::Clean, "{k}");
+        assert_eq!(m.source.sniffed.as_deref(), Some(mime));
+        let image = m.image.as_ref().expect("image info");
+        assert_eq!((image.width, image.height), size);
+        assert!(image.placeholder.is_some());
+        let got: Vec<_> = m
+            .variants
+            .iter()
+            .map(|v| (v.name.as_str(), v.width, v.height))
+            .collect();
+        assert_eq!(got, dims, "{k}");
+        for v in &m.variants {
+            let body = w.processed.get(&v.key).await.unwrap().body;
+            assert!(body.starts_with(b"RIFF") && &body[8..12] == b"WEBP");
+            assert!(!contains(&body, b"Exif") && !contains(&body, b"XMP"));
+        }
+        assert_eq!(
+            w.uploads.get_tags(k).await.unwrap().get("scan-status"),
+            Some("CLEAN")
+        );
+    }
+    let m = w.manifest(&empty).await;
+    assert_eq!(m.verdict, Outcome::Rejected);
+    assert!(
+        m.reason.as_deref().unwrap().contains("image/heic"),
+        "{:?}",
+        m.reason
+    );
+    assert!(m.variants.is_empty());
+    assert_eq!(
+        w.uploads.get_tags(&empty).await.unwrap().get("scan-status"),
+        None
+    );
+    assert!(w.uploads.head(&empty).await.is_ok(), "the original stays");
+}
