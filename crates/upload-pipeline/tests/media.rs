@@ -425,7 +425,8 @@ const NOT_DECODED: [(&str, &str); 12] = [
     ("testdata/exiftool_QuickTime.heic", HEIF_OR("corrupt")),
     ("testdata/photo_example_1280x854.heic", HEIF_OR("decoded")),
     ("testdata/photo_example_800x533.avif", HEIF_OR("decoded")),
-    ("testdata/exiftool_JXL.jxl", "unsupported"),
+    // 22 bytes: a codestream signature and "<dummy jxl>".
+    ("testdata/exiftool_JXL.jxl", JXL_OR("corrupt")),
     ("testdata/exiftool_Photoshop.psd", "unsupported"),
     ("testdata/exiftool_BMP.bmp", "unsupported"),
     ("testdata/exiftool_ExifTool.tif", "unsupported"),
@@ -434,6 +435,16 @@ const NOT_DECODED: [(&str, &str); 12] = [
     ("testdata/exiftool_OOXML.docx", "unsupported"),
     ("testdata/truncated_jpeg.jpg", "corrupt"),
 ];
+
+/// `with_jxl` when the `jxl` feature is on, else `unsupported`.
+#[allow(non_snake_case)]
+const fn JXL_OR(with_jxl: &'static str) -> &'static str {
+    if cfg!(feature = "jxl") {
+        with_jxl
+    } else {
+        "unsupported"
+    }
+}
 
 /// `with_heif` when the `heif` feature is on, else `unsupported`.
 #[allow(non_snake_case)]
@@ -948,5 +959,123 @@ fn heic_without_the_feature_names_what_to_install() {
                 other.map(|d| d.source_size)
             ),
         }
+    }
+}
+
+/// JPEG XL with the `jxl` feature: a lossy (XYB) file decodes to the
+/// pixels of libjxl's `djxl`, a recompressed JPEG with orientation 6 to
+/// the upright photo the JPEG gives, a lossless 16-bit RGBA file to its
+/// PNG source with alpha kept.
+#[cfg(feature = "jxl")]
+#[test]
+fn jxl_decodes_to_the_reference_pixels() {
+    let lossy = decode_full(&read("testdata/derived_hopper_lossy_d1.jxl"));
+    assert_eq!(lossy.source_type, "image/jxl");
+    assert_eq!((lossy.width(), lossy.height()), (128, 128));
+    let want =
+        image::load_from_memory(&read("testdata/derived_hopper_lossy_d1_djxl_reference.png"))
+            .unwrap()
+            .to_rgb8();
+    let diff = mean_abs_diff(&lossy.image.to_rgb8(), &want);
+    assert!(diff < 1.0, "lossy: mean difference {diff} from djxl");
+
+    let rotated = decode_full(&read(
+        "testdata/derived_hopper_orientation_6_recompressed.jxl",
+    ));
+    assert_eq!(rotated.orientation, 6);
+    let jpeg = decode_full(&read("testdata/hopper_orientation_6.jpg"));
+    let diff = mean_abs_diff(&rotated.image.to_rgb8(), &jpeg.image.to_rgb8());
+    assert!(
+        diff < 2.0,
+        "orientation 6: mean difference {diff} from the JPEG"
+    );
+    // And not the unrotated picture.
+    let raw = image::imageops::rotate270(&jpeg.image.to_rgb8());
+    assert!(mean_abs_diff(&rotated.image.to_rgb8(), &raw) > 20.0);
+
+    // The PNG says gAMA 1.0 (linear light), so cjxl wrote a linear colour
+    // encoding, which the decode converts to sRGB: alpha is exact, colour
+    // is the 16-bit source sRGB-encoded.
+    let alpha = decode_full(&read("testdata/derived_pngsuite_basn6a16_lossless.jxl"));
+    assert!(alpha.has_alpha());
+    let got = alpha.image.to_rgba8();
+    assert_eq!(got.dimensions(), (32, 32));
+    let source = image::load_from_memory(&read("testdata/pngsuite_basn6a16.png"))
+        .unwrap()
+        .to_rgba16();
+    let srgb = |v: u16| {
+        let x = f64::from(v) / 65535.0;
+        let e = if x <= 0.003_130_8 {
+            12.92 * x
+        } else {
+            1.055 * x.powf(1.0 / 2.4) - 0.055
+        };
+        (e * 255.0).round() as u8
+    };
+    let mut max = [0u8; 2];
+    for (g, s) in got.pixels().zip(source.pixels()) {
+        for c in 0..3 {
+            max[0] = max[0].max(g[c].abs_diff(srgb(s[c])));
+        }
+        max[1] = max[1].max(g[3].abs_diff((f64::from(s[3]) / 257.0).round() as u8));
+    }
+    assert!(
+        max[0] <= 2 && max[1] <= 1,
+        "lossless: max differences {max:?}"
+    );
+    let v = render(&alpha, &spec("a", 16, 16, PNG));
+    assert_eq!(v.content_type, "image/png");
+}
+
+/// JPEG XL over the limits is refused from its header (the size) or by
+/// the decoder's allocation tracker (the budget); damage is corrupt.
+#[cfg(feature = "jxl")]
+#[test]
+fn jxl_limits_and_damage_are_typed_refusals() {
+    let bytes = read("testdata/derived_hopper_lossy_d1.jxl");
+    let codec = StandardCodec::default();
+    let small = DecodeLimits::default().with_max_pixels(64 * 64);
+    match codec.decode_for(&bytes, &small, &[]) {
+        Err(Error::ImageTooLarge { width, height, .. }) => assert_eq!((width, height), (128, 128)),
+        other => panic!(
+            "expected ImageTooLarge, got {:?}",
+            other.map(|d| d.source_size)
+        ),
+    }
+    let mut tight = DecodeLimits::default();
+    tight.max_alloc = 16 * 1024;
+    match codec.decode_for(&bytes, &tight, &[]) {
+        Err(Error::ImageTooLarge { .. }) => {}
+        other => panic!(
+            "expected ImageTooLarge, got {:?}",
+            other.map(|d| d.source_size)
+        ),
+    }
+    for cut in [12, bytes.len() / 4, bytes.len() / 2] {
+        match codec.decode_for(&bytes[..cut], &DecodeLimits::default(), &[]) {
+            Err(Error::CorruptImage { reason }) => {
+                assert!(reason.starts_with("image/jxl"), "{reason}")
+            }
+            other => panic!("cut at {cut}: got {:?}", other.map(|d| d.source_size)),
+        }
+    }
+}
+
+/// Without the `jxl` feature, JPEG XL is refused naming the feature.
+#[cfg(not(feature = "jxl"))]
+#[test]
+fn jxl_without_the_feature_names_it() {
+    match StandardCodec::default().decode_for(
+        &read("testdata/derived_hopper_lossy_d1.jxl"),
+        &DecodeLimits::default(),
+        &[],
+    ) {
+        Err(Error::UnsupportedImage { format }) => {
+            assert!(format.contains("`jxl` feature"), "{format}")
+        }
+        other => panic!(
+            "expected UnsupportedImage, got {:?}",
+            other.map(|d| d.source_size)
+        ),
     }
 }

@@ -843,3 +843,41 @@ async fn heic_and_avif_photos_get_variants_and_a_manifest() {
     );
     assert!(w.uploads.head(&empty).await.is_ok(), "the original stays");
 }
+
+/// A JPEG XL photo with orientation 6 goes through the whole flow with
+/// the `jxl` feature: variants of the upright photo, the manifest, CLEAN.
+#[cfg(feature = "jxl")]
+#[tokio::test]
+async fn jpeg_xl_photos_get_variants_and_a_manifest() {
+    let policy = upload_core::UploadPolicy::new(["image/jxl"], 1 << 20).unwrap();
+    let w = common::world_with(
+        Arc::new(MemoryScanner::new()),
+        upload_pipeline::WorkerConfig::new(policy),
+    );
+    let k = w
+        .upload(
+            "uploads/u/photo.jxl",
+            sample("testdata/derived_hopper_orientation_6_recompressed.jxl"),
+            "image/jxl",
+        )
+        .await;
+    let stats = w.worker.run_until_idle().await.unwrap();
+    assert_eq!((stats.messages, stats.clean), (1, 1));
+    let m = w.manifest(&k).await;
+    assert_eq!(m.verdict, Outcome::Clean);
+    assert_eq!(m.source.sniffed.as_deref(), Some("image/jxl"));
+    let got: Vec<_> = m
+        .variants
+        .iter()
+        .map(|v| (v.name.as_str(), v.width, v.height))
+        .collect();
+    assert_eq!(got, [("thumb", 128, 128), ("medium", 128, 128)]);
+    for v in &m.variants {
+        let body = w.processed.get(&v.key).await.unwrap().body;
+        assert!(!contains(&body, b"Exif") && !contains(&body, b"XMP"));
+    }
+    assert_eq!(
+        w.uploads.get_tags(&k).await.unwrap().get("scan-status"),
+        Some("CLEAN")
+    );
+}

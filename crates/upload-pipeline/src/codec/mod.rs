@@ -29,6 +29,8 @@ mod color;
 #[cfg(feature = "heif")]
 mod heif;
 mod jpeg;
+#[cfg(feature = "jxl")]
+mod jxl;
 mod limits;
 mod placeholder;
 mod standard;

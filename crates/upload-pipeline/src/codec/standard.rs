@@ -42,7 +42,8 @@ const WEBP_MAX_SIDE: u32 = 16_383;
 ///   still. HEIC/HEIF and AVIF decode through libheif with the `heif`
 ///   feature (its `irot`/`imir` transforms applied, alpha kept; see the
 ///   `heif` module) and are refused as [`Error::UnsupportedImage`] naming
-///   the feature without it. The EXIF orientation of JPEG, WebP and PNG (an `eXIf` chunk
+///   the feature without it; JPEG XL likewise with the `jxl` feature
+///   (jxl-oxide, pure Rust). The EXIF orientation of JPEG, WebP and PNG (an `eXIf` chunk
 ///   before the image data) is applied. The decoded image is normalised to
 ///   8-bit RGB, or 8-bit RGBA when the source has an alpha channel. An
 ///   embedded RGB ICC profile (JPEG, PNG, WebP) is converted to sRGB with
@@ -296,10 +297,12 @@ fn decode(
         ));
     }
 
-    if let Ok(sniffed) = upload_core::sniff(bytes)
-        && matches!(sniffed.mime, "image/heic" | "image/heif" | "image/avif")
-    {
-        return decode_heif(bytes, limits, sniffed.mime);
+    match upload_core::sniff(bytes).map(|s| s.mime) {
+        Ok(mime @ ("image/heic" | "image/heif" | "image/avif")) => {
+            return decode_heif(bytes, limits, mime);
+        }
+        Ok("image/jxl") => return decode_jxl(bytes, limits),
+        _ => {}
     }
 
     let mut reader = ImageReader::new(Cursor::new(bytes))
@@ -457,6 +460,22 @@ fn decode_heif(bytes: &[u8], limits: &DecodeLimits, mime: &'static str) -> Resul
 fn decode_heif(_: &[u8], _: &DecodeLimits, mime: &'static str) -> Result<DecodedImage> {
     Err(Error::UnsupportedImage {
         format: format!("{mime} ({HEIF_HINT})"),
+    })
+}
+
+/// JPEG XL through jxl-oxide (feature `jxl`).
+#[cfg(feature = "jxl")]
+fn decode_jxl(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage> {
+    super::jxl::decode(bytes, limits)
+}
+
+/// Without the `jxl` feature, JPEG XL is refused naming the feature.
+#[cfg(not(feature = "jxl"))]
+fn decode_jxl(_: &[u8], _: &DecodeLimits) -> Result<DecodedImage> {
+    Err(Error::UnsupportedImage {
+        format:
+            "image/jxl (decoding it needs upload-pipeline's `jxl` feature: jxl-oxide, pure Rust)"
+                .into(),
     })
 }
 
