@@ -47,8 +47,8 @@ pub mod testkit;
 pub mod worker;
 
 pub use codec::{
-    DecodeLimits, DecodedImage, EncodedVariant, Fit, ImageCodec, OutputFormat, Placeholder,
-    StandardCodec, VariantSpec,
+    DecodeLimits, DecodedImage, EncodedVariant, Fit, Gravity, ImageCodec, OutputFormat,
+    Placeholder, StandardCodec, VariantSpec,
 };
 pub use error::{Error, Result};
 pub use manifest::{ImageInfo, Manifest, Outcome, VariantRecord};

@@ -8,8 +8,8 @@ use image::codecs::png::PngEncoder;
 use image::{DynamicImage, ExtendedColorType, ImageEncoder, ImageFormat, RgbImage, RgbaImage};
 use upload_pipeline::testkit::codec::mean_abs_diff;
 use upload_pipeline::{
-    DecodeLimits, DecodedImage, EncodedVariant, Error, Fit, ImageCodec, OutputFormat, Placeholder,
-    StandardCodec, VariantSpec,
+    DecodeLimits, DecodedImage, EncodedVariant, Error, Fit, Gravity, ImageCodec, OutputFormat,
+    Placeholder, StandardCodec, VariantSpec,
 };
 
 fn samples() -> PathBuf {
@@ -536,6 +536,17 @@ fn variant_specs_parse_fits_and_avif() {
             quality: 60,
             speed: 8
         }
+    );
+    let centre = VariantSpec::parse("card=90x160:cover:png").unwrap();
+    let smart = VariantSpec::parse("card=90x160:cover-attention:png").unwrap();
+    assert_eq!((smart.fit, smart.gravity), (Fit::Cover, Gravity::Attention));
+    assert_eq!((centre.fit, centre.gravity), (Fit::Cover, Gravity::Centre));
+    assert_ne!(smart.fingerprint(), centre.fingerprint());
+    // Gravity means nothing to `contain`: the key does not change.
+    let contain = VariantSpec::parse("t=90x160:png").unwrap();
+    assert_eq!(
+        contain.fingerprint(),
+        contain.clone().with_gravity(Gravity::Attention).fingerprint()
     );
     let v = VariantSpec::parse("s=10x20:fill").unwrap();
     assert_eq!(
@@ -1078,4 +1089,88 @@ fn jxl_without_the_feature_names_it() {
             other.map(|d| d.source_size)
         ),
     }
+}
+
+/// The share of `subject` (left, top, right, bottom, as fractions of the
+/// image) inside the `cw` × `ch` window at `origin`, in pixels of a
+/// `w` × `h` image.
+fn kept(subject: [f64; 4], (w, h): (u32, u32), origin: (f64, f64), (cw, ch): (f64, f64)) -> f64 {
+    let [l, t, r, b] = [
+        subject[0] * f64::from(w),
+        subject[1] * f64::from(h),
+        subject[2] * f64::from(w),
+        subject[3] * f64::from(h),
+    ];
+    let ix = (r.min(origin.0 + cw) - l.max(origin.0)).max(0.0);
+    let iy = (b.min(origin.1 + ch) - t.max(origin.1)).max(0.0);
+    ix * iy / ((r - l) * (b - t))
+}
+
+/// Attention crops keep off-centre subjects of real photos that centre
+/// crops cut. Subjects marked by hand (see the boxes): the in-focus maple
+/// leaf right of centre in the fallen-leaf photo, the same photo mirrored
+/// (leaf on the left), and the nuthatch of the Kleiber photo once the
+/// photo is cropped to its right 70% (bird in the left third).
+#[test]
+fn attention_crops_keep_off_centre_subjects() {
+    let leaf = decode_for(
+        &read("testdata/photo_fallenleaf_2560x1600.jpg"),
+        &[spec("s", 640, 640, PNG)],
+    );
+    let mirrored = DecodedImage {
+        image: leaf.image.fliph(),
+        ..leaf.clone()
+    };
+    let bird = decode_for(
+        &read("photos/photo_kleiber_6028x3391.jpg"),
+        &[spec("s", 1024, 1024, PNG)],
+    );
+    let (bw, bh) = (bird.width(), bird.height());
+    let x0 = (f64::from(bw) * 0.30) as u32;
+    let bird_right = DecodedImage {
+        image: bird.image.crop_imm(x0, 0, bw - x0, bh),
+        source_size: (bw - x0, bh),
+        ..bird.clone()
+    };
+    // The bird at x 0.40..0.54 of the whole photo, in the cropped one.
+    let bird_box = |x: f64| (x - 0.30) / 0.70;
+    let cases = [
+        ("leaf", &leaf, [0.54, 0.30, 0.91, 0.80]),
+        ("mirrored leaf", &mirrored, [0.09, 0.30, 0.46, 0.80]),
+        (
+            "nuthatch",
+            &bird_right,
+            [bird_box(0.40), 0.35, bird_box(0.54), 0.65],
+        ),
+    ];
+    for (what, decoded, subject) in cases {
+        let (w, h) = (decoded.width(), decoded.height());
+        // A 9:16 story crop and a square one, both spanning the height.
+        for aspect in [9.0 / 16.0, 1.0] {
+            let window = (f64::from(h) * aspect, f64::from(h));
+            let centre = Gravity::Centre.crop_origin(&decoded.image, window.0, window.1);
+            let attention = Gravity::Attention.crop_origin(&decoded.image, window.0, window.1);
+            let kept_centre = kept(subject, (w, h), centre, window);
+            let kept_attention = kept(subject, (w, h), attention, window);
+            eprintln!(
+                "{what} {aspect:.2}: centre keeps {kept_centre:.2}, attention {kept_attention:.2}"
+            );
+            assert!(
+                kept_attention >= 0.9,
+                "{what} {aspect}: attention keeps {kept_attention:.2}"
+            );
+            assert!(kept_attention >= kept_centre, "{what} {aspect}");
+        }
+    }
+    // Rendered through a spec too: a cover-attention variant differs from
+    // the centred one on the leaf and is the box's size.
+    let centred = render(&leaf, &spec("c", 90, 160, PNG).with_fit(Fit::Cover));
+    let smart = render(
+        &leaf,
+        &spec("c", 90, 160, PNG)
+            .with_fit(Fit::Cover)
+            .with_gravity(Gravity::Attention),
+    );
+    assert_eq!((smart.width, smart.height), (90, 160));
+    assert!(mean_abs_diff(&rgb(&centred), &rgb(&smart)) > 10.0);
 }

@@ -25,6 +25,7 @@
 //! # }
 //! ```
 
+mod attention;
 mod color;
 #[cfg(feature = "heif")]
 mod heif;
@@ -161,6 +162,45 @@ impl Fit {
     }
 }
 
+/// Which part of the image a [`Fit::Cover`] crop keeps (libvips's
+/// `interesting`, imgproxy's `gravity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Gravity {
+    /// The centre of the image.
+    #[default]
+    Centre,
+    /// The window with the most detail, saturated colour and skin tones,
+    /// like libvips's `interesting=attention`: edges of luma (what is in
+    /// focus), saturation and skin, measured on a copy of at most 128
+    /// pixels a side, then the crop slid along its free axis to the
+    /// position holding the most. Stays centred unless another position
+    /// scores at least 5% more.
+    Attention,
+}
+
+impl Gravity {
+    /// The top-left corner, in pixels of `image`, of the `crop_width` ×
+    /// `crop_height` window this gravity keeps (what a [`Fit::Cover`]
+    /// variant renders, before scaling). The window is clamped into the
+    /// image; `(0, 0)` when it is the whole image.
+    pub fn crop_origin(
+        self,
+        image: &image::DynamicImage,
+        crop_width: f64,
+        crop_height: f64,
+    ) -> (f64, f64) {
+        let crop_width = crop_width.clamp(0.0, f64::from(image.width()));
+        let crop_height = crop_height.clamp(0.0, f64::from(image.height()));
+        match self {
+            Gravity::Centre => (
+                (f64::from(image.width()) - crop_width) / 2.0,
+                (f64::from(image.height()) - crop_height) / 2.0,
+            ),
+            Gravity::Attention => attention::window(image, crop_width, crop_height),
+        }
+    }
+}
+
 /// One variant to render: a name, a box (`width` × `height`), how the
 /// image fits it ([`Fit`]) and an output format.
 ///
@@ -179,6 +219,9 @@ pub struct VariantSpec {
     pub height: u32,
     /// How the image fills the box; default [`Fit::Contain`].
     pub fit: Fit,
+    /// Where a [`Fit::Cover`] crop goes; default [`Gravity::Centre`].
+    /// Ignored by the other fits.
+    pub gravity: Gravity,
     /// The output encoding.
     pub format: OutputFormat,
 }
@@ -201,6 +244,7 @@ impl VariantSpec {
             width,
             height,
             fit: Fit::Contain,
+            gravity: Gravity::Centre,
             format,
         };
         spec.validate()?;
@@ -210,6 +254,12 @@ impl VariantSpec {
     /// This spec with `fit` instead of its current [`Fit`].
     pub fn with_fit(mut self, fit: Fit) -> Self {
         self.fit = fit;
+        self
+    }
+
+    /// This spec with `gravity` for its [`Fit::Cover`] crop.
+    pub fn with_gravity(mut self, gravity: Gravity) -> Self {
+        self.gravity = gravity;
         self
     }
 
@@ -232,11 +282,15 @@ impl VariantSpec {
             OutputFormat::Png => "png".to_owned(),
             OutputFormat::Avif { quality, speed } => format!("avif:{quality}:{speed}"),
         };
+        // `cover-attention`; centre crops keep the name they always had,
+        // so their keys do not change.
+        let attention = self.fit == Fit::Cover && self.gravity == Gravity::Attention;
         let canonical = format!(
-            "{}x{}:{}:{format}",
+            "{}x{}:{}{}:{format}",
             self.width,
             self.height,
-            self.fit.as_str()
+            self.fit.as_str(),
+            if attention { "-attention" } else { "" }
         );
         let hash = canonical.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
@@ -265,6 +319,7 @@ impl VariantSpec {
             width: 256,
             height: 256,
             fit: Fit::Contain,
+            gravity: Gravity::Centre,
             format: OutputFormat::WebP { quality: 80.0 },
         }
     }
@@ -276,6 +331,7 @@ impl VariantSpec {
             width: 1024,
             height: 1024,
             fit: Fit::Contain,
+            gravity: Gravity::Centre,
             format: OutputFormat::WebP { quality: 80.0 },
         }
     }
@@ -288,7 +344,8 @@ impl VariantSpec {
     /// Parses `NAME=WIDTHxHEIGHT[:FIT][:FORMAT[:QUALITY[:SPEED]]]`, the
     /// form of a command-line flag: `thumb=256x256` (contain, WebP quality
     /// 80), `card=1200x630:cover:jpeg:85`, `icon=64x64:png`,
-    /// `hero=1600x900:avif:60:6`. Fits: `contain` (default), `cover`,
+    /// `hero=1600x900:avif:60:6`. Fits: `contain` (default), `cover`
+    /// (centre crop), `cover-attention` (cover with [`Gravity::Attention`]),
     /// `fill`. Formats: `webp` (quality `0..=100`, default 80), `jpeg` or
     /// `jpg` (quality `1..=100`, default 85), `png`, `avif` (quality
     /// `1..=100`, default 60; speed `1..=10`, default
@@ -309,7 +366,7 @@ impl VariantSpec {
         let invalid = |reason: &str| Error::InvalidVariantSpec {
             name: text.chars().take(80).collect(),
             reason: format!(
-                "{reason}; expected NAME=WIDTHxHEIGHT[:contain|cover|fill][:webp|jpeg|png|avif[:QUALITY[:SPEED]]]"
+                "{reason}; expected NAME=WIDTHxHEIGHT[:contain|cover|cover-attention|fill][:webp|jpeg|png|avif[:QUALITY[:SPEED]]]"
             ),
         };
         let (name, rest) = text.split_once('=').ok_or_else(|| invalid("no '='"))?;
@@ -327,8 +384,14 @@ impl VariantSpec {
         let fit = match format {
             Some("contain") => Some(Fit::Contain),
             Some("cover") => Some(Fit::Cover),
+            Some("cover-attention") => Some(Fit::Cover),
             Some("fill") => Some(Fit::Fill),
             _ => None,
+        };
+        let gravity = if format == Some("cover-attention") {
+            Gravity::Attention
+        } else {
+            Gravity::Centre
         };
         if fit.is_some() {
             format = parts.next();
@@ -362,7 +425,9 @@ impl VariantSpec {
             ("png", Some(_)) => return Err(invalid("PNG takes no quality")),
             _ => return Err(invalid("unknown format")),
         };
-        Ok(Self::new(name, w, h, format)?.with_fit(fit.unwrap_or_default()))
+        Ok(Self::new(name, w, h, format)?
+            .with_fit(fit.unwrap_or_default())
+            .with_gravity(gravity))
     }
 
     /// Checks the rules of [`VariantSpec::new`] again (the fields are

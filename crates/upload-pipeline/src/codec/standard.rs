@@ -17,8 +17,8 @@ use image::{
 
 use super::color;
 use super::{
-    DecodeLimits, DecodedImage, EncodedVariant, Fit, ImageCodec, OutputFormat, VariantSpec,
-    fit_within, jpeg,
+    DecodeLimits, DecodedImage, EncodedVariant, Fit, Gravity, ImageCodec, OutputFormat,
+    VariantSpec, fit_within, jpeg,
 };
 use crate::error::{Error, Result};
 
@@ -691,11 +691,19 @@ fn render(decoded: &DecodedImage, spec: &VariantSpec) -> Result<EncodedVariant> 
         f64::from(width) / f64::from(source_width),
         f64::from(height) / f64::from(source_height),
     );
-    let crop = crop.map(|c| Crop {
-        left: c.left * fx,
-        top: c.top * fy,
-        width: c.width * fx,
-        height: c.height * fy,
+    let crop = crop.map(|c| {
+        let (width, height) = (c.width * fx, c.height * fy);
+        let (left, top) = if spec.gravity == Gravity::Attention {
+            super::attention::window(&decoded.image, width, height)
+        } else {
+            (c.left * fx, c.top * fy)
+        };
+        Crop {
+            left,
+            top,
+            width,
+            height,
+        }
     });
 
     let source = as_rgb8_or_rgba8(&decoded.image);
