@@ -45,6 +45,9 @@
 //! `libvips-dev`, `gcc` and `pkg-config`; when one is missing, this binary
 //! installs it with `apt-get` (as root) or fails.
 //!
+//! Then smart crop's cost: a 256 × 256 cover variant of each batch photo
+//! rendered with the centre crop and with `Gravity::Attention`.
+//!
 //! Last line: `RESULT cpu_ratio_vs_libvips_inprocess=X peak_rss_mb=Y ...`,
 //! where the ratio is our CPU time per photo over libvips's, in-process, on
 //! the batch (goal ≤ 0.8), and `peak_rss_mb` our peak RSS for one 4K
@@ -61,7 +64,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 use upload_benches::{baseline_thumbnail, median, peak_rss_mb};
-use upload_pipeline::{DecodeLimits, ImageCodec, OutputFormat, StandardCodec, VariantSpec};
+use upload_pipeline::{
+    DecodeLimits, Fit, Gravity, ImageCodec, OutputFormat, StandardCodec, VariantSpec,
+};
 
 /// Photos above this many pixels are measured apart from the batch.
 const BATCH_MAX_PIXELS: u64 = 16_000_000;
@@ -494,6 +499,52 @@ struct Photo {
     progressive: bool,
 }
 
+/// Smart crop's added cost: each photo decoded once for a 256 × 256
+/// cover variant, then rendered `rounds` times with the centre crop and
+/// with [`Gravity::Attention`], alternating; the medians' difference per
+/// photo, averaged over the batch (in-process, one thread, wall time).
+fn smart_crop(batch: &[PathBuf], rounds: usize) -> Result<String, String> {
+    let codec = StandardCodec::default();
+    let centre = VariantSpec::new("c", 256, 256, OutputFormat::WebP { quality: 80.0 })
+        .map_err(|e| e.to_string())?
+        .with_fit(Fit::Cover);
+    let smart = centre.clone().with_gravity(Gravity::Attention);
+    let (mut added, mut base) = (Vec::new(), Vec::new());
+    for path in batch {
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        let decoded = codec
+            .decode_for(
+                &bytes,
+                &DecodeLimits::default(),
+                std::slice::from_ref(&centre),
+            )
+            .map_err(|e| e.to_string())?;
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for _ in 0..rounds.max(3) * 3 {
+            for (spec, times) in [(&centre, &mut a), (&smart, &mut b)] {
+                let started = std::time::Instant::now();
+                codec.render(&decoded, spec).map_err(|e| e.to_string())?;
+                times.push(started.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        let (a, b) = (med(&a), med(&b));
+        println!(
+            "smart crop, {} ({}x{} decoded): cover {a:.2} ms, cover-attention {b:.2} ms",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            decoded.width(),
+            decoded.height()
+        );
+        added.push(b - a);
+        base.push(a);
+    }
+    let n = added.len().max(1) as f64;
+    Ok(format!(
+        " smart_crop_added_ms_per_photo={:.2} smart_crop_render_ratio={:.2}",
+        added.iter().sum::<f64>() / n,
+        (added.iter().sum::<f64>() + base.iter().sum::<f64>()) / base.iter().sum::<f64>()
+    ))
+}
+
 fn photos(folder: &Path) -> Result<Vec<Photo>, String> {
     let mut photos = Vec::new();
     let entries = std::fs::read_dir(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
@@ -816,8 +867,9 @@ fn bench(args: &[String]) -> Result<(), String> {
         }
     }
     let _ = std::fs::remove_dir_all(&out);
+    let smart_fields = smart_crop(&batch, rounds)?;
     println!(
-        "RESULT cpu_ratio_vs_libvips_inprocess={inprocess_ratio:.2} peak_rss_mb={:.1} ours_inprocess_ms_per_photo={ours_batch_ms:.1} libvips_inprocess_ms_per_photo={vips_batch_ms:.1}{size_fields} exact_cpu_ratio_vs_libvips_inprocess={exact_ratio:.2} exact_inprocess_ms_per_photo={exact_batch_ms:.1} min_psnr_db_vs_libvips={min_psnr:.1} psnr_vs_reference_delta_db={min_delta:.2} libvips_inprocess_peak_rss_mb={vips_inprocess_rss:.1} cpu_ratio_vs_libvips={ratio:.2} pure_rust_cpu_ratio_vs_libvips={:.2} pure_rust_peak_rss_mb={:.1} libvips_peak_rss_mb={:.1} ours_ms_per_photo={:.1} libvips_ms_per_photo={:.1} image_only_cpu_ratio_vs_libvips={:.2} avif_cpu_ratio_vs_libvips={:.2}{large_fields}",
+        "RESULT cpu_ratio_vs_libvips_inprocess={inprocess_ratio:.2} peak_rss_mb={:.1} ours_inprocess_ms_per_photo={ours_batch_ms:.1} libvips_inprocess_ms_per_photo={vips_batch_ms:.1}{size_fields} exact_cpu_ratio_vs_libvips_inprocess={exact_ratio:.2} exact_inprocess_ms_per_photo={exact_batch_ms:.1} min_psnr_db_vs_libvips={min_psnr:.1} psnr_vs_reference_delta_db={min_delta:.2} libvips_inprocess_peak_rss_mb={vips_inprocess_rss:.1} cpu_ratio_vs_libvips={ratio:.2} pure_rust_cpu_ratio_vs_libvips={:.2} pure_rust_peak_rss_mb={:.1} libvips_peak_rss_mb={:.1} ours_ms_per_photo={:.1} libvips_ms_per_photo={:.1} image_only_cpu_ratio_vs_libvips={:.2} avif_cpu_ratio_vs_libvips={:.2}{large_fields}{smart_fields}",
         med(&rss),
         med(&pure) / med(&v),
         med(&rss_pure),

@@ -546,7 +546,10 @@ fn variant_specs_parse_fits_and_avif() {
     let contain = VariantSpec::parse("t=90x160:png").unwrap();
     assert_eq!(
         contain.fingerprint(),
-        contain.clone().with_gravity(Gravity::Attention).fingerprint()
+        contain
+            .clone()
+            .with_gravity(Gravity::Attention)
+            .fingerprint()
     );
     let v = VariantSpec::parse("s=10x20:fill").unwrap();
     assert_eq!(
