@@ -279,6 +279,32 @@ async fn corrupt_and_unusable_files_are_typed_errors_naming_the_path() {
     );
 }
 
+/// A queue file cut short (a disk that lost its tail) is refused with a
+/// typed error naming the path, never a panic.
+#[tokio::test]
+async fn a_truncated_file_is_a_typed_error() {
+    let (_dir, path) = temp_file();
+    {
+        let q = DiskQueue::open(&path, "events").unwrap();
+        for i in 0..50 {
+            q.send(format!("m{i} {}", "x".repeat(2000))).await.unwrap();
+        }
+    }
+    let len = std::fs::metadata(&path).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(len / 3).unwrap();
+    drop(f);
+    let err = DiskQueue::open(&path, "events").expect_err("truncated");
+    assert!(
+        matches!(
+            err,
+            Error::QueueFileCorrupt { .. } | Error::QueueFile { .. }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
+}
+
 #[tokio::test]
 async fn handles_of_another_file_are_invalid() {
     let (_d1, p1) = temp_file();
