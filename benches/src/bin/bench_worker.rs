@@ -29,10 +29,21 @@
 //!    about 1.0 or above), every outcome kept in the outbox. Without a
 //!    notifier, for reference: `notify_cost_ratio` = up / none.
 //!
+//! 4. **Disk queue**: N/100 (at least 1,000) event messages sent to a
+//!    [`DiskQueue`] (redb, every operation committed with an fsync) in a
+//!    file under the system's temporary directory, then drained by the
+//!    same worker loop on one core (current-thread runtime; the database
+//!    calls run on tokio's blocking pool): messages per second and queue
+//!    requests per message. Beside it, raw queue operations per second
+//!    (send one, receive it, delete it: three operations) on
+//!    `MemoryQueue` and `DiskQueue`.
+//!
 //! `cargo run --release -p upload-benches --bin bench-worker [N]` (N
 //! messages per round, default 200000). Last line:
 //! `RESULT messages_per_sec=X requests_per_upload=Y requests_on_redelivery=R writes_on_redelivery=Z ...
-//! notify_receiver_down_ratio=R ...`.
+//! notify_receiver_down_ratio=R ... disk_queue_msgs_per_sec=D
+//! disk_queue_requests_per_message=Q memory_queue_ops_per_sec=M
+//! disk_queue_ops_per_sec=O`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -49,8 +60,8 @@ use upload_core::{
 };
 use upload_pipeline::testkit::codec::png_pattern;
 use upload_pipeline::{
-    Handled, MemoryQueue, Queue, QueueMessage, ReceiveOptions, RecordHandler, StandardCodec,
-    Worker, WorkerConfig,
+    DiskQueue, Handled, MemoryQueue, Queue, QueueMessage, ReceiveOptions, RecordHandler,
+    StandardCodec, Worker, WorkerConfig,
 };
 use upload_scan::{MemoryScanner, Quarantine};
 
@@ -61,7 +72,7 @@ const UPLOADS: usize = 40;
 /// receive, a delete, a 10-handle batch delete, a visibility change).
 #[derive(Debug)]
 struct CountingQueue {
-    inner: Arc<MemoryQueue>,
+    inner: Arc<dyn Queue>,
     requests: AtomicU64,
 }
 
@@ -81,11 +92,7 @@ impl Queue for CountingQueue {
     async fn delete_batch(&self, handles: &[String]) -> Vec<upload_pipeline::Result<()>> {
         self.requests
             .fetch_add(handles.len().div_ceil(10) as u64, Ordering::Relaxed);
-        let mut out = Vec::with_capacity(handles.len());
-        for h in handles {
-            out.push(self.inner.delete(h).await);
-        }
-        out
+        self.inner.delete_batch(handles).await
     }
     async fn change_visibility(&self, h: &str, t: Duration) -> upload_pipeline::Result<()> {
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -170,7 +177,7 @@ fn one_core_setup(n: usize) -> (tokio::runtime::Runtime, Vec<String>, WorkerConf
 /// over `n` messages.
 fn queue_requests(n: usize) -> (f64, f64) {
     let (rt, bodies, config) = one_core_setup(n);
-    let counted = |q| {
+    let counted = |q: Arc<MemoryQueue>| {
         Arc::new(CountingQueue {
             inner: q,
             requests: AtomicU64::new(0),
@@ -216,6 +223,70 @@ fn loop_overhead(n: usize) -> (f64, f64) {
         median(&mut ours).expect("rounds"),
         median(&mut naive).expect("rounds"),
     )
+}
+
+/// A fresh [`DiskQueue`] in a new file under `dir`.
+fn disk_queue(dir: &std::path::Path, round: usize) -> Arc<DiskQueue> {
+    let path = dir.join(format!("queue-{round}.redb"));
+    let _ = std::fs::remove_file(&path);
+    Arc::new(DiskQueue::open(&path, "bench").expect("open the disk queue"))
+}
+
+/// The worker loop draining `n` messages from a [`DiskQueue`] on one
+/// core: median messages per second over [`ROUNDS`] and queue requests
+/// per message.
+fn disk_queue_loop(n: usize, dir: &std::path::Path) -> (f64, f64) {
+    let (rt, bodies, config) = one_core_setup(n);
+    let mut rates = Vec::new();
+    let mut requests = 0.0;
+    for round in 1..=ROUNDS {
+        let disk = disk_queue(dir, round);
+        let q = Arc::new(CountingQueue {
+            inner: disk.clone(),
+            requests: AtomicU64::new(0),
+        });
+        rt.block_on(async {
+            for b in &bodies {
+                disk.send(b.clone()).await.expect("send");
+            }
+        });
+        let w = Worker::with_handler(q.clone(), Arc::new(Noop), config.clone());
+        let t = Instant::now();
+        let stats = rt.block_on(w.run_until_idle()).expect("run");
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(stats.messages, n as u64);
+        assert_eq!(disk.len().expect("len"), 0, "every message deleted");
+        requests = q.requests.load(Ordering::Relaxed) as f64 / n as f64;
+        rates.push(n as f64 / secs);
+        eprintln!(
+            "round {round}: worker on the disk queue {:.0} msg/s, {requests:.3} queue requests per message",
+            n as f64 / secs
+        );
+    }
+    (median(&mut rates).expect("rounds"), requests)
+}
+
+/// Raw operations per second of `q`: `n` times send one message, receive
+/// it, delete it (three operations each), on one core.
+fn queue_ops_per_sec(q: &dyn Queue, n: usize) -> f64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let opts = ReceiveOptions::default()
+        .with_wait(Duration::ZERO)
+        .with_max_messages(1);
+    let body = event_body(1);
+    rt.block_on(async {
+        let t = Instant::now();
+        for _ in 0..n {
+            q.send(body.clone()).await.expect("send");
+            let got = q.receive(&opts).await.expect("receive");
+            assert_eq!(got.len(), 1);
+            q.delete(&got[0].receipt_handle).await.expect("delete");
+        }
+        (3 * n) as f64 / t.elapsed().as_secs_f64()
+    })
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -522,10 +593,23 @@ fn main() -> ExitCode {
         "queue requests per message: worker {queue_ours:.3}, hand-written loop {queue_naive:.3}"
     );
     let tmp = std::env::temp_dir().join(format!("bench-worker-{}", std::process::id()));
+    let disk_dir = tmp.join("disk-queue");
+    std::fs::create_dir_all(&disk_dir).expect("temporary directory");
+    let disk_n = (n / 100).max(1000);
+    let (disk_rate, disk_requests) = disk_queue_loop(disk_n, &disk_dir);
+    eprintln!(
+        "disk queue, {disk_n} messages: worker {disk_rate:.0} msg/s, {disk_requests:.3} queue requests per message"
+    );
+    let memory_ops = queue_ops_per_sec(&MemoryQueue::new("ops"), 100_000);
+    let disk_ops = queue_ops_per_sec(disk_queue(&disk_dir, 0).as_ref(), disk_n);
+    eprintln!(
+        "raw queue ops/s (send, receive, delete): MemoryQueue {memory_ops:.0}, DiskQueue {disk_ops:.0}"
+    );
     let moto = match upload_benches::servers::moto(&tmp) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("bench-worker: moto is needed for the request counts on moto: {e}");
+            let _ = std::fs::remove_dir_all(&tmp);
             return ExitCode::FAILURE;
         }
     };
@@ -540,6 +624,8 @@ fn main() -> ExitCode {
             Ok(per) => counts.push(per),
             Err(e) => {
                 eprintln!("bench-worker: requests per upload on {backend:?}: {e}");
+                drop(moto);
+                let _ = std::fs::remove_dir_all(&tmp);
                 return ExitCode::FAILURE;
             }
         }
@@ -566,6 +652,9 @@ fn main() -> ExitCode {
     println!(
         "queue requests per message: worker {queue_ours:.3} (receive 10, DeleteMessageBatch 10), hand-written loop {queue_naive:.3}"
     );
+    println!(
+        "disk queue (redb, fsync per commit): worker {disk_rate:.0} messages/s on one core over {disk_n} messages, {disk_requests:.3} queue requests per message; raw send+receive+delete: {disk_ops:.0} ops/s (MemoryQueue {memory_ops:.0} ops/s)"
+    );
     for (name, p) in [
         ("memory, versioned", per),
         ("memory, unversioned", unversioned),
@@ -578,7 +667,7 @@ fn main() -> ExitCode {
         );
     }
     println!(
-        "RESULT messages_per_sec={ours:.0} requests_per_upload={:.2} requests_on_redelivery={:.2} writes_on_redelivery={} requests_per_upload_unversioned={:.2} moto_requests_per_upload={:.2} moto_requests_on_redelivery={:.2} moto_requests_per_upload_unversioned={:.2} original_gets_per_upload={:.2} writes_per_upload={:.2} ratio_vs_hand_written_loop={:.2} queue_requests_per_message={queue_ours:.3} notify_receiver_down_ratio={:.2} notify_cost_ratio={:.2} peak_rss_mb={:.1}",
+        "RESULT messages_per_sec={ours:.0} requests_per_upload={:.2} requests_on_redelivery={:.2} writes_on_redelivery={} requests_per_upload_unversioned={:.2} moto_requests_per_upload={:.2} moto_requests_on_redelivery={:.2} moto_requests_per_upload_unversioned={:.2} original_gets_per_upload={:.2} writes_per_upload={:.2} ratio_vs_hand_written_loop={:.2} queue_requests_per_message={queue_ours:.3} notify_receiver_down_ratio={:.2} notify_cost_ratio={:.2} peak_rss_mb={:.1} disk_queue_msgs_per_sec={disk_rate:.0} disk_queue_requests_per_message={disk_requests:.3} memory_queue_ops_per_sec={memory_ops:.0} disk_queue_ops_per_sec={disk_ops:.0}",
         per.requests,
         per.redelivery_requests,
         per.redelivery_writes

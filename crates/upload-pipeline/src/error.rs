@@ -101,6 +101,36 @@ pub enum Error {
         /// The underlying error.
         reason: String,
     },
+    /// The disk queue's database file is open already: in another
+    /// process, or through another `DiskQueue::open` in this one (the
+    /// file is locked while open; feature `disk-queue`).
+    #[error(
+        "queue file {} is open in another process (or elsewhere in this one): one queue process per file", path.display()
+    )]
+    QueueFileLocked {
+        /// The database file.
+        path: std::path::PathBuf,
+    },
+    /// The disk queue's database file is not a queue database of this
+    /// version, or is damaged (feature `disk-queue`). Move it aside to
+    /// start with an empty queue.
+    #[error("queue file {} is corrupt or not a disk queue: {reason}", path.display())]
+    QueueFileCorrupt {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// What is wrong, as the database reports it.
+        reason: String,
+    },
+    /// The disk queue's database file cannot be created or opened: missing
+    /// directory, permissions, no randomness for the receipt-handle key
+    /// (feature `disk-queue`).
+    #[error("queue file {} cannot be opened: {reason}", path.display())]
+    QueueFile {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// The operating system's or the database's message.
+        reason: String,
+    },
     /// A storage error while processing (reading the original, writing
     /// variants or the manifest).
     #[error(transparent)]

@@ -6,6 +6,9 @@
 //!   quarantine, variants, manifest, notification; then delete the
 //!   message. The upload route signed into an upload picks its policy and
 //!   variants ([`WorkerConfig::with_route`], [`RouteProcessing`]).
+//! - `disk_queue` (feature `disk-queue`): `DiskQueue`, a durable queue
+//!   with the same semantics in one file on local disk (redb), for the
+//!   one-binary local mode.
 //! - `lambda` (feature `lambda`): the worker as an AWS Lambda function
 //!   on SQS-triggered invocations, reporting partial batch failures.
 //! - `service` (feature `service`): the worker as a binary or in-process
@@ -30,6 +33,8 @@
 pub mod codec;
 #[cfg(feature = "sqs")]
 pub mod deploy;
+#[cfg(feature = "disk-queue")]
+pub mod disk_queue;
 pub mod error;
 #[cfg(feature = "lambda")]
 pub mod lambda;
@@ -50,6 +55,8 @@ pub use codec::{
     DecodeLimits, DecodedImage, EncodedVariant, Fit, Gravity, ImageCodec, OutputFormat,
     Placeholder, StandardCodec, VariantSpec,
 };
+#[cfg(feature = "disk-queue")]
+pub use disk_queue::DiskQueue;
 pub use error::{Error, Result};
 pub use manifest::{ImageInfo, Manifest, Outcome, VariantRecord};
 pub use notify::{
