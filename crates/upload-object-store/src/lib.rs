@@ -26,7 +26,7 @@ mod storage;
 
 pub use capabilities::Capabilities;
 pub use error::BuildError;
-pub use storage::{ObjectStoreStorage, RESERVED_PREFIX, STREAM_CHUNK};
+pub use storage::{ObjectStoreStorage, RESERVED_PREFIX, STREAM_CHUNK, SignedUpload};
 
 /// The `object_store` crate this adapter is built on (0.14), re-exported so
 /// that callers build stores without matching its version themselves.

@@ -70,6 +70,12 @@ pub struct ObjectStoreStorage {
     bucket: String,
     store: Arc<dyn ObjectStore>,
     caps: Capabilities,
+    /// Signs upload URLs (Azure SAS), when the backend can.
+    #[cfg(feature = "azure")]
+    signer: Option<Arc<dyn object_store::signer::Signer>>,
+    /// Headers a client must send with a signed PUT (Azure:
+    /// `x-ms-blob-type: BlockBlob`).
+    put_headers: &'static [(&'static str, &'static str)],
 }
 
 impl std::fmt::Debug for ObjectStoreStorage {
@@ -99,6 +105,9 @@ impl ObjectStoreStorage {
             bucket: bucket.to_owned(),
             store,
             caps,
+            #[cfg(feature = "azure")]
+            signer: None,
+            put_headers: &[],
         })
     }
 
@@ -142,7 +151,68 @@ impl ObjectStoreStorage {
         container: &str,
         azure: object_store::azure::MicrosoftAzure,
     ) -> Result<Self, BuildError> {
-        Self::new(container, Arc::new(azure), Capabilities::AZURE)
+        let azure = Arc::new(azure);
+        let mut s = Self::new(container, azure.clone(), Capabilities::AZURE)?;
+        s.signer = Some(azure);
+        s.put_headers = &[("x-ms-blob-type", "BlockBlob")];
+        Ok(s)
+    }
+
+    /// A URL a client PUTs one object's bytes to, straight to the store,
+    /// valid for `expires_in` (Azure: a service SAS with write permission
+    /// on that blob only, from `object_store`'s `Signer`). Send exactly
+    /// [`SignedUpload::headers`] with it.
+    ///
+    /// Unlike an S3 presigned PUT, a SAS signs neither `Content-Type` nor
+    /// `Content-Length` nor `If-None-Match: *`: the store does not hold a
+    /// client to the declared type or size, and the URL can overwrite
+    /// until it expires. The worker's checks (magic bytes, size, scan)
+    /// still decide, and bytes replaced after the scan read untagged
+    /// (see [`ObjectStoreStorage`]), so they are never taken for scanned
+    /// ones; keep `expires_in` short.
+    ///
+    /// # Errors
+    /// [`Error::ExpiryOutOfRange`] outside 1 s..=7 days or not whole
+    /// seconds; [`Error::InvalidKey`] as for every key; [`Error::S3`] with
+    /// code `NotImplemented` when the backend cannot sign (local disk,
+    /// memory); [`Error::Unavailable`] when signing fails (e.g. a
+    /// credential that cannot sign).
+    pub async fn sign_upload(
+        &self,
+        key: &ObjectKey,
+        content_type: &str,
+        expires_in: Duration,
+    ) -> Result<SignedUpload> {
+        if expires_in.subsec_nanos() != 0 || !(1..=7 * 24 * 3600).contains(&expires_in.as_secs()) {
+            return Err(Error::ExpiryOutOfRange { expiry: expires_in });
+        }
+        let path = self.path(key)?;
+        let now = SystemTime::now();
+        let Some(url) = self.signed_put_url(key, &path, expires_in).await else {
+            return Err(Error::S3 {
+                operation: "PutObject",
+                code: "NotImplemented".to_owned(),
+                status: 501,
+                message: format!(
+                    "{}: the backend {} cannot sign upload URLs",
+                    self.bucket, self.store
+                ),
+            });
+        };
+        let url = url?;
+        let mut headers: Vec<(String, String)> = self
+            .put_headers
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        headers.push(("content-type".to_owned(), content_type.to_owned()));
+        headers.sort();
+        Ok(SignedUpload {
+            method: "PUT",
+            url,
+            headers,
+            expires_at: now + expires_in,
+        })
     }
 
     /// The store underneath (for signing URLs, or reading what the adapter
@@ -154,6 +224,35 @@ impl ObjectStoreStorage {
     /// What the backend keeps natively.
     pub fn capabilities(&self) -> Capabilities {
         self.caps
+    }
+
+    /// A signed PUT URL of `path`; `None` when the backend cannot sign.
+    #[cfg(feature = "azure")]
+    async fn signed_put_url(
+        &self,
+        key: &ObjectKey,
+        path: &Path,
+        expires_in: Duration,
+    ) -> Option<Result<String>> {
+        let signer = self.signer.as_ref()?;
+        Some(
+            signer
+                .signed_url(object_store::signer::Method::PUT, path, expires_in)
+                .await
+                .map(|u| u.to_string())
+                .map_err(|e| self.err(key.as_str(), "PutObject", e)),
+        )
+    }
+
+    /// Without a cloud backend compiled in, nothing can sign.
+    #[cfg(not(feature = "azure"))]
+    async fn signed_put_url(
+        &self,
+        _key: &ObjectKey,
+        _path: &Path,
+        _expires_in: Duration,
+    ) -> Option<Result<String>> {
+        None
     }
 
     pub(crate) fn err(&self, key: &str, op: &'static str, e: object_store::Error) -> Error {
@@ -451,6 +550,22 @@ impl ObjectStoreStorage {
             key: key.to_string(),
         })
     }
+}
+
+/// A signed upload a client sends itself (the same shape as
+/// `upload_presign::PresignedRequest`: method, URL, headers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedUpload {
+    /// HTTP method: `PUT`.
+    pub method: &'static str,
+    /// The full URL, carrying the signature (Azure: the SAS query
+    /// parameters `sv`, `se`, `sr=b`, `sp=w`, `sig`, ...).
+    pub url: String,
+    /// Headers to send, lowercase names, sorted (Azure:
+    /// `content-type` and `x-ms-blob-type: BlockBlob`).
+    pub headers: Vec<(String, String)>,
+    /// When the URL stops working.
+    pub expires_at: SystemTime,
 }
 
 /// Splits chunks larger than [`STREAM_CHUNK`].

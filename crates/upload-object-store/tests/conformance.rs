@@ -44,3 +44,17 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+#[tokio::test]
+async fn stores_that_cannot_sign_say_so() {
+    let s = ObjectStoreStorage::in_memory("conformance").unwrap();
+    let key = upload_core::ObjectKey::new("uploads/alice/a.png").unwrap();
+    let err = s
+        .sign_upload(&key, "image/png", std::time::Duration::from_secs(60))
+        .await
+        .expect_err("InMemory cannot sign");
+    assert!(
+        matches!(&err, upload_core::Error::S3 { code, status: 501, .. } if code == "NotImplemented"),
+        "{err:?}"
+    );
+}
