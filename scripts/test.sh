@@ -19,7 +19,10 @@
 #     of the example binaries;
 #   - s3s-fs (scripts/s3s-fs.sh: `cargo install s3s-fs@0.14.1`, about 3.5
 #     minutes the first time): an S3 server that verifies signatures, for
-#     every presigned-URL test.
+#     every presigned-URL test;
+#   - Azurite (scripts/azurite.sh: azurite@3.35.0 from npm under
+#     ~/.cache/upload-sdk, blob service only): Azure Blob Storage for the
+#     conformance suites of upload-object-store's Azure backend.
 # The tests that need them are #[ignore]d in plain `cargo test` and run here
 # with --include-ignored: without the servers they fail, they never skip.
 #
@@ -36,10 +39,11 @@ services=target/test-services
 clamd_dir=$services/clamd
 moto_dir=$services/moto
 s3s_dir=$services/s3s-fs
+azurite_dir=$services/azurite
 cleanup() {
     status=$?
     if [ $status -ne 0 ]; then
-        for log in "$clamd_dir/clamd.log" "$moto_dir/moto.log" "$s3s_dir/s3s-fs.log"; do
+        for log in "$clamd_dir/clamd.log" "$moto_dir/moto.log" "$s3s_dir/s3s-fs.log" "$azurite_dir/azurite.log"; do
             if [ -f "$log" ]; then
                 echo "--- $log (last 50 lines) ---" >&2
                 tail -n 50 "$log" >&2 || true
@@ -49,6 +53,7 @@ cleanup() {
     scripts/clamd.sh stop "$clamd_dir" || true
     scripts/moto.sh stop "$moto_dir" || true
     scripts/s3s-fs.sh stop "$s3s_dir" || true
+    scripts/azurite.sh stop "$azurite_dir" || true
     exit $status
 }
 trap cleanup EXIT
@@ -91,13 +96,20 @@ scripts/s3s-fs.sh start "$s3s_dir" "$s3s_port" "$UPLOAD_SDK_S3S_ACCESS_KEY" "$UP
 export UPLOAD_SDK_S3S_ENDPOINT="http://127.0.0.1:$s3s_port"
 echo "s3s-fs answers on $UPLOAD_SDK_S3S_ENDPOINT"
 
+step "start Azurite (scripts/azurite.sh): Azure Blob Storage"
+rm -rf "$azurite_dir"
+azurite_port=$(free_port)
+scripts/azurite.sh start "$azurite_dir" "$azurite_port"
+export UPLOAD_SDK_AZURITE_BLOB_ENDPOINT="http://127.0.0.1:$azurite_port/devstoreaccount1"
+echo "Azurite answers on $UPLOAD_SDK_AZURITE_BLOB_ENDPOINT"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
-step "cargo test (all features, including the tests that need clamd, moto and s3s-fs)"
+step "cargo test (all features, including the tests that need clamd, moto, s3s-fs and Azurite)"
 cargo test --workspace --all-features --locked -- --include-ignored 2>&1 | tee "$services/cargo-test.log"
 counts=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i == "passed;") p += $(i - 1); if ($i == "failed;") f += $(i - 1) } } END { printf "%d passed, %d failed", p, f }' "$services/cargo-test.log")
 

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Starts or stops a private Azurite (Azure Blob Storage emulator, blob
+# service only) on 127.0.0.1.
+#
+#   scripts/azurite.sh start DIR PORT   # returns once it answers; pid in DIR/azurite.pid
+#   scripts/azurite.sh stop DIR
+#
+# Installs the npm package azurite@3.35.0 under
+# ${UPLOAD_SDK_CACHE:-~/.cache/upload-sdk}/azurite-3.35.0 when missing (needs
+# node and npm; 3.36+ need Node 21+, Debian 13 ships Node 20). The account is
+# Azurite's well-known development account (devstoreaccount1, path-style URLs
+# http://127.0.0.1:PORT/devstoreaccount1/CONTAINER/BLOB). Data lives in
+# DIR/data, the log is DIR/azurite.log.
+set -euo pipefail
+
+cmd=${1:?usage: azurite.sh start|stop DIR [PORT]}
+dir=${2:?usage: azurite.sh start|stop DIR [PORT]}
+version=3.35.0
+cache=${UPLOAD_SDK_CACHE:-$HOME/.cache/upload-sdk}
+prefix=$cache/azurite-$version
+
+case "$cmd" in
+stop)
+    if [ -f "$dir/azurite.pid" ]; then
+        kill "$(cat "$dir/azurite.pid")" 2>/dev/null || true
+        rm -f "$dir/azurite.pid"
+    fi
+    exit 0
+    ;;
+start) ;;
+*)
+    echo "unknown command $cmd" >&2
+    exit 2
+    ;;
+esac
+
+port=${3:?usage: azurite.sh start DIR PORT}
+if [ ! -x "$prefix/node_modules/.bin/azurite-blob" ]; then
+    echo "installing azurite@$version into $prefix" >&2
+    rm -rf "$prefix"
+    mkdir -p "$prefix"
+    npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error "azurite@$version" >&2
+fi
+mkdir -p "$dir/data"
+"$prefix/node_modules/.bin/azurite-blob" \
+    --blobHost 127.0.0.1 --blobPort "$port" \
+    --location "$dir/data" --disableTelemetry \
+    --loose --skipApiVersionCheck --disableProductStyleUrl \
+    > "$dir/azurite.log" 2>&1 &
+echo $! > "$dir/azurite.pid"
+for _ in $(seq 300); do
+    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), timeout=1)" 2>/dev/null; then
+        exit 0
+    fi
+    kill -0 "$(cat "$dir/azurite.pid")" 2>/dev/null || break
+    sleep 0.2
+done
+echo "azurite did not start on 127.0.0.1:$port; log:" >&2
+tail -n 30 "$dir/azurite.log" >&2 || true
+exit 1
