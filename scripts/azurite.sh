@@ -6,8 +6,9 @@
 #   scripts/azurite.sh stop DIR
 #
 # Installs the npm package azurite@3.35.0 under
-# ${UPLOAD_SDK_CACHE:-~/.cache/upload-sdk}/azurite-3.35.0 when missing (needs
-# node and npm; 3.36+ need Node 21+, Debian 13 ships Node 20). The account is
+# ${UPLOAD_SDK_CACHE:-~/.cache/upload-sdk}/azurite-3.35.0 when missing, and
+# Node.js with npm from Debian when they are missing (3.36+ need Node 21+;
+# Debian 12 ships Node 18, which runs 3.35). The account is
 # Azurite's well-known development account (devstoreaccount1, path-style URLs
 # http://127.0.0.1:PORT/devstoreaccount1/CONTAINER/BLOB). Data lives in
 # DIR/data, the log is DIR/azurite.log.
@@ -35,6 +36,13 @@ start) ;;
 esac
 
 port=${3:?usage: azurite.sh start DIR PORT}
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    # A fresh machine: Debian's Node.js (18 in Debian 12) runs azurite 3.35.
+    echo "installing Node.js and npm from Debian" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
 if [ ! -x "$prefix/node_modules/.bin/azurite-blob" ]; then
     echo "installing azurite@$version into $prefix" >&2
     rm -rf "$prefix"
