@@ -147,36 +147,41 @@ fn score_map(image: &DynamicImage, step: u32, aw: u32, ah: u32) -> Vec<f32> {
 }
 
 /// Mean RGB of each `step` × `step` block (the last row and column of
-/// blocks may be smaller). Alpha is ignored.
+/// blocks may be smaller). Alpha is ignored. One pass over the pixels,
+/// row by row, summing each block's run of a row at once.
 fn averages(image: &DynamicImage, step: u32, aw: u32, ah: u32) -> Vec<[f32; 3]> {
-    let mut sums = vec![[0u64; 4]; (aw * ah) as usize];
-    let mut add = |x: u32, y: u32, p: [u8; 3]| {
-        let s = &mut sums[((y / step) * aw + x / step) as usize];
-        s[0] += u64::from(p[0]);
-        s[1] += u64::from(p[1]);
-        s[2] += u64::from(p[2]);
-        s[3] += 1;
-    };
-    match image {
-        DynamicImage::ImageRgb8(img) => {
-            for (x, y, p) in img.enumerate_pixels() {
-                add(x, y, p.0);
-            }
-        }
-        DynamicImage::ImageRgba8(img) => {
-            for (x, y, p) in img.enumerate_pixels() {
-                add(x, y, [p[0], p[1], p[2]]);
-            }
-        }
+    let converted;
+    let (raw, channels): (&[u8], usize) = match image {
+        DynamicImage::ImageRgb8(img) => (img.as_raw(), 3),
+        DynamicImage::ImageRgba8(img) => (img.as_raw(), 4),
         other => {
-            for (x, y, p) in other.to_rgb8().enumerate_pixels() {
-                add(x, y, p.0);
+            converted = other.to_rgb8();
+            (converted.as_raw(), 3)
+        }
+    };
+    let (width, step) = (image.width() as usize, step as usize);
+    let mut sums = vec![[0u32; 3]; (aw * ah) as usize];
+    let mut counts = vec![0u32; (aw * ah) as usize];
+    for (y, row) in raw.chunks_exact(width * channels).enumerate() {
+        let base = (y / step) * aw as usize;
+        for (bx, run) in row.chunks(step * channels).enumerate() {
+            let (mut r, mut g, mut b) = (0u32, 0u32, 0u32);
+            for p in run.chunks_exact(channels) {
+                r += u32::from(p[0]);
+                g += u32::from(p[1]);
+                b += u32::from(p[2]);
             }
+            let s = &mut sums[base + bx];
+            s[0] += r;
+            s[1] += g;
+            s[2] += b;
+            counts[base + bx] += (run.len() / channels) as u32;
         }
     }
     sums.iter()
-        .map(|s| {
-            let n = s[3].max(1) as f32;
+        .zip(&counts)
+        .map(|(s, &n)| {
+            let n = n.max(1) as f32;
             [s[0] as f32 / n, s[1] as f32 / n, s[2] as f32 / n]
         })
         .collect()
