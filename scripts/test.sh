@@ -19,7 +19,9 @@
 #     of the example binaries;
 #   - s3s-fs (scripts/s3s-fs.sh: `cargo install s3s-fs@0.14.1`, about 3.5
 #     minutes the first time): an S3 server that verifies signatures, for
-#     every presigned-URL test.
+#     every presigned-URL test;
+#   - nats-server (scripts/nats.sh: Debian's package) with JetStream, for
+#     the suites of NatsQueue and the MinIO-events end-to-end test.
 # The tests that need them are #[ignore]d in plain `cargo test` and run here
 # with --include-ignored: without the servers they fail, they never skip.
 #
@@ -36,10 +38,11 @@ services=target/test-services
 clamd_dir=$services/clamd
 moto_dir=$services/moto
 s3s_dir=$services/s3s-fs
+nats_dir=$services/nats
 cleanup() {
     status=$?
     if [ $status -ne 0 ]; then
-        for log in "$clamd_dir/clamd.log" "$moto_dir/moto.log" "$s3s_dir/s3s-fs.log"; do
+        for log in "$clamd_dir/clamd.log" "$moto_dir/moto.log" "$s3s_dir/s3s-fs.log" "$nats_dir/nats.log"; do
             if [ -f "$log" ]; then
                 echo "--- $log (last 50 lines) ---" >&2
                 tail -n 50 "$log" >&2 || true
@@ -49,6 +52,7 @@ cleanup() {
     scripts/clamd.sh stop "$clamd_dir" || true
     scripts/moto.sh stop "$moto_dir" || true
     scripts/s3s-fs.sh stop "$s3s_dir" || true
+    scripts/nats.sh stop "$nats_dir" || true
     exit $status
 }
 trap cleanup EXIT
@@ -90,13 +94,20 @@ scripts/s3s-fs.sh start "$s3s_dir" "$s3s_port" "$UPLOAD_SDK_S3S_ACCESS_KEY" "$UP
 export UPLOAD_SDK_S3S_ENDPOINT="http://127.0.0.1:$s3s_port"
 echo "s3s-fs answers on $UPLOAD_SDK_S3S_ENDPOINT"
 
+step "start nats-server with JetStream (scripts/nats.sh)"
+rm -rf "$nats_dir"
+nats_port=$(free_port)
+scripts/nats.sh start "$nats_dir" "$nats_port"
+export UPLOAD_SDK_NATS_URL="nats://127.0.0.1:$nats_port"
+echo "nats-server answers on $UPLOAD_SDK_NATS_URL"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
-step "cargo test (all features, including the tests that need clamd, moto and s3s-fs)"
+step "cargo test (all features, including the tests that need clamd, moto, s3s-fs and nats-server)"
 cargo test --workspace --all-features --locked -- --include-ignored 2>&1 | tee "$services/cargo-test.log"
 counts=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i == "passed;") p += $(i - 1); if ($i == "failed;") f += $(i - 1) } } END { printf "%d passed, %d failed", p, f }' "$services/cargo-test.log")
 

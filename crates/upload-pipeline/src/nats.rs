@@ -562,6 +562,12 @@ impl Queue for NatsQueue {
         Ok(())
     }
 
+    /// One `+ACK` request per handle, all under way at once (JetStream has
+    /// no batch ack for explicit acks); results in the order given.
+    async fn delete_batch(&self, receipt_handles: &[String]) -> Vec<Result<()>> {
+        join_all(receipt_handles.iter().map(|h| self.delete(h))).await
+    }
+
     /// `+WPI` when `timeout` is the ack wait, `-NAK {"delay":…}` otherwise,
     /// `-NAK` for 0 (the handle is then stale).
     async fn change_visibility(&self, receipt_handle: &str, timeout: Duration) -> Result<()> {
