@@ -22,7 +22,9 @@
 #     every presigned-URL test;
 #   - Azurite (scripts/azurite.sh: azurite@3.35.0 from npm under
 #     ~/.cache/upload-sdk, blob service only): Azure Blob Storage for the
-#     conformance suites of upload-object-store's Azure backend.
+#     conformance suites of upload-object-store's Azure backend;
+#   - nats-server (scripts/nats.sh: Debian's package) with JetStream, for
+#     the suites of NatsQueue and the MinIO-events end-to-end test.
 # The tests that need them are #[ignore]d in plain `cargo test` and run here
 # with --include-ignored: without the servers they fail, they never skip.
 #
@@ -40,10 +42,11 @@ clamd_dir=$services/clamd
 moto_dir=$services/moto
 s3s_dir=$services/s3s-fs
 azurite_dir=$services/azurite
+nats_dir=$services/nats
 cleanup() {
     status=$?
     if [ $status -ne 0 ]; then
-        for log in "$clamd_dir/clamd.log" "$moto_dir/moto.log" "$s3s_dir/s3s-fs.log" "$azurite_dir/azurite.log"; do
+        for log in "$clamd_dir/clamd.log" "$moto_dir/moto.log" "$s3s_dir/s3s-fs.log" "$azurite_dir/azurite.log" "$nats_dir/nats.log"; do
             if [ -f "$log" ]; then
                 echo "--- $log (last 50 lines) ---" >&2
                 tail -n 50 "$log" >&2 || true
@@ -54,6 +57,7 @@ cleanup() {
     scripts/moto.sh stop "$moto_dir" || true
     scripts/s3s-fs.sh stop "$s3s_dir" || true
     scripts/azurite.sh stop "$azurite_dir" || true
+    scripts/nats.sh stop "$nats_dir" || true
     exit $status
 }
 trap cleanup EXIT
@@ -103,13 +107,20 @@ scripts/azurite.sh start "$azurite_dir" "$azurite_port"
 export UPLOAD_SDK_AZURITE_BLOB_ENDPOINT="http://127.0.0.1:$azurite_port/devstoreaccount1"
 echo "Azurite answers on $UPLOAD_SDK_AZURITE_BLOB_ENDPOINT"
 
+step "start nats-server with JetStream (scripts/nats.sh)"
+rm -rf "$nats_dir"
+nats_port=$(free_port)
+scripts/nats.sh start "$nats_dir" "$nats_port"
+export UPLOAD_SDK_NATS_URL="nats://127.0.0.1:$nats_port"
+echo "nats-server answers on $UPLOAD_SDK_NATS_URL"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
-step "cargo test (all features, including the tests that need clamd, moto, s3s-fs and Azurite)"
+step "cargo test (all features, including the tests that need clamd, moto, s3s-fs, Azurite and nats-server)"
 cargo test --workspace --all-features --locked -- --include-ignored 2>&1 | tee "$services/cargo-test.log"
 counts=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i == "passed;") p += $(i - 1); if ($i == "failed;") f += $(i - 1) } } END { printf "%d passed, %d failed", p, f }' "$services/cargo-test.log")
 

@@ -1,12 +1,13 @@
 //! The local servers some benchmarks need: moto (S3 + SQS, Python) and
-//! s3s-fs (S3 on a folder, verifies signatures), and clamd.
+//! s3s-fs (S3 on a folder, verifies signatures), clamd, and nats-server
+//! with JetStream.
 //!
 //! Each is taken from the environment when `scripts/test.sh`'s variables
 //! name a running one (`UPLOAD_SDK_MOTO_ENDPOINT`, `UPLOAD_SDK_S3S_ENDPOINT`
 //! with `UPLOAD_SDK_S3S_ACCESS_KEY` / `UPLOAD_SDK_S3S_SECRET_KEY`,
-//! `UPLOAD_SDK_CLAMD_TCP`), else started on a free port of 127.0.0.1 with
+//! `UPLOAD_SDK_CLAMD_TCP`, `UPLOAD_SDK_NATS_URL`), else started on a free port of 127.0.0.1 with
 //! the repository's scripts (`scripts/moto.sh`, `scripts/s3s-fs.sh`,
-//! `scripts/clamd.sh`, which install what they need) and stopped when the
+//! `scripts/clamd.sh`, `scripts/nats.sh`, which install what they need) and stopped when the
 //! [`Server`] is dropped.
 
 use std::path::{Path, PathBuf};
@@ -19,9 +20,10 @@ use upload_core::s3::aws_sdk_s3::config::Credentials;
 /// A running server: where it listens and the credentials it takes.
 #[derive(Debug)]
 pub struct Server {
-    /// `moto`, `s3s-fs` or `clamd`.
+    /// `moto`, `s3s-fs`, `clamd` or `nats-server`.
     pub name: &'static str,
-    /// `http://127.0.0.1:PORT` for S3 servers, `127.0.0.1:PORT` for clamd.
+    /// `http://127.0.0.1:PORT` for S3 servers, `127.0.0.1:PORT` for clamd,
+    /// `nats://127.0.0.1:PORT` for nats-server.
     pub endpoint: String,
     /// Access key ID it accepts (S3 servers).
     pub access_key: String,
@@ -181,6 +183,25 @@ pub fn clamd(tmp: &Path) -> Result<Server, String> {
     Ok(Server {
         name: "clamd",
         endpoint: format!("127.0.0.1:{port}"),
+        access_key: String::new(),
+        secret_key: String::new(),
+        started: Some((script, dir)),
+    })
+}
+
+/// nats-server with JetStream from `UPLOAD_SDK_NATS_URL`, else started in
+/// `tmp/nats` (the script installs Debian's package when missing).
+///
+/// # Errors
+/// The script failed.
+pub fn nats(tmp: &Path) -> Result<Server, String> {
+    if let Ok(endpoint) = std::env::var("UPLOAD_SDK_NATS_URL") {
+        return Ok(Server::external("nats-server", endpoint, "", ""));
+    }
+    let (script, dir, port) = start("nats", &tmp.join("nats"), &[])?;
+    Ok(Server {
+        name: "nats-server",
+        endpoint: format!("nats://127.0.0.1:{port}"),
         access_key: String::new(),
         secret_key: String::new(),
         started: Some((script, dir)),

@@ -37,13 +37,20 @@
 //!    requests per message. Beside it, raw queue operations per second
 //!    (send one, receive it, delete it: three operations) on
 //!    `MemoryQueue` and `DiskQueue`.
+//! 5. **On NATS JetStream**: the loop of 1. (no-op handler, one core) on a
+//!    [`NatsQueue`] of a real nats-server (started by `scripts/nats.sh`, or
+//!    `UPLOAD_SDK_NATS_URL`), N (at most 20,000) messages published to the
+//!    stream first: messages per second, and the NATS messages the client
+//!    sends per queue message (pull requests and acks, counted by the
+//!    client's own statistics; an SQS request is the counterpart of each).
 //!
 //! `cargo run --release -p upload-benches --bin bench-worker [N]` (N
 //! messages per round, default 200000). Last line:
 //! `RESULT messages_per_sec=X requests_per_upload=Y requests_on_redelivery=R writes_on_redelivery=Z ...
 //! notify_receiver_down_ratio=R ... disk_queue_msgs_per_sec=D
 //! disk_queue_requests_per_message=Q memory_queue_ops_per_sec=M
-//! disk_queue_ops_per_sec=O`.
+//! disk_queue_ops_per_sec=O nats_msgs_per_sec=X
+//! nats_requests_per_message=Y`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -58,6 +65,8 @@ use upload_core::{
     MemoryStorage, ObjectKey, ObjectMeta, PutOptions, S3EventRecord, Storage, UploadPolicy,
     parse_event_message,
 };
+use upload_pipeline::nats::async_nats::{self, jetstream};
+use upload_pipeline::nats::{NatsQueue, NatsQueueConfig};
 use upload_pipeline::testkit::codec::png_pattern;
 use upload_pipeline::{
     DiskQueue, Handled, MemoryQueue, Queue, QueueMessage, ReceiveOptions, RecordHandler,
@@ -67,6 +76,8 @@ use upload_scan::{MemoryScanner, Quarantine};
 
 const ROUNDS: usize = 5;
 const UPLOADS: usize = 40;
+/// Most messages of a NATS round (the stream is filled by publishing).
+const NATS_MESSAGES: usize = 20_000;
 
 /// Counts the requests a queue receives (as SQS would bill them: a
 /// receive, a delete, a 10-handle batch delete, a visibility change).
@@ -286,6 +297,79 @@ fn queue_ops_per_sec(q: &dyn Queue, n: usize) -> f64 {
             q.delete(&got[0].receipt_handle).await.expect("delete");
         }
         (3 * n) as f64 / t.elapsed().as_secs_f64()
+    })
+}
+
+/// Messages per second of the worker draining `n` messages from a
+/// [`NatsQueue`] on one core (no-op handler), and the NATS messages the
+/// client sent per queue message while draining; medians of [`ROUNDS`],
+/// each on a fresh stream deleted afterwards.
+fn nats_round(server: &upload_benches::servers::Server, n: usize) -> Result<(f64, f64), String> {
+    let (_, bodies, config) = one_core_setup(n);
+    // Still one core, with I/O for the NATS connection.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let client = async_nats::connect(server.endpoint.as_str())
+            .await
+            .map_err(|e| format!("connect to {}: {e}", server.endpoint))?;
+        let js = jetstream::new(client.clone());
+        let (mut rates, mut requests) = (Vec::new(), Vec::new());
+        for round in 1..=ROUNDS {
+            let name = format!("BENCH{}R{round}", std::process::id());
+            let q = Arc::new(
+                NatsQueue::create(
+                    client.clone(),
+                    &NatsQueueConfig::new(&name, format!("bench.{name}"), "worker"),
+                )
+                .await
+                .map_err(|e| e.to_string())?,
+            );
+            for chunk in bodies.chunks(1000) {
+                let mut acks = Vec::with_capacity(chunk.len());
+                for b in chunk {
+                    acks.push(
+                        js.publish(q.subject().to_owned(), b.clone().into())
+                            .await
+                            .map_err(|e| e.to_string())?,
+                    );
+                }
+                for a in acks {
+                    a.await.map_err(|e| e.to_string())?;
+                }
+            }
+            let stats = client.statistics();
+            let before = stats.out_messages.load(Ordering::Relaxed);
+            let w = Worker::with_handler(q.clone(), Arc::new(Noop), config.clone());
+            let t = Instant::now();
+            let run = w.run_until_idle().await.map_err(|e| e.to_string())?;
+            let secs = t.elapsed().as_secs_f64();
+            let sent = stats.out_messages.load(Ordering::Relaxed) - before;
+            if run.messages != n as u64 {
+                return Err(format!(
+                    "{} of {n} messages received: {run:?}",
+                    run.messages
+                ));
+            }
+            let left = q.approximate_len().await.map_err(|e| e.to_string())?;
+            if left != 0 {
+                return Err(format!("{left} messages left in the stream"));
+            }
+            js.delete_stream(&name).await.map_err(|e| e.to_string())?;
+            eprintln!(
+                "NATS round {round}: worker {:.0} msg/s, {:.3} NATS messages sent per message",
+                n as f64 / secs,
+                sent as f64 / n as f64
+            );
+            rates.push(n as f64 / secs);
+            requests.push(sent as f64 / n as f64);
+        }
+        Ok((
+            median(&mut rates).unwrap_or(0.0),
+            median(&mut requests).unwrap_or(0.0),
+        ))
     })
 }
 
@@ -631,6 +715,15 @@ fn main() -> ExitCode {
         }
     }
     drop(moto);
+    let nats = match upload_benches::servers::nats(&tmp)
+        .and_then(|server| nats_round(&server, n.min(NATS_MESSAGES)))
+    {
+        Ok(got) => got,
+        Err(e) => {
+            eprintln!("bench-worker: the NATS round: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let _ = std::fs::remove_dir_all(&tmp);
     let [per, unversioned, moto_v, moto_u] = [counts[0], counts[1], counts[2], counts[3]];
     let (mut none, mut up, mut down) = (Vec::new(), Vec::new(), Vec::new());
@@ -655,6 +748,10 @@ fn main() -> ExitCode {
     println!(
         "disk queue (redb, fsync per commit): worker {disk_rate:.0} messages/s on one core over {disk_n} messages, {disk_requests:.3} queue requests per message; raw send+receive+delete: {disk_ops:.0} ops/s (MemoryQueue {memory_ops:.0} ops/s)"
     );
+    println!(
+        "worker loop on NATS JetStream: {:.0} messages/s on one core, {:.3} NATS messages sent per message (pull requests, acks)",
+        nats.0, nats.1
+    );
     for (name, p) in [
         ("memory, versioned", per),
         ("memory, unversioned", unversioned),
@@ -667,7 +764,7 @@ fn main() -> ExitCode {
         );
     }
     println!(
-        "RESULT messages_per_sec={ours:.0} requests_per_upload={:.2} requests_on_redelivery={:.2} writes_on_redelivery={} requests_per_upload_unversioned={:.2} moto_requests_per_upload={:.2} moto_requests_on_redelivery={:.2} moto_requests_per_upload_unversioned={:.2} original_gets_per_upload={:.2} writes_per_upload={:.2} ratio_vs_hand_written_loop={:.2} queue_requests_per_message={queue_ours:.3} notify_receiver_down_ratio={:.2} notify_cost_ratio={:.2} peak_rss_mb={:.1} disk_queue_msgs_per_sec={disk_rate:.0} disk_queue_requests_per_message={disk_requests:.3} memory_queue_ops_per_sec={memory_ops:.0} disk_queue_ops_per_sec={disk_ops:.0}",
+        "RESULT messages_per_sec={ours:.0} requests_per_upload={:.2} requests_on_redelivery={:.2} writes_on_redelivery={} requests_per_upload_unversioned={:.2} moto_requests_per_upload={:.2} moto_requests_on_redelivery={:.2} moto_requests_per_upload_unversioned={:.2} original_gets_per_upload={:.2} writes_per_upload={:.2} ratio_vs_hand_written_loop={:.2} queue_requests_per_message={queue_ours:.3} notify_receiver_down_ratio={:.2} notify_cost_ratio={:.2} peak_rss_mb={:.1} disk_queue_msgs_per_sec={disk_rate:.0} disk_queue_requests_per_message={disk_requests:.3} memory_queue_ops_per_sec={memory_ops:.0} disk_queue_ops_per_sec={disk_ops:.0} nats_msgs_per_sec={:.0} nats_requests_per_message={:.3}",
         per.requests,
         per.redelivery_requests,
         per.redelivery_writes
@@ -683,7 +780,9 @@ fn main() -> ExitCode {
         ours / naive,
         down / up,
         up / none,
-        peak_rss_mb().unwrap_or(0.0)
+        peak_rss_mb().unwrap_or(0.0),
+        nats.0,
+        nats.1
     );
     ExitCode::SUCCESS
 }

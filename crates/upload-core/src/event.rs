@@ -544,6 +544,27 @@ mod tests {
         assert_eq!(back[0].key().unwrap(), key);
     }
 
+    /// MinIO's message (`notify_nats`, webhook, ...): its `event.Log` with
+    /// top-level `EventName`, `Key` (bucket/key, unescaped) and `Records`;
+    /// `eventName` keeps the `s3:` prefix and `s3.object.key` is Go's
+    /// `url.QueryEscape` of the key (`/` as `%2F`, space as `+`).
+    #[test]
+    fn minio_records_parse_with_prefixed_names_and_query_escaped_keys() {
+        let created = r#"{"EventName":"s3:ObjectCreated:Put","Key":"uploads/u 1/a+b ✓.jpg","Records":[{"eventVersion":"2.0","eventSource":"minio:s3","awsRegion":"","eventTime":"2026-12-04T23:40:00.123Z","eventName":"s3:ObjectCreated:Put","userIdentity":{"principalId":"minioadmin"},"requestParameters":{"principalId":"minioadmin","region":"","sourceIPAddress":"127.0.0.1"},"responseElements":{"x-amz-request-id":"187E0F2C8A6E1D5B","x-minio-origin-endpoint":"http://127.0.0.1:9000"},"s3":{"s3SchemaVersion":"1.0","configurationId":"Config","bucket":{"name":"uploads","ownerIdentity":{"principalId":"minioadmin"},"arn":"arn:aws:s3:::uploads"},"object":{"key":"u+1%2Fa%2Bb+%E2%9C%93.jpg","size":12,"eTag":"0123456789abcdef0123456789abcdef","contentType":"image/jpeg","userMetadata":{"content-type":"image/jpeg"},"sequencer":"187E0F2C8A8B3C1F"}},"source":{"host":"127.0.0.1","port":"","userAgent":"MinIO (linux; amd64) minio-go/v7.0.70"}}]}"#;
+        let r = only_record(created);
+        assert!(r.is_object_created() && !r.is_object_removed());
+        assert_eq!(r.key().unwrap().as_str(), "u 1/a+b ✓.jpg");
+        assert_eq!(r.s3.bucket.name, "uploads");
+        assert_eq!(r.s3.object.size, Some(12));
+        assert_eq!(r.s3.object.sequencer.as_deref(), Some("187E0F2C8A8B3C1F"));
+        // A removal: no size or ETag.
+        let removed = r#"{"EventName":"s3:ObjectRemoved:Delete","Key":"uploads/x/y.png","Records":[{"eventVersion":"2.0","eventSource":"minio:s3","eventName":"s3:ObjectRemoved:Delete","s3":{"bucket":{"name":"uploads"},"object":{"key":"x%2Fy.png","sequencer":"187E0F2C8A8B3C20"}}}]}"#;
+        let r = only_record(removed);
+        assert!(r.is_object_removed() && !r.is_object_created());
+        assert_eq!(r.key().unwrap().as_str(), "x/y.png");
+        assert_eq!(r.s3.object.e_tag, None);
+    }
+
     proptest::proptest! {
         #[test]
         fn encode_decode_round_trip(s in "\\PC{1,40}") {

@@ -95,6 +95,18 @@ pub enum Error {
         /// SQS's message, with the queue URL.
         message: String,
     },
+    /// A NATS JetStream API request was refused (feature `nats`): a stream
+    /// or consumer whose configuration conflicts with the one asked for, a
+    /// name the server does not accept, a permission. Not transient: fix
+    /// the configuration.
+    #[error("NATS JetStream {operation} failed: {message}")]
+    Nats {
+        /// What was asked, e.g. `create stream`.
+        operation: &'static str,
+        /// The server's or the client's description, with the stream or
+        /// consumer name.
+        message: String,
+    },
     /// The queue could not be reached; retry later.
     #[error("queue unavailable: {reason}")]
     QueueUnavailable {

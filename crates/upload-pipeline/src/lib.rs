@@ -40,6 +40,8 @@ pub mod error;
 pub mod lambda;
 pub mod manifest;
 pub mod metrics;
+#[cfg(feature = "nats")]
+pub mod nats;
 pub mod notify;
 pub mod queue;
 pub mod rescan;

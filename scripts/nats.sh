@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Starts or stops a private nats-server with JetStream on 127.0.0.1.
+#
+#   scripts/nats.sh start DIR PORT   # returns once JetStream answers; pid in DIR/nats.pid
+#   scripts/nats.sh stop DIR
+#
+# Installs Debian's nats-server (2.9.x on bookworm) with apt when missing.
+# JetStream stores its streams under DIR/jetstream (file storage); no
+# authentication, no cluster, no HTTP monitoring port. The log is
+# DIR/nats.log.
+set -euo pipefail
+
+cmd=${1:?usage: nats.sh start|stop DIR [PORT]}
+dir=${2:?usage: nats.sh start|stop DIR [PORT]}
+
+case "$cmd" in
+stop)
+    if [ -f "$dir/nats.pid" ]; then
+        kill "$(cat "$dir/nats.pid")" 2>/dev/null || true
+        rm -f "$dir/nats.pid"
+    fi
+    exit 0
+    ;;
+start) ;;
+*)
+    echo "unknown command $cmd" >&2
+    exit 2
+    ;;
+esac
+
+port=${3:?usage: nats.sh start DIR PORT}
+server=$(command -v nats-server || true)
+if [ -z "$server" ] && [ -x /usr/sbin/nats-server ]; then
+    server=/usr/sbin/nats-server
+fi
+if [ -z "$server" ]; then
+    echo "installing nats-server from Debian" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends nats-server >/dev/null
+    server=$(command -v nats-server || echo /usr/sbin/nats-server)
+fi
+mkdir -p "$dir/jetstream"
+"$server" -a 127.0.0.1 -p "$port" --jetstream --store_dir "$dir/jetstream" \
+    --log "$dir/nats.log" &
+echo $! > "$dir/nats.pid"
+# Ready when the server lists JetStream in its INFO line and the log says
+# JetStream started.
+for _ in $(seq 100); do
+    if grep -q "Server is ready" "$dir/nats.log" 2>/dev/null &&
+        python3 - "$port" <<'PY' 2>/dev/null; then
+import json, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
+line = s.makefile("rb").readline().decode()
+assert line.startswith("INFO ") and json.loads(line[5:]).get("jetstream"), line
+PY
+        exit 0
+    fi
+    kill -0 "$(cat "$dir/nats.pid")" 2>/dev/null || break
+    sleep 0.1
+done
+echo "nats-server did not start on 127.0.0.1:$port; log:" >&2
+tail -n 30 "$dir/nats.log" >&2 || true
+exit 1
