@@ -3,7 +3,8 @@
 //!
 //! The input bytes are taken as UTF-8 (invalid sequences replaced with
 //! U+FFFD). The target asserts, both ways, that `ObjectKey::new` accepts a
-//! string exactly when it is 1..=1024 bytes, has no leading `/`, no control
+//! string exactly when it is 1..=1024 bytes, not only whitespace (what the
+//! AWS SDKs take for a missing key), has no leading `/`, no control
 //! character (U+0000..=U+001F, U+007F..=U+009F), and no empty (`//`,
 //! trailing `/`), `.` or `..` segment; and that an accepted key keeps the
 //! string unchanged and survives `FromStr`, serde and `join` re-validation.
@@ -17,6 +18,7 @@ use upload_core::{Error, ObjectKey};
 fn oracle_valid(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 1024
+        && !s.chars().all(char::is_whitespace)
         && !s.starts_with('/')
         && !s
             .chars()
@@ -29,6 +31,7 @@ fn oracle_valid(s: &str) -> bool {
 /// What every valid key must satisfy.
 fn assert_valid_shape(k: &str) {
     assert!(!k.is_empty() && k.len() <= 1024, "length {}", k.len());
+    assert!(!k.trim().is_empty(), "blank: {k:?}");
     assert!(!k.starts_with('/'), "leading '/': {k:?}");
     assert!(!k.contains("//"), "'//': {k:?}");
     assert!(
