@@ -61,7 +61,8 @@ use upload_core::EventSink;
 
 use crate::error::{Error, Result};
 use crate::queue::{
-    DEFAULT_VISIBILITY_TIMEOUT, Queue, QueueMessage, ReceiveOptions, check_body, check_visibility,
+    DEFAULT_VISIBILITY_TIMEOUT, Queue, QueueMessage, ReceiveOptions, check_body,
+    check_max_receive_count, check_visibility,
 };
 
 /// File-wide settings: the format version and the receipt-handle key.
@@ -477,12 +478,7 @@ impl DiskQueue {
         max_receive_count: u32,
         dlq_name: &str,
     ) -> Result<Self> {
-        if !(1..=1000).contains(&max_receive_count) {
-            return Err(Error::InvalidQueueParameter {
-                name: "max_receive_count",
-                reason: format!("{max_receive_count} is outside 1..=1000"),
-            });
-        }
+        check_max_receive_count(max_receive_count)?;
         check_name(dlq_name)?;
         if dlq_name == self.tables.name {
             return Err(Error::InvalidQueueParameter {

@@ -63,7 +63,8 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::queue::{
-    DEFAULT_VISIBILITY_TIMEOUT, Queue, QueueMessage, ReceiveOptions, check_body, check_visibility,
+    DEFAULT_VISIBILITY_TIMEOUT, Queue, QueueMessage, ReceiveOptions, check_body,
+    check_max_receive_count, check_visibility,
 };
 
 /// The `async-nats` version this crate is built with.
@@ -199,12 +200,7 @@ impl NatsQueueConfig {
             });
         }
         if let Some(r) = &self.redrive {
-            if !(1..=1000).contains(&r.max_receive_count) {
-                return Err(Error::InvalidQueueParameter {
-                    name: "max_receive_count",
-                    reason: format!("{} is outside 1..=1000", r.max_receive_count),
-                });
-            }
+            check_max_receive_count(r.max_receive_count)?;
             if r.dead_letter_subject == self.subject {
                 return Err(Error::InvalidQueueParameter {
                     name: "dead_letter_subject",

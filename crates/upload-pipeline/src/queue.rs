@@ -127,6 +127,17 @@ pub(crate) fn check_body(body: &str) -> Result<()> {
     Ok(())
 }
 
+/// The redrive policy's `maxReceiveCount` range SQS accepts: 1..=1000.
+pub(crate) fn check_max_receive_count(n: u32) -> Result<()> {
+    if !(1..=1000).contains(&n) {
+        return Err(Error::InvalidQueueParameter {
+            name: "max_receive_count",
+            reason: format!("{n} is outside 1..=1000"),
+        });
+    }
+    Ok(())
+}
+
 pub(crate) fn check_visibility(t: Duration) -> Result<()> {
     if t > MAX_VISIBILITY_TIMEOUT {
         return Err(Error::InvalidQueueParameter {
@@ -281,12 +292,7 @@ impl MemoryQueue {
         max_receive_count: u32,
         dlq: Arc<MemoryQueue>,
     ) -> Result<Self> {
-        if !(1..=1000).contains(&max_receive_count) {
-            return Err(Error::InvalidQueueParameter {
-                name: "max_receive_count",
-                reason: format!("{max_receive_count} is outside 1..=1000"),
-            });
-        }
+        check_max_receive_count(max_receive_count)?;
         self.redrive = Some((max_receive_count, dlq));
         Ok(self)
     }

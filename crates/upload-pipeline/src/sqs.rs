@@ -29,7 +29,10 @@ use aws_sdk_sqs::types::{
 use upload_core::s3::{AwsSettings, S3Storage, SdkConfig};
 
 use crate::error::{Error, Result};
-use crate::queue::{MAX_WAIT, Queue, QueueMessage, ReceiveOptions, check_body, check_visibility};
+use crate::queue::{
+    MAX_WAIT, Queue, QueueMessage, ReceiveOptions, check_body, check_max_receive_count,
+    check_visibility,
+};
 
 /// The `aws-sdk-sqs` version this crate is built with.
 pub use aws_sdk_sqs;
@@ -127,12 +130,7 @@ impl QueueSettings {
             ),
         ];
         if let Some(r) = &self.redrive {
-            if !(1..=1000).contains(&r.max_receive_count) {
-                return Err(Error::InvalidQueueParameter {
-                    name: "max_receive_count",
-                    reason: format!("{} is outside 1..=1000", r.max_receive_count),
-                });
-            }
+            check_max_receive_count(r.max_receive_count)?;
             let policy = serde_json::json!({
                 "deadLetterTargetArn": r.dead_letter_target_arn,
                 "maxReceiveCount": r.max_receive_count.to_string(),
