@@ -13,6 +13,7 @@
 # http://127.0.0.1:PORT/devstoreaccount1/CONTAINER/BLOB). Data lives in
 # DIR/data, the log is DIR/azurite.log.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 cmd=${1:?usage: azurite.sh start|stop DIR [PORT]}
 dir=${2:?usage: azurite.sh start|stop DIR [PORT]}
@@ -22,10 +23,7 @@ prefix=$cache/azurite-$version
 
 case "$cmd" in
 stop)
-    if [ -f "$dir/azurite.pid" ]; then
-        kill "$(cat "$dir/azurite.pid")" 2>/dev/null || true
-        rm -f "$dir/azurite.pid"
-    fi
+    stop_pidfile "$dir/azurite.pid"
     exit 0
     ;;
 start) ;;
@@ -38,10 +36,7 @@ esac
 port=${3:?usage: azurite.sh start DIR PORT}
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     # A fresh machine: Debian's Node.js (18 in Debian 12) runs azurite 3.35.
-    echo "installing Node.js and npm from Debian" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+    apt_install nodejs npm
 fi
 if [ ! -x "$prefix/node_modules/.bin/azurite-blob" ]; then
     echo "installing azurite@$version into $prefix" >&2
@@ -56,13 +51,4 @@ mkdir -p "$dir/data"
     --loose --skipApiVersionCheck --disableProductStyleUrl \
     > "$dir/azurite.log" 2>&1 &
 echo $! > "$dir/azurite.pid"
-for _ in $(seq 300); do
-    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), timeout=1)" 2>/dev/null; then
-        exit 0
-    fi
-    kill -0 "$(cat "$dir/azurite.pid")" 2>/dev/null || break
-    sleep 0.2
-done
-echo "azurite did not start on 127.0.0.1:$port; log:" >&2
-tail -n 30 "$dir/azurite.log" >&2 || true
-exit 1
+wait_ready "azurite on 127.0.0.1:$port" "$dir/azurite.pid" "$dir/azurite.log" 300 port_open "$port"

@@ -13,6 +13,7 @@
 # fails, printing the demo's logs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 artifacts=${1:-target/browser-artifacts}
 dir=target/test-services/demo
@@ -23,10 +24,7 @@ if [ ! -x "$CHROMIUM" ]; then
         echo "CHROMIUM=$CHROMIUM is not an executable" >&2
         exit 1
     fi
-    echo "installing chromium from Debian" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    apt_install chromium
 fi
 "$CHROMIUM" --version 2>/dev/null # (Debian's wrapper script warns on stderr)
 

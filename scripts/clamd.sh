@@ -28,6 +28,7 @@
 # Installs Debian's clamav-daemon (and clamdscan, for the benchmark) when
 # missing.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 cmd=${1:?usage: clamd.sh start|stop DIR [PORT] [STREAM_MAX]}
 dir=${2:?usage: clamd.sh start|stop DIR [PORT] [STREAM_MAX]}
@@ -49,14 +50,7 @@ PY
 
 case "$cmd" in
 stop)
-    if [ -f "$dir/clamd.pid" ]; then
-        kill "$(cat "$dir/clamd.pid")" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$(cat "$dir/clamd.pid")" 2>/dev/null || break
-            sleep 0.1
-        done
-        rm -f "$dir/clamd.pid"
-    fi
+    stop_pidfile "$dir/clamd.pid" 50
     exit 0
     ;;
 start) ;;
@@ -67,10 +61,7 @@ start) ;;
 esac
 
 if ! command -v clamd >/dev/null || ! command -v clamdscan >/dev/null; then
-    echo "installing clamav-daemon and clamdscan from Debian" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends clamav-daemon clamdscan >/dev/null
+    apt_install clamav-daemon clamdscan
 fi
 clamd_bin=$(command -v clamd || echo /usr/sbin/clamd)
 

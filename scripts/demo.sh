@@ -11,20 +11,18 @@
 # Installs what is missing: Node.js (18 or later) and npm (Debian) for `npm ci` in
 # examples/web, which fetches the pinned Uppy bundle (and playwright-core,
 # for scripts/browser-tests.sh). Builds the example binaries in release mode
-# (several minutes the first time). Logs: DIR/{moto/moto.log,clamd/clamd.log,
+# (several minutes the first time), unless UPLOAD_SDK_BIN_DIR names a
+# directory holding them already (upload-setup, worker, presign-server). Logs: DIR/{moto/moto.log,clamd/clamd.log,
 # worker.log,server.log}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+. scripts/lib.sh
 
 stop() {
     local dir=$1
     for p in server worker; do
-        if [ -f "$dir/$p.pid" ]; then
-            kill "$(cat "$dir/$p.pid")" 2>/dev/null || true
-            rm -f "$dir/$p.pid"
-        fi
+        stop_pidfile "$dir/$p.pid"
     done
     scripts/clamd.sh stop "$dir/clamd" || true
     scripts/moto.sh stop "$dir/moto" || true
@@ -32,10 +30,7 @@ stop() {
 
 npm_packages() {
     if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-        echo "installing Node.js and npm from Debian" >&2
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq >/dev/null
-        apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+        apt_install nodejs npm
     fi
     local major
     major=$(node -p 'process.versions.node.split(".")[0]')
@@ -82,9 +77,17 @@ start() {
     # Whatever fails below, nothing is left running.
     trap 'stop "$dir"' ERR
     npm_packages
-    cargo build --release --locked -p upload-examples --bin upload-setup --bin worker --bin presign-server
     local bin
-    bin=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release
+    if [ -n "${UPLOAD_SDK_BIN_DIR:-}" ]; then
+        # Binaries built already (scripts/test.sh builds them once, in debug).
+        bin=$UPLOAD_SDK_BIN_DIR
+    else
+        cargo build --release --locked -p upload-examples --bin upload-setup --bin worker --bin presign-server
+        bin=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release
+    fi
+    for b in upload-setup worker presign-server; do
+        [ -x "$bin/$b" ] || { echo "demo: $bin/$b is missing (UPLOAD_SDK_BIN_DIR=${UPLOAD_SDK_BIN_DIR:-})" >&2; return 1; }
+    done
 
     local moto_port clamd_port endpoint
     moto_port=$(free_port)

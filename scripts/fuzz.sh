@@ -31,14 +31,12 @@ CARGO_FUZZ_VERSION="0.13.2"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+. scripts/lib.sh
 
 # The image_decode target decodes HEIC and AVIF through libheif
 # (upload-pipeline's `heif` feature): Debian's libheif-dev.
 if ! [ -e /usr/include/libheif/heif.h ]; then
-    echo "== installing libheif-dev from Debian"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends libheif-dev >/dev/null
+    apt_install libheif-dev
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "== installing cargo-fuzz $CARGO_FUZZ_VERSION"

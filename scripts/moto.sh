@@ -11,6 +11,7 @@
 # 123456789012, region us-east-1); it delivers S3 event notifications to SQS.
 # The log is DIR/moto.log.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 cmd=${1:?usage: moto.sh start|stop DIR [PORT]}
 dir=${2:?usage: moto.sh start|stop DIR [PORT]}
@@ -20,10 +21,7 @@ venv=$cache/moto-$version
 
 case "$cmd" in
 stop)
-    if [ -f "$dir/moto.pid" ]; then
-        kill "$(cat "$dir/moto.pid")" 2>/dev/null || true
-        rm -f "$dir/moto.pid"
-    fi
+    stop_pidfile "$dir/moto.pid"
     exit 0
     ;;
 start) ;;
@@ -44,13 +42,7 @@ fi
 mkdir -p "$dir"
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > "$dir/moto.log" 2>&1 &
 echo $! > "$dir/moto.pid"
-for _ in $(seq 300); do
-    if python3 -c "import urllib.request, sys; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)" 2>/dev/null; then
-        exit 0
-    fi
-    kill -0 "$(cat "$dir/moto.pid")" 2>/dev/null || break
-    sleep 0.2
-done
-echo "moto did not start on 127.0.0.1:$port; log:" >&2
-tail -n 30 "$dir/moto.log" >&2 || true
-exit 1
+moto_answers() {
+    python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)" 2>/dev/null
+}
+wait_ready "moto on 127.0.0.1:$port" "$dir/moto.pid" "$dir/moto.log" 300 moto_answers

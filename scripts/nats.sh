@@ -9,16 +9,14 @@
 # authentication, no cluster, no HTTP monitoring port. The log is
 # DIR/nats.log.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 cmd=${1:?usage: nats.sh start|stop DIR [PORT]}
 dir=${2:?usage: nats.sh start|stop DIR [PORT]}
 
 case "$cmd" in
 stop)
-    if [ -f "$dir/nats.pid" ]; then
-        kill "$(cat "$dir/nats.pid")" 2>/dev/null || true
-        rm -f "$dir/nats.pid"
-    fi
+    stop_pidfile "$dir/nats.pid"
     exit 0
     ;;
 start) ;;
@@ -34,31 +32,22 @@ if [ -z "$server" ] && [ -x /usr/sbin/nats-server ]; then
     server=/usr/sbin/nats-server
 fi
 if [ -z "$server" ]; then
-    echo "installing nats-server from Debian" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends nats-server >/dev/null
+    apt_install nats-server
     server=$(command -v nats-server || echo /usr/sbin/nats-server)
 fi
 mkdir -p "$dir/jetstream"
 "$server" -a 127.0.0.1 -p "$port" --jetstream --store_dir "$dir/jetstream" \
     --log "$dir/nats.log" &
 echo $! > "$dir/nats.pid"
-# Ready when the server lists JetStream in its INFO line and the log says
-# JetStream started.
-for _ in $(seq 100); do
-    if grep -q "Server is ready" "$dir/nats.log" 2>/dev/null &&
-        python3 - "$port" <<'PY' 2>/dev/null; then
+# Ready when the log says the server is ready and its INFO line lists
+# JetStream.
+jetstream_ready() {
+    grep -q "Server is ready" "$dir/nats.log" 2>/dev/null &&
+        python3 - "$port" <<'PY' 2>/dev/null
 import json, socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
 line = s.makefile("rb").readline().decode()
 assert line.startswith("INFO ") and json.loads(line[5:]).get("jetstream"), line
 PY
-        exit 0
-    fi
-    kill -0 "$(cat "$dir/nats.pid")" 2>/dev/null || break
-    sleep 0.1
-done
-echo "nats-server did not start on 127.0.0.1:$port; log:" >&2
-tail -n 30 "$dir/nats.log" >&2 || true
-exit 1
+}
+wait_ready "nats-server on 127.0.0.1:$port" "$dir/nats.pid" "$dir/nats.log" 50 jetstream_ready

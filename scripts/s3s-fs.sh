@@ -11,6 +11,7 @@
 # in DIR/data; the log is DIR/s3s-fs.log. s3s-fs has no notifications, no
 # tagging and no ListMultipartUploads.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 cmd=${1:?usage: s3s-fs.sh start|stop DIR [PORT ACCESS_KEY SECRET_KEY]}
 dir=${2:?usage: s3s-fs.sh start|stop DIR [PORT ACCESS_KEY SECRET_KEY]}
@@ -20,10 +21,7 @@ root=$cache/s3s-fs-$version
 
 case "$cmd" in
 stop)
-    if [ -f "$dir/s3s-fs.pid" ]; then
-        kill "$(cat "$dir/s3s-fs.pid")" 2>/dev/null || true
-        rm -f "$dir/s3s-fs.pid"
-    fi
+    stop_pidfile "$dir/s3s-fs.pid"
     exit 0
     ;;
 start) ;;
@@ -44,13 +42,4 @@ mkdir -p "$dir/data"
 "$root/bin/s3s-fs" --host 127.0.0.1 --port "$port" \
     --access-key "$access_key" --secret-key "$secret_key" "$dir/data" > "$dir/s3s-fs.log" 2>&1 &
 echo $! > "$dir/s3s-fs.pid"
-for _ in $(seq 150); do
-    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), timeout=1)" 2>/dev/null; then
-        exit 0
-    fi
-    kill -0 "$(cat "$dir/s3s-fs.pid")" 2>/dev/null || break
-    sleep 0.2
-done
-echo "s3s-fs did not start on 127.0.0.1:$port; log:" >&2
-tail -n 30 "$dir/s3s-fs.log" >&2 || true
-exit 1
+wait_ready "s3s-fs on 127.0.0.1:$port" "$dir/s3s-fs.pid" "$dir/s3s-fs.log" 150 port_open "$port"

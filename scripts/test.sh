@@ -6,7 +6,8 @@
 # with warnings denied, every test of the workspace (including the
 # conformance suites behind the `testkit` features and the end-to-end
 # quickstart test over real HTTP on 127.0.0.1), the docs with warnings
-# denied, a build of the benchmarks, and the quickstart binary itself on the
+# denied, one debug build of every binary and benchmark (sharing the test
+# build), and the quickstart binary itself on the
 # bundled photos.
 #
 # Services, each on a free 127.0.0.1 port, installed when missing, stopped
@@ -35,6 +36,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+. scripts/lib.sh
 step() { printf '\n==> %s\n' "$*"; }
 
 services=target/test-services
@@ -65,14 +67,10 @@ trap cleanup EXIT
 step "build tools: cmake and nasm (libjpeg-turbo of upload-pipeline's turbojpeg feature), libheif (its heif feature)"
 if ! command -v cmake >/dev/null || ! command -v nasm >/dev/null || ! command -v pkg-config >/dev/null \
     || ! pkg-config --exists 'libheif >= 1.14'; then
-    echo "installing cmake, nasm, pkg-config and libheif-dev from Debian" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends cmake nasm pkg-config libheif-dev >/dev/null
+    apt_install cmake nasm pkg-config libheif-dev
 fi
 echo "$(cmake --version | head -n 1), $(nasm -v), libheif $(pkg-config --modversion libheif)"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 step "start clamd (scripts/clamd.sh)"
 mkdir -p "$services"
@@ -127,15 +125,20 @@ counts=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i == "passed;")
 step "cargo doc (-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
 
-step "benchmarks build"
-cargo bench -p upload-benches --no-run --locked
+step "binaries and benchmarks build (debug, the test step's dependencies: nothing is compiled twice)"
+# One build of every binary (examples, bench-*) and criterion bench with the
+# test step's features, so the quickstart and the browser demo below reuse it
+# instead of a release build of their own (dependencies are optimised in the
+# dev profile, see Cargo.toml). Benchmarks are run with --release by hand.
+cargo build --workspace --all-features --locked --bins --benches
+bin_dir=$(cargo metadata --format-version 1 --no-deps --locked | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug
 
 step "fuzz smoke: every target builds and runs 5 s without a crash (scripts/fuzz.sh; see fuzz/README.md)"
 FUZZ_SANITIZER=none scripts/fuzz.sh 5
 
 step "quickstart on the bundled photos"
 out=$(mktemp -d)
-cargo run --release --locked -p upload-examples --bin quickstart -- --out "$out" > "$out/report.jsonl"
+"$bin_dir/quickstart" --out "$out" > "$out/report.jsonl"
 cat "$out/report.jsonl"
 python3 - "$out/report.jsonl" <<'PY'
 import json, os, sys
@@ -162,7 +165,7 @@ PY
 rm -rf "$out"
 
 step "browser tests (scripts/browser-tests.sh): the demo pages and Uppy in headless Chromium"
-scripts/browser-tests.sh target/browser-artifacts 2>&1 | tee "$services/browser-tests.log"
+UPLOAD_SDK_BIN_DIR="$bin_dir" scripts/browser-tests.sh target/browser-artifacts 2>&1 | tee "$services/browser-tests.log"
 browser=$(awk '/^browser tests:/ { p = $3; f = $5 } END { printf "%d %d", p, f }' "$services/browser-tests.log")
 counts=$(python3 -c 'import sys; p, f = map(int, sys.argv[1].replace(" passed,", "").replace(" failed", "").split()); bp, bf = map(int, sys.argv[2].split()); print(f"{p + bp} passed, {f + bf} failed")' "$counts" "$browser")
 echo "screenshots: target/browser-artifacts/*.png"
