@@ -44,6 +44,6 @@ pub use multipart::{
     ChecksumAlgorithm, CompletedPart, MultipartStore, MultipartUploadInfo, PartChecksum,
     PartHasher, UploadedPart,
 };
-pub use policy::UploadPolicy;
+pub use policy::{MEDIA_CONTENT_TYPES, UploadPolicy};
 pub use sniff::{SNIFF_LEN, Sniffed, Unrecognized, extension_for, same_type, sniff};
 pub use storage::{ByteStream, GetResult, MemoryStorage, ObjectMeta, PutOptions, Storage, Tags};

@@ -11,6 +11,23 @@ pub const MAX_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Default presigned URL expiry: 300 s.
 pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(300);
 
+/// The content types of [`UploadPolicy::media`], lowercase essences:
+/// photos, then videos, then documents.
+pub const MEDIA_CONTENT_TYPES: [&str; 12] = [
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/gif",
+    "image/heic",
+    "image/heif",
+    "image/avif",
+    "image/jxl",
+    "video/mp4",
+    "video/quicktime",
+    "video/webm",
+    "application/pdf",
+];
+
 /// The rules an upload is checked against, before presigning (declared
 /// type and size) and again in the worker (sniffed type and real size).
 ///
@@ -83,6 +100,24 @@ impl UploadPolicy {
             ],
             max_bytes,
         )
+    }
+
+    /// The media policy: every type the worker has a processor for, up to
+    /// `max_bytes` bytes ([`MEDIA_CONTENT_TYPES`]): JPEG, PNG, WebP, GIF,
+    /// HEIC/HEIF, AVIF and JPEG XL photos, MP4, QuickTime and WebM videos,
+    /// and PDF documents.
+    ///
+    /// Accepting a type is not the same as previewing it: HEIC/HEIF and
+    /// AVIF get variants only with `upload-pipeline`'s `heif` feature,
+    /// JPEG XL with `jxl`, videos with `video` and PDFs with `pdf`; without
+    /// them such an upload is scanned and kept, or refused as unsupported
+    /// when the route asks for variants (see `upload-pipeline`). SVG, HTML
+    /// and archives are never in it: a browser runs an SVG's scripts.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPolicy`] if `max_bytes` is 0.
+    pub fn media(max_bytes: u64) -> Result<Self> {
+        Self::new(MEDIA_CONTENT_TYPES, max_bytes)
     }
 
     /// Sets the presigned URL expiry.
