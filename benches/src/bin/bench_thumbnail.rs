@@ -31,7 +31,7 @@
 //!   children report their own `VmHWM`; `vipsthumbnail`'s is `ru_maxrss`.
 //!
 //! ```text
-//! cargo run --release -p upload-benches --bin bench-thumbnail -- [FOLDER] [--rounds 5]
+//! cargo run --release -p upload-benches --bin bench-thumbnail -- [FOLDER] [--rounds 5] [--heif-only]
 //! ```
 //!
 //! `FOLDER` (default `samples/photos`) is searched for `*.jpg`/`*.jpeg`;
@@ -44,6 +44,13 @@
 //! `vipsthumbnail` comes from Debian's `libvips-tools`, the harness needs
 //! `libvips-dev`, `gcc` and `pkg-config`; when one is missing, this binary
 //! installs it with `apt-get` (as root) or fails.
+//!
+//! Then HEIC and AVIF (`samples/testdata`) to 256 px WebP in-process, ours
+//! (feature `heif`: libheif) against the same libvips harness (libvips
+//! reads them through libheif too): `heic_cpu_ratio_vs_libvips`,
+//! `heic_peak_rss_mb`, `heic_libvips_peak_rss_mb`,
+//! `avif_decode_cpu_ratio_vs_libvips` (AVIF in; `avif_cpu_ratio_vs_libvips`
+//! below is our AVIF encoder out).
 //!
 //! Then smart crop's cost: a 256 × 256 cover variant of each batch photo
 //! rendered with the centre crop and with `Gravity::Attention`.
@@ -67,6 +74,11 @@ use upload_benches::{baseline_thumbnail, median, peak_rss_mb, thread_cpu_secs};
 use upload_pipeline::{
     DecodeLimits, Fit, Gravity, ImageCodec, OutputFormat, StandardCodec, VariantSpec,
 };
+
+/// The HEIF photos measured against libvips (which reads them through the
+/// same libheif): a HEIC (HEVC) and an AVIF (AV1) photo, from
+/// `samples/testdata` (licences in `samples/MANIFEST.tsv`).
+const HEIF_PHOTOS: [&str; 2] = ["photo_example_1280x854.heic", "photo_example_800x533.avif"];
 
 /// Photos above this many pixels are measured apart from the batch.
 const BATCH_MAX_PIXELS: u64 = 16_000_000;
@@ -546,6 +558,90 @@ fn smart_crop(batch: &[PathBuf], rounds: usize) -> Result<String, String> {
     ))
 }
 
+/// HEIC and AVIF to a 256-pixel WebP, in-process, ours (feature `heif`:
+/// libheif decoding, then our resize and encoder) against the libvips
+/// harness, rounds alternating; both must give the same size and agree
+/// to [`MIN_PSNR_DB`]. Returns the RESULT fields: `heic_cpu_ratio_vs_libvips`
+/// (ours over libvips, CPU per HEIC photo), `heic_peak_rss_mb` and
+/// `heic_libvips_peak_rss_mb` (each process's own high-water mark over
+/// the HEIC photo alone), and the same ratio for the AVIF photo.
+fn heif_inprocess(harness: &Path, out: &Path, rounds: usize) -> Result<String, String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/testdata");
+    let files: Vec<PathBuf> = HEIF_PHOTOS.iter().map(|f| dir.join(f)).collect();
+    let (mut ours_cpu, mut vips_cpu) =
+        (vec![Vec::new(); files.len()], vec![Vec::new(); files.len()]);
+    let (mut ours_sizes, mut vips_sizes) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let (a, b) = if round % 2 == 0 {
+            let a = ours_inprocess("ours", out, PASSES, &files)?;
+            (a, vips_inprocess(harness, out, PASSES, &files)?)
+        } else {
+            let b = vips_inprocess(harness, out, PASSES, &files)?;
+            (ours_inprocess("ours", out, PASSES, &files)?, b)
+        };
+        for i in 0..files.len() {
+            ours_cpu[i].extend(&a.cpu[i]);
+            vips_cpu[i].extend(&b.cpu[i]);
+        }
+        (ours_sizes, vips_sizes) = (a.sizes, b.sizes);
+    }
+    let mut fields = String::new();
+    for (i, name) in HEIF_PHOTOS.iter().enumerate() {
+        let ((ow, oh, ob), (vw, vh, vb)) = (ours_sizes[i], vips_sizes[i]);
+        if (ow, oh) != (vw, vh) {
+            return Err(format!(
+                "{name}: our thumbnail is {ow}x{oh}, libvips's {vw}x{vh}"
+            ));
+        }
+        let read = |file: String| {
+            std::fs::read(out.join(file))
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| thumbnail_rgb(&bytes))
+        };
+        let db = psnr(
+            &read(format!("{i}.ours.webp"))?,
+            &read(format!("{i}.vips.webp"))?,
+        )?;
+        if db < MIN_PSNR_DB {
+            return Err(format!(
+                "{name}: our thumbnail differs from libvips's (PSNR {db:.1} dB)"
+            ));
+        }
+        let (o, v) = (med(&ours_cpu[i]) * 1e3, med(&vips_cpu[i]) * 1e3);
+        println!(
+            "in-process {name}: ours {o:.1} ms, libvips {v:.1} ms ({:.2}x); {ow}x{oh}; {ob} vs {vb} bytes; ours vs libvips {db:.1} dB",
+            o / v
+        );
+        let kind = if name.ends_with(".heic") {
+            "heic"
+        } else {
+            "avif_decode"
+        };
+        fields += &format!(
+            " {kind}_cpu_ratio_vs_libvips={:.2} {kind}_ours_ms={o:.1} {kind}_libvips_ms={v:.1}",
+            o / v
+        );
+    }
+    let heic = std::slice::from_ref(&files[0]);
+    let (mut o_rss, mut v_rss) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        o_rss.push(ours_inprocess("ours", out, 0, heic)?.rss_mb);
+        v_rss.push(vips_inprocess(harness, out, 0, heic)?.rss_mb);
+    }
+    println!(
+        "one HEIC ({}) to 256 px, in-process: peak RSS ours {:.1} MB, libvips {:.1} MB",
+        HEIF_PHOTOS[0],
+        med(&o_rss),
+        med(&v_rss)
+    );
+    fields += &format!(
+        " heic_peak_rss_mb={:.1} heic_libvips_peak_rss_mb={:.1}",
+        med(&o_rss),
+        med(&v_rss)
+    );
+    Ok(fields)
+}
+
 fn photos(folder: &Path) -> Result<Vec<Photo>, String> {
     let mut photos = Vec::new();
     let entries = std::fs::read_dir(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
@@ -624,7 +720,8 @@ fn main() -> ExitCode {
 }
 
 fn bench(args: &[String]) -> Result<(), String> {
-    let usage = "usage: bench-thumbnail [FOLDER] [--rounds N]";
+    let usage = "usage: bench-thumbnail [FOLDER] [--rounds N] [--heif-only]";
+    let mut heif_only = false;
     let mut folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/photos");
     let mut rounds = 5usize;
     let mut it = args.iter();
@@ -637,11 +734,21 @@ fn bench(args: &[String]) -> Result<(), String> {
                     .filter(|n| *n > 0)
                     .ok_or(usage)?
             }
+            "--heif-only" => heif_only = true,
             "-h" | "--help" => return Err(usage.to_owned()),
             other => folder = PathBuf::from(other),
         }
     }
     ensure_vipsthumbnail()?;
+    if heif_only {
+        let out = std::env::temp_dir().join(format!("bench-thumbnail-{}", std::process::id()));
+        std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+        let harness = build_vips_harness(&out)?;
+        let fields = heif_inprocess(&harness, &out, rounds)?;
+        let _ = std::fs::remove_dir_all(&out);
+        println!("RESULT{fields}");
+        return Ok(());
+    }
     let all = photos(&folder)?;
     let batch: Vec<PathBuf> = all
         .iter()
@@ -867,10 +974,11 @@ fn bench(args: &[String]) -> Result<(), String> {
             );
         }
     }
+    let heif_fields = heif_inprocess(&harness, &out, rounds)?;
     let _ = std::fs::remove_dir_all(&out);
     let smart_fields = smart_crop(&batch, rounds)?;
     println!(
-        "RESULT cpu_ratio_vs_libvips_inprocess={inprocess_ratio:.2} peak_rss_mb={:.1} ours_inprocess_ms_per_photo={ours_batch_ms:.1} libvips_inprocess_ms_per_photo={vips_batch_ms:.1}{size_fields} exact_cpu_ratio_vs_libvips_inprocess={exact_ratio:.2} exact_inprocess_ms_per_photo={exact_batch_ms:.1} min_psnr_db_vs_libvips={min_psnr:.1} psnr_vs_reference_delta_db={min_delta:.2} libvips_inprocess_peak_rss_mb={vips_inprocess_rss:.1} cpu_ratio_vs_libvips={ratio:.2} pure_rust_cpu_ratio_vs_libvips={:.2} pure_rust_peak_rss_mb={:.1} libvips_peak_rss_mb={:.1} ours_ms_per_photo={:.1} libvips_ms_per_photo={:.1} image_only_cpu_ratio_vs_libvips={:.2} avif_cpu_ratio_vs_libvips={:.2}{large_fields}{smart_fields}",
+        "RESULT cpu_ratio_vs_libvips_inprocess={inprocess_ratio:.2} peak_rss_mb={:.1} ours_inprocess_ms_per_photo={ours_batch_ms:.1} libvips_inprocess_ms_per_photo={vips_batch_ms:.1}{size_fields} exact_cpu_ratio_vs_libvips_inprocess={exact_ratio:.2} exact_inprocess_ms_per_photo={exact_batch_ms:.1} min_psnr_db_vs_libvips={min_psnr:.1} psnr_vs_reference_delta_db={min_delta:.2} libvips_inprocess_peak_rss_mb={vips_inprocess_rss:.1} cpu_ratio_vs_libvips={ratio:.2} pure_rust_cpu_ratio_vs_libvips={:.2} pure_rust_peak_rss_mb={:.1} libvips_peak_rss_mb={:.1} ours_ms_per_photo={:.1} libvips_ms_per_photo={:.1} image_only_cpu_ratio_vs_libvips={:.2} avif_cpu_ratio_vs_libvips={:.2}{large_fields}{heif_fields}{smart_fields}",
         med(&rss),
         med(&pure) / med(&v),
         med(&rss_pure),
