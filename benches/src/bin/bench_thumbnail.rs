@@ -588,7 +588,10 @@ fn heif_inprocess(harness: &Path, out: &Path, rounds: usize) -> Result<String, S
     let mut fields = String::new();
     for (i, name) in HEIF_PHOTOS.iter().enumerate() {
         let ((ow, oh, ob), (vw, vh, vb)) = (ours_sizes[i], vips_sizes[i]);
-        if (ow, oh) != (vw, vh) {
+        // libvips may start from the HEIF's own embedded thumbnail and
+        // round a side the other way: one pixel apart is the same picture,
+        // compared after resampling ours to libvips's size.
+        if ow.abs_diff(vw) > 1 || oh.abs_diff(vh) > 1 {
             return Err(format!(
                 "{name}: our thumbnail is {ow}x{oh}, libvips's {vw}x{vh}"
             ));
@@ -597,6 +600,13 @@ fn heif_inprocess(harness: &Path, out: &Path, rounds: usize) -> Result<String, S
             std::fs::read(out.join(file))
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| thumbnail_rgb(&bytes))
+                .map(|img| {
+                    if img.dimensions() == (vw, vh) {
+                        img
+                    } else {
+                        image::imageops::resize(&img, vw, vh, image::imageops::Lanczos3)
+                    }
+                })
         };
         let db = psnr(
             &read(format!("{i}.ours.webp"))?,
