@@ -8,10 +8,12 @@ use tokio::sync::oneshot;
 use upload_core::{MultipartStore, UploadPolicy};
 use upload_object_store::ObjectStoreStorage;
 use upload_pipeline::service::{WorkerHandle, spawn_worker};
-use upload_pipeline::{DiskQueue, Health, RunStats, StandardCodec, Worker, WorkerConfig};
+use upload_pipeline::{
+    DiskQueue, Health, RouteProcessing, RunStats, StandardCodec, Worker, WorkerConfig,
+};
 use upload_presign::{LocalEndpoint, Presigner, RunningEndpoint, ServerTimeouts, Url, Verifier};
 use upload_scan::Quarantine;
-use upload_server::{AppState, ServerConfig};
+use upload_server::{AppState, DEFAULT_ROUTE, ServerConfig};
 
 use crate::config::LocalConfig;
 use crate::error::LocalError;
@@ -225,6 +227,12 @@ impl LocalMode {
         ));
 
         let worker = config.run_worker.then(|| {
+            // The API's default route, processed as the worker's default
+            // (said explicitly, so the worker does not warn per upload).
+            let worker_config = WorkerConfig::new(policy.clone()).with_max_in_flight(2);
+            let default_route =
+                RouteProcessing::variants(worker_config.variants.clone()).with_policy(policy);
+            let worker_config = worker_config.with_route(DEFAULT_ROUTE, default_route);
             let worker = Worker::new(
                 Arc::new(queue.clone()),
                 uploads.clone(),
@@ -232,7 +240,7 @@ impl LocalMode {
                 scanner_impl,
                 Arc::new(StandardCodec::default()),
                 quarantine,
-                WorkerConfig::new(policy).with_max_in_flight(2),
+                worker_config,
             )
             .with_dead_letter_queue(Arc::new(dead_letter_queue.clone()));
             spawn_worker(worker)
