@@ -8,8 +8,11 @@
 //! - [`aws_args`]: the command-line flags every S3/SQS example shares
 //!   (endpoint URL, path style, region), as [`upload_core::s3::AwsSettings`].
 //! - [`dev_auth`]: [`dev_auth::DevHeaderAuthorizer`], the `x-owner`
-//!   header authorizer `presign-server` mounts the `upload_server` API
-//!   with: for local development only.
+//!   header authorizer `presign-server` and `upload-dev` mount the
+//!   `upload_server` API with: for local development only (kept in
+//!   `upload_local`, re-exported here).
+//! - The `upload-dev` binary: the one-binary local mode
+//!   (`upload_local::LocalMode`) with the [`demo`] pages beside its API.
 //! - [`demo`]: the browser demo pages (`/` and `/uppy.html`) that
 //!   `presign-server --demo` serves beside that API.
 //! - [`worker_cli`]: the worker on SQS + S3 + clamd.
