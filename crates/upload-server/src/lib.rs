@@ -115,7 +115,7 @@ mod uppy6;
 pub use async_trait::async_trait;
 pub use auth::{AuthError, Authorizer, FnAuthorizer, InvalidOwner, Owner};
 pub use axum::{Router, http};
-pub use config::{AppState, ClientConfig, DEFAULT_SESSION_LIFETIME, ServerConfig};
+pub use config::{AppState, ClientConfig, DEFAULT_SESSION_LIFETIME, NoPresigner, ServerConfig};
 pub use error::{ApiError, ApiJson, ApiQuery};
 pub use route::{
     DEFAULT_ROUTE, FnHook, HookRefusal, HookRequest, MAX_METADATA_BYTES, OWNER_METADATA,
@@ -126,3 +126,4 @@ pub use routes::{
 };
 pub use session::{SessionClaims, SessionError, session_token, verify_session_token};
 pub use status::{MAX_STATUS_WAIT, UploadStatus};
+pub use upload_core::sign::{PutToSign, SignError, SignedUpload, SignerCapabilities, UploadSigner};
