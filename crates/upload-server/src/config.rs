@@ -134,6 +134,11 @@ impl ServerConfig {
 
 /// The server's state: the presigner clients' URLs are signed with, the
 /// uploads bucket (multipart side) and the processed bucket.
+///
+/// Built with a struct literal; a store that signs its own upload URLs
+/// (Azure SAS) is given with [`AppState::with_upload_signer`] (kept in the
+/// [`ServerConfig`], so this struct gained no field), with [`NoPresigner`]
+/// as the presigners when no S3 request is signed.
 #[derive(Clone)]
 pub struct AppState {
     /// Signs URLs for the uploads bucket: a fixed `Arc<Presigner>` or a
