@@ -15,7 +15,11 @@
 //! - [`cors::CorsConfig`]: the bucket CORS rule browser uploads need, and
 //!   how S3 evaluates it (applied on S3 with the `s3` feature, answered by
 //!   `upload-presign`'s local endpoint).
-//! - [`Error`]: the one error type of this crate.
+//! - [`UploadSigner`]: signs one single-request upload (S3 presigned PUT,
+//!   Azure SAS), with what each signer pins typed in
+//!   [`sign::SignerCapabilities`].
+//! - [`Error`]: the error type of this crate ([`sign::SignError`] wraps it
+//!   for signers).
 //!
 //! With the `testkit` feature, [`testkit`] holds the conformance suites that
 //! every implementation of [`Storage`] and [`MultipartStore`] must pass.
@@ -29,6 +33,7 @@ pub mod multipart;
 pub mod policy;
 #[cfg(feature = "s3")]
 pub mod s3;
+pub mod sign;
 pub mod sniff;
 pub mod storage;
 #[cfg(feature = "testkit")]
@@ -45,5 +50,6 @@ pub use multipart::{
     PartHasher, UploadedPart,
 };
 pub use policy::{MEDIA_CONTENT_TYPES, UploadPolicy};
+pub use sign::{PutToSign, SignError, SignedUpload, SignerCapabilities, UploadSigner};
 pub use sniff::{SNIFF_LEN, Sniffed, Unrecognized, extension_for, same_type, sniff};
 pub use storage::{ByteStream, GetResult, MemoryStorage, ObjectMeta, PutOptions, Storage, Tags};

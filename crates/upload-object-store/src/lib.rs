@@ -5,6 +5,11 @@
 //! ([`InMemory`](object_store::memory::InMemory)) and, with feature
 //! `azure`, Azure Blob Storage (and Azurite).
 //!
+//! With a backend that can sign (Azure: a service SAS),
+//! [`ObjectStoreStorage`] is an [`UploadSigner`](upload_core::UploadSigner):
+//! the upload API hands out its URLs through the interface of S3
+//! presigned PUTs (`ServerConfig::with_upload_signer` in `upload-server`).
+//!
 //! [`ObjectStoreStorage`] passes the same conformance suites as
 //! `MemoryStorage` and `S3Storage` (`upload_core::testkit::storage::run_all`
 //! and `testkit::multipart::run_all`) on all three.
@@ -26,7 +31,10 @@ mod storage;
 
 pub use capabilities::Capabilities;
 pub use error::BuildError;
-pub use storage::{ObjectStoreStorage, RESERVED_PREFIX, STREAM_CHUNK, SignedUpload};
+pub use storage::{ObjectStoreStorage, RESERVED_PREFIX, STREAM_CHUNK};
+/// A signed upload URL and the headers to send with it (from
+/// `upload_core`, shared with S3 presigned PUTs).
+pub use upload_core::sign::SignedUpload;
 
 /// The `object_store` crate this adapter is built on (0.14), re-exported so
 /// that callers build stores without matching its version themselves.

@@ -12,6 +12,7 @@ use object_store::{
     Attribute, AttributeValue, Attributes, GetOptions, GetRange, ObjectStore, ObjectStoreExt,
     PutMode, PutPayload, UpdateVersion,
 };
+use upload_core::sign::{PutToSign, SignError, SignedUpload, SignerCapabilities, UploadSigner};
 use upload_core::storage::{ByteStream, GetResult, ObjectMeta, PutOptions, Storage, Tags, etag_of};
 use upload_core::{Error, ObjectKey, Result};
 
@@ -552,22 +553,6 @@ impl ObjectStoreStorage {
     }
 }
 
-/// A signed upload a client sends itself (the same shape as
-/// `upload_presign::PresignedRequest`: method, URL, headers).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedUpload {
-    /// HTTP method: `PUT`.
-    pub method: &'static str,
-    /// The full URL, carrying the signature (Azure: the SAS query
-    /// parameters `sv`, `se`, `sr=b`, `sp=w`, `sig`, ...).
-    pub url: String,
-    /// Headers to send, lowercase names, sorted (Azure:
-    /// `content-type` and `x-ms-blob-type: BlockBlob`).
-    pub headers: Vec<(String, String)>,
-    /// When the URL stops working.
-    pub expires_at: SystemTime,
-}
-
 /// Splits chunks larger than [`STREAM_CHUNK`].
 fn rechunk(
     s: futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
@@ -846,5 +831,36 @@ impl Storage for ObjectStoreStorage {
         let path = self.path(key)?;
         let (m, attrs, sc) = self.head_raw(key, &path, version_id).await?;
         Ok(self.describe(key, &m, &attrs, sc.as_ref()).1)
+    }
+}
+
+/// Azure SAS URLs as the upload API's signer (what `sign_upload` does,
+/// through the interface S3 presigned PUTs share).
+///
+/// Capabilities: [`SignerCapabilities::AZURE_SAS`] on every backend (a SAS
+/// pins no header: neither the type, the length, create-only nor
+/// metadata; no POST forms, no presigned multipart); a backend that cannot
+/// sign at all (local disk, memory, or built without feature `azure`)
+/// answers [`SignError::Unsupported`]. [`PutToSign::size`],
+/// [`PutToSign::filename`], [`PutToSign::metadata`] and
+/// [`PutToSign::now`] are not signed.
+#[async_trait]
+impl UploadSigner for ObjectStoreStorage {
+    fn capabilities(&self) -> SignerCapabilities {
+        SignerCapabilities::AZURE_SAS
+    }
+
+    async fn sign_put(&self, req: &PutToSign<'_>) -> std::result::Result<SignedUpload, SignError> {
+        self.sign_upload(req.key, req.content_type, req.expires_in)
+            .await
+            .map_err(|e| match e {
+                Error::S3 { code, message, .. } if code == "NotImplemented" => {
+                    SignError::Unsupported {
+                        operation: "PutObject",
+                        reason: message,
+                    }
+                }
+                e => SignError::Core(e),
+            })
     }
 }

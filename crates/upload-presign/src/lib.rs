@@ -22,6 +22,9 @@
 //!   chain) and are refreshed before they expire; it and a fixed
 //!   `Arc<Presigner>` are [`PresignerSource`]s, asked per request for a
 //!   presigner whose credentials outlive the URL.
+//! - [`S3UploadSigner`]: presigned PUTs as an
+//!   [`UploadSigner`](upload_core::UploadSigner), the interface the upload
+//!   API signs single uploads through (Azure SAS is another).
 //! - [`serve`]: serves a router with header-read and body-idle timeouts
 //!   ([`ServerTimeouts`]).
 
@@ -38,6 +41,7 @@ pub mod refresh;
 pub mod s3;
 pub mod server;
 pub mod sigv4;
+mod upload_signer;
 pub mod verify;
 
 pub use credentials::Credentials;
@@ -54,5 +58,6 @@ pub use sigv4::{
     AddressingStyle, Method, PresignRequest, PresignedRequest, PresignedUrl, Presigner,
     presign_upload,
 };
+pub use upload_signer::S3UploadSigner;
 pub use url::Url;
 pub use verify::{IncomingRequest, VerifiedRequest, Verifier};

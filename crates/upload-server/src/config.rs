@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
+use upload_core::sign::{SignerCapabilities, UploadSigner};
 use upload_core::{MultipartStore, Storage, UploadPolicy};
-use upload_presign::PresignerSource;
+use upload_presign::{PresignerSource, S3UploadSigner};
 
 use crate::auth::*;
 use crate::route::*;
@@ -39,6 +40,7 @@ pub struct ServerConfig {
     /// waiting at once (default 8); more answer 429 `too_many_waits`.
     pub max_waits_per_owner: usize,
     routes: Vec<UploadRoute>,
+    upload_signer: Option<Arc<dyn UploadSigner>>,
     pub(crate) waiting: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
@@ -58,6 +60,7 @@ impl ServerConfig {
             serve_default_route: true,
             max_waits_per_owner: 8,
             routes: Vec::new(),
+            upload_signer: None,
             waiting: Arc::default(),
         }
     }
@@ -74,6 +77,43 @@ impl ServerConfig {
         check_routes(self.routes.iter().chain([&default, &route]))?;
         self.routes.push(route);
         Ok(self)
+    }
+
+    /// Signs the single-PUT uploads of every route with `signer` instead
+    /// of an S3 presigned PUT from [`AppState::presigner`]: e.g. an Azure
+    /// container's SAS URLs (`upload_object_store::ObjectStoreStorage`
+    /// with feature `azure`; it must be the container of
+    /// [`AppState::uploads`]). The answers keep their JSON shape
+    /// (`method`, `url`, `headers`, `key`, `expires_at`); the `headers`
+    /// are the signer's (Azure: `content-type`, `x-ms-blob-type`).
+    ///
+    /// What the signer cannot do is typed in its
+    /// [`SignerCapabilities`] and decided here:
+    /// - single PUTs are handed out with the signer's weaker guarantees
+    ///   where it pins less than S3 (Azure: no exact `Content-Length`, no
+    ///   create-only, the content type and the route, owner and hook
+    ///   metadata not signed): the worker's checks (sniffed type, real
+    ///   size against the policy, scan) still decide, and a blob replaced
+    ///   through a URL that has not expired yet reads untagged
+    ///   (unscanned) until the worker has processed it again;
+    /// - POST forms (`form: "post"`, `GET /s3/params` without a size) and
+    ///   multipart (above the multipart threshold, Uppy's multipart
+    ///   routes, part URLs) are refused with 501 `post_form_unsupported`
+    ///   or `multipart_unsupported` when the signer cannot sign them,
+    ///   never answered with S3 URLs that would not work.
+    ///
+    /// A setting of the configuration rather than a field of [`AppState`],
+    /// so apps that build `AppState` with a struct literal keep compiling
+    /// ([`AppState::with_upload_signer`] sets it on a built state).
+    pub fn with_upload_signer(mut self, signer: Arc<dyn UploadSigner>) -> Self {
+        self.upload_signer = Some(signer);
+        self
+    }
+
+    /// The signer set by [`ServerConfig::with_upload_signer`]; `None`
+    /// signs S3 presigned PUTs with [`AppState::presigner`].
+    pub fn upload_signer(&self) -> Option<&Arc<dyn UploadSigner>> {
+        self.upload_signer.as_ref()
     }
 
     /// The named routes, in the order added.
@@ -94,6 +134,11 @@ impl ServerConfig {
 
 /// The server's state: the presigner clients' URLs are signed with, the
 /// uploads bucket (multipart side) and the processed bucket.
+///
+/// Built with a struct literal; a store that signs its own upload URLs
+/// (Azure SAS) is given with [`AppState::with_upload_signer`] (kept in the
+/// [`ServerConfig`], so this struct gained no field), with [`NoPresigner`]
+/// as the presigners when no S3 request is signed.
 #[derive(Clone)]
 pub struct AppState {
     /// Signs URLs for the uploads bucket: a fixed `Arc<Presigner>` or a
@@ -126,6 +171,84 @@ impl AppState {
     /// port and reads no environment.
     pub fn router(&self) -> Router {
         crate::routes::router(self.clone())
+    }
+
+    /// The same state with its configuration's single-PUT signer set (see
+    /// [`ServerConfig::with_upload_signer`]): the non-breaking way to
+    /// sign through Azure SAS with an `AppState` built as a struct
+    /// literal.
+    pub fn with_upload_signer(mut self, signer: Arc<dyn UploadSigner>) -> Self {
+        self.config = Arc::new((*self.config).clone().with_upload_signer(signer));
+        self
+    }
+
+    /// What single uploads are signed with: the configured signer, or S3
+    /// presigned PUTs of the uploads bucket with [`AppState::presigner`].
+    pub fn upload_signer(&self) -> Arc<dyn UploadSigner> {
+        match self.config.upload_signer() {
+            Some(s) => Arc::clone(s),
+            None => Arc::new(S3UploadSigner::new(
+                Arc::clone(&self.presigner),
+                self.uploads.bucket(),
+            )),
+        }
+    }
+
+    /// What [`AppState::upload_signer`] can sign (S3's everything without
+    /// a configured signer).
+    pub(crate) fn signer_capabilities(&self) -> SignerCapabilities {
+        self.config
+            .upload_signer()
+            .map_or(SignerCapabilities::S3, |s| s.capabilities())
+    }
+
+    /// `Ok` when multipart uploads can be signed; 501
+    /// `multipart_unsupported` otherwise.
+    pub(crate) fn require_multipart(&self) -> Result<(), crate::ApiError> {
+        if self.signer_capabilities().multipart {
+            return Ok(());
+        }
+        Err(crate::ApiError {
+            status: axum::http::StatusCode::NOT_IMPLEMENTED,
+            code: "multipart_unsupported",
+            message: "the storage of this API cannot sign multipart part URLs: upload in one PUT (at most the route's multipart threshold)".into(),
+        })
+    }
+
+    /// `Ok` when POST forms can be signed; 501 `post_form_unsupported`
+    /// otherwise.
+    pub(crate) fn require_post_forms(&self) -> Result<(), crate::ApiError> {
+        if self.signer_capabilities().post_forms {
+            return Ok(());
+        }
+        Err(crate::ApiError {
+            status: axum::http::StatusCode::NOT_IMPLEMENTED,
+            code: "post_form_unsupported",
+            message:
+                "the storage of this API cannot sign POST forms: ask for a PUT with the file's size"
+                    .into(),
+        })
+    }
+}
+
+/// A [`PresignerSource`] for an API that signs no S3 request: its
+/// uploads are signed by another [`UploadSigner`]
+/// ([`ServerConfig::with_upload_signer`], e.g. Azure SAS), so
+/// [`AppState::presigner`] and [`AppState::processed_presigner`] need no
+/// S3 credentials. Asked anyway (a presigned GET of a variant from
+/// `/uploads/status`), it refuses: 503 `credentials_unavailable`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPresigner;
+
+#[async_trait::async_trait]
+impl PresignerSource for NoPresigner {
+    async fn presigner(
+        &self,
+        _min_lifetime: Duration,
+    ) -> upload_presign::Result<Arc<upload_presign::Presigner>> {
+        Err(upload_presign::Error::CredentialsUnavailable {
+            reason: "this API has no S3 presigner (NoPresigner): its uploads are signed by another UploadSigner".into(),
+        })
     }
 }
 

@@ -15,7 +15,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// The HTTP status it is answered with (400, 401, 403, 404, 405, 413,
-    /// 415, 429, 500, 502 or 503).
+    /// 415, 429, 500, 501, 502 or 503).
     pub fn status(&self) -> StatusCode {
         self.status
     }
@@ -83,6 +83,31 @@ impl From<upload_presign::Error> for ApiError {
             | upload_presign::Error::CredentialsExpireFirst { .. } => Self {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 code: "credentials_unavailable",
+                message: e.to_string(),
+            },
+            other => Self {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: "presign_failed",
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<upload_core::sign::SignError> for ApiError {
+    fn from(e: upload_core::sign::SignError) -> Self {
+        use upload_core::sign::SignError as E;
+        match e {
+            E::Core(c) => c.into(),
+            // As for `upload_presign::Error`: nothing was signed; retry later.
+            E::CredentialsUnavailable { .. } => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "credentials_unavailable",
+                message: e.to_string(),
+            },
+            E::Unsupported { .. } => Self {
+                status: StatusCode::NOT_IMPLEMENTED,
+                code: "not_supported_by_storage",
                 message: e.to_string(),
             },
             other => Self {

@@ -24,6 +24,14 @@
 //! `x-amz-meta-*` signed) or, above the route's multipart threshold, a
 //! multipart session with presigned part URLs.
 //!
+//! Single PUTs are signed through an [`UploadSigner`]: S3 presigned PUTs
+//! from [`AppState::presigner`] by default, or another store's signed URLs
+//! ([`ServerConfig::with_upload_signer`]; Azure SAS from
+//! `upload_object_store::ObjectStoreStorage`), in the same answers. What
+//! such a signer cannot sign (POST forms, multipart) is refused with 501
+//! `post_form_unsupported` or `multipart_unsupported`, and what its URLs
+//! pin is typed in its [`SignerCapabilities`].
+//!
 //! Every endpoint below is served at the top level for the
 //! [`DEFAULT_ROUTE`] (from [`ServerConfig`]'s policy, keys under
 //! `uploads/`; [`ServerConfig::serve_default_route`]) and under
@@ -99,7 +107,7 @@
 //! 404 `no_such_upload` once it was completed or aborted. Every error,
 //! including malformed JSON, unknown fields and unknown routes, is JSON
 //! `{"error": code, "message": text}` with 400, 401, 403, 404, 405, 413, 415, 429,
-//! 502 or 503.
+//! 501, 502 or 503.
 
 pub mod auth;
 pub mod config;
@@ -115,7 +123,7 @@ mod uppy6;
 pub use async_trait::async_trait;
 pub use auth::{AuthError, Authorizer, FnAuthorizer, InvalidOwner, Owner};
 pub use axum::{Router, http};
-pub use config::{AppState, ClientConfig, DEFAULT_SESSION_LIFETIME, ServerConfig};
+pub use config::{AppState, ClientConfig, DEFAULT_SESSION_LIFETIME, NoPresigner, ServerConfig};
 pub use error::{ApiError, ApiJson, ApiQuery};
 pub use route::{
     DEFAULT_ROUTE, FnHook, HookRefusal, HookRequest, MAX_METADATA_BYTES, OWNER_METADATA,
@@ -126,3 +134,4 @@ pub use routes::{
 };
 pub use session::{SessionClaims, SessionError, session_token, verify_session_token};
 pub use status::{MAX_STATUS_WAIT, UploadStatus};
+pub use upload_core::sign::{PutToSign, SignError, SignedUpload, SignerCapabilities, UploadSigner};

@@ -13,11 +13,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use upload_core::sign::{PutToSign, SignedUpload};
 use upload_core::{CompletedPart, ObjectKey, PutOptions, UploadedPart};
 use upload_multipart::{
     CompletionRules, PartPlan, check_completion, presign_parts, presign_planned_parts,
 };
-use upload_presign::headers::{Disposition, PutHeaders, content_disposition};
 use upload_presign::{PresignedRequest, PresignedUrl, presign_post_upload_with_metadata};
 
 use crate::auth::*;
@@ -183,6 +183,16 @@ impl From<PresignedUrl> for SignedRequest {
     }
 }
 
+impl From<SignedUpload> for SignedRequest {
+    fn from(p: SignedUpload) -> Self {
+        Self {
+            method: p.method.to_owned(),
+            url: p.url,
+            headers: p.headers,
+        }
+    }
+}
+
 impl From<&PresignedRequest> for SignedRequest {
     fn from(p: &PresignedRequest) -> Self {
         Self {
@@ -289,13 +299,25 @@ pub(crate) async fn create_upload(
     {
         return Err(post_forms_disabled(&route));
     }
+    let single_put = req.size <= route.multipart_threshold && req.form == UploadForm::Put;
+    if req.size > route.multipart_threshold {
+        st.require_multipart()?;
+    } else if req.form == UploadForm::Post {
+        st.require_post_forms()?;
+    }
     let key = route.new_key(&owner, &req.content_type)?;
     if req.size > route.multipart_threshold {
         PartPlan::new(req.size, route.part_size)?;
     }
     // Everything that can fail before the hook runs (it may record the
     // upload in the app's database).
-    let presigner = st.presigner.presigner(route.policy.expiry()).await?;
+    let signer = st.upload_signer();
+    let presigner = if single_put {
+        signer.check_ready(route.policy.expiry()).await?;
+        None
+    } else {
+        Some(st.presigner.presigner(route.policy.expiry()).await?)
+    };
     let metadata = route
         .authorize_upload(HookRequest {
             route: route.name().to_owned(),
@@ -307,8 +329,31 @@ pub(crate) async fn create_upload(
         })
         .await?;
     let now = SystemTime::now();
+    let Some(presigner) = presigner else {
+        // One PUT, signed by the configured signer (S3 presigned PUT by
+        // default: Content-Type, exact Content-Length, If-None-Match: *,
+        // Content-Disposition and the metadata signed).
+        let p = signer
+            .sign_put(&PutToSign {
+                key: &key,
+                content_type: &upload_core::policy::essence(&req.content_type),
+                size: req.size,
+                filename: req.filename.as_deref(),
+                metadata: &metadata,
+                expires_in: route.policy.expiry(),
+                now,
+            })
+            .await?;
+        tracing::info!(%key, route = route.name(), size = req.size, "presigned PUT");
+        crate::metrics::issued(route.name(), crate::metrics::UrlKind::Put, 1);
+        return Ok(JsonAnswer(UploadTicket::Put {
+            key: key.into_string(),
+            expires_at: upload_core::timestamp::rfc3339(p.expires_at),
+            request: p.into(),
+        }));
+    };
     let bucket = st.uploads.bucket().to_owned();
-    if req.size <= route.multipart_threshold && req.form == UploadForm::Post {
+    if req.size <= route.multipart_threshold {
         // Bounded to exactly the declared size (content-length-range).
         let p = presign_post_upload_with_metadata(
             &presigner,
@@ -327,31 +372,6 @@ pub(crate) async fn create_upload(
             url: p.url.to_string(),
             fields: p.fields,
             expires_at: upload_core::timestamp::rfc3339(p.expires_at),
-        }));
-    }
-    if req.size <= route.multipart_threshold {
-        let mut headers = PutHeaders::default().with_content_length(req.size);
-        if let Some(name) = &req.filename {
-            headers = headers
-                .with_content_disposition(content_disposition(Disposition::Attachment, name));
-        }
-        for (name, value) in metadata {
-            headers = headers.with_metadata(&name, value);
-        }
-        let p = presigner.presign_put_url_with(
-            &bucket,
-            &key,
-            &upload_core::policy::essence(&req.content_type),
-            &headers,
-            route.policy.expiry(),
-            now,
-        )?;
-        tracing::info!(%key, route = route.name(), size = req.size, "presigned PUT");
-        crate::metrics::issued(route.name(), crate::metrics::UrlKind::Put, 1);
-        return Ok(JsonAnswer(UploadTicket::Put {
-            key: key.into_string(),
-            expires_at: upload_core::timestamp::rfc3339(p.expires_at),
-            request: p.into(),
         }));
     }
     let plan = PartPlan::new(req.size, route.part_size)?;
@@ -418,6 +438,7 @@ pub(crate) async fn sign_parts(
     Extension(route): Extension<Arc<UploadRoute>>,
     ApiJson(req): ApiJson<SignParts>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    st.require_multipart()?;
     let (key, rules) = open_session(&st, &route, &owner, &req.key, &req.upload_id, &req.session)?;
     let count = part_limit(&rules)?;
     if req.last > count {

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use serde::Deserialize;
+use upload_core::sign::PutToSign;
 use upload_core::{CompletedPart, ObjectKey, PutOptions};
 use upload_multipart::{CompletionRules, PartPlan};
-use upload_presign::headers::{Disposition, PutHeaders, content_disposition};
 use upload_presign::presign_post_upload_with_metadata;
 
 use crate::auth::*;
@@ -74,6 +74,7 @@ pub(crate) async fn create(
     Extension(route): Extension<Arc<UploadRoute>>,
     ApiJson(req): ApiJson<Create>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    st.require_multipart()?;
     let size = size_of(req.metadata.get("size"))?;
     route.policy.check_content_type(&req.content_type)?;
     if let Some(size) = size {
@@ -131,6 +132,7 @@ pub(crate) async fn sign_part(
     Path((upload_id, raw)): Path<(String, String)>,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    st.require_multipart()?;
     let (key, id, rules) = session(&st, &route, &owner, &upload_id, &query)?;
     let n = part_number(&raw, &rules)?;
     check_open(&st, &key, &id).await?;
@@ -165,6 +167,7 @@ pub(crate) async fn sign_batch(
     Path(upload_id): Path<String>,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    st.require_multipart()?;
     let (key, id, rules) = session(&st, &route, &owner, &upload_id, &query)?;
     let raw = query
         .get("partNumbers")
@@ -320,10 +323,20 @@ pub(crate) async fn params(
         None if !route.post_forms() => return Err(post_forms_disabled(&route)),
         None => {}
     }
+    if size.is_none() {
+        st.require_post_forms()?;
+    }
     let key = route.new_key(&owner, content_type)?;
     // Everything that can fail before the hook runs (it may record the
     // upload in the app's database).
-    let presigner = st.presigner.presigner(route.policy.expiry()).await?;
+    let signer = st.upload_signer();
+    let form = match size {
+        Some(size) => {
+            signer.check_ready(route.policy.expiry()).await?;
+            Form::Put(size)
+        }
+        None => Form::Post(st.presigner.presigner(route.policy.expiry()).await?),
+    };
     // Uppy sends the file's meta as `metadata[name]=value`.
     let input: serde_json::Map<String, serde_json::Value> = query
         .iter()
@@ -343,45 +356,65 @@ pub(crate) async fn params(
         })
         .await?;
     let now = SystemTime::now();
-    let bucket = st.uploads.bucket();
-    if let Some(size) = size {
-        let mut put = PutHeaders::default().with_content_length(size);
-        if let Some(name) = query.get("filename") {
-            put = put.with_content_disposition(content_disposition(Disposition::Attachment, name));
+    let size = match form {
+        Form::Put(size) => size,
+        Form::Post(presigner) => {
+            return post_params(&st, &route, &presigner, &key, content_type, metadata, now);
         }
-        for (name, value) in &metadata {
-            put = put.with_metadata(name, value.clone());
-        }
-        let p = presigner.presign_put_url_with(
-            bucket,
-            &key,
-            &upload_core::policy::essence(content_type),
-            &put,
-            route.policy.expiry(),
+    };
+    let p = signer
+        .sign_put(&PutToSign {
+            key: &key,
+            content_type: &upload_core::policy::essence(content_type),
+            size,
+            filename: query.get("filename").map(String::as_str),
+            metadata: &metadata,
+            expires_in: route.policy.expiry(),
             now,
-        )?;
-        crate::metrics::issued(route.name(), crate::metrics::UrlKind::Put, 1);
-        // Content-Length is the browser's to set; the others are sent as signed.
-        let headers: BTreeMap<&str, &str> = p
-            .headers
-            .iter()
-            .filter(|(k, _)| !k.eq_ignore_ascii_case("content-length"))
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        return Ok(Json(serde_json::json!({
-            "method": "PUT",
-            "url": p.url,
-            "fields": {},
-            "headers": headers,
-            "key": key.as_str(),
-        })));
-    }
+        })
+        .await?;
+    crate::metrics::issued(route.name(), crate::metrics::UrlKind::Put, 1);
+    // Content-Length is the browser's to set; the others are sent as signed.
+    let headers: BTreeMap<&str, &str> = p
+        .headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("content-length"))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    Ok(Json(serde_json::json!({
+        "method": "PUT",
+        "url": p.url,
+        "fields": {},
+        "headers": headers,
+        "key": key.as_str(),
+    })))
+}
+
+/// What `GET /s3/params` hands out.
+enum Form {
+    /// A PUT of this many bytes, from the upload signer.
+    Put(u64),
+    /// A POST form, bounded by the policy's maximum size.
+    Post(Arc<upload_presign::Presigner>),
+}
+
+/// The POST form of `GET /s3/params` without a size.
+fn post_params(
+    st: &AppState,
+    route: &UploadRoute,
+    presigner: &upload_presign::Presigner,
+    key: &ObjectKey,
+    content_type: &str,
+    metadata: UploadMetadata,
+    now: SystemTime,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let bucket = st.uploads.bucket();
     // No declared size: the form is bounded by the policy's maximum.
     let p = presign_post_upload_with_metadata(
-        &presigner,
+        presigner,
         &route.policy,
         bucket,
-        &key,
+        key,
         content_type,
         None,
         &metadata.into_iter().collect::<Vec<_>>(),

@@ -60,10 +60,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
+use upload_core::sign::PutToSign;
 use upload_core::{CompletedPart, ObjectKey, PutOptions};
 use upload_multipart::{CompletionRules, PartPlan, presign_planned_parts};
-use upload_presign::PresignedRequest;
-use upload_presign::headers::{Disposition, PutHeaders, content_disposition};
 
 use crate::auth::*;
 use crate::config::*;
@@ -154,8 +153,8 @@ fn xml(body: String) -> Response {
 
 /// The headers of a presigned request the client sends (`Content-Length`
 /// and `Host` are the browser's own).
-fn client_headers(p: &PresignedRequest) -> BTreeMap<String, String> {
-    p.headers
+fn client_headers(headers: &[(String, String)]) -> BTreeMap<String, String> {
+    headers
         .iter()
         .filter(|(k, _)| {
             !k.eq_ignore_ascii_case("content-length") && !k.eq_ignore_ascii_case("host")
@@ -199,12 +198,14 @@ pub(crate) async fn sign(
     match (method.as_str(), req.upload_id.as_deref(), req.part_number) {
         ("PUT", None, None) => put_object(&st, &route, &owner, req).await.map(Json),
         ("POST", None, None) => {
+            st.require_multipart()?;
             let (key, upload_id) = create(&st, &route, &owner, req).await?;
             let mut signed = control(&upload_id, &key, "/created");
             signed.key = Some(key.into_string());
             Ok(Json(signed))
         }
         ("PUT", Some(upload_id), Some(n)) => {
+            st.require_multipart()?;
             let (key, id, rules) = session_of(&st, &route, &owner, &req.key, upload_id)?;
             let limit = part_limit(&rules)?;
             if !(1..=limit).contains(&n) {
@@ -238,7 +239,7 @@ pub(crate) async fn sign(
             Ok(Json(Signed {
                 url: p.url.to_string(),
                 key: None,
-                headers: client_headers(&p),
+                headers: client_headers(&p.headers),
             }))
         }
         ("GET", Some(upload_id), None) | ("DELETE", Some(upload_id), None) => {
@@ -318,30 +319,27 @@ async fn put_object(
             ),
         });
     }
-    let presigner = st.presigner.presigner(route.policy.expiry()).await?;
+    let signer = st.upload_signer();
+    signer.check_ready(route.policy.expiry()).await?;
     let (content_type, size, metadata) = admit(route, owner, &mut req, true).await?;
     let size = size.unwrap_or_default();
     let key = route.new_key(owner, &content_type)?;
-    let mut put = PutHeaders::default().with_content_length(size);
-    if let Some(name) = &req.filename {
-        put = put.with_content_disposition(content_disposition(Disposition::Attachment, name));
-    }
-    for (name, value) in metadata {
-        put = put.with_metadata(&name, value);
-    }
-    let p = presigner.presign_put_with(
-        st.uploads.bucket(),
-        &key,
-        &upload_core::policy::essence(&content_type),
-        &put,
-        route.policy.expiry(),
-        SystemTime::now(),
-    )?;
+    let p = signer
+        .sign_put(&PutToSign {
+            key: &key,
+            content_type: &upload_core::policy::essence(&content_type),
+            size,
+            filename: req.filename.as_deref(),
+            metadata: &metadata,
+            expires_in: route.policy.expiry(),
+            now: SystemTime::now(),
+        })
+        .await?;
     tracing::info!(%key, route = route.name(), size, "presigned PUT (Uppy 6)");
     crate::metrics::issued(route.name(), crate::metrics::UrlKind::Put, 1);
     Ok(Signed {
-        url: p.url.to_string(),
-        headers: client_headers(&p),
+        url: p.url,
+        headers: client_headers(&p.headers),
         key: Some(key.into_string()),
     })
 }
