@@ -22,11 +22,17 @@
 //! [`WorkerConfig::with_processor`](crate::WorkerConfig::with_processor).
 
 mod image;
+#[cfg(feature = "pdf")]
+mod pdf;
+#[cfg(feature = "pdf")]
+mod tool;
 
 use bytes::Bytes;
 use std::sync::Arc;
 
 pub use self::image::ImageProcessor;
+#[cfg(feature = "pdf")]
+pub use self::pdf::{PdfLimits, PdfProcessor};
 
 use crate::codec::{DecodeLimits, EncodedVariant, ImageCodec, VariantSpec};
 use crate::error::Result;
