@@ -24,8 +24,10 @@
 mod image;
 #[cfg(feature = "pdf")]
 mod pdf;
-#[cfg(feature = "pdf")]
+#[cfg(any(feature = "pdf", feature = "video"))]
 mod tool;
+#[cfg(feature = "video")]
+mod video;
 
 use bytes::Bytes;
 use std::sync::Arc;
@@ -33,6 +35,8 @@ use std::sync::Arc;
 pub use self::image::ImageProcessor;
 #[cfg(feature = "pdf")]
 pub use self::pdf::{PdfLimits, PdfProcessor};
+#[cfg(feature = "video")]
+pub use self::video::{VideoLimits, VideoProcessor};
 
 use crate::codec::{DecodeLimits, EncodedVariant, ImageCodec, VariantSpec};
 use crate::error::Result;
