@@ -64,12 +64,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "build tools: cmake and nasm (libjpeg-turbo of upload-pipeline's turbojpeg feature), libheif (its heif feature)"
+step "build tools: cmake and nasm (libjpeg-turbo of upload-pipeline's turbojpeg feature), libheif (its heif feature), poppler-utils and ffmpeg (its pdf and video features)"
 if ! command -v cmake >/dev/null || ! command -v nasm >/dev/null || ! command -v pkg-config >/dev/null \
-    || ! pkg-config --exists 'libheif >= 1.14'; then
-    apt_install cmake nasm pkg-config libheif-dev
+    || ! pkg-config --exists 'libheif >= 1.14' \
+    || ! command -v pdfinfo >/dev/null || ! command -v pdftoppm >/dev/null \
+    || ! command -v ffprobe >/dev/null || ! command -v ffmpeg >/dev/null; then
+    apt_install cmake nasm pkg-config libheif-dev poppler-utils ffmpeg
 fi
 echo "$(cmake --version | head -n 1), $(nasm -v), libheif $(pkg-config --modversion libheif)"
+echo "$(pdftoppm -v 2>&1 | head -n 1), $(ffmpeg -version | head -n 1)"
 
 
 step "start clamd (scripts/clamd.sh)"

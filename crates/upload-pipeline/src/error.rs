@@ -32,6 +32,29 @@ pub enum Error {
         /// The decoder's message.
         reason: String,
     },
+    /// A [`MediaProcessor`](crate::media::MediaProcessor) refused the
+    /// upload: encrypted, broken, over one of its limits, or its tool timed
+    /// out. The worker records the upload as rejected with this message
+    /// as the reason (see [`Error::is_rejection`]).
+    #[error("{reason}")]
+    MediaRejected {
+        /// The upload's sniffed type, e.g. `application/pdf`.
+        content_type: String,
+        /// Why.
+        reason: crate::media::MediaRejection,
+    },
+    /// The processor of this type needs a program that is not installed
+    /// (e.g. `pdftoppm`, `ffmpeg`): the upload is rejected as unsupported
+    /// here; `install` says what to install.
+    #[error("{content_type} is not supported here: {tool} is not installed ({install})")]
+    MediaUnsupported {
+        /// The upload's sniffed type.
+        content_type: String,
+        /// The missing program.
+        tool: String,
+        /// How to install it, e.g. `apt install poppler-utils`.
+        install: &'static str,
+    },
     /// Encoding a variant failed.
     #[error("encoding variant {variant} failed: {reason}")]
     EncodeFailed {
@@ -229,6 +252,23 @@ impl From<crate::notify::NotifyError> for Error {
 }
 
 impl Error {
+    /// Whether this error refuses the upload itself (the same bytes would
+    /// fail the same way): an image that is unsupported, too large or
+    /// corrupt, and [`Error::MediaRejected`] and [`Error::MediaUnsupported`].
+    /// The worker records such an upload as
+    /// [`Rejected`](crate::Outcome::Rejected); any other error fails the
+    /// record, which is delivered again.
+    pub fn is_rejection(&self) -> bool {
+        matches!(
+            self,
+            Error::UnsupportedImage { .. }
+                | Error::ImageTooLarge { .. }
+                | Error::CorruptImage { .. }
+                | Error::MediaRejected { .. }
+                | Error::MediaUnsupported { .. }
+        )
+    }
+
     /// Whether this is a queue message that is not an S3 event at all (not
     /// JSON, none of the known shapes, too long): no delivery
     /// of the same body can succeed.

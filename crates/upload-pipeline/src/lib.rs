@@ -17,6 +17,9 @@
 //!   limits with shrink-on-load for JPEG, EXIF orientation, ICC to sRGB,
 //!   resize with `contain`/`cover`/`fill`, WebP/AVIF/JPEG/PNG encode,
 //!   metadata stripped) and [`Placeholder`] (ThumbHash, dominant colour).
+//! - [`media`]: one [`MediaProcessor`] per media type, picked by the
+//!   sniffed type: [`ImageProcessor`], and behind features `pdf` and
+//!   `video` PDF and video posters through poppler-utils and ffmpeg.
 //! - [`notify`]: upload outcomes pushed back to the application
 //!   ([`UploadNotification`], [`Notifier`]: in memory, a channel, a queue
 //!   such as SQS, Standard Webhooks through an outbox).
@@ -39,6 +42,7 @@ pub mod error;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod manifest;
+pub mod media;
 pub mod metrics;
 #[cfg(feature = "nats")]
 pub mod nats;
@@ -60,7 +64,10 @@ pub use codec::{
 #[cfg(feature = "disk-queue")]
 pub use disk_queue::DiskQueue;
 pub use error::{Error, Result};
-pub use manifest::{ImageInfo, Manifest, Outcome, VariantRecord};
+pub use manifest::{
+    DocumentInfo, ImageInfo, Manifest, MediaInfo, Outcome, VariantRecord, VideoInfo,
+};
+pub use media::{ImageProcessor, MediaInput, MediaProcessor, MediaRejection, Processed};
 pub use notify::{
     ChannelNotifier, MemoryNotifier, Notifier, NotifyError, QueueNotifier, UploadContext,
     UploadNotification, VerifyError, WebhookNotifier, WebhookSecret, WebhookSigner,

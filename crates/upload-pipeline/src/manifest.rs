@@ -57,6 +57,13 @@ pub struct Manifest {
     /// The decoded image's size and placeholder, when variants were made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageInfo>,
+    /// What a media processor other than the image one adds: a video's
+    /// duration, dimensions and codecs, a document's page count (see
+    /// [`MediaInfo`]). `None` for images (see [`Manifest::image`]), for
+    /// types without a processor, and in manifests written before it was
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaInfo>,
     /// The upload's route, owner and app metadata, as signed into it by
     /// the upload API (`x-amz-meta-*`, see [`upload_core::metadata`]);
     /// flattened: `route`, `owner`, `metadata`, each absent when empty.
@@ -84,6 +91,7 @@ impl Manifest {
             quarantine: None,
             variants: Vec::new(),
             image: None,
+            media: None,
             upload: Default::default(),
             processed_at: upload_core::timestamp::now_rfc3339(),
         }
@@ -170,6 +178,78 @@ pub struct ImageInfo {
     /// The ThumbHash and dominant colour to show while a variant loads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placeholder: Option<Placeholder>,
+}
+
+/// What a media processor found in an upload that is not an image, for
+/// the manifest: JSON `{"kind": "video", ...}` or
+/// `{"kind": "document", ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MediaInfo {
+    /// A video (MP4, MOV, WebM).
+    Video(VideoInfo),
+    /// A paged document (PDF).
+    Document(DocumentInfo),
+}
+
+/// A video, as probed for its poster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct VideoInfo {
+    /// Duration in milliseconds (the container's).
+    pub duration_ms: u64,
+    /// Width in pixels of the first video stream, as displayed (rotation
+    /// applied).
+    pub width: u32,
+    /// Height in pixels, as displayed.
+    pub height: u32,
+    /// Codec of the first video stream, as ffprobe names it (`h264`,
+    /// `vp9`, `hevc`, `av1`, ...).
+    pub video_codec: String,
+    /// Codec of the first audio stream (`aac`, `opus`, ...), `None`
+    /// without audio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_codec: Option<String>,
+    /// The ThumbHash and dominant colour of the poster frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<Placeholder>,
+}
+
+impl VideoInfo {
+    /// A video of `duration_ms` and `width` × `height` pixels whose first
+    /// video stream is in `video_codec`, without audio or placeholder.
+    pub fn new(duration_ms: u64, width: u32, height: u32, video_codec: impl Into<String>) -> Self {
+        Self {
+            duration_ms,
+            width,
+            height,
+            video_codec: video_codec.into(),
+            audio_codec: None,
+            placeholder: None,
+        }
+    }
+}
+
+/// A paged document, as read for its poster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DocumentInfo {
+    /// Number of pages.
+    pub page_count: u64,
+    /// The ThumbHash and dominant colour of the first page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<Placeholder>,
+}
+
+impl DocumentInfo {
+    /// A document of `page_count` pages, without placeholder.
+    pub fn new(page_count: u64) -> Self {
+        Self {
+            page_count,
+            placeholder: None,
+        }
+    }
 }
 
 /// One written variant.

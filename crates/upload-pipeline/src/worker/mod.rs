@@ -27,6 +27,7 @@ pub use upload::{MANIFEST_CACHE_CONTROL, UploadProcessor, VARIANT_CACHE_CONTROL}
 use crate::codec::{DecodeLimits, ImageCodec, VariantSpec};
 use crate::error::{Error, Result};
 use crate::manifest::Outcome;
+use crate::media::MediaProcessor;
 use crate::queue::{
     DEFAULT_VISIBILITY_TIMEOUT, MAX_RECEIVE_BATCH, MAX_VISIBILITY_TIMEOUT, Queue, QueueMessage,
     ReceiveOptions,
@@ -133,6 +134,14 @@ pub struct WorkerConfig {
     /// variants; any other upload gets [`WorkerConfig::policy`] and
     /// [`WorkerConfig::variants`].
     pub routes: BTreeMap<String, RouteProcessing>,
+    /// Media processors asked before the built-in
+    /// [`ImageProcessor`](crate::media::ImageProcessor), in this order:
+    /// the first that [handles](MediaProcessor::handles) an upload's sniffed
+    /// type processes it (default: none; an allowed type no processor
+    /// handles is scanned and kept with no variants). Add them with
+    /// [`WorkerConfig::with_processor`], e.g. `PdfProcessor` (feature
+    /// `pdf`) and `VideoProcessor` (feature `video`).
+    pub processors: Vec<Arc<dyn MediaProcessor>>,
 }
 
 /// What the worker does with the uploads of one route.
@@ -187,7 +196,17 @@ impl WorkerConfig {
             retry_max: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(20),
             routes: BTreeMap::new(),
+            processors: Vec::new(),
         }
+    }
+
+    /// Adds `processor`, asked after those added before it and before the
+    /// built-in image processor: to add a media type (a PDF or video
+    /// poster), or to replace the processing of one (a processor of
+    /// `image/*` of your own replaces the built-in one).
+    pub fn with_processor(mut self, processor: Arc<dyn MediaProcessor>) -> Self {
+        self.processors.push(processor);
+        self
     }
     /// Sets the variants.
     pub fn with_variants(mut self, variants: Vec<VariantSpec>) -> Self {

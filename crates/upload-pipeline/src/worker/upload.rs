@@ -22,21 +22,14 @@ use upload_scan::{
 };
 
 use super::{Handled, RecordHandler, WorkerConfig};
-use crate::codec::{DecodeLimits, EncodedVariant, ImageCodec, Placeholder, VariantSpec};
+use crate::codec::{ImageCodec, VariantSpec};
 use crate::error::{Error, Result};
 use crate::manifest::{
-    ImageInfo, Location, Manifest, Outcome, SourceObject, VariantRecord, manifest_key, variant_key,
+    Location, Manifest, Outcome, SourceObject, VariantRecord, manifest_key, variant_key,
 };
+use crate::media::{MediaInput, MediaProcessor, Processed};
 use crate::metrics::{self, Stage};
 use crate::notify::{Notifier, UploadNotification};
-
-/// What the blocking decode-and-render step hands back.
-struct Rendered {
-    /// Each spec with its rendered variant, in spec order.
-    variants: Vec<(VariantSpec, EncodedVariant)>,
-    /// The original's size and placeholder, for the manifest.
-    image: ImageInfo,
-}
 
 /// `Cache-Control` of variants: a variant key names one version of the
 /// original ([`variant_key`]), so it never changes.
@@ -54,10 +47,12 @@ type RouteRules = (UploadPolicy, Arc<[VariantSpec]>);
 /// Per ObjectCreated record: one GET of the original, whose first 8 KiB
 /// give the type by magic bytes (checked against the declared, signed
 /// Content-Type and the policy), and whose whole body streams through the
-/// scanner (kept in memory for decoding only when it is an image); what is
-/// not clean is quarantined; clean originals are tagged
-/// `scan-status=CLEAN`; images are decoded under limits and each variant is
-/// written create-only under [`variant_key`]; the manifest is written last.
+/// scanner (kept in memory only when a [`MediaProcessor`] handles its
+/// type); what is not clean is quarantined; a clean upload is processed by
+/// the first processor that handles its sniffed type (an image decoded
+/// under limits, a PDF's first page, a video's poster frame; a refusal
+/// rejects it), then tagged `scan-status=CLEAN`; each variant is written
+/// create-only under [`variant_key`]; the manifest is written last.
 ///
 /// Exactly-once results from at-least-once delivery:
 /// - an event whose ETag the manifest already records does no writes and
@@ -83,12 +78,12 @@ pub struct UploadProcessor {
     uploads: Arc<dyn Storage>,
     processed: Arc<dyn Storage>,
     scanner: Arc<dyn Scanner>,
-    codec: Arc<dyn ImageCodec>,
     quarantine: Quarantine,
     policy: UploadPolicy,
     variants: Arc<[VariantSpec]>,
     routes: Arc<BTreeMap<String, RouteRules>>,
-    decode_limits: DecodeLimits,
+    /// Asked in order; the first that handles the sniffed type processes.
+    processors: Arc<[Arc<dyn MediaProcessor>]>,
     locks: Arc<KeyLocks>,
     notifier: Option<Arc<dyn Notifier>>,
 }
@@ -97,8 +92,11 @@ impl UploadProcessor {
     /// Reads originals from `uploads`, writes variants and manifests to
     /// `processed` (a bucket of its own, so its writes never raise events
     /// the worker would read), scans with `scanner`, quarantines into
-    /// `quarantine`; the policy, variants and decode limits come from
-    /// `config`.
+    /// `quarantine`; the policy, variants, decode limits and media
+    /// processors come from `config`: its
+    /// [`processors`](WorkerConfig::processors), then an
+    /// [`ImageProcessor`](crate::media::ImageProcessor) of `codec` under
+    /// its decode limits.
     pub fn new(
         uploads: Arc<dyn Storage>,
         processed: Arc<dyn Storage>,
@@ -111,7 +109,6 @@ impl UploadProcessor {
             uploads,
             processed,
             scanner,
-            codec,
             quarantine,
             policy: config.policy.clone(),
             variants: config.variants.clone().into(),
@@ -125,7 +122,11 @@ impl UploadProcessor {
                     })
                     .collect(),
             ),
-            decode_limits: config.decode_limits.clone(),
+            processors: crate::media::registry(
+                &config.processors,
+                codec,
+                config.decode_limits.clone(),
+            ),
             locks: Arc::default(),
             notifier: None,
         }
@@ -431,16 +432,19 @@ impl UploadProcessor {
         // Every object is scanned, whatever the type check said: an
         // infected file is quarantined even when its type is refused (EICAR
         // uploaded as `photo.jpg`). The rest of the same GET streams through
-        // the scanner; an allowed image is kept for decoding (its size is
-        // within the policy's maximum).
-        let image = refusal.is_none() && sniffed.is_ok_and(|s| s.mime.starts_with("image/"));
-        let decode = image && !variants.is_empty();
+        // the scanner; an allowed upload that a media processor handles is
+        // kept for it (its size is within the policy's maximum).
+        let processor = match (&refusal, sniffed) {
+            (None, Ok(s)) => self.processors.iter().find(|p| p.handles(s.mime)).cloned(),
+            _ => None,
+        };
+        let keep = processor.is_some();
         let kept: Arc<Mutex<Vec<Bytes>>> = Arc::default();
         let tee = kept.clone();
         let body = futures::stream::iter(head_chunks.into_iter().map(Ok))
             .chain(stream)
             .inspect(move |chunk| {
-                if image && let Ok(c) = chunk {
+                if keep && let Ok(c) = chunk {
                     lock(&tee).push(c.clone());
                 }
             })
@@ -512,95 +516,47 @@ impl UploadProcessor {
                 .await
                 .map(Some);
         }
-        // An allowed image, kept whole while it was scanned: its bytes for
-        // the polyglot check and the decoder.
-        let body = if image {
-            let chunks = std::mem::take(&mut *lock(&kept));
-            let mut body = concat(&chunks, usize::MAX);
-            drop(chunks);
-            if body.len() as u64 != meta.size {
-                // The scanner stopped reading early: read the object again.
-                tracing::debug!(%key, kept = body.len(), size = meta.size, "scanner left bytes unread; fetching the original again");
-                let got = self.uploads.get_version(key, version_id).await?;
-                if got.meta.etag != meta.etag {
-                    return Err(upload_core::Error::Unavailable {
-                        reason: format!("{key} changed while it was processed"),
+        // An allowed upload with a processor, kept whole while it was
+        // scanned, processed before anything is tagged: an upload its
+        // processor refuses is rejected and never carries a CLEAN tag.
+        let processed = match processor {
+            Some(processor) => {
+                let chunks = std::mem::take(&mut *lock(&kept));
+                let mut body = concat(&chunks, usize::MAX);
+                drop(chunks);
+                if body.len() as u64 != meta.size {
+                    // The scanner stopped reading early: read the object again.
+                    tracing::debug!(%key, kept = body.len(), size = meta.size, "scanner left bytes unread; fetching the original again");
+                    let got = self.uploads.get_version(key, version_id).await?;
+                    if got.meta.etag != meta.etag {
+                        return Err(upload_core::Error::Unavailable {
+                            reason: format!("{key} changed while it was processed"),
+                        }
+                        .into());
                     }
-                    .into());
+                    body = got.body;
                 }
-                body = got.body;
-            }
-            if !upload_core::sniff::embedded_zips(&body).is_empty() {
-                // clamd does not always unpack an archive inside an image
-                // to its limits (past MaxFiles it answers OK without the
-                // limits alert): such a polyglot is never tagged CLEAN.
-                let reason = "a ZIP archive is hidden in the image".to_owned();
-                return self
-                    .reject(key, version_id, meta.tag_count, manifest, reason)
-                    .await
-                    .map(Some);
-            }
-            body
-        } else {
-            Bytes::new()
-        };
-        // Decoded and rendered before anything is tagged: an image the
-        // decoder refuses is rejected and never carries a CLEAN tag.
-        let rendered = if decode {
-            let codec = self.codec.clone();
-            let specs = variants.clone();
-            let limits = self.decode_limits.clone();
-            let span = tracing::Span::current();
-            let rendered = tokio::task::spawn_blocking(move || -> Result<Rendered> {
-                let decode_started = Instant::now();
-                let img = tracing::info_span!(parent: &span, "decode", bytes = body.len())
-                    .in_scope(|| codec.decode_for(&body, &limits, &specs))?;
-                metrics::observe(Stage::Decode, decode_started);
-                drop(body);
-                let variants = specs
-                    .iter()
-                    .map(|s| {
-                        let encode_started = Instant::now();
-                        let v = tracing::info_span!(parent: &span, "encode", variant = %s.name)
-                            .in_scope(|| codec.render(&img, s))?;
-                        metrics::observe(Stage::Encode, encode_started);
-                        Ok((s.clone(), v))
-                    })
-                    .collect::<Result<_>>()?;
-                // The placeholder is an extra: an image it fails on still gets
-                // its variants.
-                let placeholder = Placeholder::from_image(&img)
-                    .inspect_err(|e| tracing::warn!(error = %e, "no placeholder"))
-                    .ok();
-                Ok(Rendered {
-                    variants,
-                    image: ImageInfo {
-                        width: img.source_size.0,
-                        height: img.source_size.1,
-                        placeholder,
-                    },
-                })
-            })
-            .await
-            .map_err(|e| Error::TaskFailed {
-                reason: e.to_string(),
-            })?;
-            match rendered {
-                Ok(r) => Some(r),
-                Err(
-                    e @ (Error::UnsupportedImage { .. }
-                    | Error::ImageTooLarge { .. }
-                    | Error::CorruptImage { .. }),
-                ) => {
-                    return self
-                        .reject(key, version_id, meta.tag_count, manifest, e.to_string())
+                let content_type = sniffed.map(|s| s.mime).unwrap_or_default();
+                let input = MediaInput::new(body, content_type, variants.clone());
+                let span = tracing::info_span!("media", processor = processor.name());
+                let done =
+                    tokio::task::spawn_blocking(move || span.in_scope(|| processor.process(input)))
                         .await
-                        .map(Some);
+                        .map_err(|e| Error::TaskFailed {
+                            reason: e.to_string(),
+                        })?;
+                match done {
+                    Ok(p) => Some(p),
+                    Err(e) if e.is_rejection() => {
+                        return self
+                            .reject(key, version_id, meta.tag_count, manifest, e.to_string())
+                            .await
+                            .map(Some);
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
             }
-        } else {
-            None
+            None => None,
         };
         self.update_tags(
             key,
@@ -633,10 +589,16 @@ impl UploadProcessor {
                 Err(e) => return Err(e.into()),
             }
         }
-        let Some(Rendered { variants, image }) = rendered else {
+        let Some(Processed {
+            variants,
+            image,
+            media,
+        }) = processed
+        else {
             return Ok(Some(manifest));
         };
-        manifest.image = Some(image);
+        manifest.image = image;
+        manifest.media = media;
         for (spec, v) in variants {
             let vkey = variant_key(key, &spec, &meta.etag)?;
             let size = v.bytes.len() as u64;
