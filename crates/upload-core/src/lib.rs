@@ -21,7 +21,7 @@
 //! - [`Error`]: the error type of this crate ([`sign::SignError`] wraps it
 //!   for signers).
 //!
-//! With the `testkit` feature, [`testkit`] holds the conformance suites that
+//! With the `testkit` feature, `testkit` holds the conformance suites that
 //! every implementation of [`Storage`] and [`MultipartStore`] must pass.
 
 pub mod cors;

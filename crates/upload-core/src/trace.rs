@@ -7,9 +7,9 @@
 //!
 //! [`TraceParent`] parses and formats the header
 //! (<https://www.w3.org/TR/trace-context/#traceparent-header>) without any
-//! tracing library. With feature `otel`, [`TraceParent::of_span`] reads a
+//! tracing library. With feature `otel`, `TraceParent::of_span` reads a
 //! `tracing` span's OpenTelemetry context (through `tracing-opentelemetry`)
-//! and [`TraceParent::adopt`] makes a span its child.
+//! and `TraceParent::adopt` makes a span its child.
 
 use std::fmt;
 

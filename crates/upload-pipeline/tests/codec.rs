@@ -469,6 +469,7 @@ fn unsupported_jpeg_codings_are_named_on_every_decode_path() {
         ),
         (&sof5, "image/jpeg (hierarchical coding, SOF5)"),
     ];
+    #[cfg_attr(not(feature = "turbojpeg"), allow(unused_mut))]
     let mut codecs = vec![StandardCodec::default()];
     #[cfg(feature = "turbojpeg")]
     codecs.push(StandardCodec::default().with_libjpeg_turbo(false));
@@ -564,6 +565,7 @@ fn extreme_aspect_ratios_decode_and_get_one_pixel_thin_variants() {
         assert_eq!((v.width, v.height), (w.min(16_383), h.min(16_383)));
         // A JPEG strip, shrunk on load for the thumbnail on every path.
         let jpg = strip(w, h, ImageFormat::Jpeg);
+        #[cfg_attr(not(feature = "turbojpeg"), allow(unused_mut))]
         let mut codecs = vec![StandardCodec::default()];
         #[cfg(feature = "turbojpeg")]
         codecs.push(StandardCodec::default().with_libjpeg_turbo(false));

@@ -230,7 +230,7 @@ pub struct ObjectMeta {
     pub metadata: std::collections::BTreeMap<String, String>,
     /// How many tags the object (this version) carries, when the store
     /// says: S3 sends `x-amz-tagging-count` with GetObject only when the
-    /// object has tags, so [`S3Storage`](crate::s3::S3Storage) reads a GET
+    /// object has tags, so `S3Storage` (feature `s3`) reads a GET
     /// without it as `Some(0)`; a HEAD without it, a listing and a PUT
     /// answer give `None` (unknown). Lets a reader skip GetObjectTagging
     /// when there is nothing to merge with.
