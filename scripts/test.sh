@@ -139,30 +139,46 @@ bin_dir=$(cargo metadata --format-version 1 --no-deps --locked | python3 -c 'imp
 step "fuzz smoke: every target builds and runs 5 s without a crash (scripts/fuzz.sh; see fuzz/README.md)"
 FUZZ_SANITIZER=none scripts/fuzz.sh 5
 
-step "quickstart on the bundled photos"
+step "quickstart on the bundled samples (photos, HEIC, AVIF, JPEG XL, MP4, WebM, PDF; built with every feature)"
 out=$(mktemp -d)
 "$bin_dir/quickstart" --out "$out" > "$out/report.jsonl"
 cat "$out/report.jsonl"
 python3 - "$out/report.jsonl" <<'PY'
 import json, os, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-assert len(lines) == 7, f"expected 7 JSON lines (samples/photos), got {len(lines)}"
+assert len(lines) == 14, f"expected 14 JSON lines (the bundled samples), got {len(lines)}"
+by = {os.path.basename(r["file"]): r for r in lines}
 for r in lines:
+    if r["file"].endswith("_encrypted_aes256.pdf"):
+        assert r["verdict"] == "rejected" and "encrypted" in r["reason"] and r["variants"] == [], r
+        continue
     assert r["verdict"] == "clean", r
+    assert len(r["variants"]) == 2, r
     for v in r["variants"]:
         assert os.path.getsize(v["path"]) == v["bytes"] > 0, v
         assert v["width"] <= 1024 and v["height"] <= 1024, v
     m = json.load(open(r["manifest"]))
-    assert m["source"]["key"] == r["key"] and m.get("image") == r.get("image"), r
+    assert m["source"]["key"] == r["key"] and m.get("image") == r.get("image") and m.get("media") == r.get("media"), r
     if r["sniffed"].startswith("image/"):
         assert r["image"]["placeholder"]["dominant_color"].startswith("#"), r
-        assert len(r["variants"]) == 2, r
+    elif r["sniffed"].startswith("video/"):
+        assert r["media"]["kind"] == "video" and r["media"]["duration_ms"] in (2000, 2008), r
     else:
-        # a PDF is scanned and kept: no variants, no image facts
-        assert r["sniffed"] == "application/pdf" and r["variants"] == [] and "image" not in r, r
-big = [r for r in lines if "elephants_3840x2160" in r["file"]][0]
+        assert r["sniffed"] == "application/pdf" and r["media"]["kind"] == "document", r
+assert by["generated_letter_3pages.pdf"]["media"]["page_count"] == 3
+assert by["generated_testsrc_320x240_2s_h264_aac.mp4"]["media"]["video_codec"] == "h264"
+for name, dims in [
+    ("photo_elephants_3840x2160_progressive.jpg", [(256, 144), (1024, 576)]),
+    ("photo_example_1280x854.heic", [(256, 171), (1024, 683)]),
+    ("photo_example_800x533.avif", [(256, 171), (800, 533)]),
+    ("derived_hopper_lossy_d1.jxl", [(128, 128), (128, 128)]),
+    ("generated_testsrc_320x240_2s_h264_aac.mp4", [(256, 192), (320, 240)]),
+    ("generated_letter_3pages.pdf", [(198, 256), (792, 1024)]),
+]:
+    got = [(v["width"], v["height"]) for v in by[name]["variants"]]
+    assert got == dims, (name, got)
+big = by["photo_elephants_3840x2160_progressive.jpg"]
 assert big["upload"] == "multipart" and big["parts"] == 2, big
-assert [(v["width"], v["height"]) for v in big["variants"]] == [(256, 144), (1024, 576)], big
 print(f"quickstart: {len(lines)} files, {sum(len(r['variants']) for r in lines)} variants checked")
 PY
 rm -rf "$out"

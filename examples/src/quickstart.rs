@@ -18,7 +18,8 @@ use upload_core::{
 };
 use upload_multipart::{MemoryMultipartStore, PartPlan, presign_parts};
 use upload_pipeline::{
-    Manifest, MemoryQueue, Outcome, StandardCodec, Worker, WorkerConfig, manifest::manifest_key,
+    ImageCodec, Manifest, MemoryQueue, Outcome, StandardCodec, Worker, WorkerConfig,
+    manifest::manifest_key,
 };
 use upload_presign::{
     Credentials, LocalEndpoint, Presigner, RunningEndpoint, Verifier, presign_upload,
@@ -128,6 +129,10 @@ pub struct FileReport {
     /// colour), as the manifest records them; for images with variants.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<upload_pipeline::manifest::ImageInfo>,
+    /// A video's duration, size and codecs or a document's page count
+    /// (with the poster's placeholder), as the manifest records them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<upload_pipeline::manifest::MediaInfo>,
     /// Where the manifest was written: `DIR/{manifest key}` (absent when
     /// refused before upload).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -196,15 +201,19 @@ impl World {
         let processed = Arc::new(MemoryStorage::new(PROCESSED_BUCKET)?);
         let quarantine = Arc::new(MemoryStorage::new(QUARANTINE_BUCKET)?);
         let multipart = Arc::new(MemoryMultipartStore::new(uploads.clone()));
-        let policy = UploadPolicy::images_and_pdf(max_bytes)?;
+        let policy = UploadPolicy::media(max_bytes)?;
+        let codec: Arc<dyn ImageCodec> = Arc::new(StandardCodec::default());
         let worker = Worker::new(
             queue.clone(),
             uploads.clone(),
             processed.clone(),
             Arc::new(MemoryScanner::new()),
-            Arc::new(StandardCodec::default()),
+            codec.clone(),
             Quarantine::new(quarantine.clone(), ""),
-            WorkerConfig::new(policy.clone()).with_max_in_flight(2),
+            media_processors(
+                WorkerConfig::new(policy.clone()).with_max_in_flight(2),
+                &codec,
+            ),
         );
         let creds = Credentials::random();
         let endpoint = LocalEndpoint::new(Verifier::new(REGION, [creds.clone()]))
@@ -231,6 +240,24 @@ impl World {
             endpoint,
         })
     }
+}
+
+/// The PDF and video processors of the features `pdf` and `video` (each
+/// needs its Debian package at run time: `poppler-utils`, `ffmpeg`); without
+/// them PDFs and videos are scanned and kept without variants, and HEIC,
+/// AVIF and JPEG XL photos without `heif` / `jxl` are rejected as
+/// unsupported, naming the feature.
+fn media_processors(config: WorkerConfig, codec: &Arc<dyn ImageCodec>) -> WorkerConfig {
+    #[cfg(feature = "pdf")]
+    let config = config.with_processor(Arc::new(upload_pipeline::media::PdfProcessor::new(
+        codec.clone(),
+    )));
+    #[cfg(feature = "video")]
+    let config = config.with_processor(Arc::new(upload_pipeline::media::VideoProcessor::new(
+        codec.clone(),
+    )));
+    let _ = codec;
+    config
 }
 
 struct Uploaded {
@@ -270,6 +297,7 @@ pub async fn run(world: &World, opts: &Options) -> Result<Vec<FileReport>, Quick
                     reason: Some(reason),
                     variants: Vec::new(),
                     image: None,
+                    media: None,
                     manifest: None,
                     url: None,
                 });
@@ -345,6 +373,7 @@ pub async fn run(world: &World, opts: &Options) -> Result<Vec<FileReport>, Quick
             reason: manifest.reason.clone(),
             variants,
             image: manifest.image.clone(),
+            media: manifest.media.clone(),
             manifest: Some(opts.out.join(mkey.as_str()).display().to_string()),
             url,
         });
@@ -535,18 +564,37 @@ async fn write_file(path: &Path, body: &[u8]) -> Result<(), QuickstartError> {
     tokio::fs::write(path, body).await.map_err(io)
 }
 
-/// The bundled sample photos (`samples/photos`), sorted by name.
+/// The photos of `samples/testdata` the quickstart carries beside
+/// `samples/photos` and `samples/media`: an iPhone-style HEIC, an AVIF
+/// and a JPEG XL.
+pub const BUNDLED_TESTDATA: [&str; 3] = [
+    "photo_example_1280x854.heic",
+    "photo_example_800x533.avif",
+    "derived_hopper_lossy_d1.jxl",
+];
+
+/// The bundled samples (licences in `samples/MANIFEST.tsv`): every file of
+/// `samples/photos` (JPEG, PNG, a PDF) and of `samples/media` (MP4, WebM,
+/// PDFs, one of them encrypted), each folder sorted by name, then
+/// [`BUNDLED_TESTDATA`].
 ///
 /// # Errors
-/// If the directory cannot be read.
+/// If a directory or file cannot be read.
 pub fn bundled_samples() -> std::io::Result<Vec<PathBuf>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../samples/photos")
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../samples")
         .canonicalize()?;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    Ok(files)
+    let mut all = Vec::new();
+    for folder in ["photos", "media"] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(samples.join(folder))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        all.extend(files);
+    }
+    for name in BUNDLED_TESTDATA {
+        all.push(samples.join("testdata").join(name).canonicalize()?);
+    }
+    Ok(all)
 }

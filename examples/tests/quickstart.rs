@@ -19,6 +19,12 @@ fn by_name<'a>(reports: &'a [FileReport], name: &str) -> &'a FileReport {
         .unwrap_or_else(|| panic!("no report for {name}"))
 }
 
+/// The page count the JSON line carries for a document.
+#[cfg(feature = "pdf")]
+fn page_count(r: &FileReport) -> Option<u64> {
+    serde_json::to_value(r).unwrap()["media"]["page_count"].as_u64()
+}
+
 fn dims(r: &FileReport) -> Vec<(&str, u32, u32)> {
     r.variants
         .iter()
@@ -32,7 +38,7 @@ async fn bundled_photos_and_hostile_files_end_to_end() {
     let inputs = tmp.path().join("in");
     std::fs::create_dir_all(&inputs).unwrap();
     let mut files = quickstart::bundled_samples().unwrap();
-    assert_eq!(files.len(), 7, "{files:?}");
+    assert_eq!(files.len(), 14, "{files:?}");
     // A PDF carrying the project's test signature: the type passes, the
     // scanner catches it.
     let eicar = [b"%PDF-1.4\n".as_slice(), &upload_scan::test_marker()].concat();
@@ -130,16 +136,102 @@ async fn bundled_photos_and_hostile_files_end_to_end() {
     let png = by_name(&reports, "transparent.png");
     assert_eq!(dims(png), [("thumb", 200, 150), ("medium", 200, 150)]);
 
-    // PDF: scanned, kept, no image variants, served by presigned GET.
+    // PDF: with feature `pdf`, its first page (8 x 8 pt) as variants and
+    // its page count; without, scanned, kept, no variants, the original
+    // served by presigned GET.
     let pdf = by_name(&reports, "exiftool_PDF.pdf");
     assert_eq!(
         (pdf.verdict, pdf.sniffed.as_deref()),
         ("clean", Some("application/pdf"))
     );
-    assert!(pdf.variants.is_empty());
     let served = reqwest::get(pdf.url.clone().unwrap()).await.unwrap();
     assert_eq!(served.status().as_u16(), 200);
-    assert_eq!(served.bytes().await.unwrap().len(), 8907);
+    let served = served.bytes().await.unwrap();
+    #[cfg(feature = "pdf")]
+    {
+        assert_eq!(dims(pdf), [("thumb", 256, 256), ("medium", 1024, 1024)]);
+        assert_eq!(page_count(pdf), Some(1));
+        assert_eq!(served.len() as u64, pdf.variants[1].bytes);
+        let letter = by_name(&reports, "generated_letter_3pages.pdf");
+        assert_eq!(dims(letter), [("thumb", 198, 256), ("medium", 792, 1024)]);
+        assert_eq!(page_count(letter), Some(3));
+        let locked = by_name(&reports, "generated_letter_3pages_encrypted_aes256.pdf");
+        assert_eq!(locked.verdict, "rejected");
+        assert!(
+            locked.reason.as_deref().unwrap().contains("encrypted"),
+            "{locked:?}"
+        );
+        assert!(locked.variants.is_empty() && locked.url.is_none());
+    }
+    #[cfg(not(feature = "pdf"))]
+    {
+        assert!(pdf.variants.is_empty() && pdf.media.is_none());
+        assert_eq!(served.len(), 8907);
+        let locked = by_name(&reports, "generated_letter_3pages_encrypted_aes256.pdf");
+        assert_eq!((locked.verdict, locked.variants.len()), ("clean", 0));
+    }
+
+    // Videos: with feature `video`, a poster frame as variants and the
+    // duration, size and codecs; without, kept with no variants.
+    let mp4 = by_name(&reports, "generated_testsrc_320x240_2s_h264_aac.mp4");
+    let webm = by_name(&reports, "generated_testsrc2_256x144_2s_vp9_opus.webm");
+    assert_eq!(
+        (mp4.sniffed.as_deref(), webm.sniffed.as_deref()),
+        (Some("video/mp4"), Some("video/webm"))
+    );
+    #[cfg(feature = "video")]
+    {
+        assert_eq!(dims(mp4), [("thumb", 256, 192), ("medium", 320, 240)]);
+        assert_eq!(dims(webm), [("thumb", 256, 144), ("medium", 256, 144)]);
+        let line = serde_json::to_value(mp4).unwrap();
+        assert_eq!(line["media"]["kind"], "video");
+        assert_eq!(line["media"]["duration_ms"], 2000);
+        assert_eq!(line["media"]["video_codec"], "h264");
+        assert_eq!(line["media"]["audio_codec"], "aac");
+        let line = serde_json::to_value(webm).unwrap();
+        assert_eq!(line["media"]["duration_ms"], 2008);
+        assert_eq!(
+            (
+                line["media"]["video_codec"].as_str(),
+                line["media"]["audio_codec"].as_str()
+            ),
+            (Some("vp9"), Some("opus"))
+        );
+    }
+    #[cfg(not(feature = "video"))]
+    for v in [mp4, webm] {
+        assert_eq!(
+            (v.verdict, v.variants.len(), v.media.is_none()),
+            ("clean", 0, true)
+        );
+    }
+
+    // HEIC and AVIF (feature `heif`) and JPEG XL (feature `jxl`): decoded
+    // to variants, or rejected as unsupported naming the feature.
+    let heic = by_name(&reports, "photo_example_1280x854.heic");
+    let avif = by_name(&reports, "photo_example_800x533.avif");
+    let jxl = by_name(&reports, "derived_hopper_lossy_d1.jxl");
+    #[cfg(feature = "heif")]
+    {
+        assert_eq!(dims(heic), [("thumb", 256, 171), ("medium", 1024, 683)]);
+        assert_eq!(
+            heic.image.as_ref().map(|i| (i.width, i.height)),
+            Some((1280, 854))
+        );
+        assert_eq!(dims(avif), [("thumb", 256, 171), ("medium", 800, 533)]);
+    }
+    #[cfg(not(feature = "heif"))]
+    for r in [heic, avif] {
+        assert_eq!(r.verdict, "rejected");
+        assert!(r.reason.as_deref().unwrap().contains("heif"), "{r:?}");
+    }
+    #[cfg(feature = "jxl")]
+    assert_eq!(dims(jxl), [("thumb", 128, 128), ("medium", 128, 128)]);
+    #[cfg(not(feature = "jxl"))]
+    {
+        assert_eq!(jxl.verdict, "rejected");
+        assert!(jxl.reason.as_deref().unwrap().contains("jxl"), "{jxl:?}");
+    }
 
     // The served URL of an image returns the medium variant.
     let got = reqwest::get(rot.url.clone().unwrap()).await.unwrap();
@@ -185,8 +277,8 @@ async fn bundled_photos_and_hostile_files_end_to_end() {
 
     assert_eq!(
         world.uploads.len(),
-        8,
-        "7 bundled + fake jpg; EICAR moved, txt never uploaded"
+        15,
+        "14 bundled (rejected originals stay) + fake jpg; EICAR moved, txt never uploaded"
     );
     assert_eq!(world.multipart.uploads_in_progress(), 0);
     assert!(world.queue.is_empty(), "every message handled and deleted");

@@ -2,7 +2,8 @@
 //! prints one JSON line per file.
 //!
 //! ```text
-//! cargo run --release -p upload-examples --bin quickstart -- --out DIR [FILE...]
+//! scripts/quickstart.sh --out DIR [FILE...]   # installs the media packages, then:
+//! cargo run --release -p upload-examples --features media --bin quickstart -- --out DIR [FILE...]
 //! ```
 
 use std::path::PathBuf;
@@ -19,7 +20,7 @@ struct Args {
     /// Directory to write the variants into (created if missing).
     #[arg(long)]
     out: PathBuf,
-    /// Files to upload; the bundled sample photos when none is given.
+    /// Files to upload; the bundled samples (photos, HEIC, AVIF, JPEG XL, videos, PDFs) when none is given.
     files: Vec<PathBuf>,
     /// Files above this many bytes go multipart.
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
