@@ -420,11 +420,19 @@ fn avif_without_the_feature_is_a_clear_error() {
 /// Files that are not images the codec decodes, and why. With the `heif`
 /// feature HEIC and AVIF decode, and the metadata-only HEIF (a header
 /// without coded image data) is corrupt.
-const NOT_DECODED: [(&str, &str); 12] = [
+const NOT_DECODED: [(&str, &str); 14] = [
     ("photos/exiftool_PDF.pdf", "unsupported"),
     ("testdata/exiftool_QuickTime.heic", HEIF_OR("corrupt")),
     ("testdata/photo_example_1280x854.heic", HEIF_OR("decoded")),
     ("testdata/photo_example_800x533.avif", HEIF_OR("decoded")),
+    (
+        "testdata/derived_colorfulcups_400x640_irot90.heic",
+        HEIF_OR("decoded"),
+    ),
+    (
+        "testdata/derived_colorfulcups_640x400_10bit.heic",
+        HEIF_OR("decoded"),
+    ),
     // 22 bytes: a codestream signature and "<dummy jxl>".
     ("testdata/exiftool_JXL.jxl", JXL_OR("corrupt")),
     ("testdata/exiftool_Photoshop.psd", "unsupported"),
@@ -865,6 +873,63 @@ fn reduce8(image: &RgbImage) -> RgbImage {
         }
         image::Rgb(sum.map(|s| ((s + 32) / 64) as u8))
     })
+}
+
+/// A portrait HEIC as phones write it: the coded image is 640 x 400 and an
+/// essential `irot` property turns it 90 degrees anticlockwise. It decodes
+/// upright (400 x 640) with the pixels `heif-convert` gives, its thumbnail
+/// is portrait, and read without the rotation it would not match.
+#[cfg(feature = "heif")]
+#[test]
+fn a_heic_with_an_irot_transform_decodes_upright() {
+    let decoded = decode_full(&read("testdata/derived_colorfulcups_400x640_irot90.heic"));
+    assert_eq!((decoded.width(), decoded.height()), (400, 640));
+    assert_eq!(decoded.source_size, (400, 640));
+    assert_eq!(decoded.source_type, "image/heic");
+    assert_eq!(decoded.orientation, 1, "libheif applied the transform");
+    let ours = reduce8(&decoded.image.to_rgb8());
+    let want = image::load_from_memory(&read(
+        "testdata/derived_colorfulcups_irot90_heif_convert_reference_50x80.png",
+    ))
+    .unwrap()
+    .to_rgb8();
+    assert_eq!(ours.dimensions(), (50, 80));
+    let diff = mean_abs_diff(&ours, &want);
+    assert!(diff < 1.0, "mean difference {diff} from heif-convert");
+    // Turned back clockwise and forth again, the pixels are not the
+    // reference's: the rotation is what makes them match.
+    let flipped = image::imageops::rotate180(&ours);
+    assert!(mean_abs_diff(&flipped, &want) > 10.0);
+    let v = render(&decoded, &VariantSpec::thumb());
+    let thumb = rgb(&v);
+    assert_eq!(thumb.dimensions(), (160, 256));
+}
+
+/// A 10-bit HEIC (HEVC Main 10, as an iPhone's HDR photos) decodes to the
+/// 8-bit pixels of the 16-bit PNG it was encoded from, within the loss of
+/// the encoding: the samples are scaled from 10 bits, not truncated or
+/// read as 8-bit bytes.
+#[cfg(feature = "heif")]
+#[test]
+fn a_10_bit_heic_decodes_to_the_source_pixels() {
+    let decoded = decode_full(&read("testdata/derived_colorfulcups_640x400_10bit.heic"));
+    assert_eq!((decoded.width(), decoded.height()), (640, 400));
+    let ours = reduce8(&decoded.image.to_rgb8());
+    let source = image::load_from_memory(&read("testdata/derived_colorfulcups_640x400_16bit.png"))
+        .unwrap()
+        .to_rgb8();
+    let want = reduce8(&source);
+    let diff = mean_abs_diff(&ours, &want);
+    assert!(diff < 3.0, "mean difference {diff} from the 16-bit source");
+    // The brightest block is as bright as the source's: 10-bit samples
+    // read as 8-bit would be 4 times too dark or wrap.
+    let max = |img: &image::RgbImage| {
+        img.pixels()
+            .map(|p| p.0.iter().map(|&c| u32::from(c)).sum::<u32>())
+            .max()
+    };
+    let (a, b) = (max(&ours).unwrap(), max(&want).unwrap());
+    assert!(a.abs_diff(b) < 24, "brightest block {a} vs {b}");
 }
 
 /// HEIC (the libheif example photo, a 2-image file with an HEVC grid) and

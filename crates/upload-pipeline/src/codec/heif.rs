@@ -13,12 +13,13 @@
 //! every HEIF reader does. An embedded ICC profile (an iPhone's Display
 //! P3) is converted to sRGB like a JPEG's. An alpha plane is kept
 //! (un-premultiplied when the file says it is premultiplied). A 10- or
-//! 12-bit image is reduced to 8 bits by libheif.
+//! 12-bit image is decoded to 16-bit samples and reduced to 8 bits here,
+//! rounded to nearest.
 
 use image::{DynamicImage, ImageBuffer};
 use libheif_rs::{
-    ColorProfile, ColorSpace, DecodingOptions, HeifContext, HeifError, HeifErrorCode,
-    HeifErrorSubCode, LibHeif, RgbChroma, color_profile_types,
+    ColorProfile, ColorSpace, HeifContext, HeifError, HeifErrorCode, HeifErrorSubCode, LibHeif,
+    RgbChroma, color_profile_types,
 };
 
 use super::standard::{apply_icc, corrupt, too_large};
@@ -63,8 +64,12 @@ pub(super) fn decode(
     }
     let alpha = handle.has_alpha_channel();
     let channels: u64 = if alpha { 4 } else { 3 };
+    let hdr = handle.luma_bits_per_pixel() > 8;
+    let sample_bytes: usize = if hdr { 2 } else { 1 };
     let pixels = u64::from(width.max(coded.0)) * u64::from(height.max(coded.1));
-    let need = pixels * (channels + LIBHEIF_BYTES_PER_PIXEL);
+    // libheif's planes, its interleaved output (16-bit samples for a
+    // high bit depth) and our 8-bit copy.
+    let need = pixels * (channels * (1 + sample_bytes as u64) + LIBHEIF_BYTES_PER_PIXEL);
     if need > limits.max_alloc {
         return Err(too_large(
             width,
@@ -83,36 +88,52 @@ pub(super) fn decode(
         })
         .map(|p| p.data);
 
-    let mut options = DecodingOptions::new().ok_or_else(|| corrupt("libheif is out of memory"))?;
-    options.set_convert_hdr_to_8bit(true);
-    let chroma = if alpha {
-        RgbChroma::Rgba
-    } else {
-        RgbChroma::Rgb
+    // No decoding options are passed: libheif-rs 0.19's `LibHeif::decode`
+    // frees the options it is given before libheif reads them (a
+    // use-after-free that left `ignore_transformations` set from freed
+    // memory, so rotated iPhone photos came out sideways). libheif's
+    // defaults apply the transforms; a 10- or 12-bit image is asked for as
+    // 16-bit samples and reduced to 8 bits here.
+    let chroma = match (alpha, hdr) {
+        (false, false) => RgbChroma::Rgb,
+        (true, false) => RgbChroma::Rgba,
+        (false, true) => RgbChroma::HdrRgbLe,
+        (true, true) => RgbChroma::HdrRgbaLe,
     };
     let decoded = LibHeif::new()
-        .decode(&handle, ColorSpace::Rgb(chroma), Some(options))
+        .decode(&handle, ColorSpace::Rgb(chroma), None)
         .map_err(|e| map_error(e, mime))?;
     let plane = decoded
         .planes()
         .interleaved
         .ok_or_else(|| corrupt(format!("libheif gave no interleaved plane for {mime}")))?;
     let (w, h) = (plane.width, plane.height);
-    if plane.storage_bits_per_pixel != 8 * channels as u8 {
+    if usize::from(plane.storage_bits_per_pixel) != 8 * sample_bytes * channels as usize
+        || (hdr && !(9..=16).contains(&plane.bits_per_pixel))
+    {
         return Err(corrupt(format!(
-            "libheif gave {} bits per pixel for {mime}, expected {}",
+            "libheif gave {} bits per pixel ({} significant) for {mime}, expected {}",
             plane.storage_bits_per_pixel,
-            8 * channels
+            plane.bits_per_pixel,
+            8 * sample_bytes * channels as usize
         )));
     }
-    let row = w as usize * channels as usize;
+    let row = w as usize * channels as usize * sample_bytes;
     if plane.stride < row || plane.data.len() < plane.stride * (h as usize).saturating_sub(1) + row
     {
         return Err(corrupt(format!("libheif gave a short plane for {mime}")));
     }
-    let mut pixels = Vec::with_capacity(row * h as usize);
+    let mut pixels = Vec::with_capacity(w as usize * channels as usize * h as usize);
     for y in 0..h as usize {
-        pixels.extend_from_slice(&plane.data[y * plane.stride..y * plane.stride + row]);
+        let line = &plane.data[y * plane.stride..y * plane.stride + row];
+        if hdr {
+            pixels.extend(
+                line.chunks_exact(2)
+                    .map(|s| to_8bit(u16::from_le_bytes([s[0], s[1]]), plane.bits_per_pixel)),
+            );
+        } else {
+            pixels.extend_from_slice(line);
+        }
     }
     let mut image = if alpha {
         if handle.is_premultiplied_alpha() {
@@ -132,6 +153,13 @@ pub(super) fn decode(
         source_type: mime,
         orientation: 1,
     })
+}
+
+/// A `bits`-bit sample (9..=16) scaled to 8 bits, rounded to nearest.
+fn to_8bit(sample: u16, bits: u8) -> u8 {
+    let max = (1u32 << bits) - 1;
+    let v = u32::from(sample).min(max);
+    ((v * 255 + max / 2) / max) as u8
 }
 
 /// RGBA with colour premultiplied by alpha back to straight alpha.
@@ -171,6 +199,17 @@ fn map_error(err: HeifError, mime: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reduces_high_bit_depth_samples_to_8_bits() {
+        assert_eq!(super::to_8bit(0, 10), 0);
+        assert_eq!(super::to_8bit(1023, 10), 255);
+        assert_eq!(super::to_8bit(512, 10), 128);
+        assert_eq!(super::to_8bit(4095, 12), 255);
+        assert_eq!(super::to_8bit(2048, 12), 128);
+        // Out-of-range samples saturate rather than wrap.
+        assert_eq!(super::to_8bit(u16::MAX, 10), 255);
+    }
 
     #[test]
     fn unpremultiplies() {
