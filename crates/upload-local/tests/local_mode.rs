@@ -172,6 +172,12 @@ async fn a_photo_presigned_through_the_api_comes_back_as_variants() {
             .get("scan-status"),
         Some("CLEAN")
     );
+    // The worker deletes the message after it writes the manifest: wait
+    // for the delete rather than race it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while mode.queue().len().unwrap() != 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(mode.queue().len().unwrap(), 0, "the event was deleted");
     assert_eq!(mode.dead_letter_queue().len().unwrap(), 0);
     let stats = mode.shutdown().await.unwrap();
