@@ -28,6 +28,8 @@ mod error;
 mod multipart;
 mod sidecar;
 mod storage;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use capabilities::Capabilities;
 pub use error::BuildError;

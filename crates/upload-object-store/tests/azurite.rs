@@ -5,77 +5,10 @@
 
 use upload_core::testkit;
 use upload_object_store::ObjectStoreStorage;
-use upload_object_store::object_store::azure::MicrosoftAzureBuilder;
-
-/// Azurite's well-known development account and key (public, in Microsoft's
-/// Azurite docs).
-const ACCOUNT: &str = "devstoreaccount1";
-const KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-
-/// The account URL, `http://127.0.0.1:PORT/devstoreaccount1`.
-fn endpoint() -> String {
-    std::env::var("UPLOAD_SDK_AZURITE_BLOB_ENDPOINT").expect(
-        "UPLOAD_SDK_AZURITE_BLOB_ENDPOINT is unset: run these tests through scripts/test.sh, \
-         which starts Azurite (scripts/azurite.sh)",
-    )
-}
-
-/// Creates `container` (Create Container, signed with Shared Key; a
-/// container that exists already is fine): object_store cannot create
-/// containers.
-async fn create_container(container: &str) {
-    use base64::Engine as _;
-    use hmac::Mac;
-    let url = format!("{}/{container}?restype=container", endpoint());
-    let now = time::OffsetDateTime::now_utc();
-    let date = format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        &now.weekday().to_string()[..3],
-        now.day(),
-        &now.month().to_string()[..3],
-        now.year(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
-    let version = "2021-08-06";
-    let to_sign = format!(
-        "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n/{ACCOUNT}/{ACCOUNT}/{container}\nrestype:container"
-    );
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&b64.decode(KEY).unwrap()).unwrap();
-    mac.update(to_sign.as_bytes());
-    let sig = b64.encode(mac.finalize().into_bytes());
-    let resp = reqwest::Client::new()
-        .put(&url)
-        .header("x-ms-date", date)
-        .header("x-ms-version", version)
-        .header("Content-Length", "0")
-        .header("Authorization", format!("SharedKey {ACCOUNT}:{sig}"))
-        .send()
-        .await
-        .expect("Azurite answers");
-    let status = resp.status().as_u16();
-    assert!(
-        status == 201 || status == 409,
-        "Create Container {container}: {status} {}",
-        resp.text().await.unwrap_or_default()
-    );
-}
 
 /// A fresh container on Azurite as an [`ObjectStoreStorage`].
 async fn storage(container: &str) -> ObjectStoreStorage {
-    create_container(container).await;
-    let azure = MicrosoftAzureBuilder::new()
-        .with_account(ACCOUNT)
-        .with_access_key(KEY)
-        .with_container_name(container)
-        .with_endpoint(endpoint())
-        .with_allow_http(true)
-        .build()
-        .expect("an Azure store on Azurite");
-    ObjectStoreStorage::azure(container, azure).unwrap()
+    upload_object_store::testkit::azurite_storage(container).await
 }
 
 fn run_prefix() -> String {
