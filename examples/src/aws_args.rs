@@ -44,7 +44,8 @@ impl AwsArgs {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info` for our crates).
+/// Logs to stderr, filtered by `RUST_LOG` (default `info` for our crates
+/// and binaries, `warn` for the rest).
 pub fn init_tracing() {
     init_tracing_with(false);
 }
@@ -90,7 +91,7 @@ pub fn init_tracing_otlp(
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
-            "warn,upload_core=info,upload_pipeline=info,upload_scan=info,upload_presign=info,upload_server=info,upload_examples=info,presign_server=info,worker=info",
+            "warn,upload_core=info,upload_pipeline=info,upload_scan=info,upload_presign=info,upload_server=info,upload_local=info,upload_object_store=info,upload_examples=info,presign_server=info,worker=info,upload_dev=info",
         )
     });
     let _ = tracing_subscriber::registry()

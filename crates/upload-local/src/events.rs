@@ -163,6 +163,24 @@ where
     }
 }
 
+impl<S> EventPublishingStorage<S>
+where
+    S: Storage + MultipartStore + 'static,
+{
+    /// Sends `ObjectCreated:CompleteMultipartUpload` for a completed
+    /// upload (either completion) and hands its object back.
+    async fn completed(&self, key: &ObjectKey, meta: ObjectMeta) -> ObjectMeta {
+        self.emit(
+            MultipartStore::bucket(self),
+            key,
+            "ObjectCreated:CompleteMultipartUpload",
+            Some(&meta),
+        )
+        .await;
+        meta
+    }
+}
+
 #[async_trait]
 impl<S> MultipartStore for EventPublishingStorage<S>
 where
@@ -215,14 +233,7 @@ where
             .inner
             .complete_multipart_upload(key, upload_id, parts)
             .await?;
-        self.emit(
-            MultipartStore::bucket(self),
-            key,
-            "ObjectCreated:CompleteMultipartUpload",
-            Some(&meta),
-        )
-        .await;
-        Ok(meta)
+        Ok(self.completed(key, meta).await)
     }
 
     async fn complete_multipart_upload_create_only(
@@ -235,14 +246,7 @@ where
             .inner
             .complete_multipart_upload_create_only(key, upload_id, parts)
             .await?;
-        self.emit(
-            MultipartStore::bucket(self),
-            key,
-            "ObjectCreated:CompleteMultipartUpload",
-            Some(&meta),
-        )
-        .await;
-        Ok(meta)
+        Ok(self.completed(key, meta).await)
     }
 
     async fn abort_multipart_upload(&self, key: &ObjectKey, upload_id: &str) -> Result<()> {

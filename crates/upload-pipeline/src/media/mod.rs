@@ -226,6 +226,28 @@ pub(crate) fn registry(
     all.into()
 }
 
+/// A poster a tool rendered (a PDF's first page, a video frame) as PNG
+/// bytes: decoded under `limits` (a poster that does not decode is the
+/// upload's fault: `rejected` with [`MediaRejection::Corrupt`] naming
+/// `what`), then rendered into each of `specs` by [`render_all`]. Returns
+/// the poster's upright size, the variants and the placeholder.
+pub(crate) fn render_poster(
+    codec: &dyn ImageCodec,
+    png: &[u8],
+    limits: &DecodeLimits,
+    specs: &[VariantSpec],
+    what: &str,
+    rejected: impl FnOnce(MediaRejection) -> crate::Error,
+) -> Result<((u32, u32), Rendered, Option<crate::codec::Placeholder>)> {
+    let poster = codec.decode(png, limits).map_err(|e| {
+        rejected(MediaRejection::Corrupt {
+            detail: format!("{what}: {e}"),
+        })
+    })?;
+    let (variants, placeholder) = render_all(codec, &poster, specs)?;
+    Ok((poster.source_size, variants, placeholder))
+}
+
 /// Variants with the specs they were rendered for.
 pub(crate) type Rendered = Vec<(VariantSpec, EncodedVariant)>;
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::tool::{self, RunLimits};
-use super::{MediaInput, MediaProcessor, MediaRejection, Processed, render_all};
+use super::{MediaInput, MediaProcessor, MediaRejection, Processed, render_poster};
 use crate::codec::{DecodeLimits, Fit, ImageCodec, VariantSpec};
 use crate::error::{Error, Result};
 use crate::manifest::{DocumentInfo, MediaInfo};
@@ -344,15 +344,14 @@ impl MediaProcessor for PdfProcessor {
                 detail: ran.error_detail("pdftoppm"),
             }));
         }
-        let page = self
-            .codec
-            .decode(&ran.stdout, &self.decode_limits)
-            .map_err(|e| {
-                self.rejected(MediaRejection::Corrupt {
-                    detail: format!("the rendered first page: {e}"),
-                })
-            })?;
-        let (variants, placeholder) = render_all(self.codec.as_ref(), &page, &variants)?;
+        let (_, variants, placeholder) = render_poster(
+            self.codec.as_ref(),
+            &ran.stdout,
+            &self.decode_limits,
+            &variants,
+            "the rendered first page",
+            |reason| self.rejected(reason),
+        )?;
         document.placeholder = placeholder;
         Ok(Processed {
             variants,

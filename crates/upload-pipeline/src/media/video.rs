@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::tool::{self, RunLimits};
-use super::{MediaInput, MediaProcessor, MediaRejection, Processed, render_all};
+use super::{MediaInput, MediaProcessor, MediaRejection, Processed, render_poster};
 use crate::codec::{DecodeLimits, ImageCodec};
 use crate::error::{Error, Result};
 use crate::manifest::{MediaInfo, VideoInfo};
@@ -367,18 +367,17 @@ impl MediaProcessor for VideoProcessor {
                 },
             }));
         }
-        let poster = self
-            .codec
-            .decode(&ran.stdout, &self.decode_limits)
-            .map_err(|e| {
-                rejected(MediaRejection::Corrupt {
-                    detail: format!("the poster frame: {e}"),
-                })
-            })?;
+        let ((width, height), variants, placeholder) = render_poster(
+            self.codec.as_ref(),
+            &ran.stdout,
+            &self.decode_limits,
+            &variants,
+            "the poster frame",
+            rejected,
+        )?;
         // The size as displayed: the poster is upright.
-        info.width = poster.source_size.0;
-        info.height = poster.source_size.1;
-        let (variants, placeholder) = render_all(self.codec.as_ref(), &poster, &variants)?;
+        info.width = width;
+        info.height = height;
         info.placeholder = placeholder;
         Ok(Processed {
             variants,
